@@ -1,0 +1,39 @@
+# The two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PORT ?= 8000
+PY := .venv/bin/python
+VAR := $(or $(DATA_DIR),$(CURDIR)/var)
+
+.PHONY: run test stop setup test-setup lint bench bench-quick crowd-sim crowd-sim-quick
+
+setup:
+	@tools/bootstrap.sh
+	@tools/services.sh start imagemonkey
+	@mkdir -p "$(VAR)/media" "$(VAR)/logs"
+	@test -s "$(VAR)/secret_key" || (umask 077; $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > "$(VAR)/secret_key")
+	@$(PY) manage.py migrate --no-input -v 0
+	@$(PY) manage.py populate_labels
+	@$(PY) manage.py collectstatic --no-input -v 0
+
+run: setup
+	@echo "==> ImageMonkey at http://127.0.0.1:$(PORT)  (Ctrl-C stops it; 'make stop' stops PostgreSQL and Redis)"
+	@exec .venv/bin/gunicorn imagemonkey.wsgi --bind 127.0.0.1:$(PORT) --workers $${WORKERS:-3} \
+		--timeout 60 --access-logfile - --error-logfile - --capture-output
+
+stop:
+	@tools/services.sh stop
+
+test-setup:
+	@tools/bootstrap.sh dev
+	@tools/services.sh start imagemonkey
+	@mkdir -p "$(VAR)/media"
+	@test -s "$(VAR)/secret_key" || (umask 077; $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > "$(VAR)/secret_key")
+
+lint:
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+
+test: test-setup lint
+	@$(PY) manage.py makemigrations --check --dry-run
+	@$(PY) manage.py collectstatic --no-input -v 0
+	@CACHE_KEY_PREFIX=test .venv/bin/pytest --create-db $(PYTEST_ARGS)

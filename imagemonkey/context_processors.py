@@ -1,0 +1,25 @@
+from django.urls import NoReverseMatch, reverse
+
+# (url name, text). An entry whose page does not exist in this build is left out.
+NAVIGATION = [
+    ("donations:donate", "Donate"),
+    ("validation:validate", "Validate"),
+    ("donations:browse", "Browse"),
+    ("validation:export", "Export"),
+    ("validation:statistics", "Statistics"),
+    ("about", "About & API"),
+]
+
+
+def _navigation() -> list[tuple[str, str]]:
+    items = []
+    for name, text in NAVIGATION:
+        try:
+            items.append((reverse(name), text))
+        except NoReverseMatch:
+            continue
+    return items
+
+
+def site(request):
+    return {"navigation": _navigation()}

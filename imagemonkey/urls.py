@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("about", views.about, name="about"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("v1/", include("labels.api_urls")),
+    path("", include("labels.urls")),
+]
+
+handler404 = "imagemonkey.views.page_not_found"
+handler500 = "imagemonkey.views.server_error"

@@ -1,0 +1,84 @@
+"""Site-wide pages: home, about, health, errors."""
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from donations.models import Image
+from labels.models import Label
+from validation.models import ImageLabel
+
+HOME_COUNTS_SECONDS = 30
+
+
+def home_counts() -> dict[str, int]:
+    """Live totals for the home page, cached briefly so a visit aggregates nothing big."""
+    counts = cache.get("home:counts")
+    if counts is None:
+        counts = {
+            "images": Image.objects.public().count(),
+            "labels": Label.objects.taggable().top_level().count(),
+            "validated": ImageLabel.objects.public().validated().count(),
+        }
+        cache.set("home:counts", counts, HOME_COUNTS_SECONDS)
+    return counts
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html", {"counts": home_counts()})
+
+
+@require_GET
+def about(request: HttpRequest) -> HttpResponse:
+    return render(request, "about.html")
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Database and Redis reachable? 200 when both are, 503 naming what is not."""
+    from django.core.cache import caches
+
+    problems = []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        problems.append("database")
+    try:
+        caches["ratelimit"].get("healthz")
+    except Exception:
+        problems.append("redis")
+    if problems:
+        return JsonResponse({"status": "unhealthy", "failing": problems}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
+    """django-ratelimit's answer: 429 with a reason, JSON for the API."""
+    message = "Too many requests in a short time. Please wait a minute and try again."
+    if request.path.startswith("/v1/"):
+        response = JsonResponse({"error": message}, status=429)
+    else:
+        response = render(request, "429.html", {"message": message}, status=429)
+    response["Retry-After"] = "60"
+    return response
+
+
+def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    if request.path.startswith("/v1/"):
+        return JsonResponse({"error": "not found"}, status=404)
+    return render(request, "404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/v1/"):
+        return JsonResponse({"error": "internal error; it has been logged"}, status=500)
+    # No context processors here: the error may have come from them.
+    from django.template import loader
+
+    return HttpResponse(loader.get_template("500.html").render(), status=500)

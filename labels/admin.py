@@ -1,0 +1,204 @@
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from .models import Label, LabelSuggestion, Synonym
+
+
+class SublabelInline(admin.TabularInline):
+    model = Label
+    fk_name = "parent"
+    fields = ["name", "description", "active"]
+    extra = 0
+    verbose_name = "sublabel (part)"
+    verbose_name_plural = "sublabels (parts)"
+    show_change_link = True
+
+
+class SynonymInline(admin.TabularInline):
+    model = Synonym
+    extra = 0
+
+
+class CategoryFilter(admin.SimpleListFilter):
+    title = "category"
+    parameter_name = "category"
+
+    def lookups(self, request, model_admin):
+        used = Label.objects.filter(members__isnull=False).distinct().order_by("name")
+        return [(label.pk, label.name) for label in used]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(categories__pk=self.value())
+        return queryset
+
+
+class KindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("label", "Labels"), ("sublabel", "Sublabels (parts)"), ("meta", "Meta labels")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "label":
+            return queryset.filter(parent__isnull=True, is_meta=False)
+        if self.value() == "sublabel":
+            return queryset.filter(parent__isnull=False)
+        if self.value() == "meta":
+            return queryset.filter(is_meta=True)
+        return queryset
+
+
+class MergeForm(forms.Form):
+    target = forms.ModelChoiceField(
+        queryset=Label.objects.all(),
+        label="Merge into",
+        help_text="Every image–label pair and vote moves to this label.",
+    )
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "parent", "kind", "active", "images", "votes", "category_list"]
+    list_filter = ["active", KindFilter, CategoryFilter]
+    search_fields = ["name", "description", "synonyms__name", "parent__name"]
+    list_select_related = ["parent"]
+    filter_horizontal = ["categories"]
+    autocomplete_fields = ["parent"]
+    readonly_fields = ["slug", "created"]
+    inlines = [SublabelInline, SynonymInline]
+    actions = ["deactivate", "activate", "merge"]
+    list_per_page = 100
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_usage().prefetch_related("categories")
+
+    @admin.display(description="kind")
+    def kind(self, label):
+        if label.is_meta:
+            return "meta"
+        return "part" if label.parent_id else "label"
+
+    @admin.display(description="images", ordering="image_count")
+    def images(self, label):
+        return label.image_count
+
+    @admin.display(description="votes", ordering="vote_count")
+    def votes(self, label):
+        return label.vote_count
+
+    @admin.display(description="is a")
+    def category_list(self, label):
+        return ", ".join(c.name for c in label.categories.all())
+
+    @admin.action(description="Deactivate the selected labels (stop offering them)")
+    def deactivate(self, request, queryset):
+        count = queryset.update(active=False)
+        self.message_user(request, f"{count} label(s) deactivated.", messages.SUCCESS)
+
+    @admin.action(description="Activate the selected labels")
+    def activate(self, request, queryset):
+        count = queryset.update(active=True)
+        self.message_user(request, f"{count} label(s) activated.", messages.SUCCESS)
+
+    @admin.action(description="Merge the selected labels into another label…")
+    def merge(self, request, queryset):
+        from validation.models import ImageLabel, Vote
+
+        sources = list(queryset.select_related("parent"))
+        form = MergeForm(request.POST if "confirm" in request.POST else None)
+        form.fields["target"].queryset = Label.objects.exclude(
+            pk__in=[s.pk for s in sources]
+        ).select_related("parent")
+        if form.is_valid():
+            target = form.cleaned_data["target"]
+            try:
+                with transaction.atomic():
+                    totals = {"pairs_moved": 0, "pairs_combined": 0, "votes_dropped": 0}
+                    for source in sources:
+                        for key, value in source.merge_into(target).items():
+                            totals[key] = totals.get(key, 0) + value
+            except ValueError as error:
+                self.message_user(request, str(error), messages.ERROR)
+                return None
+            self.message_user(
+                request,
+                f"Merged {', '.join(s.full_name for s in sources)} into {target}: "
+                f"{totals['pairs_moved']} pair(s) moved, {totals['pairs_combined']} combined "
+                f"with existing pairs, {totals['votes_dropped']} duplicate vote(s) dropped.",
+                messages.SUCCESS,
+            )
+            return redirect("admin:labels_label_changelist")
+        impact = [
+            {
+                "label": source,
+                "pairs": ImageLabel.objects.filter(label=source).count(),
+                "votes": Vote.objects.filter(pair__label=source).count(),
+                "sublabels": source.sublabels.count(),
+                "synonyms": source.synonyms.count(),
+            }
+            for source in sources
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Merge labels",
+            "opts": self.model._meta,
+            "form": form,
+            "impact": impact,
+            "queryset": queryset,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/labels/merge_confirmation.html", context)
+
+
+@admin.register(LabelSuggestion)
+class LabelSuggestionAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "times_requested",
+        "pending_images",
+        "status",
+        "label",
+        "last_requested",
+    ]
+    list_filter = ["status"]
+    search_fields = ["name"]
+    readonly_fields = ["times_requested", "created", "last_requested", "decided_at", "decided_by"]
+    actions = ["accept", "reject"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_uses=Count("uses")).select_related("label")
+
+    @admin.display(description="images waiting", ordering="n_uses")
+    def pending_images(self, suggestion):
+        return suggestion.n_uses
+
+    @admin.action(description="Accept: create the label and tag the waiting images")
+    def accept(self, request, queryset):
+        for suggestion in queryset:
+            try:
+                label = suggestion.accept(by=request.user)
+            except ValueError as error:
+                self.message_user(request, str(error), messages.WARNING)
+                continue
+            self.message_user(
+                request,
+                format_html("Accepted “{}” as the label “{}”.", suggestion.name, label.name),
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Reject the selected suggestions")
+    def reject(self, request, queryset):
+        for suggestion in queryset:
+            try:
+                suggestion.reject(by=request.user)
+            except ValueError as error:
+                self.message_user(request, str(error), messages.WARNING)
+                continue
+            self.message_user(request, f"Rejected “{suggestion.name}”.", messages.SUCCESS)

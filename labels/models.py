@@ -1,0 +1,370 @@
+"""The label taxonomy: what can be tagged, how labels relate, and what donors ask for."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Lower
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+
+def normalize_name(text: str) -> str:
+    """Fold the ways people type a label into one form: 'Traffic  Light ' → 'traffic light'."""
+    return " ".join(text.split()).lower()
+
+
+class LabelQuerySet(models.QuerySet):
+    def active(self) -> LabelQuerySet:
+        return self.filter(active=True)
+
+    def top_level(self) -> LabelQuerySet:
+        return self.filter(parent__isnull=True)
+
+    def taggable(self) -> LabelQuerySet:
+        """Labels a person may put on a picture: active, not meta, with an active parent."""
+        return (
+            self.active()
+            .filter(is_meta=False)
+            .filter(Q(parent__isnull=True) | Q(parent__active=True))
+        )
+
+    def named(self, name: str) -> LabelQuerySet:
+        return self.alias(lname=Lower("name")).filter(lname=normalize_name(name))
+
+    def resolve(self, text: str) -> Label | None:
+        """The taggable label that `text` names: a label, a synonym, or 'parent/part'."""
+        text = normalize_name(text)
+        if not text:
+            return None
+        if "/" in text:
+            parent_name, _, part = (piece.strip() for piece in text.partition("/"))
+            parent = self.resolve(parent_name)
+            if parent is None or parent.parent_id is not None:
+                return None
+            return self.taggable().filter(parent=parent).named(part).first()
+        label = self.taggable().top_level().named(text).first()
+        if label is not None:
+            return label
+        synonym = (
+            Synonym.objects.select_related("label")
+            .alias(lname=Lower("name"))
+            .filter(lname=text, label__active=True, label__is_meta=False)
+            .first()
+        )
+        return synonym.label if synonym else None
+
+    def with_usage(self) -> LabelQuerySet:
+        """Annotate image and vote counts with one subquery each (no N+1, no join fan-out)."""
+        from validation.models import ImageLabel, Vote
+
+        pairs = (
+            ImageLabel.objects.filter(label=OuterRef("pk"))
+            .order_by()
+            .values("label")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        votes = (
+            Vote.objects.filter(pair__label=OuterRef("pk"))
+            .order_by()
+            .values("pair__label")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return self.annotate(
+            image_count=Coalesce(Subquery(pairs), 0),
+            vote_count=Coalesce(Subquery(votes), 0),
+        )
+
+
+class Label(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sublabels",
+        help_text="Set for a part of another label (dog → eye is shown as dog/eye).",
+    )
+    categories = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="members",
+        help_text="What this label is a kind of (dog → animal).",
+    )
+    plural = models.CharField(max_length=100, blank=True)
+    is_meta = models.BooleanField(
+        "meta label",
+        default=False,
+        help_text="A category that groups labels but is not offered for tagging.",
+    )
+    active = models.BooleanField(default=True, help_text="Inactive labels are not offered.")
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = LabelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "parent",
+                name="label_name_unique_per_parent",
+                nulls_distinct=False,
+                violation_error_message="A label with this name already exists here.",
+            ),
+            models.CheckConstraint(
+                condition=Q(parent__isnull=True) | Q(is_meta=False),
+                name="sublabels_are_not_meta",
+                violation_error_message="A sublabel cannot be a meta label.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(name=""),
+                name="label_name_not_empty",
+                violation_error_message="A label needs a name.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    def save(self, *args, **kwargs):
+        self.name = normalize_name(self.name)
+        if not self.slug:
+            base = slugify(self.full_name.replace("/", " ")) or "label"
+            slug, n = base, 2
+            while Label.objects.filter(slug=slug).exclude(pk=self.pk).exists():
+                slug, n = f"{base}-{n}", n + 1
+            self.slug = slug
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("donations:browse") + f"?label={self.slug}"
+
+    @property
+    def full_name(self) -> str:
+        """'dog' for a label, 'dog/eye' for a sublabel."""
+        if self.parent_id is not None:
+            return f"{self.parent.name}/{self.name}"
+        return self.name
+
+    @property
+    def accessor(self) -> str:
+        """How export queries name this label: dog, or dog.has='eye'."""
+        if self.parent_id is not None:
+            return f"{self.parent.name}.has='{self.name}'"
+        return self.name
+
+    def ancestors(self) -> set[int]:
+        """Ids of every category above this label (for cycle checks)."""
+        seen: set[int] = set()
+        frontier = {self.pk}
+        while frontier:
+            ids = set(
+                Label.categories.through.objects.filter(from_label_id__in=frontier).values_list(
+                    "to_label_id", flat=True
+                )
+            )
+            frontier = ids - seen
+            seen |= ids
+        return seen
+
+    @transaction.atomic
+    def merge_into(self, target: Label) -> dict[str, int]:
+        """Move everything that uses this label onto `target`, then delete this label.
+
+        Pairs on the same image are combined: a voter who voted on both keeps the
+        vote on the target pair, and the counts are recomputed from the votes.
+        Sublabels move under the target (and merge with its sublabels of the
+        same name); this label's name and synonyms become synonyms of the target.
+        """
+        from validation.models import ImageLabel
+
+        if target.pk == self.pk:
+            raise ValueError("A label cannot be merged into itself.")
+        if target.parent_id is not None and target.parent_id == self.pk:
+            raise ValueError("A label cannot be merged into one of its own sublabels.")
+        moved = {"pairs_moved": 0, "pairs_combined": 0, "votes_moved": 0, "votes_dropped": 0}
+        for pair in ImageLabel.objects.filter(label=self).select_for_update():
+            existing = ImageLabel.objects.filter(image_id=pair.image_id, label=target).first()
+            if existing is None:
+                pair.label = target
+                pair.save(update_fields=["label"])
+                moved["pairs_moved"] += 1
+                continue
+            dropped = pair.votes.filter(voter__in=existing.votes.values("voter")).delete()[0]
+            moved["votes_dropped"] += dropped
+            moved["votes_moved"] += pair.votes.update(pair=existing)
+            moved["pairs_combined"] += 1
+            pair.delete()
+            existing.recount()
+
+        for sub in list(self.sublabels.all()):
+            twin = target.sublabels.named(sub.name).first()
+            if twin is not None:
+                for key, value in sub.merge_into(twin).items():
+                    moved[key] += value
+            else:
+                sub.parent = target
+                sub.slug = ""
+                sub.save()
+        for member in self.members.all():
+            member.categories.remove(self)
+            if member.pk != target.pk:
+                member.categories.add(target)
+        for category in self.categories.exclude(pk=target.pk):
+            target.categories.add(category)
+        LabelSuggestion.objects.filter(label=self).update(label=target)
+        taken = {s.lower() for s in Synonym.objects.values_list("name", flat=True)}
+        for synonym in self.synonyms.all():
+            synonym.label = target
+            synonym.save(update_fields=["label"])
+        self.delete()
+        name_is_free = (
+            self.name not in taken and not Label.objects.top_level().named(self.name).exists()
+        )
+        if self.parent_id is None and target.parent_id is None and name_is_free:
+            Synonym.objects.create(name=self.name, label=target)
+        return moved
+
+
+class Synonym(models.Model):
+    name = models.CharField(max_length=100)
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="synonyms")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="synonym_name_unique",
+                violation_error_message="This synonym already points to a label.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.label}"
+
+    def save(self, *args, **kwargs):
+        self.name = normalize_name(self.name)
+        super().save(*args, **kwargs)
+
+
+class LabelSuggestionQuerySet(models.QuerySet):
+    def pending(self) -> LabelSuggestionQuerySet:
+        return self.filter(status=LabelSuggestion.Status.PENDING)
+
+    def record(self, text: str, image=None) -> LabelSuggestion:
+        """Count one more request for `text`, remembering the image it was meant for."""
+        name = normalize_name(text)[:100]
+        suggestion, _ = self.get_or_create(name=name)
+        LabelSuggestion.objects.filter(pk=suggestion.pk).update(
+            times_requested=models.F("times_requested") + 1, last_requested=timezone.now()
+        )
+        if image is not None:
+            SuggestionUse.objects.get_or_create(suggestion=suggestion, image=image)
+        suggestion.refresh_from_db()
+        return suggestion
+
+
+class LabelSuggestion(models.Model):
+    """A label that donors typed but the taxonomy lacks; curators accept or reject it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    name = models.CharField(max_length=100)
+    times_requested = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    label = models.ForeignKey(
+        Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="suggestions"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    last_requested = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = LabelSuggestionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-times_requested", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="suggestion_name_unique",
+                violation_error_message="This label has already been suggested.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "accepted", "rejected"]),
+                name="suggestion_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="accepted") | Q(label__isnull=False),
+                name="accepted_suggestion_has_label",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @transaction.atomic
+    def accept(self, *, by=None, description: str = "", label: Label | None = None) -> Label:
+        """Create the label (or use `label`), and turn every pending use into a real pair."""
+        from validation.models import ImageLabel
+
+        locked = LabelSuggestion.objects.select_for_update().get(pk=self.pk)
+        if locked.status != self.Status.PENDING:
+            raise ValueError(f"“{self.name}” was already {locked.get_status_display().lower()}.")
+        if label is None:
+            label = Label.objects.top_level().named(self.name).first()
+        if label is None:
+            label = Label.objects.create(name=self.name, description=description)
+        for use in self.uses.select_related("image"):
+            ImageLabel.objects.get_or_create(image=use.image, label=label)
+        self.uses.all().delete()
+        self.status = self.Status.ACCEPTED
+        self.label = label
+        self.decided_at = timezone.now()
+        self.decided_by = by
+        self.save()
+        return label
+
+    @transaction.atomic
+    def reject(self, *, by=None) -> None:
+        locked = LabelSuggestion.objects.select_for_update().get(pk=self.pk)
+        if locked.status != self.Status.PENDING:
+            raise ValueError(f"“{self.name}” was already {locked.get_status_display().lower()}.")
+        self.uses.all().delete()
+        self.status = self.Status.REJECTED
+        self.decided_at = timezone.now()
+        self.decided_by = by
+        self.save()
+
+
+class SuggestionUse(models.Model):
+    """An image a donor wanted to tag with a suggested label; becomes a pair on acceptance."""
+
+    suggestion = models.ForeignKey(LabelSuggestion, on_delete=models.CASCADE, related_name="uses")
+    image = models.ForeignKey(
+        "donations.Image", on_delete=models.CASCADE, related_name="suggestion_uses"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["suggestion", "image"], name="one_use_per_image"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.suggestion} on {self.image_id}"

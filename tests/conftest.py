@@ -1,0 +1,95 @@
+"""Test set-up: a real PostgreSQL test database, a private Redis key space and a
+temporary MEDIA_ROOT; Playwright drives Debian's Chromium for browser tests."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.cache import caches
+from django.test import override_settings
+
+# Playwright's sync API runs an event loop in this thread; Django would
+# otherwise refuse ORM calls from the test body.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_storage_and_cache():
+    """Keep tests away from the development instance's media and Redis keys."""
+    media = tempfile.mkdtemp(prefix="imagemonkey-test-media-")
+    caches_conf = {
+        name: {**conf, "KEY_PREFIX": f"test{os.getpid()}:{conf.get('KEY_PREFIX', '')}"}
+        for name, conf in django_settings.CACHES.items()
+    }
+    # The live test server serves static files from the app folders (finders),
+    # so tests use plain names rather than the hashed names of the manifest.
+    storages = {
+        **django_settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(MEDIA_ROOT=Path(media), CACHES=caches_conf, STORAGES=storages):
+        yield
+    shutil.rmtree(media, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    yield
+    for name in ("default", "ratelimit"):
+        # A test that stopped Redis must not fail the next one.
+        with contextlib.suppress(Exception):
+            caches[name].delete_pattern("*")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: `apt-get install chromium` (make test installs it)")
+    with playwright_api.sync_playwright() as playwright:
+        # Playwright starts Chromium with a new, empty, temporary profile
+        # (user-data dir) on every launch and removes it afterwards.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh browser context (its own cookies) pointed at the live test server."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if message.type == "error" else None,
+    )
+    yield page
+    context.close()
+    assert not errors, f"the page reported errors: {errors}"
+
+
+@pytest.fixture
+def screenshot_dir():
+    folder = Path(django_settings.BASE_DIR) / "tests" / "screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder

@@ -1,0 +1,84 @@
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from labels.models import Label, LabelSuggestion
+from tests.helpers import cast, make_image, make_label, make_pair, make_voter
+from validation.models import ImageLabel
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def curator() -> Client:
+    user = User.objects.create_superuser("curator", "c@example.org", "a long enough password")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_label_list_counts_images_and_votes_without_extra_queries(
+    curator, django_assert_max_num_queries
+):
+    for n in range(3):
+        cast(make_pair(f"label{n}"), make_voter(), True)
+    url = reverse("admin:labels_label_changelist")
+    with django_assert_max_num_queries(12) as few:
+        assert curator.get(url).status_code == 200
+    for n in range(3, 30):
+        cast(make_pair(f"label{n}"), make_voter(), True)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = curator.get(url)
+    assert b"label29" in response.content
+
+
+def test_merge_shows_what_will_move_before_doing_it(curator):
+    source, target = make_label("doggie"), make_label("dog")
+    cast(make_pair(source), make_voter(), True)
+    url = reverse("admin:labels_label_changelist")
+    response = curator.post(url, {"action": "merge", "_selected_action": [source.pk]})
+    assert response.status_code == 200
+    assert b"Yes, merge them" in response.content
+    assert ImageLabel.objects.filter(label=source).count() == 1, "nothing moves before confirming"
+
+    response = curator.post(
+        url,
+        {"action": "merge", "_selected_action": [source.pk], "confirm": "1", "target": target.pk},
+    )
+    assert response.status_code == 302
+    assert ImageLabel.objects.filter(label=target).count() == 1
+    assert not Label.objects.filter(pk=source.pk).exists()
+
+
+def test_deactivate_action_keeps_the_label_and_its_pairs(curator):
+    pair = make_pair("dog")
+    curator.post(
+        reverse("admin:labels_label_changelist"),
+        {"action": "deactivate", "_selected_action": [pair.label.pk]},
+    )
+    pair.label.refresh_from_db()
+    assert pair.label.active is False
+    assert ImageLabel.objects.filter(pk=pair.pk).exists()
+
+
+def test_accepting_a_suggestion_in_the_admin_tags_the_waiting_images(curator):
+    image = make_image()
+    suggestion = LabelSuggestion.objects.record("paddle board", image=image)
+    curator.post(
+        reverse("admin:labels_labelsuggestion_changelist"),
+        {"action": "accept", "_selected_action": [suggestion.pk]},
+    )
+    assert ImageLabel.objects.filter(image=image, label__name="paddle board").exists()
+
+
+def test_label_pages_in_the_admin_render(curator):
+    dog = make_label("dog", description="Barks.")
+    make_label("eye", parent=dog)
+    assert curator.get(reverse("admin:labels_label_change", args=[dog.pk])).status_code == 200
+    assert (
+        curator.get(reverse("admin:labels_label_changelist") + "?kind=sublabel").status_code == 200
+    )
+    assert curator.get(reverse("admin:labels_labelsuggestion_changelist")).status_code == 200
+    assert curator.get(reverse("admin:labels_label_changelist") + "?q=eye").status_code == 200
+    make_image()

@@ -1,0 +1,138 @@
+import pytest
+from django.db import IntegrityError, transaction
+
+from labels.models import Label, LabelSuggestion, Synonym
+from tests.helpers import cast, make_image, make_label, make_pair, make_voter
+from validation.models import ImageLabel, Vote
+
+pytestmark = pytest.mark.django_db
+
+
+def test_label_names_are_unique_ignoring_case():
+    make_label("dog")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Label.objects.create(name="Dog", slug="dog-2")
+
+
+def test_the_same_part_name_may_belong_to_different_labels():
+    dog, cat = make_label("dog"), make_label("cat")
+    make_label("eye", parent=dog)
+    make_label("eye", parent=cat)
+    assert Label.objects.filter(name="eye").count() == 2
+    assert Label.objects.resolve("cat/eye").parent == cat
+
+
+def test_a_label_used_by_images_cannot_be_deleted():
+    pair = make_pair("dog")
+    with pytest.raises(Exception, match="protected"):
+        pair.label.delete()
+
+
+def test_deactivated_labels_are_not_offered():
+    dog = make_label("dog")
+    make_label("eye", parent=dog)
+    Label.objects.filter(pk=dog.pk).update(active=False)
+    assert Label.objects.resolve("dog") is None
+    assert Label.objects.resolve("dog/eye") is None
+
+
+class TestMerge:
+    def test_it_moves_pairs_and_votes_to_the_target(self):
+        puppy, dog = make_label("doggy"), make_label("dog")
+        pair = make_pair(puppy)
+        cast(pair, make_voter(), True)
+        moved = puppy.merge_into(dog)
+        pair.refresh_from_db()
+        assert pair.label == dog and pair.num_yes == 1
+        assert moved["pairs_moved"] == 1
+        assert not Label.objects.filter(pk=puppy.pk).exists()
+        assert Label.objects.resolve("doggy") == dog, "the old name becomes a synonym"
+
+    def test_pairs_on_the_same_image_are_combined_and_double_votes_dropped(self):
+        source, target = make_label("hound dog"), make_label("dog")
+        image = make_image()
+        both, only_source, only_target = make_voter(), make_voter(), make_voter()
+        source_pair, target_pair = make_pair(source, image), make_pair(target, image)
+        cast(source_pair, both, False)
+        cast(target_pair, both, True)
+        cast(source_pair, only_source, True)
+        cast(target_pair, only_target, True)
+
+        moved = source.merge_into(target)
+
+        assert ImageLabel.objects.filter(image=image).count() == 1
+        target_pair.refresh_from_db()
+        assert (target_pair.num_yes, target_pair.num_no) == (3, 0)
+        assert Vote.objects.get(pair=target_pair, voter=both).answer == Vote.Answer.YES
+        assert moved == {
+            "pairs_moved": 0,
+            "pairs_combined": 1,
+            "votes_moved": 1,
+            "votes_dropped": 1,
+        }
+
+    def test_sublabels_merge_with_parts_of_the_same_name(self):
+        source, target = make_label("doge"), make_label("dog")
+        source_eye, target_eye = make_label("eye", parent=source), make_label("eye", parent=target)
+        make_label("tail", parent=source)
+        pair = make_pair(source_eye)
+        source.merge_into(target)
+        pair.refresh_from_db()
+        assert pair.label == target_eye
+        assert sorted(target.sublabels.values_list("name", flat=True)) == ["eye", "tail"]
+
+    def test_members_and_synonyms_follow_the_target(self):
+        pet, animal, dog = (
+            make_label("pets", is_meta=True),
+            make_label("animal", is_meta=True),
+            make_label("dog"),
+        )
+        dog.categories.add(pet)
+        Synonym.objects.create(name="domestic animal", label=pet)
+        pet.merge_into(animal)
+        assert list(dog.categories.all()) == [animal]
+        assert Label.objects.filter(synonyms__name="domestic animal").get() == animal
+
+    def test_a_failure_leaves_everything_as_it_was(self):
+        source, target = make_label("doggo"), make_label("dog")
+        make_pair(source)
+        with pytest.raises(ValueError):
+            source.merge_into(source)
+        assert ImageLabel.objects.filter(label=source).count() == 1
+        assert ImageLabel.objects.filter(label=target).count() == 0
+
+
+class TestSuggestions:
+    def test_unknown_text_is_counted_as_a_suggestion(self):
+        image = make_image()
+        LabelSuggestion.objects.record("Hover Board", image=image)
+        suggestion = LabelSuggestion.objects.record("hover  board")
+        assert suggestion.name == "hover board"
+        assert suggestion.times_requested == 2
+        assert suggestion.uses.count() == 1
+
+    def test_accepting_creates_the_label_and_turns_uses_into_pairs(self):
+        first, second = make_image(), make_image()
+        LabelSuggestion.objects.record("hoverboard", image=first)
+        suggestion = LabelSuggestion.objects.record("hoverboard", image=second)
+        label = suggestion.accept(description="A board that hovers.")
+        assert label.name == "hoverboard"
+        assert set(ImageLabel.objects.filter(label=label).values_list("image", flat=True)) == {
+            first.pk,
+            second.pk,
+        }
+        suggestion.refresh_from_db()
+        assert suggestion.status == "accepted" and suggestion.uses.count() == 0
+
+    def test_accepting_twice_is_refused(self):
+        suggestion = LabelSuggestion.objects.record("kite surfing")
+        suggestion.accept()
+        with pytest.raises(ValueError, match="already accepted"):
+            LabelSuggestion.objects.get(pk=suggestion.pk).accept()
+
+    def test_rejecting_drops_the_waiting_uses(self):
+        suggestion = LabelSuggestion.objects.record("thing", image=make_image())
+        suggestion.reject()
+        suggestion.refresh_from_db()
+        assert suggestion.status == "rejected" and suggestion.uses.count() == 0
+        assert not Label.objects.filter(name="thing").exists()

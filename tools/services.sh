@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Start or stop the private PostgreSQL cluster and Redis that `make run` and
+# `make test` use. Everything lives under ./var (or $DATA_DIR); both servers
+# listen on unix sockets only, never on a TCP port, so they cannot collide
+# with a system instance. Safe to run again: a running server is left alone.
+#
+#   tools/services.sh start [dbname...]   start both, create the databases
+#   tools/services.sh stop                stop both
+#   tools/services.sh status
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VAR="${DATA_DIR:-$ROOT/var}"
+mkdir -p "$VAR"
+VAR="$(cd "$VAR" && pwd)"
+PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# PostgreSQL refuses to run as root: as root we run it as an unprivileged
+# system user (postgres, or imagemonkey-dev if there is none).
+pg_user() {
+  if [ "$(id -u)" != 0 ]; then id -un; return; fi
+  if id postgres >/dev/null 2>&1; then echo postgres; return; fi
+  id imagemonkey-dev >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin imagemonkey-dev
+  echo imagemonkey-dev
+}
+
+as_pg() {
+  local user; user="$(pg_user)"
+  if [ "$(id -u)" = 0 ] && [ "$user" != root ]; then
+    runuser -u "$user" -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# The cluster's folders must be reachable by its user. When the checkout sits
+# somewhere that user cannot enter (a home folder with mode 700, say), the
+# data goes to a folder of its own under /var/tmp and ./var/pg links to it.
+pg_dirs() {
+  local user; user="$(pg_user)"
+  if [ -L "$VAR/pg" ] || [ -d "$VAR/pg" ]; then return; fi
+  if [ "$(id -u)" = 0 ] && ! runuser -u "$user" -- test -x "$VAR" 2>/dev/null; then
+    local alt; alt="/var/tmp/imagemonkey-$(printf '%s' "$VAR" | md5sum | cut -c1-12)"
+    rm -rf "$alt"; mkdir -p "$alt"; chmod 755 "$alt"
+    ln -s "$alt" "$VAR/pg"
+    say "PostgreSQL's user cannot enter $VAR; its data lives in $alt (linked as var/pg)"
+  else
+    mkdir -p "$VAR/pg"
+  fi
+}
+
+pg_start() {
+  [ -x "$PGBIN/pg_ctl" ] || die "PostgreSQL server binaries not found (install postgresql-15, or set DATABASE_URL)"
+  local user; user="$(pg_user)"
+  pg_dirs
+  local data="$VAR/pg/data" run="$VAR/pg/run"
+  mkdir -p "$run"
+  [ "$(id -u)" = 0 ] && chown "$user" "$VAR/pg" "$run"
+  chmod 755 "$run"
+  if [ ! -s "$data/PG_VERSION" ]; then
+    say "Creating a private PostgreSQL cluster in $data"
+    mkdir -p "$data"; [ "$(id -u)" = 0 ] && chown "$user" "$data"; chmod 700 "$data"
+    as_pg "$PGBIN/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=reject \
+      -E UTF8 --locale=C.UTF-8 >"$VAR/pg/initdb.log" 2>&1 || { cat "$VAR/pg/initdb.log"; die "initdb failed"; }
+    cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$run'
+unix_socket_permissions = 0777
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+max_connections = 100
+shared_buffers = 256MB
+CONF
+  fi
+  if as_pg "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return
+  fi
+  say "Starting PostgreSQL (socket in $run)"
+  as_pg "$PGBIN/pg_ctl" -D "$data" -l "$VAR/pg/server.log" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$VAR/pg/server.log"; die "PostgreSQL did not start"; }
+}
+
+pg_ensure_db() {
+  local run="$VAR/pg/run" db
+  local psql=("$PGBIN/psql" -h "$run" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='imagemonkey'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE ROLE imagemonkey LOGIN CREATEDB"
+  fi
+  for db in "$@"; do
+    if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname='$db'")" != 1 ]; then
+      say "Creating database $db"
+      "${psql[@]}" -c "CREATE DATABASE \"$db\" OWNER imagemonkey"
+    fi
+  done
+}
+
+redis_start() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      say "Installing redis-server (Debian package)"
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+      # The package starts a system instance on port 6379; ours needs none of it.
+    else
+      die "redis-server is missing: install it with 'sudo apt-get install redis-server' (or set REDIS_URL)"
+    fi
+  fi
+  mkdir -p "$VAR/redis"
+  local sock="$VAR/redis/redis.sock"
+  if [ -S "$sock" ] && redis-cli -s "$sock" ping >/dev/null 2>&1; then
+    return
+  fi
+  say "Starting Redis (socket $sock)"
+  redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --dir "$VAR/redis" \
+    --daemonize yes --pidfile "$VAR/redis/redis.pid" --logfile "$VAR/redis/redis.log" \
+    --save 60 1000 --appendonly no >/dev/null
+  for _ in $(seq 1 50); do
+    redis-cli -s "$sock" ping >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  die "Redis did not start (see $VAR/redis/redis.log)"
+}
+
+stop_all() {
+  if [ -s "$VAR/pg/data/PG_VERSION" ] && as_pg "$PGBIN/pg_ctl" -D "$VAR/pg/data" status >/dev/null 2>&1; then
+    say "Stopping PostgreSQL"
+    as_pg "$PGBIN/pg_ctl" -D "$VAR/pg/data" -m fast -w stop >/dev/null
+  fi
+  if [ -S "$VAR/redis/redis.sock" ]; then
+    say "Stopping Redis"
+    redis-cli -s "$VAR/redis/redis.sock" shutdown nosave >/dev/null 2>&1 || true
+  fi
+}
+
+cmd="${1:-status}"; shift || true
+case "$cmd" in
+  start)
+    if [ -z "${DATABASE_URL:-}" ]; then pg_start; pg_ensure_db "${@:-imagemonkey}"; fi
+    if [ -z "${REDIS_URL:-}" ]; then redis_start; fi
+    ;;
+  stop) stop_all ;;
+  status)
+    as_pg "$PGBIN/pg_ctl" -D "$VAR/pg/data" status 2>/dev/null | head -n 1 || echo "PostgreSQL: not running"
+    redis-cli -s "$VAR/redis/redis.sock" ping 2>/dev/null | sed 's/^/Redis: /' || echo "Redis: not running"
+    ;;
+  *) die "usage: tools/services.sh start|stop|status" ;;
+esac

@@ -1,0 +1,69 @@
+"""Who is voting: a voter bound to the session, the account, or an API token."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from .models import Voter
+
+SESSION_KEY = "voter_id"
+TOKEN_HEADER = "HTTP_X_VOTER_TOKEN"  # noqa: S105 - a header name
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client address. Behind nginx, only nginx can set it (see settings)."""
+    value = request.META.get(settings.RATELIMIT_IP_META_KEY) or request.META.get("REMOTE_ADDR")
+    return (value or "0.0.0.0").split(",")[0].strip()  # noqa: S104 - a fallback value, not a bind
+
+
+def ip_prefix(address: str) -> str:
+    """The /24 of an IPv4 address or the /64 of an IPv6 address, as a network string."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    bits = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+
+
+def voter_from_token(request: HttpRequest) -> Voter | None:
+    token = request.META.get(TOKEN_HEADER, "").strip()
+    if not token:
+        return None
+    return Voter.objects.filter(token_sha256=Voter.hash_token(token)).first()
+
+
+def voter_for_request(request: HttpRequest) -> Voter:
+    """The request's voter, created on first use.
+
+    Precedence: an API token, then a logged-in account, then the session.
+    A token that names no voter acts as a fresh anonymous voter.
+    """
+    if request.META.get(TOKEN_HEADER):
+        voter = voter_from_token(request)
+        if voter is None:
+            voter = Voter(first_ip_prefix=ip_prefix(client_ip(request)))
+            voter.save()
+        return voter
+    user = getattr(request, "user", None)
+    session = request.session
+    if user is not None and user.is_authenticated:
+        voter = Voter.objects.filter(user=user).first()
+        if voter is None:
+            session_voter = Voter.objects.filter(
+                pk=session.get(SESSION_KEY), user__isnull=True, token_sha256__isnull=True
+            ).first()
+            voter = session_voter or Voter(first_ip_prefix=ip_prefix(client_ip(request)))
+            voter.user = user
+            voter.save()
+        return voter
+    voter = Voter.objects.filter(pk=session.get(SESSION_KEY), user__isnull=True).first()
+    if voter is None:
+        voter = Voter.objects.create(first_ip_prefix=ip_prefix(client_ip(request)))
+        session[SESSION_KEY] = voter.pk
+    return voter
