@@ -17,8 +17,7 @@ setup:
 
 run: setup
 	@echo "==> ImageMonkey at http://127.0.0.1:$(PORT)  (Ctrl-C stops it; 'make stop' stops PostgreSQL and Redis)"
-	@exec .venv/bin/gunicorn imagemonkey.wsgi --bind 127.0.0.1:$(PORT) --workers $${WORKERS:-3} \
-		--timeout 60 --access-logfile - --error-logfile - --capture-output
+	@PORT=$(PORT) exec .venv/bin/gunicorn imagemonkey.wsgi -c deploy/gunicorn.conf.py
 
 stop:
 	@tools/services.sh stop

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
+
+
+class ModerationConflict(Exception):
+    """Someone else decided about this image first."""
 
 
 class ImageQuerySet(models.QuerySet):
@@ -20,6 +25,17 @@ class ImageQuerySet(models.QuerySet):
 
     def donated_by(self, voter) -> ImageQuerySet:
         return self.filter(donor=voter)
+
+    def reported(self) -> ImageQuerySet:
+        return self.filter(reports__resolved=False).distinct()
+
+    def with_report_count(self) -> ImageQuerySet:
+        return self.annotate(
+            report_count=Count("reports", filter=Q(reports__resolved=False), distinct=True)
+        )
+
+    def anonymous_pending_count(self) -> int:
+        return self.pending().filter(Q(donor__isnull=True) | Q(donor__user__isnull=True)).count()
 
 
 class Image(models.Model):
@@ -110,6 +126,146 @@ class Image(models.Model):
     @property
     def is_public(self) -> bool:
         return self.status == self.Status.PUBLIC
+
+    # --- files ---------------------------------------------------------------
+    def file_name(self, kind: str = "master") -> str:
+        from .ingest import file_name
+
+        return file_name(self.uuid, kind, self.extension)
+
+    def rendition_size(self, kind: str) -> tuple[int, int]:
+        """Width and height of a rendition, derived from the master's size."""
+        limit = {"master": None, "display": 1024, "thumb": 256}[kind]
+        if limit is None or max(self.width, self.height) <= limit:
+            return self.width, self.height
+        scale = limit / max(self.width, self.height)
+        return max(1, round(self.width * scale)), max(1, round(self.height * scale))
+
+    def url(self, kind: str = "display") -> str:
+        """Where a browser fetches a rendition: public media, or the moderators' view."""
+        from .storage import public_storage
+
+        if self.is_public:
+            return public_storage().url(self.file_name(kind))
+        return reverse("donations:private-file", args=[self.uuid, kind])
+
+    @property
+    def thumb_size(self) -> tuple[int, int]:
+        return self.rendition_size("thumb")
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        return self.rendition_size("display")
+
+    @property
+    def thumb_url(self) -> str:
+        return self.url("thumb")
+
+    @property
+    def display_url(self) -> str:
+        return self.url("display")
+
+    @property
+    def master_url(self) -> str:
+        return self.url("master")
+
+    def _move_files(self, to_public: bool) -> None:
+        from .ingest import RENDITIONS
+        from .storage import private_storage, public_storage
+
+        source, target = (
+            (private_storage(), public_storage())
+            if to_public
+            else (public_storage(), private_storage())
+        )
+        copied: list[str] = []
+        try:
+            for kind in RENDITIONS:
+                name = self.file_name(kind)
+                if source.exists(name) and not target.exists(name):
+                    with source.open(name) as handle:
+                        target.save(name, handle)
+                    copied.append(name)
+        except BaseException:
+            for name in copied:
+                target.delete(name)
+            raise
+        # Remove the old copies only once the decision is committed.
+        names = [self.file_name(kind) for kind in RENDITIONS]
+        transaction.on_commit(lambda: [source.delete(name) for name in names])
+
+    def _delete_files(self) -> None:
+        from .ingest import RENDITIONS
+        from .storage import private_storage, public_storage
+
+        names = [self.file_name(kind) for kind in RENDITIONS]
+
+        def delete() -> None:
+            for storage in (private_storage(), public_storage()):
+                for name in names:
+                    storage.delete(name)
+
+        transaction.on_commit(delete)
+
+    # --- moderation ------------------------------------------------------------
+    TRANSITIONS = {
+        "approve": ({"pending", "quarantined", "hidden"}, "public"),
+        "reject": ({"pending", "quarantined", "hidden", "public"}, "rejected"),
+        "quarantine": ({"pending", "hidden", "public"}, "quarantined"),
+        "hide": ({"public"}, "hidden"),
+        "reopen": ({"rejected", "quarantined", "hidden"}, "pending"),
+    }
+
+    @transaction.atomic
+    def decide(
+        self, action: str, *, moderator=None, note: str = "", expected: str | None = None
+    ) -> ModerationDecision:
+        """Apply a moderation decision, or raise ModerationConflict if the image moved on.
+
+        The row is locked first, so two moderators deciding at once are
+        serialised: the second sees the first one's decision and gets a clear
+        message. `expected` is the status the moderator saw when deciding.
+        """
+        allowed_from, new_status = self.TRANSITIONS[action]
+        locked = Image.objects.select_for_update().get(pk=self.pk)
+        if locked.status not in allowed_from or (expected and locked.status != expected):
+            last = locked.decisions.select_related("moderator").first()
+            who = f" by {last.moderator}" if last and last.moderator else ""
+            raise ModerationConflict(
+                f"Picture {self.uuid} is already {locked.get_status_display().lower()}{who}; "
+                "nothing was changed."
+            )
+        if action == "reopen" and locked.status == self.Status.REJECTED:
+            raise ModerationConflict("A rejected picture's files are gone; it cannot be reopened.")
+        was_public = locked.status == self.Status.PUBLIC
+        Image.objects.filter(pk=self.pk).update(status=new_status, decided_at=timezone.now())
+        self.status = new_status
+        if action in ("approve", "reject"):
+            self.reports.update(resolved=True)
+        decision = self.decisions.create(action=action, moderator=moderator, note=note[:500])
+        from validation.voting import sync_servable_for_image
+
+        sync_servable_for_image(self)
+        # Files move last: if copying fails, the copies are removed and the
+        # whole decision rolls back.
+        if new_status == self.Status.PUBLIC:
+            self._move_files(to_public=True)
+        elif new_status == self.Status.REJECTED:
+            self._delete_files()
+        elif was_public:
+            self._move_files(to_public=False)
+        return decision
+
+    def report(self, *, reporter, reason: str, text: str = "") -> Report:
+        """File a report; enough distinct reporters take the image out of public view."""
+        with transaction.atomic():  # a second report by the same person fails alone
+            report = Report.objects.create(image=self, reporter=reporter, reason=reason, text=text)
+        open_reports = self.reports.filter(resolved=False).count()
+        if self.is_public and open_reports >= settings.REPORTS_TO_HIDE:
+            # A moderator may have acted in the meantime; their decision stands.
+            with contextlib.suppress(ModerationConflict):
+                self.decide("hide", note=f"{open_reports} reports")
+        return report
 
 
 class ModerationDecision(models.Model):

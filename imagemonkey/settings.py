@@ -124,6 +124,9 @@ DATABASES = {
         env_str("DATABASE_URL", _default_database_url), conn_max_age=60, conn_health_checks=True
     )
 }
+# Several test runs may share one server; each names its own test database.
+if test_name := env_str("TEST_DATABASE_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": test_name}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, sessions, rate limits -----------------------------------
@@ -165,14 +168,51 @@ RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY", "REMOTE_ADDR")
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
+# Image files go through Django's storage API, in two stores: "private_media"
+# (pending, quarantined and hidden images; never served by a public URL) and
+# "public_media" (approved images, served at MEDIA_URL by nginx in production
+# and by Django under `make run`). An S3-compatible backend can replace either.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "private_media": {"BACKEND": "donations.storage.PrivateImageStorage"},
+    "public_media": {"BACKEND": "donations.storage.PublicImageStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Behind nginx, the moderator's view of a private image answers with
+# X-Accel-Redirect to nginx's internal location instead of sending the bytes.
+PRIVATE_MEDIA_X_ACCEL = env_bool("PRIVATE_MEDIA_X_ACCEL", False)
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
-DATA_UPLOAD_MAX_NUMBER_FILES = 20
+MAX_FILES_PER_DONATION = 20
+# One more than a donation may hold, so that the form can say so in words.
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_DONATION + 1
+IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_MEGAPIXELS", 50) * 1_000_000
+IMAGE_MASTER_MAX_SIDE = env_int("IMAGE_MASTER_MAX_SIDE", 4096)
+IMAGE_WORKER_MEMORY_MB = env_int("IMAGE_WORKER_MEMORY_MB", 2048)
+IMAGE_WORKER_TIMEOUT = env_int("IMAGE_WORKER_TIMEOUT", 25)
+IMAGE_WORKER_CPU_SECONDS = env_int("IMAGE_WORKER_CPU_SECONDS", 30)
+IMAGE_WORKER_MAX_TASKS = 500  # uploads per decoding process before it is replaced
+# Perceptual hashes within this Hamming distance flag a possible duplicate.
+# The four 16-bit band indexes find every match up to 3 without a scan.
+NEAR_DUPLICATE_DISTANCE = 3
+MAX_PENDING_ANONYMOUS = env_int("MAX_PENDING_ANONYMOUS", 2000)
+REPORTS_TO_HIDE = env_int("REPORTS_TO_HIDE", 3)
+DONATION_RATE = env_str("DONATION_RATE", "60/h")
+REPORT_RATE = env_str("REPORT_RATE", "20/h")
+
+# --- Crowd validation (see README: "Votes, trust and settling") ------------
+VOTE_RATE = env_str("VOTE_RATE", "60/m")
+VALIDATION_THRESHOLD = 0.8
+TRAINING_GOLD_REQUIRED = env_int("TRAINING_GOLD_REQUIRED", 3)
+TRAINING_MIN_ACCURACY = 0.75  # 3 gold with at most 1 wrong
+GOLD_EVERY = env_int("GOLD_EVERY", 10)  # trusted voters meet gold 1 task in this many
+GOLD_MIN_POOL = env_int("GOLD_MIN_POOL", 20)  # below this, moderators' answers become gold
+GOLD_PROMOTE_MIN_VOTES = 8  # a settled pair with this many unanimous trusted votes becomes gold
+REOPEN_EXTRA_VOTES = 3
+ALERT_WINDOW_MINUTES = 10
+ALERT_SWING = 0.5
+ALERT_BURST_VOTES = env_int("ALERT_BURST_VOTES", 30)
 FILE_UPLOAD_PERMISSIONS = 0o644
 
 # --- Security --------------------------------------------------------------

@@ -9,7 +9,9 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("v1/", include("labels.api_urls")),
+    path("", include("validation.urls")),
     path("", include("labels.urls")),
+    path("", include("donations.urls")),
 ]
 
 handler404 = "imagemonkey.views.page_not_found"

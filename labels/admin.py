@@ -65,7 +65,7 @@ class MergeForm(forms.Form):
 
 @admin.register(Label)
 class LabelAdmin(admin.ModelAdmin):
-    list_display = ["name", "parent", "kind", "active", "images", "votes", "category_list"]
+    list_display = ["name", "parent", "kind", "active", "images", "votes", "gold", "category_list"]
     list_filter = ["active", KindFilter, CategoryFilter]
     search_fields = ["name", "description", "synonyms__name", "parent__name"]
     list_select_related = ["parent"]
@@ -92,6 +92,10 @@ class LabelAdmin(admin.ModelAdmin):
     @admin.display(description="votes", ordering="vote_count")
     def votes(self, label):
         return label.vote_count
+
+    @admin.display(description="gold pairs", ordering="gold_count")
+    def gold(self, label):
+        return label.gold_count
 
     @admin.display(description="is a")
     def category_list(self, label):

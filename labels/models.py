@@ -74,9 +74,17 @@ class LabelQuerySet(models.QuerySet):
             .annotate(n=Count("pk"))
             .values("n")
         )
+        gold = (
+            ImageLabel.objects.filter(label=OuterRef("pk"), is_gold=True)
+            .order_by()
+            .values("label")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
         return self.annotate(
             image_count=Coalesce(Subquery(pairs), 0),
             vote_count=Coalesce(Subquery(votes), 0),
+            gold_count=Coalesce(Subquery(gold), 0),
         )
 
 

@@ -48,8 +48,12 @@ def isolated_storage_and_cache():
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache():
+def fresh_cache_and_media():
     yield
+    # The database rolls back after each test; the files it wrote must go too.
+    media = Path(django_settings.MEDIA_ROOT)
+    for child in media.iterdir() if media.exists() else ():
+        shutil.rmtree(child, ignore_errors=True)
     for name in ("default", "ratelimit"):
         # A test that stopped Redis must not fail the next one.
         with contextlib.suppress(Exception):
@@ -79,9 +83,25 @@ def page(browser, live_server):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Console errors count, except the browser's own note about a failed
+    # request: API calls may answer 4xx on purpose (a duplicate donation),
+    # so failed requests are judged below, by kind.
     page.on(
         "console",
-        lambda message: errors.append(message.text) if message.type == "error" else None,
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda response: (
+            errors.append(f"{response.status} for {response.url}")
+            if response.status >= 400
+            and response.request.resource_type in {"stylesheet", "script", "image", "font"}
+            else None
+        ),
     )
     yield page
     context.close()

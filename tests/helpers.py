@@ -72,3 +72,22 @@ def photo_bytes(width: int = 64, height: int = 48, fmt: str = "JPEG", color=None
     buffer = io.BytesIO()
     image.save(buffer, fmt, **save)
     return buffer.getvalue()
+
+
+def real_public_image(*labels: str, size=(320, 240)) -> Image:
+    """An image that went through ingestion and approval, with real files."""
+    from django.db import transaction
+
+    from donations.ingest import ingest
+
+    outcome = ingest(photo_bytes(*size), filename="photo.jpg")
+    assert outcome.accepted, outcome.message
+    image = outcome.image
+    with transaction.atomic():
+        image.decide("approve")
+    for name in labels:
+        label = Label.objects.top_level().named(name).first() or make_label(name)
+        pair = ImageLabel.objects.create(image=image, label=label)
+        pair.refresh_servable()
+        pair.save()
+    return image

@@ -6,6 +6,7 @@ import hashlib
 import math
 import random
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -104,6 +105,17 @@ class ImageLabel(models.Model):
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     frozen = models.BooleanField(default=False, help_text="Frozen pairs take no more votes.")
+    # Denormalised "may be served as a task": open, not frozen, on a public
+    # image. Task selection reads it through a small partial index.
+    servable = models.BooleanField(default=False)
+    settled_as = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text="The outcome this pair last settled on (for flip alerts).",
+    )
+    settle_after = models.PositiveIntegerField(
+        default=0, help_text="A reopened pair settles only once it has this many counted votes."
+    )
     is_gold = models.BooleanField(default=False)
     gold_answer = models.BooleanField(null=True, blank=True)
     random_key = models.IntegerField(default=new_random_key)
@@ -138,10 +150,25 @@ class ImageLabel(models.Model):
         ]
         indexes = [
             models.Index(fields=["label", "status"], name="pair_label_status"),
+            models.Index(
+                fields=["random_key"], condition=Q(servable=True), name="pair_servable_random"
+            ),
+            models.Index(
+                fields=["label", "random_key"],
+                condition=Q(servable=True),
+                name="pair_servable_label_random",
+            ),
+            models.Index(fields=["random_key"], condition=Q(is_gold=True), name="pair_gold_random"),
         ]
 
     def __str__(self) -> str:
         return f"{self.label} in {self.image_id}"
+
+    def refresh_servable(self) -> bool:
+        self.servable = (
+            self.status == self.Status.OPEN and not self.frozen and self.image.status == "public"
+        )
+        return self.servable
 
     def recount(self, save: bool = True) -> None:
         """Derive the counts from the counted votes, then the probability and status."""
@@ -158,6 +185,7 @@ class ImageLabel(models.Model):
                     "probability",
                     "confidence",
                     "status",
+                    "servable",
                     "updated",
                 ]
             )
@@ -169,12 +197,15 @@ class ImageLabel(models.Model):
         lower, upper = wilson_bounds(yes, no)
         self.confidence = lower
         threshold = getattr(settings, "VALIDATION_THRESHOLD", 0.8)
-        if lower >= threshold:
+        if total < self.settle_after:
+            self.status = self.Status.OPEN
+        elif lower >= threshold:
             self.status = self.Status.VALIDATED
         elif upper <= 1 - threshold:
             self.status = self.Status.REJECTED
         else:
             self.status = self.Status.OPEN
+        self.refresh_servable()
         self.updated = timezone.now()
 
 
@@ -211,7 +242,56 @@ class Vote(models.Model):
         indexes = [
             models.Index(fields=["voter", "pair"], name="vote_voter_pair"),
             models.Index(fields=["created"], name="vote_created"),
+            models.Index(fields=["ip_prefix", "created"], name="vote_prefix_created"),
         ]
 
     def __str__(self) -> str:
         return f"{self.voter} said {self.get_answer_display()} on {self.pair}"
+
+
+class Alert(models.Model):
+    """Something in the votes that a moderator should look at."""
+
+    class Kind(models.TextChoices):
+        FLIP = "flip", "Outcome flipped"
+        SWING = "swing", "Probability swung"
+        BURST = "burst", "Many votes from one network"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    pair = models.ForeignKey(
+        ImageLabel, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    label = models.ForeignKey(
+        "labels.Label", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    ip_prefix = models.CharField(max_length=50, blank=True)
+    message = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    resolved = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["flip", "swing", "burst"]), name="alert_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+    def votes(self):
+        """The votes this alert is about."""
+        window_start = self.created - timedelta(
+            minutes=getattr(settings, "ALERT_WINDOW_MINUTES", 10)
+        )
+        votes = Vote.objects.select_related("voter", "pair__label", "pair__image")
+        if self.kind == self.Kind.BURST:
+            votes = votes.filter(ip_prefix=self.ip_prefix, created__gte=window_start)
+            if self.pair_id:
+                votes = votes.filter(pair_id=self.pair_id)
+            elif self.label_id:
+                votes = votes.filter(pair__label_id=self.label_id)
+            return votes
+        return votes.filter(pair_id=self.pair_id)

@@ -1,0 +1,70 @@
+import time
+
+from django.core.management.base import BaseCommand
+
+from donations.ingest import RENDITIONS
+from donations.models import Image
+from donations.storage import private_storage, public_storage
+
+# Files younger than this may belong to an upload whose transaction is still open.
+GRACE_SECONDS = 3600
+
+
+def walk(storage, folder: str = ""):
+    directories, files = storage.listdir(folder)
+    for name in files:
+        yield f"{folder}/{name}" if folder else name
+    for directory in directories:
+        yield from walk(storage, f"{folder}/{directory}" if folder else directory)
+
+
+class Command(BaseCommand):
+    help = (
+        "Find files without an image row, images without their files, and files in the "
+        "wrong store (a non-public image's file in public media). --delete removes the "
+        "stray files; rows without files are only reported."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--delete", action="store_true", help="Remove stray files.")
+        parser.add_argument(
+            "--grace",
+            type=int,
+            default=GRACE_SECONDS,
+            help="Ignore files younger than this (seconds).",
+        )
+
+    def handle(self, *args, delete: bool, grace: int, **options):
+        private, public = private_storage(), public_storage()
+        expected = {"private": set(), "public": set()}
+        missing = []
+        for image in Image.objects.exclude(status=Image.Status.REJECTED).iterator(chunk_size=2000):
+            store = "public" if image.is_public else "private"
+            storage = public if image.is_public else private
+            for kind in RENDITIONS:
+                name = image.file_name(kind)
+                expected[store].add(name)
+                if not storage.exists(name):
+                    missing.append(
+                        f"{image.uuid} ({image.status}) has no {kind} file {store}/{name}"
+                    )
+        stray = []
+        now = time.time()
+        for store, storage in (("private", private), ("public", public)):
+            if not storage.exists(""):
+                continue
+            for name in walk(storage):
+                if (
+                    name in expected[store]
+                    or now - storage.get_modified_time(name).timestamp() < grace
+                ):
+                    continue
+                stray.append((store, storage, name))
+        for line in missing:
+            self.stdout.write(f"missing: {line}", self.style.ERROR)
+        for store, storage, name in stray:
+            verb = "removed" if delete else "stray"
+            if delete:
+                storage.delete(name)
+            self.stdout.write(f"{verb}: {store}/{name}", self.style.WARNING)
+        self.stdout.write(f"{len(missing)} image(s) missing files, {len(stray)} stray file(s).")

@@ -1,0 +1,80 @@
+"""Where image files live, written atomically.
+
+Two stores: private (pending, quarantined, hidden: no URL reaches them) and
+public (approved: served at MEDIA_URL). Both are Django storages, so an
+S3-compatible backend can replace them without touching the ingestion code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
+
+
+class AtomicFileSystemStorage(FileSystemStorage):
+    """Write to a temporary file, fsync, then link it into place and fsync the folder.
+
+    A crash at any point leaves either no file at the final name or the whole
+    file: never a partial one. An existing file is never overwritten.
+    """
+
+    subfolder = ""
+
+    @property
+    def location(self):  # read at use, so tests can move MEDIA_ROOT
+        return os.path.abspath(str(Path(settings.MEDIA_ROOT) / self.subfolder))
+
+    def _save(self, name: str, content) -> str:
+        final = Path(self.path(name))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.parent / f".tmp-{secrets.token_hex(8)}"
+        try:
+            with open(temporary, "xb") as handle:
+                if hasattr(content, "chunks"):
+                    for chunk in content.chunks():
+                        handle.write(chunk)
+                else:
+                    handle.write(content.read())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, 0o644)
+            os.link(temporary, final)  # fails rather than overwrite
+        finally:
+            temporary.unlink(missing_ok=True)
+        directory = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return name
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        # Names are derived from the image's uuid and never reused.
+        return name
+
+
+class PrivateImageStorage(AtomicFileSystemStorage):
+    subfolder = "private"
+
+    def url(self, name):
+        raise ValueError("private images have no public URL")
+
+
+class PublicImageStorage(AtomicFileSystemStorage):
+    subfolder = "public"
+
+    @property
+    def base_url(self):
+        return settings.MEDIA_URL
+
+
+def private_storage():
+    return storages["private_media"]
+
+
+def public_storage():
+    return storages["public_media"]

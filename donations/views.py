@@ -1,0 +1,319 @@
+"""Donate, see your donations, browse public images, report one."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db import IntegrityError
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.static import serve
+
+from imagemonkey.ratelimits import limit
+from labels.models import Label
+from validation.models import ImageLabel
+
+from .forms import DonationForm, ReportForm
+from .ingest import Outcome, ingest
+from .models import Image
+from .storage import private_storage
+from .uploads import limit_upload_size, too_large_message
+
+PAGE_SIZE = 48
+BATCH_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def label_names() -> list[str]:
+    """What the label field suggests: names, parts as dog/eye, and synonyms."""
+    names = list(Label.objects.taggable().top_level().values_list("name", flat=True))
+    names += [
+        f"{parent}/{part}"
+        for parent, part in Label.objects.taggable()
+        .filter(parent__isnull=False)
+        .values_list("parent__name", "name")
+    ]
+    return sorted(names)
+
+
+def pending_queue_is_full(request: HttpRequest) -> bool:
+    cap = settings.MAX_PENDING_ANONYMOUS
+    if cap <= 0 or request.user.is_authenticated:
+        return False
+    return Image.objects.anonymous_pending_count() >= cap
+
+
+def outcome_summary(outcome: Outcome) -> dict:
+    image = outcome.image or outcome.existing
+    public = image is not None and image.is_public
+    return {
+        "filename": outcome.filename,
+        "status": outcome.status,
+        "message": outcome.message,
+        "uuid": str(image.uuid) if image else None,
+        "url": image.get_absolute_url() if public else None,
+        "labels": outcome.labels,
+        "suggestions": outcome.suggestions,
+        "similar": str(outcome.similar.uuid) if outcome.similar else None,
+    }
+
+
+def render_donate(
+    request: HttpRequest, form: DonationForm, status: int = 200, page_error: str = ""
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "label_names": label_names(),
+        "page_error": page_error,
+        "max_upload_mb": settings.MAX_UPLOAD_MB,
+        "max_upload_bytes": settings.MAX_UPLOAD_MB * 1024 * 1024,
+        "master_side": settings.IMAGE_MASTER_MAX_SIDE,
+    }
+    return render(request, "donations/donate.html", context, status=status)
+
+
+@csrf_exempt  # checked in donate_post, after the upload size limit is in place
+@limit("donate", "DONATION_RATE")
+@require_http_methods(["GET", "POST"])
+def donate(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render_donate(request, DonationForm())
+    if not limit_upload_size(request):
+        return upload_too_large(request)
+    request.FILES  # noqa: B018 - parse the body now, under the size limit
+    if request.upload_too_large:
+        return upload_too_large(request)
+    return donate_post(request)
+
+
+def upload_too_large(request: HttpRequest) -> HttpResponse:
+    message = too_large_message()
+    if wants_json(request):
+        return JsonResponse({"error": message}, status=413)
+    return render_donate(request, DonationForm(), status=413, page_error=message)
+
+
+@csrf_protect
+def donate_post(request: HttpRequest) -> HttpResponse:
+    form = DonationForm(request.POST, request.FILES)
+    if pending_queue_is_full(request):
+        message = (
+            "So many pictures are waiting for review that we cannot take more from anonymous "
+            "donors right now. Please try again later — thank you for your patience."
+        )
+        if wants_json(request):
+            response = JsonResponse({"error": message}, status=503)
+        else:
+            response = render_donate(request, form, status=503, page_error=message)
+        response["Retry-After"] = "3600"
+        return response
+    if not form.is_valid():
+        if wants_json(request):
+            errors = "; ".join(e for field in form.errors.values() for e in field)
+            return JsonResponse({"error": errors}, status=400)
+        return render_donate(request, form, status=400)
+    outcomes = [
+        ingest(
+            upload.read(),
+            filename=upload.name,
+            donor=request.voter,
+            labels=form.labels_found,
+            suggestions=form.suggestions,
+            add_sublabels=form.cleaned_data["add_sublabels"],
+        )
+        for upload in form.cleaned_data["images"]
+    ]
+    batch = request.POST.get("batch", "")
+    if not BATCH_RE.match(batch):
+        batch = secrets.token_hex(8)
+    key = f"donations:{batch}"
+    stored = request.session.get(key, [])
+    stored += [outcome_summary(outcome) for outcome in outcomes]
+    request.session[key] = stored[-200:]
+    if wants_json(request):
+        summary = outcome_summary(outcomes[0])
+        summary["result_url"] = reverse("donations:result", args=[batch])
+        status = outcomes[0].http_status if not outcomes[0].accepted else 201
+        return JsonResponse(summary, status=status)
+    return redirect("donations:result", batch=batch)
+
+
+@require_GET
+def donation_result(request: HttpRequest, batch: str) -> HttpResponse:
+    outcomes = request.session.get(f"donations:{batch}")
+    if not BATCH_RE.match(batch) or outcomes is None:
+        raise Http404("No such donation in this session.")
+    counts = {
+        status: sum(1 for o in outcomes if o["status"] == status)
+        for status in ("accepted", "duplicate", "rejected")
+    }
+    return render(request, "donations/result.html", {"outcomes": outcomes, "counts": counts})
+
+
+@require_GET
+def my_donations(request: HttpRequest) -> HttpResponse:
+    images = (
+        Image.objects.donated_by(request.voter)
+        .prefetch_related(
+            Prefetch("pairs", queryset=ImageLabel.objects.select_related("label__parent"))
+        )
+        .order_by("-created")[:500]
+        if request.session.get("voter_id") or request.user.is_authenticated
+        else Image.objects.none()
+    )
+    return render(request, "donations/mine.html", {"images": images})
+
+
+def parse_cursor(value: str) -> tuple[datetime, int] | None:
+    """A keyset position: `<microseconds since epoch>-<id>` of the last image shown."""
+    match = re.fullmatch(r"(\d{1,20})-(\d{1,20})", value or "")
+    if not match:
+        return None
+    try:
+        moment = datetime.fromtimestamp(int(match[1]) / 1_000_000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment, int(match[2])
+
+
+def make_cursor(image: Image) -> str:
+    return f"{int(image.created.timestamp() * 1_000_000)}-{image.pk}"
+
+
+@require_GET
+def browse(request: HttpRequest) -> HttpResponse:
+    """Newest public images first, with keyset pagination: deep pages cost what the first does."""
+    images = Image.objects.public()
+    label = None
+    if slug := request.GET.get("label", "").strip():
+        label = Label.objects.filter(slug=slug).select_related("parent").first()
+        if label is None:
+            label = Label.objects.resolve(slug)
+        if label is None:
+            messages.error(request, f"There is no label called “{slug}”; showing all pictures.")
+        else:
+            images = images.filter(pairs__label=label)
+    state = request.GET.get("state", "")
+    if label is not None and state in ("validated", "rejected", "open"):
+        images = images.filter(pairs__label=label, pairs__status=state)
+    cursor = parse_cursor(request.GET.get("after", ""))
+    if cursor is not None:
+        moment, pk = cursor
+        images = images.filter(created__lte=moment).exclude(created=moment, pk__gte=pk)
+    page = list(
+        images.order_by("-created", "-pk")
+        .only("uuid", "width", "height", "format", "status", "created")
+        .prefetch_related(
+            Prefetch(
+                "pairs",
+                queryset=ImageLabel.objects.select_related("label__parent").order_by("label__name"),
+            )
+        )[: PAGE_SIZE + 1]
+    )
+    has_more = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    next_cursor = make_cursor(page[-1]) if has_more else None
+    return render(
+        request,
+        "donations/browse.html",
+        {
+            "images": page,
+            "label": label,
+            "state": state,
+            "next_cursor": next_cursor,
+            "is_first_page": cursor is None,
+            "label_names": label_names(),
+        },
+    )
+
+
+@require_GET
+def image_detail(request: HttpRequest, uuid) -> HttpResponse:
+    image = get_object_or_404(Image.objects.public(), uuid=uuid)
+    pairs = image.pairs.select_related("label__parent").order_by(
+        "label__parent__name", "label__name"
+    )
+    return render(
+        request,
+        "donations/image.html",
+        {"image": image, "pairs": pairs, "report_form": ReportForm(), "label_names": label_names()},
+    )
+
+
+@require_POST
+@limit("report", "REPORT_RATE")
+def report_image(request: HttpRequest, uuid) -> HttpResponse:
+    image = get_object_or_404(Image.objects.public(), uuid=uuid)
+    form = ReportForm(request.POST)
+    if not form.is_valid():
+        pairs = image.pairs.select_related("label__parent")
+        return render(
+            request,
+            "donations/image.html",
+            {"image": image, "pairs": pairs, "report_form": form, "label_names": label_names()},
+            status=400,
+        )
+    try:
+        image.report(
+            reporter=request.voter,
+            reason=form.cleaned_data["reason"],
+            text=form.cleaned_data["text"],
+        )
+    except IntegrityError:
+        messages.info(
+            request, "You have already reported this picture; a moderator will look at it."
+        )
+        return redirect(image)
+    messages.success(request, "Thank you. A moderator will look at this picture.")
+    image.refresh_from_db(fields=["status"])
+    return redirect(image if image.is_public else "donations:browse")
+
+
+@staff_member_required
+@require_GET
+def private_file(request: HttpRequest, uuid, kind: str) -> HttpResponse:
+    """A moderator's view of a file that is not public (pending, quarantined, hidden)."""
+    if not request.user.has_perm("donations.change_image"):
+        raise Http404
+    try:
+        image = get_object_or_404(Image, uuid=UUID(uuid))
+    except ValueError:
+        raise Http404 from None
+    if image.is_public:
+        return redirect(image.url(kind))
+    name = image.file_name(kind)
+    storage = private_storage()
+    if not storage.exists(name):
+        raise Http404("The file is gone (a rejected picture's files are deleted).")
+    content_type = "image/jpeg" if image.format == Image.Format.JPEG else "image/png"
+    if settings.PRIVATE_MEDIA_X_ACCEL:
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = f"/_private/{name}"
+    else:
+        response = FileResponse(storage.open(name), content_type=content_type)
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@require_GET
+def public_media(request: HttpRequest, path: str) -> HttpResponse:
+    """Approved files, when no web server sits in front (`make run`); nginx serves them in production."""
+    response = serve(request, path, document_root=str(settings.MEDIA_ROOT / "public"))
+    response["Cache-Control"] = "public, max-age=2592000, immutable"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

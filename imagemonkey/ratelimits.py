@@ -1,0 +1,70 @@
+"""Rate limits on Redis, shared by every gunicorn worker.
+
+`limit("vote", "VOTE_RATE")` counts requests per client address and per
+voter. When Redis cannot be reached the limited view answers 503 with a
+reason: a limit must never silently fail open, and never turn into a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django_ratelimit.core import is_ratelimited
+
+from imagemonkey.views import ratelimited
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "This is unavailable for a moment (our rate limiter cannot be reached). Please try again shortly."
+
+
+def voter_key(group: str, request: HttpRequest) -> str:
+    return f"voter:{request.voter.pk}"
+
+
+def unavailable(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/v1/"):
+        response = JsonResponse({"error": UNAVAILABLE}, status=503)
+    else:
+        response = render(request, "503.html", {"message": UNAVAILABLE}, status=503)
+    response["Retry-After"] = "30"
+    return response
+
+
+def over_limit(request: HttpRequest, group: str, rate: str, increment: bool = True) -> bool:
+    """True when this request goes over `rate` for its address or its voter."""
+    for key in ("ip", voter_key):
+        if is_ratelimited(
+            request, group=group, key=key, rate=rate, method=is_ratelimited.ALL, increment=increment
+        ):
+            return True
+    return False
+
+
+def limit(
+    group: str, rate_setting: str, methods: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE")
+):
+    """Decorate a view: over the limit → 429; Redis down → 503."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method in methods and settings.RATELIMIT_ENABLE:
+                try:
+                    limited = over_limit(request, group, getattr(settings, rate_setting))
+                except Exception as error:  # redis.exceptions.ConnectionError and friends
+                    log.error("rate limiter unavailable for %s: %s", group, error)
+                    return unavailable(request)
+                if limited:
+                    log.warning("rate limit %s hit by %s", group, request.META.get("REMOTE_ADDR"))
+                    return ratelimited(request)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,76 @@
+"""A donor's journey in a real browser: donate, see the result, a moderator approves, browse."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from donations.models import Image
+from tests.helpers import make_label, photo_bytes
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_donate_two_photos_approve_one_and_find_it(page, browser, live_server, screenshot_dir):
+    make_label("dog", description="A pet that barks.")
+    photo = photo_bytes(640, 480)
+    page.goto("/donate")
+    page.screenshot(path=str(screenshot_dir / "donate.png"), full_page=True)
+    page.set_input_files(
+        "input[type=file]",
+        files=[
+            {"name": "walk.jpg", "mimeType": "image/jpeg", "buffer": photo},
+            {"name": "walk-copy.jpg", "mimeType": "image/jpeg", "buffer": photo},
+        ],
+    )
+    assert page.locator(".preview").count() == 2, "the page previews both photos"
+    page.get_by_label("What is in the pictures?").fill("dog")
+    page.get_by_label("I took these photos").check()
+    page.get_by_role("button", name="Donate").click()
+    page.wait_for_url("**/donate/result/**")
+    assert "1 accepted, 1 already here" in page.get_by_role("status").first.inner_text()
+    page.screenshot(path=str(screenshot_dir / "donate-result.png"), full_page=True)
+    image = Image.objects.get()
+    assert image.status == "pending"
+
+    User.objects.create_superuser("moderator", "m@example.org", "a long enough password")
+    admin = browser.new_context(base_url=live_server.url)
+    moderator = admin.new_page()
+    moderator.goto("/admin/login/?next=/admin/donations/image/queue/")
+    moderator.get_by_label("Username").fill("moderator")
+    moderator.get_by_label("Password").fill("a long enough password")
+    moderator.get_by_role("button", name="Log in").click()
+    moderator.wait_for_url("**/admin/donations/image/queue/")
+    moderator.screenshot(path=str(screenshot_dir / "moderation-queue.png"), full_page=True)
+    moderator.locator(f"#pick-{image.uuid}").check()
+    moderator.get_by_role("button", name="Approve (make public)").click()
+    assert "1 picture(s) approved" in moderator.content()
+    admin.close()
+
+    page.goto("/browse")
+    page.get_by_role("link", name="labelled dog").click()
+    page.wait_for_url(f"**/image/{image.uuid}")
+    assert page.locator("figure img").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert "CC0 1.0" in page.content()
+    page.screenshot(path=str(screenshot_dir / "image-page.png"), full_page=True)
+
+
+def test_donating_without_javascript_still_works(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/donate")
+    page.set_input_files(
+        "input[type=file]",
+        files=[{"name": "a.png", "mimeType": "image/png", "buffer": photo_bytes(100, 80, "PNG")}],
+    )
+    page.get_by_role("button", name="Donate").click()
+    assert "dedicate them to the public domain" in page.content(), (
+        "the server explains what is missing"
+    )
+    page.set_input_files(
+        "input[type=file]",
+        files=[{"name": "a.png", "mimeType": "image/png", "buffer": photo_bytes(100, 80, "PNG")}],
+    )
+    page.get_by_label("I took these photos").check()
+    page.get_by_role("button", name="Donate").click()
+    page.wait_for_url("**/donate/result/**")
+    assert "1 accepted" in page.content()
+    context.close()

@@ -1,0 +1,80 @@
+"""A new visitor in a real browser: votes with the keyboard, passes training, uses the grid."""
+
+import pytest
+
+from tests.helpers import real_public_image
+from validation.models import ImageLabel, Vote, Voter
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def current_pair(page) -> ImageLabel:
+    action = page.locator("#vote-form").get_attribute("action")
+    return ImageLabel.objects.get(pk=int(action.split("/")[2]))
+
+
+def test_a_new_visitor_validates_with_the_keyboard_passes_training_and_uses_the_grid(
+    page, screenshot_dir
+):
+    for answer in (True, True, False):
+        image = real_public_image("dog")
+        image.pairs.update(is_gold=True, gold_answer=answer)
+    for _ in range(16):
+        real_public_image("dog")
+
+    page.goto("/validate")
+    assert "Is there a dog in this picture?" in page.get_by_role("heading", level=1).inner_text()
+    page.screenshot(path=str(screenshot_dir / "validate.png"), full_page=True)
+    for step in range(8):
+        pair = current_pair(page)
+        truth = pair.gold_answer if pair.is_gold else True
+        before = Vote.objects.count()
+        page.keyboard.press("y" if truth else "n")
+        page.wait_for_function(
+            "previous => document.querySelector('#vote-form').action.split('/')[4] !== previous",
+            arg=str(pair.pk),
+        )
+        assert Vote.objects.count() == before + 1, (
+            f"step {step}: the vote was saved without a reload"
+        )
+    voter = Voter.objects.get()
+    assert voter.trusted, "three gold answers right: the visitor's votes now count"
+    assert Vote.objects.filter(voter=voter, counted=False).count() == 0
+
+    page.goto("/validate/grid?label=dog")
+    picks = page.locator(".grid-choice")
+    assert picks.count() >= 8
+    picks.nth(0).click()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Space")
+    assert "(2 marked)" in page.get_by_role("button", name="Send").inner_text()
+    page.screenshot(path=str(screenshot_dir / "grid.png"), full_page=True)
+    shown = picks.count()
+    before = Vote.objects.count()
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url("**/validate/grid?label=dog")
+    assert "answers recorded" in page.content()
+    assert Vote.objects.count() == before + shown
+
+    page.get_by_role("link", name="My numbers").first.click() if page.get_by_role(
+        "link", name="My numbers"
+    ).count() else page.goto("/me")
+    page.goto("/me")
+    assert "Yes" in page.locator(".badge").first.inner_text()
+    numbers = page.locator(".counts").inner_text()
+    assert str(8 + shown) in numbers
+    page.screenshot(path=str(screenshot_dir / "me.png"), full_page=True)
+
+
+def test_voting_without_javascript_posts_and_redirects(browser, live_server):
+    real_public_image("cat")
+    real_public_image("cat")
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/validate?label=cat")
+    page.get_by_role("button", name="Yes").click()
+    page.wait_for_url("**/validate?label=cat")
+    page.get_by_role("button", name="Can't tell / skip").click()
+    assert "You have seen everything" in page.content()
+    assert Vote.objects.count() == 2
+    context.close()

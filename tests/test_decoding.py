@@ -1,0 +1,411 @@
+"""Decoding uploads: what we refuse, what we accept and how, and surviving a dying worker.
+
+Every input is generated in memory by tests/corpus.py. Most tests go through
+decode(), the isolated worker that ingestion uses.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+import time
+
+import pytest
+from PIL import ExifTags, Image
+
+from donations import decoding
+from donations.decoding import Decoded, Rejected
+from tests import corpus
+
+
+def refusal(data: bytes) -> Rejected:
+    with pytest.raises(Rejected) as caught:
+        decoding.decode(data)
+    return caught.value
+
+
+def opened(rendition: decoding.Rendition) -> Image.Image:
+    image = Image.open(io.BytesIO(rendition.data))
+    image.load()
+    return image
+
+
+def renditions(decoded: Decoded) -> list[decoding.Rendition]:
+    return [decoded.master, decoded.display, decoded.thumb]
+
+
+class TestRefusals:
+    def test_it_refuses_zero_bytes_as_empty(self):
+        rejected = refusal(b"")
+        assert (rejected.code, rejected.message) == ("empty", "The file is empty.")
+
+    def test_it_refuses_the_first_half_of_a_jpeg_as_truncated(self):
+        rejected = refusal(corpus.truncated(corpus.jpeg()))
+        assert rejected.code == "truncated"
+        assert rejected.message == "The file is cut off (truncated); please upload it again."
+        assert rejected.status == 422
+
+    def test_it_refuses_the_first_half_of_a_png_and_a_webp_as_truncated(self):
+        for fmt in ("PNG", "WEBP"):
+            data = corpus.encode(corpus.scene(), fmt)
+            assert refusal(corpus.truncated(data)).code == "truncated", fmt
+
+    def test_it_refuses_a_png_claiming_20000_by_20000_pixels(self):
+        rejected = refusal(corpus.png_claiming(20000, 20000))
+        assert rejected.code == "too_many_pixels"
+        assert "400 megapixels" in rejected.message
+        assert "the limit is 50 megapixels" in rejected.message
+
+    def test_it_refuses_a_png_claiming_10000_by_10000_pixels(self):
+        # 100 MP is under Pillow's own error threshold: only its warning fires,
+        # which the worker turns into an error.
+        rejected = refusal(corpus.png_claiming(10000, 10000))
+        assert rejected.code == "too_many_pixels"
+        assert "100 megapixels" in rejected.message
+
+    def test_it_refuses_a_picture_over_the_configured_pixel_limit(self, settings):
+        settings.IMAGE_MAX_PIXELS = 1000
+        assert refusal(corpus.jpeg(40, 40)).code == "too_many_pixels"
+        assert isinstance(decoding.decode(corpus.jpeg(30, 30)), Decoded)
+
+    def test_it_says_the_size_of_a_picture_over_the_limit(self, settings):
+        settings.IMAGE_MAX_PIXELS = 1000
+        with pytest.raises(Rejected) as caught:
+            decoding.process(corpus.jpeg(40, 40))
+        assert caught.value.message == (
+            "This picture is 40 × 40 pixels (0.0016 megapixels); the limit is 0.001 megapixels."
+        )
+
+    @pytest.mark.parametrize("name", sorted(corpus.other_formats()))
+    def test_it_refuses_other_formats_and_names_them(self, name):
+        rejected = refusal(corpus.other_formats()[name])
+        assert rejected.code == "unsupported_format"
+        assert name in rejected.message
+        assert rejected.message.endswith("; we accept JPEG, PNG and WebP.")
+
+    def test_it_refuses_random_bytes(self):
+        rejected = refusal(corpus.random_bytes())
+        assert rejected.code == "not_an_image"
+        assert rejected.message == (
+            "This file is not a picture we can read; we accept JPEG, PNG and WebP."
+        )
+
+    def test_it_answers_every_bit_flipped_jpeg_with_a_picture_or_a_refusal(self):
+        outcomes = []
+        for damaged in corpus.bit_flipped(corpus.jpeg(160, 120), 50, seed=7):
+            try:
+                outcomes.append(decoding.decode(damaged))
+            except Rejected as rejected:
+                outcomes.append(rejected)
+        refused = [outcome.code for outcome in outcomes if isinstance(outcome, Rejected)]
+        accepted = [outcome for outcome in outcomes if isinstance(outcome, Decoded)]
+        assert refused and accepted  # the damage did something, and not always the same
+        assert "decoder_crashed" not in refused
+        assert all(opened(decoded.master).size == (160, 120) for decoded in accepted)
+
+    def test_it_refuses_an_animated_webp(self):
+        rejected = refusal(corpus.animated_webp())
+        assert rejected.code == "animated"
+        assert rejected.message == (
+            "Animated pictures are not accepted; please upload a still photo."
+        )
+
+    def test_it_refuses_an_animated_png(self):
+        assert refusal(corpus.apng()).code == "animated"
+
+    def test_it_refuses_a_multi_picture_jpeg(self):
+        assert refusal(corpus.mpo()).code == "animated"
+
+    def test_it_refuses_an_animated_gif_as_a_gif(self):
+        rejected = refusal(corpus.animated_gif())
+        assert rejected.code == "unsupported_format"
+        assert "GIF" in rejected.message
+
+
+class TestPolyglots:
+    def test_it_accepts_a_png_carrying_html_and_keeps_none_of_it(self):
+        data = corpus.png_with_html()
+        assert data.count(b"<script") == 2
+        decoded = decoding.decode(data)
+        for rendition in renditions(decoded):
+            assert b"<script" not in rendition.data
+            assert b"<html" not in rendition.data
+
+
+class TestOddities:
+    def test_it_turns_a_cmyk_jpeg_into_an_rgb_jpeg(self):
+        decoded = decoding.decode(corpus.cmyk_jpeg())
+        assert (decoded.format, decoded.source_format) == ("jpeg", "JPEG")
+        assert opened(decoded.master).mode == "RGB"
+
+    def test_it_scales_a_16_bit_grey_png_down_to_8_bits(self):
+        decoded = decoding.decode(corpus.png_grey16())
+        master = opened(decoded.master)
+        assert master.mode == "L"
+        # 16-bit values x * 1024 become x * 4, not clipped to white.
+        assert abs(master.getpixel((32, 4)) - 128) <= 4
+        assert abs(master.getpixel((8, 4)) - 32) <= 4
+
+    def test_it_reads_a_16_bit_rgb_png(self):
+        decoded = decoding.decode(corpus.png_rgb16())
+        assert (decoded.format, decoded.master.width, decoded.master.height) == ("jpeg", 32, 16)
+
+    def test_it_keeps_the_transparency_of_a_palette_png(self):
+        decoded = decoding.decode(corpus.palette_png_with_transparency())
+        assert decoded.format == "png"
+        master = opened(decoded.master)
+        assert master.format == "PNG"
+        assert master.mode == "RGBA"
+        assert master.getpixel((5, 5))[3] == 0
+        assert master.getpixel((30, 5)) == (255, 0, 0, 255)
+
+    def test_it_stores_an_opaque_png_as_a_jpeg(self):
+        data = corpus.encode(corpus.scene(64, 48).convert("RGBA"), "PNG")
+        assert decoding.decode(data).format == "jpeg"
+
+    def test_it_keeps_a_grey_jpeg_grey(self):
+        decoded = decoding.decode(corpus.grey_jpeg())
+        assert decoded.format == "jpeg"
+        assert opened(decoded.master).mode == "L"
+
+    def test_it_converts_an_embedded_colour_profile_to_srgb(self):
+        red = Image.new("RGB", (16, 16), (255, 0, 0))
+        data = corpus.encode(red, "PNG", icc_profile=corpus.swapped_primaries_profile())
+        r, g, b = opened(decoding.decode(data).master).getpixel((8, 8))
+        assert b > 200 and r < 60  # the profile said this "red" is sRGB's blue
+
+    def test_it_keeps_a_picture_whose_colour_profile_is_garbage(self):
+        data = corpus.encode(corpus.scene(32, 32), "PNG", icc_profile=b"not a profile")
+        assert decoding.decode(data).format == "jpeg"
+
+
+PRIVATE_INPUTS = {
+    "sideways_jpeg": corpus.phone_jpeg,
+    "upright_jpeg": corpus.upright_jpeg_with_metadata,
+    "transparent_png": corpus.transparent_png_with_metadata,
+}
+
+
+@pytest.fixture(scope="module", params=sorted(PRIVATE_INPUTS))
+def private(request) -> tuple[bytes, Decoded]:
+    data = PRIVATE_INPUTS[request.param]()
+    # The input really carries what must not come out.
+    original = Image.open(io.BytesIO(data))
+    assert original.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    return data, decoding.decode(data)
+
+
+class TestMetadata:
+    def test_it_turns_a_sideways_photo_upright(self):
+        master = opened(decoding.decode(corpus.phone_jpeg()).master)
+        assert master.size == (32, 64)
+        red_top, blue_bottom = master.getpixel((16, 8)), master.getpixel((16, 56))
+        assert red_top[0] > 200 and red_top[2] < 60
+        assert blue_bottom[2] > 200 and blue_bottom[0] < 60
+
+    def test_it_keeps_no_metadata_in_any_rendition(self, private):
+        _data, decoded = private
+        for rendition in renditions(decoded):
+            image = opened(rendition)
+            assert not image.getexif()
+            assert set(image.info) <= {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi"}
+
+    def test_it_keeps_none_of_the_metadata_bytes(self, private):
+        data, decoded = private
+        assert b"PhoneMaker" in data and corpus.SECRET_COMMENT in data
+        for rendition in renditions(decoded):
+            for secret in (b"Exif", b"GPS", b"PhoneMaker", corpus.SECRET_COMMENT, b"secret-xmp"):
+                assert secret not in rendition.data
+
+
+class TestHashes:
+    def test_a_resized_recompressed_copy_is_a_near_duplicate(self):
+        original = corpus.scene(seed=3)
+        copy = corpus.encode(original.resize((320, 240)), "JPEG", quality=60)
+        distance = decoding.phash_distance(
+            decoding.decode(corpus.encode(original, "JPEG")).phash, decoding.decode(copy).phash
+        )
+        assert distance <= 4
+
+    def test_an_unrelated_picture_is_far_from_it(self):
+        first = decoding.decode(corpus.jpeg(seed=3)).phash
+        other = decoding.decode(corpus.jpeg(seed=4)).phash
+        assert decoding.phash_distance(first, other) > 16
+
+    def test_the_phash_fits_a_signed_bigint_and_splits_into_bands(self):
+        hashes = [decoding.decode(corpus.jpeg(64, 48, seed)).phash for seed in range(1, 7)]
+        assert any(h < 0 for h in hashes) and any(h > 0 for h in hashes)
+        for h in hashes:
+            assert -(2**63) <= h < 2**63
+            bands = decoding.phash_bands(h)
+            assert all(0 <= band <= 0xFFFF for band in bands)
+            assert sum(band << (16 * i) for i, band in enumerate(bands)) == h % 2**64
+
+    def test_phash_helpers_treat_the_sign_bit_as_an_ordinary_bit(self):
+        assert decoding.phash_distance(0, -1) == 64
+        assert decoding.phash_distance(-(2**63), 0) == 1
+        assert decoding.phash_bands(-1) == (0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF)
+        assert decoding.phash_bands(0x0004_0003_0002_0001) == (1, 2, 3, 4)
+
+    def test_the_same_pixels_as_png_and_lossless_webp_hash_the_same(self):
+        picture = corpus.noise(50, 40)
+        as_png = decoding.decode(corpus.encode(picture, "PNG"))
+        as_webp = decoding.decode(corpus.encode(picture, "WEBP", lossless=True))
+        assert (as_png.source_format, as_webp.source_format) == ("PNG", "WEBP")
+        assert as_png.pixels_sha256 == as_webp.pixels_sha256
+
+    def test_one_changed_pixel_changes_the_pixels_hash(self):
+        picture = corpus.noise(50, 40)
+        changed = picture.copy()
+        changed.putpixel((0, 0), tuple(255 - v for v in picture.getpixel((0, 0))))
+        first = decoding.decode(corpus.encode(picture, "PNG")).pixels_sha256
+        assert decoding.decode(corpus.encode(changed, "PNG")).pixels_sha256 != first
+
+    def test_a_huge_jpeg_decodes_at_reduced_scale_the_same_way_every_time(self):
+        data = corpus.jpeg(9000, 1000)
+        first, second = decoding.decode(data), decoding.decode(data)
+        assert (first.master.width, first.master.height) == (4096, 455)
+        assert first.pixels_sha256 == second.pixels_sha256
+        assert first.master.data == second.master.data
+
+
+class TestRenditions:
+    def test_it_never_upscales_a_small_picture(self):
+        decoded = decoding.decode(corpus.jpeg(100, 60))
+        assert {(r.width, r.height) for r in renditions(decoded)} == {(100, 60)}
+
+    def test_it_fits_display_and_thumbnail_to_their_long_side(self):
+        decoded = decoding.decode(corpus.jpeg(2000, 1000))
+        sizes = [(r.width, r.height) for r in renditions(decoded)]
+        assert sizes == [(2000, 1000), (1024, 512), (256, 128)]
+
+    def test_it_reports_the_real_size_and_format_of_each_rendition(self):
+        decoded = decoding.decode(corpus.jpeg(1500, 700))
+        for rendition in renditions(decoded):
+            image = opened(rendition)
+            assert image.size == (rendition.width, rendition.height)
+            assert image.format == "JPEG"
+
+    def test_it_caps_the_master_at_the_configured_side(self, settings):
+        settings.IMAGE_MASTER_MAX_SIDE = 300
+        decoded = decoding.decode(corpus.jpeg(1000, 500))
+        assert (decoded.master.width, decoded.master.height) == (300, 150)
+        assert (decoded.thumb.width, decoded.thumb.height) == (256, 128)
+
+
+# --- Isolation ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_png() -> bytes:
+    """49 megapixels (under the cap) that take the worker a few seconds; the file is small."""
+    return corpus.encode(Image.new("RGB", (7000, 7000), (20, 120, 60)), "PNG", compress_level=1)
+
+
+def resident_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def decode_in_thread(data: bytes) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def upload():
+        try:
+            outcome["result"] = decoding.decode(data)
+        except BaseException as error:  # the test inspects whatever came out
+            outcome["result"] = error
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    return thread, outcome
+
+
+def wait_until_decoding(pid: int, thread: threading.Thread) -> None:
+    """Return once the worker holds a decoded 147 MB picture, i.e. is mid-way."""
+    deadline = time.monotonic() + 30
+    while resident_bytes(pid) < 120 * 1024 * 1024:
+        assert thread.is_alive(), "the worker finished before it could be killed"
+        assert time.monotonic() < deadline, "the worker never started decoding"
+        time.sleep(0.005)
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class TestIsolation:
+    @pytest.fixture(autouse=True)
+    def fresh_worker(self):
+        decoding.shutdown()
+        yield
+        decoding.shutdown()  # the next test starts a worker with normal settings
+
+    def test_warm_up_starts_the_worker_before_the_first_upload(self):
+        assert decoding.worker_pids() == []
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        assert pid != os.getpid() and is_running(pid)
+
+    def test_the_worker_answers_exactly_what_process_computes(self):
+        data = corpus.png_with_html()
+        assert decoding.decode(data) == decoding.process(data)
+
+    def test_a_killed_worker_costs_one_upload_and_the_next_one_works(self, big_png):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        thread, outcome = decode_in_thread(big_png)
+        wait_until_decoding(pid, thread)
+        os.kill(pid, signal.SIGKILL)
+        thread.join(timeout=30)
+        assert isinstance(outcome["result"], Rejected)
+        assert (outcome["result"].code, outcome["result"].status) == ("decoder_crashed", 422)
+        assert isinstance(decoding.decode(corpus.jpeg()), Decoded)
+        assert decoding.worker_pids() not in ([], [pid])
+
+    def test_a_worker_past_the_timeout_is_killed_and_replaced(self, big_png, settings):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        settings.IMAGE_WORKER_TIMEOUT = 0.2
+        assert refusal(big_png).code == "timeout"
+        assert not is_running(pid)
+        settings.IMAGE_WORKER_TIMEOUT = 30
+        assert isinstance(decoding.decode(corpus.jpeg()), Decoded)
+
+    def test_a_worker_past_its_cpu_limit_is_stopped_and_replaced(self, big_png, settings):
+        settings.IMAGE_WORKER_CPU_SECONDS = 1
+        assert refusal(big_png).code == "timeout"
+        assert isinstance(decoding.decode(corpus.jpeg()), Decoded)
+
+    def test_a_worker_out_of_memory_refuses_the_picture_and_recovers(self, big_png, settings):
+        settings.IMAGE_WORKER_MEMORY_MB = 150  # the decoded picture alone needs 147 MB
+        assert refusal(big_png).code == "too_big_to_decode"
+        assert isinstance(decoding.decode(corpus.jpeg()), Decoded)
+
+    def test_a_worker_is_replaced_after_its_last_task(self, settings):
+        settings.IMAGE_WORKER_MAX_TASKS = 2
+        decoding.decode(corpus.jpeg(32, 32))
+        [pid] = decoding.worker_pids()
+        decoding.decode(corpus.jpeg(32, 32))
+        assert decoding.worker_pids() == []
+        decoding.decode(corpus.jpeg(32, 32))
+        assert decoding.worker_pids() not in ([], [pid])
+
+    def test_threads_share_the_worker_safely(self):
+        uploads = [corpus.jpeg(200, 150, seed) for seed in range(6)]
+        threads = [decode_in_thread(data) for data in uploads]
+        for thread, _outcome in threads:
+            thread.join(timeout=30)
+        hashes = [outcome["result"].pixels_sha256 for _thread, outcome in threads]
+        assert hashes == [decoding.process(data).pixels_sha256 for data in uploads]
+
+    def test_a_malformed_reply_from_the_worker_is_not_trusted(self):
+        for reply in (b"", b"junk", b"\x00\x00\x00\x02{}", decoding._pack({"renditions": []})):
+            with pytest.raises(ValueError):
+                decoding._unpack(reply)

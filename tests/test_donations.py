@@ -1,0 +1,228 @@
+"""Donating through the web form and the JSON answer the page's script uses."""
+
+import io
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from PIL import Image as PILImage
+
+from donations import decoding
+from donations.ingest import ingest
+from donations.models import Image
+from labels.models import LabelSuggestion
+from tests.helpers import make_label, photo_bytes
+from validation.models import ImageLabel
+
+pytestmark = pytest.mark.django_db
+
+DONATE = "/donate"
+
+
+def upload(name="photo.jpg", data=None, content_type="image/jpeg"):
+    return SimpleUploadedFile(name, data if data is not None else photo_bytes(), content_type)
+
+
+def donate(client, *files, labels="", cc0=True, json=False, **extra):
+    data = {"images": list(files) or [upload()], "labels": labels}
+    if cc0:
+        data["cc0"] = "on"
+    headers = {"HTTP_ACCEPT": "application/json"} if json else {}
+    return client.post(DONATE, data, **headers, **extra)
+
+
+def media_files() -> list[Path]:
+    root = Path(settings.MEDIA_ROOT)
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_the_donate_page_offers_labels_and_the_public_domain_dedication(client):
+    make_label("dog")
+    body = client.get(DONATE).content.decode()
+    assert '<datalist id="label-names">' in body and 'value="dog"' in body
+    assert 'name="cc0"' in body and "creativecommons.org/publicdomain/zero/1.0" in body
+    assert 'enctype="multipart/form-data"' in body
+
+
+def test_a_donation_with_labels_is_stored_pending_with_its_pairs_and_suggestions(client):
+    dog = make_label("dog")
+    make_label("eye", parent=dog)
+    dog.synonyms.create(name="puppy")
+    response = donate(client, upload(), labels="Puppy, hoverboard")
+    assert response.status_code == 302
+    image = Image.objects.get()
+    assert image.status == "pending"
+    assert [p.label.name for p in ImageLabel.objects.filter(image=image)] == ["dog"]
+    assert LabelSuggestion.objects.get().name == "hoverboard"
+    page = client.get(response["Location"]).content.decode()
+    assert "1 accepted" in page and "hoverboard" in page
+
+
+def test_add_sublabels_also_asks_about_the_parts(client):
+    dog = make_label("dog")
+    make_label("eye", parent=dog)
+    client.post(DONATE, {"images": [upload()], "labels": "dog", "add_sublabels": "on", "cc0": "on"})
+    assert sorted(p.label.full_name for p in ImageLabel.objects.all()) == ["dog", "dog/eye"]
+
+
+def test_an_unlabelled_donation_is_allowed(client):
+    assert donate(client, upload()).status_code == 302
+    assert Image.objects.count() == 1 and ImageLabel.objects.count() == 0
+
+
+def test_without_the_dedication_nothing_is_stored_and_the_reason_is_given(client):
+    response = donate(client, upload(), cc0=False)
+    assert response.status_code == 400
+    assert "dedicate them to the public domain" in response.content.decode()
+    assert Image.objects.count() == 0 and media_files() == []
+
+
+def test_one_submit_reports_accepted_duplicate_and_rejected_files(client):
+    picture = photo_bytes()
+    response = donate(
+        client,
+        upload("a.jpg", picture),
+        upload("b.jpg", picture),
+        upload("c.jpg", b"GIF89a" + b"\x00" * 50),
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "1 accepted, 1 already here, 1 not accepted" in page
+    assert "This file is a GIF" in page
+    assert Image.objects.count() == 1
+
+
+def test_the_json_answer_says_created_or_conflict(client):
+    picture = photo_bytes()
+    first = donate(client, upload(data=picture), json=True)
+    assert first.status_code == 201 and first.json()["status"] == "accepted"
+    second = donate(client, upload(data=picture), json=True)
+    assert second.status_code == 409 and second.json()["status"] == "duplicate"
+    bad = donate(client, upload(data=b"<html><script>alert(1)</script></html>"), json=True)
+    assert bad.status_code == 422 and "we accept JPEG, PNG and WebP" in bad.json()["message"]
+
+
+def test_more_than_twenty_files_are_refused_in_plain_words(client):
+    response = donate(client, *[upload(f"{n}.jpg") for n in range(21)])
+    assert response.status_code == 400
+    assert "at most 20" in response.content.decode()
+    assert Image.objects.count() == 0
+
+
+def test_an_upload_over_the_size_limit_gets_413_and_stores_nothing(client, settings):
+    settings.MAX_UPLOAD_MB = 1
+    big = upload(data=b"\xff\xd8" + b"\x00" * (1024 * 1024 + 10))
+    response = donate(client, big)
+    assert response.status_code == 413
+    assert "larger than 1 MB" in response.content.decode()
+    assert Image.objects.count() == 0 and media_files() == []
+
+
+def test_donations_are_rate_limited_with_a_clear_429(client, settings):
+    settings.DONATION_RATE = "2/h"
+    assert donate(client, upload()).status_code == 302
+    assert donate(client, upload()).status_code == 302
+    response = donate(client, upload())
+    assert response.status_code == 429
+    assert "Too many requests" in response.content.decode()
+
+
+def test_anonymous_uploads_wait_when_the_pending_queue_is_full(client, settings):
+    settings.MAX_PENDING_ANONYMOUS = 1
+    assert donate(client, upload()).status_code == 302
+    response = donate(client, upload())
+    assert response.status_code == 503
+    assert "cannot take more from anonymous donors" in response.content.decode()
+    assert Image.objects.count() == 1
+
+
+def test_my_donations_lists_only_this_visitors_pictures_with_their_status(client):
+    donate(client, upload("mine.jpg"))
+    other = Client()
+    donate(other, upload("theirs.jpg"))
+    page = client.get("/donate/mine").content.decode()
+    assert "mine.jpg" in page and "theirs.jpg" not in page
+    assert "Pending review" in page
+
+
+def test_hostile_file_names_are_never_paths(client):
+    donate(client, upload("../../etc/passwd\u202e.jpg"))
+    image = Image.objects.get()
+    assert "/" not in image.original_filename and "\u202e" not in image.original_filename
+    for path in media_files():
+        assert path.resolve().is_relative_to(Path(settings.MEDIA_ROOT).resolve())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_identical_uploads_at_the_same_moment_store_one_image():
+    picture = photo_bytes(320, 240)
+    outcomes = []
+    barrier = threading.Barrier(2)
+
+    def run():
+        barrier.wait()
+        try:
+            outcomes.append(ingest(picture, filename="same.jpg").status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["accepted", "duplicate"]
+    assert Image.objects.count() == 1
+    image = Image.objects.get()
+    assert len(media_files()) == 3, "one set of renditions, no leftovers from the loser"
+    assert all(image.uuid.hex[:2] in str(p) for p in media_files())
+
+
+def test_the_donate_page_answers_get_and_post_only(client):
+    assert client.put(DONATE).status_code == 405
+
+
+def test_result_pages_of_other_sessions_are_not_found(client):
+    response = donate(client, upload())
+    assert Client().get(response["Location"]).status_code == 404
+    assert client.get(reverse("donations:result", args=["nothex"])).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_killing_the_decoder_mid_upload_costs_one_answer_and_nothing_else(client, settings):
+    settings.MAX_UPLOAD_MB = 64
+    decoding.warm_up()
+    noise = PILImage.frombytes("RGB", (4000, 3000), random.randbytes(4000 * 3000 * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, "PNG", compress_level=0)
+    responses = []
+
+    def send():
+        try:
+            responses.append(
+                donate(client, upload("noise.png", buffer.getvalue(), "image/png"), json=True)
+            )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    time.sleep(1.0)  # the worker is decoding or resizing the noise by now
+    for pid in decoding.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=60)
+    answer = responses[0]
+    assert answer.status_code == 422, answer.content
+    assert answer.json()["status"] == "rejected"
+    assert Image.objects.count() == 0 and media_files() == []
+    follow_up = donate(client, upload("fine.jpg"), json=True)
+    assert follow_up.status_code == 201, "the service answers the next upload at once"

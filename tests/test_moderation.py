@@ -1,0 +1,231 @@
+"""Private until approved: storage, moderation decisions, reports, scripted moderation."""
+
+import threading
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Permission, User
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from donations.ingest import ingest
+from donations.models import Image, ModerationConflict, ModerationDecision
+from tests.helpers import make_voter, photo_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def pending_image(**kwargs) -> Image:
+    outcome = ingest(photo_bytes(300, 200), filename="p.jpg", **kwargs)
+    assert outcome.accepted, outcome.message
+    return outcome.image
+
+
+@pytest.fixture
+def moderator() -> tuple[Client, User]:
+    user = User.objects.create_user("mod", "m@example.org", "a long enough password", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["change_image", "view_image"])
+    )
+    client = Client()
+    client.force_login(user)
+    return client, user
+
+
+def public_path(image: Image, kind="master") -> Path:
+    return Path(settings.MEDIA_ROOT) / "public" / image.file_name(kind)
+
+
+def private_path(image: Image, kind="master") -> Path:
+    return Path(settings.MEDIA_ROOT) / "private" / image.file_name(kind)
+
+
+def test_a_pending_picture_lives_only_in_private_storage(client):
+    image = pending_image()
+    assert all(private_path(image, kind).exists() for kind in ("master", "display", "thumb"))
+    assert not public_path(image).exists()
+    assert client.get(f"/image/{image.uuid}").status_code == 404
+    assert client.get(f"/media/{image.file_name('master')}").status_code == 404
+
+
+def test_visitors_cannot_open_the_moderators_file_view(client):
+    image = pending_image()
+    url = reverse("donations:private-file", args=[image.uuid, "display"])
+    response = client.get(url)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    plain = User.objects.create_user(
+        "plain", "p@example.org", "a long enough password", is_staff=True
+    )
+    client.force_login(plain)
+    assert client.get(url).status_code == 404
+
+
+def test_moderators_see_pending_files_and_behind_nginx_through_x_accel(moderator, settings):
+    client, _ = moderator
+    image = pending_image()
+    url = reverse("donations:private-file", args=[image.uuid, "thumb"])
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content) == private_path(image, "thumb").read_bytes()
+    settings.PRIVATE_MEDIA_X_ACCEL = True
+    response = client.get(url)
+    assert response["X-Accel-Redirect"] == f"/_private/{image.file_name('thumb')}"
+    assert response.content == b""
+
+
+def test_approving_moves_the_files_to_public_media(
+    client, moderator, django_capture_on_commit_callbacks
+):
+    _, user = moderator
+    image = pending_image()
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("approve", moderator=user)
+    assert public_path(image).exists() and not private_path(image).exists()
+    response = client.get(f"/media/{image.file_name('master')}")
+    assert response.status_code == 200
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response["Content-Security-Policy"]
+    assert client.get(f"/image/{image.uuid}").status_code == 200
+    decision = ModerationDecision.objects.get()
+    assert (decision.action, decision.moderator) == ("approve", user)
+
+
+def test_rejecting_deletes_the_files_and_blocks_the_same_file_from_returning(
+    moderator, django_capture_on_commit_callbacks
+):
+    _, user = moderator
+    data = photo_bytes(300, 200)
+    image = ingest(data).image
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("reject", moderator=user)
+    assert not private_path(image).exists() and not public_path(image).exists()
+    again = ingest(data)
+    assert again.status == "duplicate"
+    assert "not accepted" in again.message
+    assert Image.objects.count() == 1
+
+
+def test_a_second_decision_on_the_same_picture_gets_a_clear_message(moderator):
+    _, user = moderator
+    image = pending_image()
+    Image.objects.get(pk=image.pk).decide("approve", moderator=user)
+    with pytest.raises(ModerationConflict, match="already public by mod"):
+        Image.objects.get(pk=image.pk).decide("approve", moderator=user)
+    assert Image.objects.get(pk=image.pk).status == "public"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_moderators_deciding_at_once_leave_one_decision():
+    image = pending_image()
+    results = []
+    barrier = threading.Barrier(2)
+
+    def decide(action):
+        barrier.wait()
+        try:
+            Image.objects.get(pk=image.pk).decide(action, expected="pending")
+            results.append(action)
+        except ModerationConflict:
+            results.append("conflict")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=decide, args=(a,)) for a in ("approve", "reject")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count("conflict") == 1
+    image.refresh_from_db()
+    assert image.status in ("public", "rejected")
+    assert ModerationDecision.objects.count() == 1
+    public = public_path(image).exists()
+    assert public == (image.status == "public")
+
+
+def test_enough_reports_from_different_people_hide_a_picture(
+    client, settings, django_capture_on_commit_callbacks
+):
+    settings.REPORTS_TO_HIDE = 2
+    image = pending_image()
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("approve")
+    first, second = Client(), Client()
+    response = first.post(f"/image/{image.uuid}/report", {"reason": "personal"})
+    assert response.status_code == 302
+    again = first.post(f"/image/{image.uuid}/report", {"reason": "personal"}, follow=True)
+    assert "already reported" in again.content.decode()
+    image.refresh_from_db()
+    assert image.status == "public"
+    with django_capture_on_commit_callbacks(execute=True):
+        second.post(f"/image/{image.uuid}/report", {"reason": "copyright"})
+    image.refresh_from_db()
+    assert image.status == "hidden"
+    assert private_path(image).exists() and not public_path(image).exists()
+    assert client.get(f"/image/{image.uuid}").status_code == 404
+
+
+def test_a_report_of_kind_other_needs_words(client):
+    image = pending_image()
+    image.decide("approve")
+    response = client.post(f"/image/{image.uuid}/report", {"reason": "other", "text": " "})
+    assert response.status_code == 400
+    assert "tell us what is wrong" in response.content.decode()
+
+
+def test_the_moderate_command_decides_by_uuid():
+    first, second = pending_image(), pending_image()
+    out = StringIO()
+    call_command("moderate", "--approve", str(first.uuid), str(second.uuid), stdout=out)
+    assert Image.objects.filter(status="public").count() == 2
+    with pytest.raises(CommandError, match="1 of 1"):
+        call_command("moderate", "--approve", str(first.uuid), stdout=out, stderr=StringIO())
+    with pytest.raises(CommandError):
+        call_command("moderate", "--reject", "not-a-uuid", stdout=out, stderr=StringIO())
+
+
+def test_the_orphans_command_reports_and_removes_stray_files():
+    image = pending_image()
+    stray = Path(settings.MEDIA_ROOT) / "private" / "ab" / "stray.jpg"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"x")
+    private_path(image, "thumb").unlink()
+    out = StringIO()
+    call_command("orphans", "--grace", "0", stdout=out)
+    report = out.getvalue()
+    assert "has no thumb file" in report and "stray: private/ab/stray.jpg" in report
+    assert stray.exists()
+    call_command("orphans", "--grace", "0", "--delete", stdout=StringIO())
+    assert not stray.exists()
+    assert private_path(image).exists(), "files that belong to a row are kept"
+
+
+def test_the_admin_queue_shows_pending_pictures_and_decides_in_bulk(moderator):
+    client, _ = moderator
+    first, second = pending_image(), pending_image(donor=make_voter())
+    page = client.get("/admin/donations/image/queue/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert str(first.uuid) in body and "Pending (2)" in body
+    response = client.post(
+        "/admin/donations/image/queue/?show=pending",
+        {"decision": "approve", "selected": [str(first.uuid), str(second.uuid)]},
+        follow=True,
+    )
+    assert "2 picture(s) approved" in response.content.decode()
+    assert Image.objects.filter(status="public").count() == 2
+
+
+def test_the_admin_list_and_detail_pages_render(moderator):
+    client, _ = moderator
+    user = User.objects.create_superuser("root", "r@example.org", "a long enough password")
+    client.force_login(user)
+    image = pending_image()
+    assert client.get("/admin/donations/image/").status_code == 200
+    assert client.get(f"/admin/donations/image/{image.pk}/change/").status_code == 200
+    assert client.get("/admin/donations/image/?flag=similar").status_code == 200
+    assert client.get("/admin/donations/moderationdecision/").status_code == 200

@@ -1,0 +1,443 @@
+"""Honest votes: one per voter per pair, training and trust, settling, selection, alerts, limits."""
+
+import threading
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from tests.helpers import make_image, make_label, make_pair, make_voter
+from validation import selection
+from validation.models import Alert, ImageLabel, Vote, Voter
+from validation.voting import VoteRefused, discard_votes, record_vote, reopen
+
+pytestmark = pytest.mark.django_db
+
+YES, NO, SKIP = Vote.Answer.YES, Vote.Answer.NO, Vote.Answer.SKIP
+
+
+def open_pair(label="dog", **fields) -> ImageLabel:
+    pair = make_pair(label, **fields)
+    pair.refresh_servable()
+    pair.save()
+    return pair
+
+
+def gold(answer: bool, label="dog") -> ImageLabel:
+    pair = open_pair(label, is_gold=True, gold_answer=answer)
+    return pair
+
+
+def trusted(**fields) -> Voter:
+    return make_voter(trusted=True, gold_correct=3, **fields)
+
+
+class TestOneVotePerVoter:
+    def test_a_trusted_vote_counts(self):
+        pair = open_pair()
+        record_vote(pair, trusted(), YES)
+        pair.refresh_from_db()
+        assert (pair.num_yes, pair.num_no, pair.probability) == (1, 0, 1.0)
+
+    def test_a_replaced_answer_moves_exactly_one_count(self):
+        pair, voter = open_pair(), trusted()
+        record_vote(pair, trusted(), YES)
+        record_vote(pair, voter, YES)
+        record_vote(pair, voter, NO)
+        pair.refresh_from_db()
+        assert (pair.num_yes, pair.num_no) == (1, 1)
+        assert Vote.objects.filter(pair=pair, voter=voter).count() == 1
+        record_vote(pair, voter, SKIP)
+        pair.refresh_from_db()
+        assert (pair.num_yes, pair.num_no) == (1, 0)
+
+    def test_a_voter_cannot_vote_on_their_own_donation(self):
+        donor = trusted()
+        pair = open_pair(image=make_image(donor=donor))
+        with pytest.raises(VoteRefused, match="you donated"):
+            record_vote(pair, donor, YES)
+
+    def test_pending_pictures_and_frozen_pairs_take_no_votes(self):
+        with pytest.raises(VoteRefused):
+            record_vote(open_pair(image=make_image(status="pending")), trusted(), YES)
+        frozen = open_pair(frozen=True)
+        with pytest.raises(VoteRefused, match="closed"):
+            record_vote(frozen, trusted(), YES)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_identical_concurrent_votes_are_one_vote():
+    pair, voter = open_pair(), trusted()
+    errors = []
+    barrier = threading.Barrier(10)
+
+    def vote():
+        try:
+            barrier.wait()
+            for _ in range(5):
+                record_vote(pair, voter, YES)
+        except Exception as error:  # any failure is a test failure
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=vote) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    pair.refresh_from_db()
+    assert Vote.objects.filter(pair=pair).count() == 1
+    assert (pair.num_yes, pair.num_no) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_votes_of_different_voters_all_count_exactly_once():
+    pair = open_pair()
+    voters = [trusted() for _ in range(20)]
+    barrier = threading.Barrier(20)
+
+    def vote(voter, answer):
+        barrier.wait()
+        try:
+            record_vote(pair, voter, answer)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=vote, args=(v, YES if n % 4 else NO)) for n, v in enumerate(voters)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pair.refresh_from_db()
+    assert (pair.num_yes, pair.num_no) == (15, 5)
+
+
+class TestTraining:
+    def test_training_votes_do_not_count_until_gold_is_passed(self):
+        pair, newcomer = open_pair("cat"), make_voter()
+        record_vote(pair, newcomer, YES)
+        pair.refresh_from_db()
+        assert (pair.num_yes, Vote.objects.get(voter=newcomer).counted) == (0, False)
+        for answer in (True, False, True):
+            record_vote(gold(answer), newcomer, YES if answer else NO)
+        newcomer.refresh_from_db()
+        assert newcomer.trusted
+        pair.refresh_from_db()
+        assert pair.num_yes == 1, "earlier votes count once the voter is trusted"
+
+    def test_two_wrong_gold_answers_keep_a_voter_in_training(self):
+        newcomer = make_voter()
+        for answer, said in ((True, YES), (False, YES), (True, NO), (True, YES), (False, NO)):
+            record_vote(gold(answer), newcomer, said)
+        newcomer.refresh_from_db()
+        assert (newcomer.gold_correct, newcomer.gold_wrong, newcomer.trusted) == (3, 2, False)
+
+    def test_a_voter_who_fails_gold_is_demoted_and_counts_are_recomputed(self):
+        voter = make_voter()
+        for answer in (True, True, False):
+            record_vote(gold(answer), voter, YES if answer else NO)
+        pairs = [open_pair("cat") for _ in range(3)]
+        for pair in pairs:
+            record_vote(pair, voter, YES)
+        assert ImageLabel.objects.get(pk=pairs[0].pk).num_yes == 1
+        for _ in range(2):
+            record_vote(gold(False), voter, YES)  # wrong, twice: 3 of 5 = 0.6
+        voter.refresh_from_db()
+        assert not voter.trusted
+        assert [ImageLabel.objects.get(pk=p.pk).num_yes for p in pairs] == [0, 0, 0]
+
+    def test_gold_counts_only_the_first_answer(self):
+        voter, pair = make_voter(), gold(True)
+        record_vote(pair, voter, YES)
+        record_vote(pair, voter, NO)
+        record_vote(pair, voter, YES)
+        voter.refresh_from_db()
+        assert (voter.gold_correct, voter.gold_wrong) == (1, 0)
+
+    def test_on_a_fresh_instance_a_moderators_answers_become_gold(self, settings):
+        settings.GOLD_MIN_POOL = 2
+        from django.contrib.auth.models import User
+
+        moderator = make_voter(user=User.objects.create_user("mod", is_staff=True))
+        first, second, third = open_pair(), open_pair(), open_pair()
+        record_vote(first, moderator, YES)
+        record_vote(second, moderator, NO)
+        record_vote(third, moderator, YES)
+        gold_pairs = ImageLabel.objects.filter(is_gold=True)
+        assert {(p.pk, p.gold_answer) for p in gold_pairs} == {(first.pk, True), (second.pk, False)}
+        first.refresh_from_db()
+        assert first.num_yes == 1, "a moderator's vote counts"
+
+    def test_a_pair_settled_unanimously_by_many_trusted_voters_is_promoted_to_gold(self, settings):
+        settings.GOLD_PROMOTE_MIN_VOTES = 16
+        pair = open_pair()
+        for _ in range(16):
+            record_vote(pair, trusted(), YES)
+        pair.refresh_from_db()
+        assert pair.status == "validated" and pair.is_gold and pair.gold_answer is True
+
+
+class TestSettling:
+    def test_a_pair_is_validated_when_the_wilson_lower_bound_passes_the_threshold(self):
+        pair = open_pair()
+        for _ in range(15):
+            record_vote(pair, trusted(), YES)
+        pair.refresh_from_db()
+        assert pair.status == "open" and pair.confidence < 0.8
+        record_vote(pair, trusted(), YES)
+        pair.refresh_from_db()
+        assert pair.status == "validated" and pair.confidence >= 0.8
+        assert not pair.servable
+
+    def test_a_pair_is_rejected_when_the_upper_bound_falls_below(self):
+        pair = open_pair()
+        for _ in range(16):
+            record_vote(pair, trusted(), NO)
+        pair.refresh_from_db()
+        assert pair.status == "rejected" and pair.probability == 0
+
+    def test_a_moderator_can_reopen_a_settled_pair(self):
+        pair = open_pair()
+        for _ in range(16):
+            record_vote(pair, trusted(), YES)
+        reopen(pair)
+        pair.refresh_from_db()
+        assert pair.status == "open" and pair.servable
+        for _ in range(3):
+            record_vote(pair, trusted(), YES)
+        pair.refresh_from_db()
+        assert pair.status == "validated"
+
+    def test_discarding_a_voters_votes_recomputes_the_counts(self):
+        vandal, pair = trusted(), open_pair()
+        record_vote(pair, vandal, NO)
+        record_vote(pair, trusted(), YES)
+        discard_votes(vandal)
+        pair.refresh_from_db()
+        assert (pair.num_yes, pair.num_no) == (1, 0)
+        record_vote(open_pair(), Voter.objects.get(pk=vandal.pk), NO)
+        assert not Vote.objects.filter(voter=vandal, counted=True).exists()
+
+
+class TestSelection:
+    def test_seen_pairs_and_own_donations_are_never_served(self):
+        voter = trusted()
+        seen, own = open_pair(), open_pair(image=make_image(donor=voter))
+        fresh = open_pair()
+        record_vote(seen, voter, SKIP)
+        served = {selection.next_task(voter).pk for _ in range(20)}
+        assert served == {fresh.pk}
+        assert own.pk not in served
+
+    def test_settled_frozen_and_pending_pairs_are_not_served(self):
+        voter = trusted()
+        open_pair(status="validated")
+        open_pair(frozen=True)
+        open_pair(image=make_image(status="pending"))
+        assert selection.next_task(voter) is None
+
+    def test_the_label_filter_restricts_tasks(self):
+        voter = trusted()
+        open_pair("dog")
+        cat = open_pair("cat")
+        assert {selection.next_task(voter, cat.label).pk for _ in range(10)} == {cat.pk}
+
+    def test_voters_in_training_meet_gold_among_their_first_tasks(self):
+        newcomer = make_voter()
+        golden = gold(True)
+        for _ in range(5):
+            open_pair()
+        first = selection.next_task(newcomer)
+        assert first.pk == golden.pk
+
+    def test_trusted_voters_meet_gold_now_and_then(self, settings):
+        settings.GOLD_EVERY = 3
+        voter = trusted()
+        golden = gold(True)
+        for _ in range(10):
+            open_pair()
+        served = [selection.next_task(voter).pk for _ in range(3)]
+        assert served.count(golden.pk) == 1
+
+    def test_fewest_votes_come_first(self):
+        voter = trusted()
+        busy, quiet = open_pair(), open_pair()
+        for _ in range(4):
+            record_vote(busy, trusted(), YES)
+        assert selection.next_task(voter).pk == quiet.pk
+
+
+class TestAlerts:
+    def test_an_outcome_flip_raises_an_alert(self):
+        pair = open_pair()
+        voters = [trusted() for _ in range(16)]
+        for voter in voters:
+            record_vote(pair, voter, YES)
+        for voter in voters:
+            record_vote(pair, voter, NO)
+        alert = Alert.objects.get(kind="flip")
+        assert alert.pair == pair and "validated to rejected" in alert.message
+        assert alert.votes().count() == 16
+
+    def test_a_fast_probability_swing_raises_an_alert(self):
+        pair = open_pair()
+        for _ in range(4):
+            record_vote(pair, trusted(), YES)
+        Vote.objects.filter(pair=pair).update(updated="2000-01-01T00:00:00Z")
+        for _ in range(8):
+            record_vote(pair, trusted(), NO)
+        alert = Alert.objects.get(kind="swing")
+        assert alert.details["from"] == 1.0 and alert.details["to"] < 0.5
+
+    def test_many_votes_from_one_network_raise_a_burst_alert(self, settings):
+        settings.ALERT_BURST_VOTES = 5
+        dog = make_label("dog")
+        for _ in range(6):
+            record_vote(open_pair(dog), make_voter(), YES, ip_prefix="203.0.113.0/24")
+        alert = Alert.objects.get(kind="burst")
+        assert alert.ip_prefix == "203.0.113.0/24" and alert.label == dog
+        assert alert.votes().count() == 6
+        record_vote(open_pair(dog), make_voter(), YES, ip_prefix="198.51.100.0/24")
+        assert Alert.objects.count() == 1
+
+
+class TestVotingPages:
+    def test_the_voting_page_asks_one_question_with_keyboard_hints(self, client):
+        open_pair(make_label("dog", description="A pet that barks."))
+        body = client.get("/validate").content.decode()
+        assert "Is there a dog in this picture?" in body and "A pet that barks." in body
+        assert 'value="yes"' in body and 'value="skip"' in body and "<kbd>Y</kbd>" in body
+
+    def test_a_vote_redirects_to_the_next_task(self, client):
+        pair = open_pair()
+        response = client.post(f"/validate/{pair.pk}/vote", {"answer": "yes"})
+        assert response.status_code == 302 and response["Location"] == "/validate"
+        assert Vote.objects.get().answer == YES
+
+    def test_a_bad_answer_is_refused_in_words(self, client):
+        pair = open_pair()
+        response = client.post(
+            f"/validate/{pair.pk}/vote", {"answer": "maybe"}, HTTP_ACCEPT="application/json"
+        )
+        assert response.status_code == 400 and "yes, no or skip" in response.json()["error"]
+        assert client.get(f"/validate/{pair.pk}/vote").status_code == 405
+
+    def test_votes_need_the_csrf_token(self):
+        pair = open_pair()
+        strict = Client(enforce_csrf_checks=True)
+        assert strict.post(f"/validate/{pair.pk}/vote", {"answer": "yes"}).status_code == 403
+        assert not Vote.objects.exists()
+
+    def test_the_json_answer_carries_the_next_task_and_the_one_after(self, client):
+        first, second, third = open_pair(), open_pair(), open_pair()
+        answer = client.post(
+            f"/validate/{first.pk}/vote", {"answer": "no"}, HTTP_ACCEPT="application/json"
+        ).json()
+        assert answer["next"]["pair"] in {second.pk, third.pk}
+        assert answer["then"]["pair"] in {second.pk, third.pk} - {answer["next"]["pair"]}
+        following = client.post(
+            answer["next"]["vote_url"],
+            {"answer": "yes", "prefer": answer["then"]["pair"]},
+            HTTP_ACCEPT="application/json",
+        ).json()
+        assert following["next"]["pair"] == answer["then"]["pair"], (
+            "the preloaded picture comes next"
+        )
+
+    def test_a_friendly_page_when_nothing_is_left(self, client):
+        response = client.get("/validate?label=dog")
+        assert response.status_code == 200
+        assert "You have seen everything" in response.content.decode()
+
+    def test_the_grid_records_marked_as_yes_and_the_rest_as_no_at_once(self, client):
+        dog = make_label("dog")
+        pairs = [open_pair(dog) for _ in range(12)]
+        page = client.get("/validate/grid?label=dog")
+        assert page.content.decode().count('name="shown"') == 12
+        marked = [p.pk for p in pairs[:5]]
+        response = client.post(
+            "/validate/grid?label=dog",
+            {"label": "dog", "shown": [p.pk for p in pairs], "yes": marked},
+        )
+        assert response.status_code == 302
+        answers = dict(Vote.objects.values_list("pair_id", "answer"))
+        assert answers == {p.pk: (YES if p.pk in marked else NO) for p in pairs}
+
+    def test_a_grid_with_one_bad_picture_records_nothing(self, client):
+        dog = make_label("dog")
+        pairs = [open_pair(dog) for _ in range(3)]
+        other = open_pair("cat")
+        client.post(
+            "/validate/grid?label=dog",
+            {"label": "dog", "shown": [*[p.pk for p in pairs], other.pk]},
+        )
+        assert not Vote.objects.exists()
+
+    def test_anyone_adds_a_label_or_a_suggestion_to_a_picture(self, client):
+        image = make_image()
+        make_label("ball")
+        client.post(f"/image/{image.uuid}/labels", {"label": "Ball"})
+        pair = ImageLabel.objects.get(image=image)
+        assert (pair.label.name, pair.num_yes, pair.servable) == ("ball", 0, True)
+        response = client.post(
+            f"/image/{image.uuid}/labels", {"label": "frisbee golf"}, follow=True
+        )
+        assert "sent it to our curators" in response.content.decode()
+
+    def test_label_mode_walks_through_pictures_with_few_labels(self, client):
+        few, many = make_image(), make_image()
+        for name in ("a1", "a2", "a3"):
+            make_pair(name, many)
+        response = client.get("/label")
+        assert response.context["image"] == few
+
+    def test_my_numbers_page_and_statistics_page(self, client):
+        pair = open_pair()
+        client.post(f"/validate/{pair.pk}/vote", {"answer": "yes"})
+        body = client.get("/me").content.decode()
+        assert "pictures answered" in body and "Not yet" in body
+        stats = client.get("/statistics").content.decode()
+        assert "<svg" in stats and "Per label" in stats and "dog" in stats
+
+
+class TestLimits:
+    def test_votes_are_rate_limited_with_a_429(self, client, settings):
+        settings.VOTE_RATE = "3/h"
+        pairs = [open_pair() for _ in range(4)]
+        codes = [
+            client.post(f"/validate/{p.pk}/vote", {"answer": "yes"}).status_code for p in pairs
+        ]
+        assert codes == [302, 302, 302, 429]
+
+    def test_a_spoofed_forwarded_for_does_not_reset_the_limit(self, client, settings):
+        settings.VOTE_RATE = "2/h"
+        pairs = [open_pair() for _ in range(3)]
+        codes = [
+            Client()
+            .post(f"/validate/{p.pk}/vote", {"answer": "yes"}, HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")
+            .status_code
+            for n, p in enumerate(pairs)
+        ]
+        assert codes == [302, 302, 429]
+
+    def test_with_redis_down_voting_answers_503_and_browsing_still_works(self, client):
+        pair = open_pair()
+        dead = {
+            name: {**conf, "LOCATION": "unix:///nonexistent/redis.sock"}
+            for name, conf in settings.CACHES.items()
+        }
+        from django.test import override_settings
+
+        with override_settings(CACHES=dead):
+            vote = client.post(f"/validate/{pair.pk}/vote", {"answer": "yes"})
+            assert vote.status_code == 503
+            assert "try again shortly" in vote.content.decode()
+            assert client.get("/browse").status_code == 200
+            assert client.get(f"/image/{pair.image.uuid}").status_code == 200
+            assert client.get("/").status_code == 200
+        assert not Vote.objects.exists()

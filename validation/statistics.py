@@ -1,0 +1,139 @@
+"""Numbers for a voter's own page and the public statistics page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from donations.models import Image
+
+from .models import ImageLabel, Vote, Voter
+from .voting import counts_for
+
+STATISTICS_SECONDS = 300
+DAYS = 30
+
+
+def voter_numbers(voter: Voter) -> dict:
+    votes = Vote.objects.filter(voter=voter)
+    answered = votes.exclude(answer=Vote.Answer.SKIP)
+    settled = answered.filter(pair__status__in=["validated", "rejected"])
+    agreement = settled.aggregate(
+        total=Count("pk"),
+        agree=Count(
+            "pk",
+            filter=(Q(answer=Vote.Answer.YES) & Q(pair__status="validated"))
+            | (Q(answer=Vote.Answer.NO) & Q(pair__status="rejected")),
+        ),
+    )
+    gold_answered = voter.gold_correct + voter.gold_wrong
+    return {
+        "votes": answered.count(),
+        "skipped": votes.filter(answer=Vote.Answer.SKIP).count(),
+        "gold_answered": gold_answered,
+        "gold_correct": voter.gold_correct,
+        "trusted": counts_for(voter),
+        "banned": voter.banned,
+        "settled_votes": agreement["total"],
+        "agreement": (agreement["agree"] / agreement["total"]) if agreement["total"] else None,
+        "donations": Image.objects.donated_by(voter).count(),
+    }
+
+
+def activity_chart(days: list, votes: dict, donations: dict) -> dict:
+    """Bars for an SVG chart: one pair of bars a day, scaled to the busiest day."""
+    width, height, pad = 720, 200, 30
+    peak = max([*votes.values(), *donations.values(), 1])
+    step = (width - pad) / len(days)
+    bars = []
+    for index, day in enumerate(days):
+        for offset, (series, count) in enumerate(
+            (("votes", votes.get(day, 0)), ("donations", donations.get(day, 0)))
+        ):
+            bar_height = (height - pad) * count / peak
+            bars.append(
+                {
+                    "x": round(pad + index * step + offset * step / 2, 1),
+                    "y": round(height - pad - bar_height, 1),
+                    "width": round(step / 2 - 1, 1),
+                    "height": round(bar_height, 1),
+                    "series": series,
+                    "title": f"{day:%d %b}: {count} {series}",
+                }
+            )
+    ticks = [
+        {"x": round(pad + i * step, 1), "text": f"{day:%d %b}"}
+        for i, day in enumerate(days)
+        if i % 5 == 0
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "peak": peak,
+        "ticks": ticks,
+        "baseline": height - pad,
+    }
+
+
+def site_statistics() -> dict:
+    """Totals, per-label numbers and 30 days of activity, cached for a few minutes."""
+    cached = cache.get("statistics:site")
+    if cached is not None:
+        return cached
+    public_pairs = ImageLabel.objects.filter(image__status="public")
+    totals = public_pairs.aggregate(
+        pairs=Count("pk"),
+        validated=Count("pk", filter=Q(status="validated")),
+        rejected=Count("pk", filter=Q(status="rejected")),
+        open=Count("pk", filter=Q(status="open")),
+    )
+    totals["images"] = Image.objects.public().count()
+    totals["votes"] = Vote.objects.exclude(answer=Vote.Answer.SKIP).count()
+    totals["voters"] = Voter.objects.filter(votes__isnull=False).distinct().count()
+    per_label = list(
+        public_pairs.values("label__name", "label__parent__name")
+        .annotate(
+            images=Count("image", distinct=True),
+            validated=Count("pk", filter=Q(status="validated")),
+            rejected=Count("pk", filter=Q(status="rejected")),
+            open=Count("pk", filter=Q(status="open")),
+        )
+        .order_by("-images", "label__name")[:500]
+    )
+    for row in per_label:
+        parent = row.pop("label__parent__name")
+        name = row.pop("label__name")
+        row["label"] = f"{parent}/{name}" if parent else name
+        settled = row["validated"] + row["rejected"]
+        row["error_rate"] = row["rejected"] / settled if settled else None
+    today = timezone.now().date()
+    days = [today - timedelta(days=n) for n in range(DAYS - 1, -1, -1)]
+    since = timezone.now() - timedelta(days=DAYS)
+    votes_by_day = dict(
+        Vote.objects.filter(created__gte=since)
+        .annotate(day=TruncDate("created"))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    donations_by_day = dict(
+        Image.objects.filter(created__gte=since)
+        .annotate(day=TruncDate("created"))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    result = {
+        "totals": totals,
+        "per_label": per_label,
+        "chart": activity_chart(days, votes_by_day, donations_by_day),
+        "generated": timezone.now(),
+        "cache_seconds": STATISTICS_SECONDS,
+    }
+    cache.set("statistics:site", result, STATISTICS_SECONDS)
+    return result

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+app_name = "validation"
+urlpatterns = [
+    path("validate", views.validate, name="validate"),
+    path("validate/<int:pair_id>/vote", views.vote, name="vote"),
+    path("validate/grid", views.grid, name="grid"),
+    path("label", views.label_mode, name="label-mode"),
+    path("image/<uuid:uuid>/labels", views.add_label, name="add-label"),
+    path("me", views.me, name="me"),
+    path("statistics", views.statistics_page, name="statistics"),
+]
+
+# The export pages and API share this namespace.
+from .export_urls import urlpatterns as export_patterns  # noqa: E402
+
+urlpatterns += export_patterns

@@ -1,0 +1,249 @@
+"""Voting pages: one question at a time, the grid, adding labels, your numbers, statistics."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from donations.models import Image
+from imagemonkey.ratelimits import limit
+from labels.models import Label, LabelSuggestion, normalize_name
+
+from . import selection, statistics
+from .identity import client_ip, ip_prefix
+from .models import ImageLabel, Vote
+from .voting import VoteRefused, record_vote
+
+ANSWERS = {"yes": Vote.Answer.YES, "no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
+
+
+def label_from_query(request: HttpRequest) -> tuple[Label | None, str]:
+    """The ?label= restriction: a slug or a name; an error text when it names nothing."""
+    text = request.GET.get("label", "").strip() or request.POST.get("label", "").strip()
+    if not text:
+        return None, ""
+    label = Label.objects.taggable().filter(slug=text).select_related("parent").first()
+    label = label or Label.objects.resolve(text)
+    if label is None:
+        return None, f"There is no label called “{text[:100]}”."
+    return label, ""
+
+
+def validate_url(label: Label | None) -> str:
+    url = reverse("validation:validate")
+    return f"{url}?{urlencode({'label': label.slug})}" if label else url
+
+
+def task_context(pair: ImageLabel) -> dict:
+    width, height = pair.image.display_size
+    label = pair.label
+    return {
+        "pair": pair.pk,
+        "image": str(pair.image.uuid),
+        "image_url": pair.image.display_url,
+        "width": width,
+        "height": height,
+        "label": label.parent.name if label.parent_id else label.name,
+        "sublabel": label.name if label.parent_id else "",
+        "question": question_for(label),
+        "description": label.description,
+        "vote_url": reverse("validation:vote", args=[pair.pk]),
+    }
+
+
+def question_for(label: Label) -> str:
+    if label.parent_id:
+        return f"Is there a {label.parent.name}'s {label.name} in this picture?"
+    article = "an" if label.name[:1] in "aeiou" else "a"
+    return f"Is there {article} {label.name} in this picture?"
+
+
+@require_GET
+def validate(request: HttpRequest) -> HttpResponse:
+    label, error = label_from_query(request)
+    if error:
+        messages.error(request, error)
+    pair = selection.next_task(request.voter, label)
+    if pair is None:
+        popular = (
+            Label.objects.taggable()
+            .top_level()
+            .annotate(open=Count("pairs", filter=Q(pairs__servable=True)))
+            .filter(open__gt=0)
+            .order_by("-open")[:8]
+        )
+        return render(request, "validation/done.html", {"label": label, "suggestions": popular})
+    return render(
+        request,
+        "validation/validate.html",
+        {"task": task_context(pair), "pair": pair, "label_filter": label},
+    )
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@require_POST
+@limit("vote", "VOTE_RATE")
+def vote(request: HttpRequest, pair_id: int) -> HttpResponse:
+    answer = ANSWERS.get(request.POST.get("answer", ""))
+    label, _ = label_from_query(request)
+    if answer is None:
+        return vote_error(request, "Please answer yes, no or skip.", 400, label)
+    pair = get_object_or_404(ImageLabel, pk=pair_id)
+    try:
+        record_vote(pair, request.voter, answer, ip_prefix(client_ip(request)))
+    except VoteRefused as refused:
+        return vote_error(request, refused.message, refused.status, label)
+    if wants_json(request):
+        return JsonResponse(next_tasks_json(request, label))
+    return redirect(validate_url(label))
+
+
+def next_tasks_json(request: HttpRequest, label: Label | None) -> dict:
+    """The next task and the one after it, whose image the page preloads.
+
+    The page sends back the pair it preloaded as `prefer`; it is served next
+    when this voter may still answer it.
+    """
+    voter = request.voter
+    following = None
+    if (prefer := request.POST.get("prefer", "")).isdigit():
+        following = selection.still_open_for(voter, int(prefer))
+    following = following or selection.next_task(voter, label)
+    if following is None:
+        return {"recorded": True, "next": None, "done_url": validate_url(label)}
+    after = selection.next_task(voter, label, exclude={following.pk})
+    return {
+        "recorded": True,
+        "next": task_context(following),
+        "then": task_context(after) if after else None,
+    }
+
+
+def vote_error(
+    request: HttpRequest, message: str, status: int, label: Label | None
+) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"error": message}, status=status)
+    messages.error(request, message)
+    if status == 404:
+        raise Http404(message)
+    return redirect(validate_url(label))
+
+
+@require_http_methods(["GET", "POST"])
+@limit("vote", "VOTE_RATE")
+def grid(request: HttpRequest) -> HttpResponse:
+    label, error = label_from_query(request)
+    if label is None:
+        choices = Label.objects.taggable().top_level().order_by("name")
+        return render(
+            request,
+            "validation/grid_pick.html",
+            {"error": error, "labels": choices},
+            status=400 if error else 200,
+        )
+    if request.method == "POST":
+        return grid_post(request, label)
+    pairs = selection.grid_tasks(request.voter, label)
+    if not pairs:
+        return render(request, "validation/done.html", {"label": label, "grid": True})
+    return render(
+        request,
+        "validation/grid.html",
+        {"label": label, "pairs": pairs, "question": question_for(label)},
+    )
+
+
+def grid_post(request: HttpRequest, label: Label) -> HttpResponse:
+    """All twelve answers at once: marked ones are Yes, the rest No, in one transaction."""
+    try:
+        shown = [int(pk) for pk in request.POST.getlist("shown")][:50]
+        marked = {int(pk) for pk in request.POST.getlist("yes")}
+    except ValueError:
+        messages.error(request, "The grid form was damaged; here is a fresh one.")
+        return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
+    if not shown:
+        messages.error(request, "There was nothing to answer.")
+        return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
+    pairs = {p.pk: p for p in ImageLabel.objects.filter(pk__in=shown, label=label)}
+    prefix = ip_prefix(client_ip(request))
+    try:
+        with transaction.atomic():
+            for pk in shown:
+                if pk not in pairs:
+                    raise VoteRefused("One of the pictures is no longer part of this label.", 404)
+                answer = Vote.Answer.YES if pk in marked else Vote.Answer.NO
+                record_vote(pairs[pk], request.voter, answer, prefix)
+    except VoteRefused as refused:
+        messages.error(request, f"Nothing was recorded: {refused.message}")
+        return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
+    messages.success(request, f"Thank you! {len(shown)} answers recorded.")
+    return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
+
+
+@require_POST
+@limit("label", "VOTE_RATE")
+def add_label(request: HttpRequest, uuid) -> HttpResponse:
+    """Anyone adds a label to a public picture: a new pair with no votes, or a suggestion."""
+    image = get_object_or_404(Image.objects.public(), uuid=uuid)
+    text = normalize_name(request.POST.get("label", ""))[:100]
+    next_url = request.POST.get("next", "")
+    back = next_url if next_url == reverse("validation:label-mode") else image.get_absolute_url()
+    if not text:
+        messages.error(request, "Type a label to add.")
+        return redirect(back)
+    label = Label.objects.resolve(text)
+    if label is None:
+        LabelSuggestion.objects.record(text, image=image)
+        messages.info(
+            request,
+            f"“{text}” is not one of our labels yet; we sent it to our curators as a suggestion.",
+        )
+        return redirect(back)
+    pair, created = ImageLabel.objects.get_or_create(
+        image=image, label=label, defaults={"added_by": request.voter, "servable": True}
+    )
+    if created:
+        messages.success(
+            request, f"Added “{label.full_name}”. Other people will now be asked about it."
+        )
+    else:
+        messages.info(request, f"This picture already has the label “{label.full_name}”.")
+    return redirect(back)
+
+
+@require_GET
+def label_mode(request: HttpRequest) -> HttpResponse:
+    """Walk through public pictures that have few labels, adding what is missing."""
+    image = selection.image_needing_labels(request.voter)
+    if image is None:
+        return render(request, "validation/done.html", {"label_mode": True})
+    pairs = image.pairs.select_related("label__parent").order_by("label__name")
+    from donations.views import label_names
+
+    return render(
+        request,
+        "validation/label_mode.html",
+        {"image": image, "pairs": pairs, "label_names": label_names()},
+    )
+
+
+@require_GET
+def me(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "validation/me.html", {"numbers": statistics.voter_numbers(request.voter)}
+    )
+
+
+@require_GET
+def statistics_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "validation/statistics.html", statistics.site_statistics())

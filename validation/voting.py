@@ -1,0 +1,327 @@
+"""Recording votes, the training phase and trust, settling pairs, and alerts.
+
+The rules, in one place (the README's "Votes, trust and settling" explains them):
+
+- One vote per voter per pair, kept by a unique constraint. Answering again
+  replaces the answer; the pair's counts are always derived from its votes
+  while the pair row is locked, so concurrent votes never count twice.
+- A vote *counts* when its voter is trusted (or a moderator) and not banned.
+  New voters are in training: their votes are stored but carry no weight
+  until they answer TRAINING_GOLD_REQUIRED gold pairs with an accuracy of at
+  least TRAINING_MIN_ACCURACY. A trusted voter whose gold accuracy falls
+  below it loses trust; the counts of every pair they voted on are recomputed.
+- Cold start: while fewer than GOLD_MIN_POOL gold pairs exist, a moderator's
+  answer on a pair makes it gold. Later, a pair settled by at least
+  GOLD_PROMOTE_MIN_VOTES unanimous counted votes is promoted to gold.
+- A pair is validated when the Wilson 95 % lower bound of its yes share
+  reaches VALIDATION_THRESHOLD, rejected when the upper bound falls to
+  1 − VALIDATION_THRESHOLD (see ImageLabel.set_counts).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, Q, Value, When
+from django.utils import timezone
+
+from .models import Alert, ImageLabel, Vote, Voter
+
+log = logging.getLogger("imagemonkey.votes")
+
+
+class VoteRefused(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def counts_for(voter: Voter) -> bool:
+    """Whether this voter's votes carry weight."""
+    return not voter.banned and (voter.trusted or voter.is_moderator)
+
+
+def gold_pool_size() -> int:
+    return ImageLabel.objects.filter(is_gold=True, image__status="public").count()
+
+
+def evaluate_trust(voter: Voter) -> bool:
+    answered = voter.gold_correct + voter.gold_wrong
+    if voter.gold_correct < settings.TRAINING_GOLD_REQUIRED:
+        return False
+    return voter.gold_correct / answered >= settings.TRAINING_MIN_ACCURACY
+
+
+@dataclass
+class VoteResult:
+    vote: Vote
+    pair: ImageLabel
+    replaced: bool
+    trust_changed: bool
+
+
+def record_vote(pair: ImageLabel, voter: Voter, answer: int, ip_prefix: str = "") -> VoteResult:
+    """Record (or replace) `voter`'s answer on `pair`, then settle the pair.
+
+    Raises VoteRefused for a pair that cannot take this vote.
+    """
+    with transaction.atomic():
+        result = _record(pair.pk, voter, answer, ip_prefix)
+    if result.trust_changed:
+        recount_voter(result.vote.voter)
+        result.pair.refresh_from_db()
+    return result
+
+
+def _record(pair_id: int, voter: Voter, answer: int, ip_prefix: str) -> VoteResult:
+    pair = (
+        ImageLabel.objects.select_for_update(of=("self",))
+        .select_related("image", "label")
+        .filter(pk=pair_id)
+        .first()
+    )
+    if pair is None or pair.image.status != "public" or not pair.label.active:
+        raise VoteRefused("This picture or label is not open for votes.", 404)
+    if pair.image.donor_id is not None and pair.image.donor_id == voter.pk:
+        raise VoteRefused("You cannot vote on a picture you donated.", 403)
+    if pair.frozen:
+        raise VoteRefused("A moderator has closed this picture for votes.", 409)
+    if answer not in Vote.Answer.values:
+        raise VoteRefused("An answer is yes, no or skip.", 400)
+
+    before = (pair.status, pair.probability)
+    now = timezone.now()
+    previous = Vote.objects.filter(pair=pair, voter=voter).first()
+    counted = counts_for(voter) and answer != Vote.Answer.SKIP
+    if previous is None:
+        vote = Vote.objects.create(
+            pair=pair,
+            voter=voter,
+            answer=answer,
+            counted=counted,
+            ip_prefix=ip_prefix,
+            created=now,
+            updated=now,
+        )
+    else:
+        vote = previous
+        vote.answer, vote.counted, vote.updated = answer, counted, now
+        vote.ip_prefix = ip_prefix or vote.ip_prefix
+        vote.save(update_fields=["answer", "counted", "updated", "ip_prefix"])
+
+    trust_changed = False
+    if pair.is_gold and previous is None and answer != Vote.Answer.SKIP and not voter.is_moderator:
+        trust_changed = score_gold(voter, answer == Vote.Answer.YES, pair.gold_answer)
+    elif (
+        voter.is_moderator
+        and answer != Vote.Answer.SKIP
+        and not pair.is_gold
+        and gold_pool_size() < settings.GOLD_MIN_POOL
+    ):
+        pair.is_gold, pair.gold_answer = True, answer == Vote.Answer.YES
+        pair.save(update_fields=["is_gold", "gold_answer"])
+
+    settle(pair, before)
+    check_burst(vote, pair)
+    return VoteResult(
+        vote=vote, pair=pair, replaced=previous is not None, trust_changed=trust_changed
+    )
+
+
+def score_gold(voter: Voter, said_yes: bool, truth: bool) -> bool:
+    """Count a first answer on a gold pair; True when the voter's trust changed."""
+    locked = Voter.objects.select_for_update().get(pk=voter.pk)
+    if said_yes == truth:
+        locked.gold_correct += 1
+    else:
+        locked.gold_wrong += 1
+    was_trusted = locked.trusted
+    locked.trusted = evaluate_trust(locked)
+    locked.save(update_fields=["gold_correct", "gold_wrong", "trusted"])
+    voter.gold_correct, voter.gold_wrong, voter.trusted = (
+        locked.gold_correct,
+        locked.gold_wrong,
+        locked.trusted,
+    )
+    if was_trusted != locked.trusted:
+        log.info("voter %s %s", voter.pk, "is now trusted" if locked.trusted else "lost trust")
+    return was_trusted != locked.trusted
+
+
+def settle(pair: ImageLabel, before: tuple[str, float]) -> None:
+    """Recount the (locked) pair from its votes; promote gold and raise alerts as needed."""
+    pair.recount()
+    _, previous_probability = before
+    settled = (ImageLabel.Status.VALIDATED, ImageLabel.Status.REJECTED)
+    if pair.status in settled and pair.status != pair.settled_as:
+        flipped_from = pair.settled_as
+        pair.settled_as = pair.status
+        pair.save(update_fields=["settled_as"])
+        if flipped_from:
+            Alert.objects.create(
+                kind=Alert.Kind.FLIP,
+                pair=pair,
+                label=pair.label,
+                message=(
+                    f"“{pair.label}” on {pair.image.uuid} flipped from {flipped_from} "
+                    f"to {pair.status}."
+                ),
+                details={
+                    "from": flipped_from,
+                    "to": pair.status,
+                    "yes": pair.num_yes,
+                    "no": pair.num_no,
+                },
+            )
+            log.warning("alert: pair %s flipped %s → %s", pair.pk, flipped_from, pair.status)
+    check_swing(pair, previous_probability)
+    if (
+        pair.status in settled
+        and not pair.is_gold
+        and pair.num_yes + pair.num_no >= settings.GOLD_PROMOTE_MIN_VOTES
+        and (pair.num_yes == 0 or pair.num_no == 0)
+    ):
+        pair.is_gold = True
+        pair.gold_answer = pair.status == ImageLabel.Status.VALIDATED
+        pair.save(update_fields=["is_gold", "gold_answer"])
+
+
+def _window_start():
+    return timezone.now() - timedelta(minutes=settings.ALERT_WINDOW_MINUTES)
+
+
+def check_swing(pair: ImageLabel, previous_probability: float) -> None:
+    """Alert when the probability moved more than ALERT_SWING within the window."""
+    if pair.num_yes + pair.num_no < 4:
+        return
+    recent = (
+        Vote.objects.filter(pair=pair, counted=True, updated__gte=_window_start())
+        .order_by("updated")
+        .values_list("answer", flat=True)
+    )
+    recent = list(recent)
+    if len(recent) < 3:
+        return
+    # The probability before the window's votes, rebuilt from the counts.
+    yes_recent = sum(1 for a in recent if a == Vote.Answer.YES)
+    no_recent = len(recent) - yes_recent
+    base_yes, base_no = pair.num_yes - yes_recent, pair.num_no - no_recent
+    if base_yes + base_no == 0:
+        return
+    base = base_yes / (base_yes + base_no)
+    if abs(pair.probability - base) <= settings.ALERT_SWING:
+        return
+    if Alert.objects.filter(
+        kind=Alert.Kind.SWING, pair=pair, created__gte=_window_start()
+    ).exists():
+        return
+    Alert.objects.create(
+        kind=Alert.Kind.SWING,
+        pair=pair,
+        label=pair.label,
+        message=(
+            f"“{pair.label}” on {pair.image.uuid} swung from {base:.2f} to {pair.probability:.2f} "
+            f"within {settings.ALERT_WINDOW_MINUTES} minutes."
+        ),
+        details={"from": round(base, 4), "to": round(pair.probability, 4), "votes": len(recent)},
+    )
+    log.warning("alert: pair %s swung %.2f → %.2f", pair.pk, base, pair.probability)
+
+
+def check_burst(vote: Vote, pair: ImageLabel) -> None:
+    """Alert when one network (a /24 or /64) casts many votes on one pair or one label."""
+    prefix = vote.ip_prefix
+    if not prefix or prefix == "unknown":
+        return
+    threshold = settings.ALERT_BURST_VOTES
+    recent = Vote.objects.filter(ip_prefix=prefix, updated__gte=_window_start())
+    on_label = recent.filter(pair__label_id=pair.label_id).values("pk")[:threshold].count()
+    if on_label < threshold:
+        return
+    already = Alert.objects.filter(
+        kind=Alert.Kind.BURST,
+        ip_prefix=prefix,
+        label_id=pair.label_id,
+        created__gte=_window_start(),
+    )
+    if already.exists():
+        return
+    Alert.objects.create(
+        kind=Alert.Kind.BURST,
+        label=pair.label,
+        ip_prefix=prefix,
+        message=(
+            f"{threshold}+ votes on “{pair.label}” from {prefix} within "
+            f"{settings.ALERT_WINDOW_MINUTES} minutes."
+        ),
+        details={"votes": on_label, "prefix": prefix},
+    )
+    log.warning("alert: burst of votes on %s from %s", pair.label, prefix)
+
+
+def recount_voter(voter: Voter) -> int:
+    """Give or take weight from all of a voter's votes, then recount each pair they touched.
+
+    Each pair is recounted in its own short transaction, so this never holds
+    many locks at once. Returns how many pairs were recounted.
+    """
+    voter.refresh_from_db()
+    weight = counts_for(voter)
+    changed = list(
+        Vote.objects.filter(voter=voter)
+        .exclude(answer=Vote.Answer.SKIP)
+        .exclude(counted=weight)
+        .values_list("pair_id", flat=True)
+    )
+    Vote.objects.filter(voter=voter, pair_id__in=changed).update(counted=weight)
+    for pair_id in changed:
+        with transaction.atomic():
+            pair = (
+                ImageLabel.objects.select_for_update(of=("self",))
+                .select_related("image", "label")
+                .get(pk=pair_id)
+            )
+            settle(pair, (pair.status, pair.probability))
+    return len(changed)
+
+
+def discard_votes(voter: Voter) -> int:
+    """A moderator's verdict: none of this voter's votes count, now or later."""
+    Voter.objects.filter(pk=voter.pk).update(banned=True, trusted=False)
+    return recount_voter(voter)
+
+
+@transaction.atomic
+def freeze(pair: ImageLabel, frozen: bool = True) -> None:
+    ImageLabel.objects.filter(pk=pair.pk).update(frozen=frozen)
+    pair.refresh_from_db()
+    pair.refresh_servable()
+    pair.save(update_fields=["servable"])
+
+
+@transaction.atomic
+def reopen(pair: ImageLabel) -> None:
+    """Send a settled pair back to the crowd; it needs REOPEN_EXTRA_VOTES more counted votes."""
+    pair = (
+        ImageLabel.objects.select_for_update(of=("self",)).select_related("image").get(pk=pair.pk)
+    )
+    pair.frozen = False
+    pair.settle_after = pair.num_yes + pair.num_no + settings.REOPEN_EXTRA_VOTES
+    pair.set_counts(pair.num_yes, pair.num_no)
+    pair.save()
+
+
+def sync_servable_for_image(image) -> None:
+    """After an image's status changed: its pairs may (not) be served as tasks."""
+    public = image.status == "public"
+    ImageLabel.objects.filter(image=image).update(
+        servable=Case(
+            When(Q(status=ImageLabel.Status.OPEN) & Q(frozen=False), then=Value(public)),
+            default=Value(False),
+        )
+    )
