@@ -36,3 +36,16 @@ test: test-setup lint
 	@$(PY) manage.py makemigrations --check --dry-run
 	@$(PY) manage.py collectstatic --no-input -v 0
 	@CACHE_KEY_PREFIX=test .venv/bin/pytest --create-db $(PYTEST_ARGS)
+
+# Benchmarks and the crowd simulation: never part of `make test` (see bench/).
+bench: test-setup
+	@$(PY) -m bench.run --scale full
+
+bench-quick: test-setup
+	@$(PY) -m bench.run --scale quick
+
+crowd-sim: test-setup
+	@$(PY) -m bench.crowd --scale full
+
+crowd-sim-quick: test-setup
+	@$(PY) -m bench.crowd --scale quick

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("about", views.about, name="about"),
     path("healthz", views.healthz, name="healthz"),
+    path("ping", views.ping, name="ping"),
     path("admin/", admin.site.urls),
     path("v1/", include("labels.api_urls")),
     path("", include("validation.urls")),

@@ -37,6 +37,12 @@ def about(request: HttpRequest) -> HttpResponse:
     return render(request, "about.html")
 
 
+@require_GET
+def ping(request: HttpRequest) -> HttpResponse:
+    """The cheapest possible answer: the framework's own ceiling, for benchmarks."""
+    return HttpResponse("pong", content_type="text/plain")
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
