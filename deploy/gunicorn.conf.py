@@ -1,13 +1,18 @@
 """gunicorn settings for ImageMonkey (used by `make run` and by supervisor in production).
 
-Everything can be overridden from the environment: GUNICORN_BIND, WORKERS,
-GUNICORN_TIMEOUT.
+Everything can be overridden from the environment: GUNICORN_BIND, WORKERS, THREADS,
+GUNICORN_TIMEOUT. `make run` binds 127.0.0.1:$PORT; production binds the unix socket
+that nginx proxies to (GUNICORN_BIND=unix:/run/imagemonkey/gunicorn.sock, see deploy/).
 """
 
 import os
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WORKERS", "3"))
+# Threaded workers keep reporting to the master while a thread streams a long
+# export; a sync worker busy for longer than `timeout` would be killed mid-download.
+worker_class = "gthread"
+threads = int(os.environ.get("THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
@@ -18,6 +23,10 @@ accesslog = "-"
 errorlog = "-"
 capture_output = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# No gunicornc control socket: reloads go through `supervisorctl signal HUP` (deploy/), and
+# the socket's default place, $HOME/.gunicorn/, is shared by every instance a user runs
+# (each new one would replace the last one's) and is /root under supervisor.
+control_socket_disable = True
 
 
 def post_worker_init(worker):

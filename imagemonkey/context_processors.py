@@ -7,7 +7,8 @@ NAVIGATION = [
     ("donations:browse", "Browse"),
     ("validation:export", "Export"),
     ("validation:statistics", "Statistics"),
-    ("about", "About & API"),
+    ("api-docs", "API"),
+    ("about", "About"),
 ]
 
 

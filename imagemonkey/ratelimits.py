@@ -36,27 +36,37 @@ def unavailable(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def over_limit(request: HttpRequest, group: str, rate: str, increment: bool = True) -> bool:
-    """True when this request goes over `rate` for its address or its voter."""
-    for key in ("ip", voter_key):
+def over_limit(
+    request: HttpRequest, group: str, rate: str, keys: tuple = ("ip", voter_key)
+) -> bool:
+    """True when this request goes over `rate` for any of its keys (address, voter)."""
+    for key in keys:
         if is_ratelimited(
-            request, group=group, key=key, rate=rate, method=is_ratelimited.ALL, increment=increment
+            request, group=group, key=key, rate=rate, method=is_ratelimited.ALL, increment=True
         ):
             return True
     return False
 
 
 def limit(
-    group: str, rate_setting: str, methods: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE")
+    group: str,
+    rate_setting: str,
+    methods: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE"),
+    by_address_only: bool = False,
 ):
-    """Decorate a view: over the limit → 429; Redis down → 503."""
+    """Decorate a view: over the limit → 429; Redis down → 503.
+
+    Limits count per client address and per voter; `by_address_only` is for
+    anonymous reads, where creating a voter per call would be waste.
+    """
+    keys = ("ip",) if by_address_only else ("ip", voter_key)
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if request.method in methods and settings.RATELIMIT_ENABLE:
                 try:
-                    limited = over_limit(request, group, getattr(settings, rate_setting))
+                    limited = over_limit(request, group, getattr(settings, rate_setting), keys)
                 except Exception as error:  # redis.exceptions.ConnectionError and friends
                     log.error("rate limiter unavailable for %s: %s", group, error)
                     return unavailable(request)

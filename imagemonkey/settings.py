@@ -200,13 +200,32 @@ MAX_PENDING_ANONYMOUS = env_int("MAX_PENDING_ANONYMOUS", 2000)
 REPORTS_TO_HIDE = env_int("REPORTS_TO_HIDE", 3)
 DONATION_RATE = env_str("DONATION_RATE", "60/h")
 REPORT_RATE = env_str("REPORT_RATE", "20/h")
+EXPORT_RATE = env_str("EXPORT_RATE", "30/m")
 
 # --- Crowd validation (see README: "Votes, trust and settling") ------------
 VOTE_RATE = env_str("VOTE_RATE", "60/m")
-VALIDATION_THRESHOLD = 0.8
+
+
+def _env_probability(name: str, default: float) -> float:
+    value = env_str(name, str(default)).strip()
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0.5 < number < 1:
+        raise ImproperlyConfigured(f"{name} must be a number between 0.5 and 1, not {value!r}")
+    return number
+
+
+# A pair is validated when the probability that its label is present, from its
+# counted votes weighted by each voter's gold accuracy, reaches this; rejected
+# when it falls to 1 − this. bench/CROWD.md shows what other values would give.
+VALIDATION_POSTERIOR = _env_probability("VALIDATION_POSTERIOR", 0.99)
+VOTER_ACCURACY_PRIOR = (2, 1)  # pseudo-counts (right, wrong) added to every gold record
+VOTER_ACCURACY_MAX = 0.95  # caps a vote's weight at log(19): no single vote settles a pair
 TRAINING_GOLD_REQUIRED = env_int("TRAINING_GOLD_REQUIRED", 3)
 TRAINING_MIN_ACCURACY = 0.75  # 3 gold with at most 1 wrong
-GOLD_EVERY = env_int("GOLD_EVERY", 10)  # trusted voters meet gold 1 task in this many
+GOLD_EVERY = env_int("GOLD_EVERY", 10)  # trusted voters meet gold 1 task in this many, at random
 GOLD_MIN_POOL = env_int("GOLD_MIN_POOL", 20)  # below this, moderators' answers become gold
 GOLD_PROMOTE_MIN_VOTES = 8  # a settled pair with this many unanimous trusted votes becomes gold
 REOPEN_EXTRA_VOTES = 3
@@ -225,6 +244,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # no script reads it: forms carry the token
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True

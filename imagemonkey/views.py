@@ -38,6 +38,12 @@ def about(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def api_docs(request: HttpRequest) -> HttpResponse:
+    base = f"{request.scheme}://{request.get_host()}"
+    return render(request, "api.html", {"base": base})
+
+
+@require_GET
 def ping(request: HttpRequest) -> HttpResponse:
     """The cheapest possible answer: the framework's own ceiling, for benchmarks."""
     return HttpResponse("pong", content_type="text/plain")

@@ -5,31 +5,31 @@ import random
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, JsonResponse
 
-from imagemonkey.api import json_error, public_read
+from imagemonkey.api import flag, json_error, public_read
 
 from .models import Label
-
-
-def _flag(request: HttpRequest, name: str) -> bool:
-    return request.GET.get(name, "").lower() in {"1", "true", "yes"}
 
 
 @public_read
 def labels(request: HttpRequest) -> JsonResponse:
     """Active label names, or with ?detailed=true a map of everything about each."""
     top = Label.objects.taggable().top_level()
-    if not _flag(request, "detailed"):
+    try:
+        detailed = flag(request, "detailed")
+    except ValueError as error:
+        return json_error(str(error), 400)
+    if not detailed:
         return JsonResponse(list(top.values_list("name", flat=True)), safe=False)
     top = top.prefetch_related(
         Prefetch("sublabels", queryset=Label.objects.taggable().order_by("name")),
         Prefetch("categories", queryset=Label.objects.order_by("name")),
         "synonyms",
     )
-    detailed = {}
+    details = {}
     for label in top:
         parts = list(label.sublabels.all())
         categories = [c.name for c in label.categories.all()]
-        detailed[label.name] = {
+        details[label.name] = {
             "description": label.description,
             "plural": label.plural,
             "categories": categories,
@@ -39,7 +39,7 @@ def labels(request: HttpRequest) -> JsonResponse:
             "synonyms": [s.name for s in label.synonyms.all()],
             "accessors": ["."],
         }
-    return JsonResponse(detailed)
+    return JsonResponse(details)
 
 
 @public_read

@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# Set up ImageMonkey on a fresh Debian 12 host, or bring a host that runs it in line with
+# this checkout's configuration. Safe to run again: each step checks before it changes
+# anything, and the secrets in the environment file are kept.
+#
+#   sudo deploy/install.sh --domain example.org --email you@example.org
+#   deploy/install.sh --dry-run --domain example.org --email you@example.org
+#
+# Options:
+#   --domain NAME         the site's host name; its DNS must point at this host. certbot
+#                         gets a certificate for it (without a domain the host's name and
+#                         a self-signed certificate are used)
+#   --api-domain NAME     a second host name for the API, e.g. api.example.org (optional)
+#   --email ADDRESS       where Let's Encrypt sends expiry notices (needed with --domain)
+#   --repo URL            where update.sh fetches new versions
+#                         (default: this checkout's origin)
+#   --ref REF             the version to install (default: this checkout's HEAD commit)
+#   --max-upload-mb N     MAX_UPLOAD_MB, for Django and nginx alike (default 20)
+#   --trusted-proxy CIDR  a load balancer in front of nginx that may set X-Forwarded-For
+#                         (repeat for several; default none)
+#   --harden-ssh          also forbid root login over ssh (only once another user with
+#                         sudo can log in: the script checks that such a user exists)
+#   --no-firewall         leave the firewall alone
+#   --dry-run             print every step, as for a fresh host, and change nothing
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SOURCE="$(cd "$HERE/.." && pwd)"
+# shellcheck source=deploy/lib.sh
+. "$HERE/lib.sh"
+
+APP_USER=imagemonkey
+APP_HOME=/home/imagemonkey
+APP="$APP_HOME/app"
+PROGRAM=imagemonkey
+ENV_DIR=/etc/imagemonkey
+ENV_FILE="$ENV_DIR/env"
+DATA_DIR=/var/lib/imagemonkey
+MEDIA_ROOT="$DATA_DIR/media"
+SOCKET_DIR=/run/imagemonkey
+LOG_DIR=/var/log/imagemonkey
+BACKUP_DIR=/var/backups/imagemonkey
+ACME_ROOT=/var/www/letsencrypt
+SNAKEOIL_CERT=/etc/ssl/certs/ssl-cert-snakeoil.pem
+SNAKEOIL_KEY=/etc/ssl/private/ssl-cert-snakeoil.key
+DB_NAME=imagemonkey
+as_app
+PACKAGES=(postgresql redis-server nginx supervisor certbot iptables iptables-persistent
+  python3 python3-venv git curl ssl-cert ca-certificates openssl)
+
+DOMAIN="" API_DOMAIN="" EMAIL="" REPO="" REF="" MAX_UPLOAD_MB=20 HARDEN_SSH=0 FIREWALL=1
+TRUSTED_PROXIES=()
+CLEANUP=()
+trap 'rm -rf "${CLEANUP[@]}"' EXIT
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --domain) DOMAIN="${2:?--domain needs a name}"; shift 2 ;;
+    --api-domain) API_DOMAIN="${2:?--api-domain needs a name}"; shift 2 ;;
+    --email) EMAIL="${2:?--email needs an address}"; shift 2 ;;
+    --repo) REPO="${2:?--repo needs a URL}"; shift 2 ;;
+    --ref) REF="${2:?--ref needs a branch, tag or commit}"; shift 2 ;;
+    --max-upload-mb) MAX_UPLOAD_MB="${2:?--max-upload-mb needs a number}"; shift 2 ;;
+    --trusted-proxy) TRUSTED_PROXIES+=("${2:?--trusted-proxy needs an address}"); shift 2 ;;
+    --harden-ssh) HARDEN_SSH=1; shift ;;
+    --no-firewall) FIREWALL=0; shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown option: $1 (see --help)" ;;
+  esac
+done
+
+# --- Checks -------------------------------------------------------------------------------
+[[ "$MAX_UPLOAD_MB" =~ ^[1-9][0-9]{0,3}$ ]] || die "--max-upload-mb takes a whole number of megabytes"
+if [ -n "$DOMAIN" ] && [ -z "$EMAIL" ]; then
+  die "--email is needed with --domain (Let's Encrypt sends expiry notices there)"
+fi
+if [ -n "$API_DOMAIN" ] && [ -z "$DOMAIN" ]; then
+  die "--api-domain needs --domain"
+fi
+if [ "$DRY_RUN" = 1 ]; then
+  say "Dry run: every step is printed as for a fresh host; nothing is changed"
+else
+  [ "$(id -u)" = 0 ] || die "run as root (sudo deploy/install.sh ...), or try --dry-run"
+  grep -q '^12' /etc/debian_version 2>/dev/null || warn "this is not Debian 12; carrying on"
+fi
+SITE_NAME="${DOMAIN:-$(hostname -f 2>/dev/null || hostname)}"
+HOSTS="$SITE_NAME${API_DOMAIN:+,$API_DOMAIN}"
+ORIGINS="https://$SITE_NAME${API_DOMAIN:+,https://$API_DOMAIN}"
+# git runs as root on checkouts that other users may own (the one this script came from,
+# the app's): say that both are trusted.
+GIT=(git -c "safe.directory=$SOURCE" -c "safe.directory=$APP")
+if "${GIT[@]}" -C "$SOURCE" rev-parse --git-dir >/dev/null 2>&1; then
+  COMMIT="$("${GIT[@]}" -C "$SOURCE" rev-parse --verify --quiet "${REF:-HEAD}^{commit}")" ||
+    die "$SOURCE has no branch, tag or commit called $REF"
+  REF="${REF:-HEAD}"
+  REPO="${REPO:-$("${GIT[@]}" -C "$SOURCE" remote get-url origin 2>/dev/null || echo "$SOURCE")}"
+  [ -z "$("${GIT[@]}" -C "$SOURCE" status --porcelain --untracked-files=no 2>/dev/null)" ] ||
+    warn "$SOURCE has uncommitted changes; only committed work is installed"
+else
+  [ "$DRY_RUN" = 1 ] || die "$SOURCE is not a git checkout: clone ImageMonkey with git and run this from there"
+  REF="${REF:-HEAD}" COMMIT="$REF" REPO="${REPO:-$SOURCE}"
+fi
+
+# On a dry run every probe answers "missing", so the whole set-up is shown.
+missing_user() { [ "$DRY_RUN" = 1 ] || ! id "$APP_USER" >/dev/null 2>&1; }
+missing_path() { [ "$DRY_RUN" = 1 ] || [ ! -e "$1" ]; }
+missing_package() {
+  [ "$DRY_RUN" = 1 ] || [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" != "install ok installed" ]
+}
+psql_value() { runuser -u postgres -- psql -d postgres -tAq -v ON_ERROR_STOP=1 -c "$1"; }
+
+# install_file SOURCE TARGET MODE: copy when different; true when the target changed.
+install_file() {
+  if [ "$DRY_RUN" != 1 ] && cmp -s "$1" "$2"; then
+    return 1
+  fi
+  run install -D -m "$3" "$1" "$2"
+}
+
+# --- Steps --------------------------------------------------------------------------------
+install_packages() {
+  say "Debian packages: ${PACKAGES[*]}"
+  local wanted=() package
+  for package in "${PACKAGES[@]}"; do
+    missing_package "$package" && wanted+=("$package")
+  done
+  if [ ${#wanted[@]} = 0 ]; then
+    note "all installed"
+    return
+  fi
+  # iptables-persistent asks whether to save the current rules; we install our own.
+  printf '  + debconf-set-selections: iptables-persistent/autosave_v4 and _v6 false\n'
+  if [ "$DRY_RUN" != 1 ]; then
+    printf '%s\n' "iptables-persistent iptables-persistent/autosave_v4 boolean false" \
+      "iptables-persistent iptables-persistent/autosave_v6 boolean false" | debconf-set-selections
+  fi
+  run apt-get update -q
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}"
+}
+
+create_user() {
+  say "The $APP_USER user (owns the app and its data; no password, no login shell)"
+  if missing_user; then
+    run useradd --system --create-home --home-dir "$APP_HOME" --shell /usr/sbin/nologin \
+      --user-group "$APP_USER"
+  else
+    note "exists"
+  fi
+}
+
+create_folders() {
+  say "Folders"
+  run install -d -o root -g "$APP_USER" -m 750 "$ENV_DIR"
+  run install -d -o "$APP_USER" -g "$APP_USER" -m 755 "$DATA_DIR" "$DATA_DIR/static" \
+    "$MEDIA_ROOT" "$MEDIA_ROOT/public"
+  # Pictures awaiting review: nginx may read them (for the moderator's X-Accel-Redirect),
+  # nobody else.
+  run install -d -o "$APP_USER" -g www-data -m 750 "$MEDIA_ROOT/private"
+  run install -d -o "$APP_USER" -g adm -m 750 "$LOG_DIR"
+  run install -d -o "$APP_USER" -g "$APP_USER" -m 700 "$BACKUP_DIR"
+  run install -d -o root -g root -m 755 "$ACME_ROOT"
+}
+
+setup_database() {
+  say "PostgreSQL: role $APP_USER and database $DB_NAME"
+  run systemctl enable --now postgresql
+  local sql="ALTER ROLE $APP_USER LOGIN PASSWORD '<generated>'"
+  if [ "$DRY_RUN" = 1 ] || [ "$(psql_value "SELECT 1 FROM pg_roles WHERE rolname='$APP_USER'")" != 1 ]; then
+    sql="CREATE ROLE $APP_USER LOGIN PASSWORD '<generated>'"
+  fi
+  # The password goes through stdin, never onto a command line.
+  printf '  + runuser -u postgres -- psql <<< "%s"\n' "$sql"
+  if [ "$DRY_RUN" != 1 ]; then
+    printf '%s;\n' "${sql/<generated>/$DB_PASSWORD}" | runuser -u postgres -- psql -d postgres -q -v ON_ERROR_STOP=1
+  fi
+  if [ "$DRY_RUN" = 1 ] || [ "$(psql_value "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'")" != 1 ]; then
+    run runuser -u postgres -- createdb --owner "$APP_USER" --encoding UTF8 "$DB_NAME"
+  fi
+  run systemctl enable --now redis-server
+}
+
+fetch_code() {
+  say "The app in $APP at $REF ($COMMIT)"
+  # Cloned as root, because this checkout may sit where the app's user cannot read (in
+  # root's home); the app's user owns the result.
+  local git=("${GIT[@]}" -C "$APP")
+  if missing_path "$APP/.git"; then
+    run "${GIT[@]}" clone --quiet --no-checkout "$SOURCE" "$APP"
+  fi
+  run "${git[@]}" fetch --quiet --tags "$SOURCE" "+HEAD:refs/remotes/installed-from/HEAD" \
+    "+refs/heads/*:refs/remotes/installed-from/*"
+  run "${git[@]}" checkout --quiet --force --detach "$COMMIT"
+  run "${git[@]}" remote set-url origin "$REPO"
+  run chown -R "$APP_USER:$APP_USER" "$APP"
+  say "Python packages in $APP/.venv (tools/bootstrap.sh)"
+  run "${AS_APP[@]}" "$APP/tools/bootstrap.sh"
+}
+
+write_env_file() {
+  say "Environment file $ENV_FILE (mode 600; secrets kept when it exists)"
+  local managed="SECRET_KEY DEBUG HTTPS ALLOWED_HOSTS CSRF_TRUSTED_ORIGINS DATABASE_URL REDIS_URL CACHE_KEY_PREFIX DATA_DIR MEDIA_ROOT MAX_UPLOAD_MB RATELIMIT_IP_META_KEY PRIVATE_MEDIA_X_ACCEL GUNICORN_BIND WORKERS GUNICORN_TIMEOUT LOG_LEVEL"
+  local workers=$(($(nproc) * 2 + 1))
+  [ "$workers" -le 9 ] || workers=9
+  local content
+  content="$(
+    cat <<ENV
+# ImageMonkey's settings (README: Configuration). Written by deploy/install.sh, which
+# keeps SECRET_KEY and the database password; lines with other names are kept as they are.
+SECRET_KEY=$SECRET_KEY
+DEBUG=0
+HTTPS=1
+ALLOWED_HOSTS=$HOSTS
+CSRF_TRUSTED_ORIGINS=$ORIGINS
+DATABASE_URL=postgres://$APP_USER:$DB_PASSWORD@127.0.0.1:5432/$DB_NAME
+REDIS_URL=redis://127.0.0.1:6379/0
+CACHE_KEY_PREFIX=im
+DATA_DIR=$DATA_DIR
+MEDIA_ROOT=$MEDIA_ROOT
+MAX_UPLOAD_MB=$MAX_UPLOAD_MB
+RATELIMIT_IP_META_KEY=HTTP_X_REAL_IP
+PRIVATE_MEDIA_X_ACCEL=1
+GUNICORN_BIND=unix:$SOCKET_DIR/gunicorn.sock
+WORKERS=$workers
+GUNICORN_TIMEOUT=60
+LOG_LEVEL=INFO
+ENV
+    if [ -r "$ENV_FILE" ]; then
+      grep -Ev "^(#|$(tr ' ' '|' <<<"$managed")=|$)" "$ENV_FILE" || true
+    fi
+  )"
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '  + write %s (owner %s, mode 600):\n' "$ENV_FILE" "$APP_USER"
+    printf '      %s\n' "${content//$'\n'/$'\n      '}"
+    return
+  fi
+  local temporary
+  temporary="$(mktemp "$ENV_DIR/.env.XXXXXX")"
+  printf '%s\n' "$content" >"$temporary"
+  chown "$APP_USER:$APP_USER" "$temporary"
+  chmod 600 "$temporary"
+  mv "$temporary" "$ENV_FILE"
+}
+
+load_secrets() {
+  SECRET_KEY="$(env_get SECRET_KEY "$ENV_FILE")"
+  DB_PASSWORD="$(env_get DATABASE_URL "$ENV_FILE" | sed -n 's#^postgres://[^:]*:\([^@]*\)@.*#\1#p')"
+  if [ "$DRY_RUN" = 1 ]; then
+    SECRET_KEY="<generated>" DB_PASSWORD="<generated>"
+  fi
+  SECRET_KEY="${SECRET_KEY:-$(openssl rand -base64 48 | tr -d '\n=+/')}"
+  DB_PASSWORD="${DB_PASSWORD:-$(openssl rand -hex 24)}"
+}
+
+prepare_app() {
+  say "Database tables, labels and static files"
+  manage migrate --no-input
+  manage populate_labels
+  manage collectstatic --no-input -v 0
+}
+
+# render_and_install CERT KEY: render every config with deploy/render.py and install the
+# files that changed. Sets CONFIG_CHANGED=1 when nginx's files changed.
+render_and_install() {
+  local renderer="$APP/deploy/render.py" out
+  [ -r "$renderer" ] || renderer="$HERE/render.py"
+  out="$(mktemp -d)"
+  CLEANUP+=("$out")
+  local vars=(--var "server_name=$SITE_NAME" --var "api_server_name=$API_DOMAIN"
+    --var "ssl_certificate=$1" --var "ssl_certificate_key=$2" --var "app_root=$APP"
+    --var "app_user=$APP_USER" --var "env_file=$ENV_FILE" --var "data_dir=$DATA_DIR"
+    --var "media_root=$MEDIA_ROOT" --var "socket_dir=$SOCKET_DIR"
+    --var "max_upload_mb=$MAX_UPLOAD_MB" --var "app_log_dir=$LOG_DIR"
+    --var "acme_root=$ACME_ROOT" --var "backup_dir=$BACKUP_DIR")
+  [ ${#TRUSTED_PROXIES[@]} = 0 ] || vars+=(--var "trusted_proxies=${TRUSTED_PROXIES[*]}")
+  say "Configuration files, rendered by deploy/render.py"
+  printf '  + python3 %q' "$renderer"
+  printf ' %q' "${vars[@]}"
+  printf ' --out %q\n' "$out"
+  python3 "$renderer" "${vars[@]}" --out "$out" >/dev/null
+  CONFIG_CHANGED=0
+  install_file "$out/nginx/imagemonkey.conf" /etc/nginx/sites-available/imagemonkey 644 && CONFIG_CHANGED=1
+  install_file "$out/nginx/imagemonkey-file-headers.conf" \
+    /etc/nginx/snippets/imagemonkey-file-headers.conf 644 && CONFIG_CHANGED=1
+  install_file "$out/supervisor/imagemonkey.conf" /etc/supervisor/conf.d/imagemonkey.conf 644 || true
+  local unit
+  for unit in imagemonkey-orphans.service imagemonkey-orphans.timer \
+    imagemonkey-backup.service imagemonkey-backup.timer; do
+    install_file "$out/systemd/$unit" "/etc/systemd/system/$unit" 644 || true
+  done
+  install_file "$out/systemd/imagemonkey.tmpfiles" /etc/tmpfiles.d/imagemonkey.conf 644 || true
+}
+
+enable_sites() {
+  say "nginx: the ImageMonkey site replaces Debian's default site"
+  run ln -sfn /etc/nginx/sites-available/imagemonkey /etc/nginx/sites-enabled/imagemonkey
+  # Debian's default site also claims default_server on port 80.
+  if [ "$DRY_RUN" = 1 ] || [ -e /etc/nginx/sites-enabled/default ]; then
+    run rm -f /etc/nginx/sites-enabled/default
+  fi
+  run systemd-tmpfiles --create /etc/tmpfiles.d/imagemonkey.conf
+  run nginx -t -q
+  run systemctl enable nginx
+  run systemctl reload-or-restart nginx
+}
+
+start_app() {
+  say "gunicorn under supervisor, and the daily jobs (systemd timers)"
+  run systemctl enable --now supervisor
+  if [ "$DRY_RUN" != 1 ]; then
+    for _ in $(seq 1 20); do
+      supervisorctl pid >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+  fi
+  local running
+  running="$(supervisorctl pid "$PROGRAM" 2>/dev/null || true)"
+  run supervisorctl reread
+  run supervisorctl update "$PROGRAM"
+  # A host that already ran the app loads the new code and settings gracefully.
+  if [ "${running:-0}" -gt 0 ] 2>/dev/null; then
+    reload_app
+  fi
+  run systemctl daemon-reload
+  run systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer
+  say "Health check through gunicorn's socket"
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '  + curl --unix-socket %s -H "Host: %s" http://localhost/healthz\n' \
+      "$SOCKET_DIR/gunicorn.sock" "$SITE_NAME"
+  else
+    healthy || die "the app does not answer /healthz; see $LOG_DIR/gunicorn.log"
+    note "ok"
+  fi
+}
+
+obtain_certificate() {
+  # Certificates need the challenge served over HTTP first, so nginx starts with the
+  # self-signed certificate, certbot proves the domain, and nginx then switches over.
+  say "TLS certificate"
+  if [ -z "$DOMAIN" ]; then
+    note "no --domain: the self-signed certificate stays (browsers will warn)"
+    return
+  fi
+  local live="/etc/letsencrypt/live/$DOMAIN"
+  if missing_path "$live/fullchain.pem"; then
+    local names=(-d "$DOMAIN")
+    [ -z "$API_DOMAIN" ] || names+=(-d "$API_DOMAIN")
+    run certbot certonly --webroot -w "$ACME_ROOT" --cert-name "$DOMAIN" "${names[@]}" \
+      --email "$EMAIL" --agree-tos --non-interactive --keep-until-expiring \
+      --deploy-hook "systemctl reload nginx"
+  else
+    note "$live exists; certbot's timer renews it"
+  fi
+  render_and_install "$live/fullchain.pem" "$live/privkey.pem"
+  if [ "$CONFIG_CHANGED" = 1 ]; then
+    run nginx -t -q
+    run systemctl reload nginx
+  fi
+}
+
+setup_firewall() {
+  say "Firewall: incoming traffic dropped except ssh (22), HTTP and HTTPS"
+  if [ "$FIREWALL" = 0 ]; then
+    note "skipped (--no-firewall)"
+    return
+  fi
+  local ports
+  ports="$( (sshd -T 2>/dev/null || true) | sed -n 's/^port //p' | sort -u | tr '\n' ' ')"
+  if [ -n "$ports" ] && [ "$ports" != "22 " ]; then
+    die "sshd listens on port(s) $ports but the rules allow 22 only: edit deploy/iptables/rules.v4 or pass --no-firewall"
+  fi
+  run iptables-restore --test "$APP/deploy/iptables/rules.v4"
+  install_file "$APP/deploy/iptables/rules.v4" /etc/iptables/rules.v4 640 || true
+  run iptables-restore /etc/iptables/rules.v4
+  if [ "$DRY_RUN" = 1 ] || [ -e /proc/net/if_inet6 ]; then
+    run ip6tables-restore --test "$APP/deploy/iptables/rules.v6"
+    install_file "$APP/deploy/iptables/rules.v6" /etc/iptables/rules.v6 640 || true
+    run ip6tables-restore /etc/iptables/rules.v6
+  else
+    note "IPv6 is off in this kernel: no IPv6 rules needed"
+  fi
+  run systemctl enable netfilter-persistent
+}
+
+harden_ssh() {
+  [ "$HARDEN_SSH" = 1 ] || return 0
+  say "ssh: no root login"
+  if [ "$DRY_RUN" != 1 ]; then
+    local sudoers
+    sudoers="$(getent group sudo | cut -d: -f4)"
+    [ -n "$sudoers" ] || die "no user is in the sudo group: add one (adduser NAME sudo) and check that it can log in, then run this again"
+  fi
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '  + write /etc/ssh/sshd_config.d/10-imagemonkey.conf: PermitRootLogin no\n'
+  else
+    printf '# Written by deploy/install.sh --harden-ssh\nPermitRootLogin no\n' \
+      >/etc/ssh/sshd_config.d/10-imagemonkey.conf
+  fi
+  run sshd -t
+  run systemctl reload ssh
+}
+
+# --- The set-up, in order -------------------------------------------------------------------
+install_packages
+create_user
+create_folders
+load_secrets
+setup_database
+fetch_code
+write_env_file
+prepare_app
+if [ "$DRY_RUN" != 1 ] && [ -n "$DOMAIN" ] && [ -e "/etc/letsencrypt/live/$DOMAIN/fullchain.pem" ]; then
+  render_and_install "/etc/letsencrypt/live/$DOMAIN/fullchain.pem" "/etc/letsencrypt/live/$DOMAIN/privkey.pem"
+else
+  if missing_path "$SNAKEOIL_CERT"; then
+    run make-ssl-cert generate-default-snakeoil
+  fi
+  render_and_install "$SNAKEOIL_CERT" "$SNAKEOIL_KEY"
+fi
+enable_sites
+start_app
+obtain_certificate
+setup_firewall
+harden_ssh
+
+say "ImageMonkey runs at https://$SITE_NAME/"
+note "first admin account:  sudo -u $APP_USER $APP/deploy/with-env $ENV_FILE $APP/.venv/bin/python $APP/manage.py createsuperuser"
+note "new versions:         sudo $APP/deploy/update.sh --ref main"
+note "backups:              nightly into $BACKUP_DIR (deploy/backup.sh; restore with deploy/restore.sh)"

@@ -1,0 +1,142 @@
+"""/v1/ donation endpoints: donate, fetch a public picture, report one."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.db import IntegrityError
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from imagemonkey.api import json_error, method_not_allowed, public_read
+from imagemonkey.ratelimits import limit
+from validation.api import api_identity, read_json
+
+from .forms import parse_labels
+from .ingest import ingest
+from .models import Image, Report
+from .storage import public_storage
+from .uploads import limit_upload_size, too_large_message
+from .views import pending_queue_is_full
+
+SIZES = ("thumb", "display", "master")
+
+
+@csrf_exempt  # token identity only, never cookies: nothing to forge
+@api_identity
+@limit("donate", "DONATION_RATE")
+def donate(request: HttpRequest) -> JsonResponse:
+    """POST /v1/donate: multipart with one `image`, optional `label` and `add_sublabels`."""
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    if not limit_upload_size(request):
+        return json_error(too_large_message(), 413)
+    files = request.FILES  # parsed now, under the size limit
+    if request.upload_too_large:
+        return json_error(too_large_message(), 413)
+    uploads = files.getlist("image")
+    if len(uploads) != 1 or len(files) != 1:
+        return json_error("send exactly one file per request, in the field `image`", 400)
+    try:
+        labels, suggestions = parse_labels(request.POST.get("label", ""))
+    except forms.ValidationError as error:
+        return json_error(" ".join(error.messages), 400)
+    add_sublabels = request.POST.get("add_sublabels", "false").lower()
+    if add_sublabels not in {"true", "false", "1", "0", "yes", "no", ""}:
+        return json_error("add_sublabels is true or false", 400)
+    if pending_queue_is_full(request):
+        response = json_error(
+            "too many pictures are waiting for review; please try again later", 503
+        )
+        response["Retry-After"] = "3600"
+        return response
+    outcome = ingest(
+        uploads[0].read(),
+        filename=uploads[0].name,
+        donor=request.voter,
+        labels=labels,
+        suggestions=suggestions,
+        add_sublabels=add_sublabels in {"true", "1", "yes"},
+    )
+    if outcome.accepted:
+        return JsonResponse({"uuid": str(outcome.image.uuid)}, status=201)
+    if outcome.status == "duplicate":
+        existing = outcome.existing
+        extra = {"uuid": str(existing.uuid)} if existing and existing.is_public else {}
+        return json_error(outcome.message, 409, **extra)
+    return json_error(outcome.message, outcome.http_status)
+
+
+def pick_size(image: Image, width: int | None, height: int | None) -> str:
+    """The smallest stored rendition that covers the requested box (never a resize)."""
+    if width is None and height is None:
+        return "master"
+    for kind in SIZES:
+        w, h = image.rendition_size(kind)
+        if (width is None or w >= width) and (height is None or h >= height):
+            return kind
+    return "master"
+
+
+def _dimension(request: HttpRequest, name: str) -> int | None:
+    value = request.GET.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+        raise ValueError(f"{name} must be a whole number of pixels between 1 and 100000")
+    return int(value)
+
+
+@public_read
+def donation_image(request: HttpRequest, uuid) -> HttpResponse:
+    """GET /v1/donation/<uuid>: the bytes of a public picture; ?width=&height= pick a stored size."""
+    image = Image.objects.public().filter(uuid=uuid).first()
+    if image is None:
+        return json_error("no public picture with that id", 404)
+    try:
+        kind = pick_size(image, _dimension(request, "width"), _dimension(request, "height"))
+    except ValueError as error:
+        return json_error(str(error), 400)
+    name = image.file_name(kind)
+    content_type = "image/jpeg" if image.format == Image.Format.JPEG else "image/png"
+    if settings.PRIVATE_MEDIA_X_ACCEL:
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = f"{settings.MEDIA_URL}{name}"
+    else:
+        storage = public_storage()
+        if not storage.exists(name):
+            return json_error("the picture's file is missing; it has been reported", 404)
+        response = FileResponse(storage.open(name), content_type=content_type)
+    response["Cache-Control"] = "public, max-age=86400"
+    response["Content-Disposition"] = f'inline; filename="{image.uuid}.{image.extension}"'
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+REASON_WORDS = {choice.value for choice in Report.Reason}
+
+
+@csrf_exempt
+@api_identity
+@limit("report", "REPORT_RATE")
+def report(request: HttpRequest, uuid) -> JsonResponse:
+    """POST /v1/report/<uuid> with {"reason": "..."}."""
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    image = Image.objects.public().filter(uuid=uuid).first()
+    if image is None:
+        return json_error("no public picture with that id", 404)
+    try:
+        body = read_json(request)
+    except ValueError as error:
+        return json_error(str(error), 400)
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        return json_error('give a reason, e.g. {"reason": "shows a person\'s face"}', 400)
+    reason = reason.strip()[:1000]
+    kind = reason.lower() if reason.lower() in REASON_WORDS else Report.Reason.OTHER
+    try:
+        image.report(reporter=request.voter, reason=kind, text="" if kind != "other" else reason)
+    except IntegrityError:
+        return json_error("you have already reported this picture", 409)
+    return JsonResponse({"reported": True}, status=201)

@@ -1,0 +1,32 @@
+"""The /v1/ API, in the original ImageMonkey's shapes (see /api for the documentation)."""
+
+from django.urls import include, path
+
+from donations import api as donations_api
+from validation import api as validation_api
+
+from . import openapi
+
+urlpatterns = [
+    path("", include("labels.api_urls")),
+    path("openapi.json", openapi.description, name="api-openapi"),
+    path("voter", validation_api.voter, name="api-voter"),
+    path("me", validation_api.me, name="api-me"),
+    path("validate", validation_api.next_validation, name="api-validate"),
+    path("donation/validate", validation_api.vote_many, name="api-vote-many"),
+    path(
+        "donation/<uuid:uuid>/validate/yes",
+        validation_api.vote,
+        {"answer": "yes"},
+        name="api-vote-yes",
+    ),
+    path(
+        "donation/<uuid:uuid>/validate/no",
+        validation_api.vote,
+        {"answer": "no"},
+        name="api-vote-no",
+    ),
+    path("donation/<uuid:uuid>", donations_api.donation_image, name="api-donation"),
+    path("donate", donations_api.donate, name="api-donate"),
+    path("report/<uuid:uuid>", donations_api.report, name="api-report"),
+]

@@ -1,0 +1,486 @@
+"""The OpenAPI 3 description of /v1/, served at /v1/openapi.json.
+
+Written by hand, next to the code it describes; tests/test_openapi.py checks it
+against the running views with generated requests (schemathesis).
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+
+from .api import public_read
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*codes: int) -> dict:
+    reasons = {
+        400: "The request is malformed; `error` says how.",
+        401: "The X-Voter-Token names no voter.",
+        403: "Not allowed (for example, voting on your own donation).",
+        404: "Nothing public by that name.",
+        405: "Wrong method.",
+        409: "Conflict (a duplicate, or a second report).",
+        413: "The upload is too large.",
+        422: "Not an image we accept, or a malformed number.",
+        429: "Rate limited; retry after the Retry-After seconds.",
+        503: "Temporarily unavailable (rate limiter unreachable, review queue full).",
+    }
+    return {str(code): _json(ERROR, reasons[code]) for code in codes}
+
+
+TOKEN = {
+    "name": "X-Voter-Token",
+    "in": "header",
+    "required": False,
+    "description": "The token from POST /v1/voter. Without it, the call acts as a fresh anonymous voter.",
+    "schema": {"type": "string"},
+}
+UUID_PATH = {
+    "name": "uuid",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+LABEL_BODY = {
+    "type": "object",
+    "required": ["label"],
+    "properties": {
+        "label": {"type": "string", "minLength": 1, "example": "dog"},
+        "sublabel": {
+            "type": "string",
+            "example": "",
+            "description": "A part, e.g. eye; empty for the label itself.",
+        },
+    },
+}
+TASK = {
+    "type": "object",
+    "required": ["uuid", "label", "sublabel", "provider"],
+    "properties": {
+        "uuid": {"type": "string", "format": "uuid"},
+        "label": {"type": "string"},
+        "sublabel": {"type": "string"},
+        "provider": {"type": "string", "enum": ["donation"]},
+    },
+}
+VOTED = {
+    "type": "object",
+    "required": ["uuid", "label", "sublabel", "valid", "replaced", "counted"],
+    "properties": {
+        **TASK["properties"],
+        "valid": {"type": "string", "enum": ["yes", "no"]},
+        "replaced": {"type": "boolean", "description": "This voter had answered this pair before."},
+        "counted": {
+            "type": "boolean",
+            "description": "The vote carries weight (the voter passed training).",
+        },
+    },
+}
+
+
+def build() -> dict:
+    vote_operation = {
+        "summary": "Vote on whether the label is in the picture",
+        "parameters": [UUID_PATH, TOKEN],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": LABEL_BODY}}},
+        "responses": {
+            "200": _json(VOTED, "Recorded (or replaced)."),
+            **_errors(400, 401, 403, 404, 409, 429, 503),
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ImageMonkey API",
+            "version": "1",
+            "description": "The public API of ImageMonkey, compatible with the original ImageMonkey's v1 clients.",
+            "license": {
+                "name": "Images: CC0 1.0",
+                "url": "https://creativecommons.org/publicdomain/zero/1.0/",
+            },
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "uuid": {"type": "string", "format": "uuid"},
+                    },
+                },
+            }
+        },
+        "paths": {
+            "/v1/label": {
+                "get": {
+                    "summary": "Active label names, or everything about each with ?detailed=true",
+                    "parameters": [
+                        {
+                            "name": "detailed",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["true", "false", "1", "0"]},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "oneOf": [
+                                    {"type": "array", "items": {"type": "string"}},
+                                    {
+                                        "type": "object",
+                                        "additionalProperties": {
+                                            "type": "object",
+                                            "required": [
+                                                "description",
+                                                "categories",
+                                                "sublabels",
+                                                "synonyms",
+                                                "plural",
+                                            ],
+                                            "properties": {
+                                                "description": {"type": "string"},
+                                                "plural": {"type": "string"},
+                                                "categories": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"},
+                                                },
+                                                "isa": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"},
+                                                },
+                                                "sublabels": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"},
+                                                },
+                                                "has": {"type": "object"},
+                                                "synonyms": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"},
+                                                },
+                                                "accessors": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"},
+                                                },
+                                            },
+                                        },
+                                    },
+                                ]
+                            },
+                            "Label names, or a map of label name to its details.",
+                        ),
+                        **_errors(400),
+                    },
+                }
+            },
+            "/v1/label/accessors": {
+                "get": {
+                    "summary": "Every string an export query may use (dog, dog.has='eye')",
+                    "responses": {
+                        "200": _json({"type": "array", "items": {"type": "string"}}, "Accessors.")
+                    },
+                }
+            },
+            "/v1/label/random": {
+                "get": {
+                    "summary": "A random label",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["label"],
+                                "properties": {"label": {"type": "string"}},
+                            },
+                            "A label.",
+                        ),
+                        **_errors(404),
+                    },
+                }
+            },
+            "/v1/label/popular": {
+                "get": {
+                    "summary": "The ten labels with the most image–label pairs",
+                    "responses": {
+                        "200": _json(
+                            {"type": "array", "items": {"type": "string"}, "maxItems": 10},
+                            "Label names.",
+                        )
+                    },
+                }
+            },
+            "/v1/voter": {
+                "post": {
+                    "summary": "A new pseudonymous voter; send its token back as X-Voter-Token",
+                    "responses": {
+                        "201": _json(
+                            {
+                                "type": "object",
+                                "required": ["token"],
+                                "properties": {
+                                    "token": {"type": "string"},
+                                    "header": {"type": "string"},
+                                },
+                            },
+                            "The token (shown once).",
+                        )
+                    },
+                }
+            },
+            "/v1/me": {
+                "get": {
+                    "summary": "The calling voter's numbers",
+                    "parameters": [TOKEN],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["votes", "gold_answered", "trusted"],
+                                "properties": {
+                                    "votes": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "Pairs this voter has answered.",
+                                    },
+                                    "gold_answered": {"type": "integer", "minimum": 0},
+                                    "trusted": {"type": "boolean"},
+                                    "agreement": {
+                                        "type": "number",
+                                        "nullable": True,
+                                        "minimum": 0,
+                                        "maximum": 1,
+                                    },
+                                },
+                            },
+                            "Numbers.",
+                        ),
+                        **_errors(401),
+                    },
+                }
+            },
+            "/v1/validate": {
+                "get": {
+                    "summary": "The next task for the calling voter, or a grid of one label with ?grouped=true",
+                    "parameters": [
+                        TOKEN,
+                        {
+                            "name": "label",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "grouped",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["true", "false", "1", "0"]},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "oneOf": [
+                                    TASK,
+                                    {
+                                        "type": "object",
+                                        "required": ["label", "donations"],
+                                        "properties": {
+                                            "label": {"type": "string"},
+                                            "sublabel": {"type": "string"},
+                                            "donations": {
+                                                "type": "array",
+                                                "items": {
+                                                    "type": "object",
+                                                    "required": ["uuid", "provider"],
+                                                    "properties": {
+                                                        "uuid": {
+                                                            "type": "string",
+                                                            "format": "uuid",
+                                                        },
+                                                        "provider": {"type": "string"},
+                                                        "width": {"type": "integer"},
+                                                        "height": {"type": "integer"},
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                ]
+                            },
+                            "A task, or a group of tasks.",
+                        ),
+                        **_errors(400, 401, 404),
+                    },
+                }
+            },
+            "/v1/donation/{uuid}/validate/yes": {
+                "post": {**vote_operation, "operationId": "voteYes"}
+            },
+            "/v1/donation/{uuid}/validate/no": {
+                "post": {**vote_operation, "operationId": "voteNo"}
+            },
+            "/v1/donation/validate": {
+                "patch": {
+                    "summary": "Several answers on one label, all or nothing",
+                    "parameters": [TOKEN],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    **LABEL_BODY,
+                                    "required": ["label", "validations"],
+                                    "properties": {
+                                        **LABEL_BODY["properties"],
+                                        "validations": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": 100,
+                                            "items": {
+                                                "type": "object",
+                                                "required": ["uuid", "valid"],
+                                                "properties": {
+                                                    "uuid": {"type": "string", "format": "uuid"},
+                                                    "valid": {
+                                                        "type": "string",
+                                                        "enum": ["yes", "no"],
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["recorded"],
+                                "properties": {"recorded": {"type": "integer"}},
+                            },
+                            "All answers recorded.",
+                        ),
+                        **_errors(400, 401, 403, 404, 409, 429, 503),
+                    },
+                }
+            },
+            "/v1/donation/{uuid}": {
+                "get": {
+                    "summary": "The bytes of a public picture; width/height pick the smallest stored size that covers them",
+                    "parameters": [
+                        UUID_PATH,
+                        {
+                            "name": "width",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                        },
+                        {
+                            "name": "height",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The picture.",
+                            "content": {
+                                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                            },
+                        },
+                        **_errors(400, 404),
+                    },
+                }
+            },
+            "/v1/donate": {
+                "post": {
+                    "summary": "Donate one picture (dedicated to the public domain, CC0 1.0)",
+                    "parameters": [TOKEN],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["image"],
+                                    "properties": {
+                                        "image": {"type": "string", "format": "binary"},
+                                        "label": {
+                                            "type": "string",
+                                            "description": "Comma-separated labels; unknown words become suggestions.",
+                                        },
+                                        "add_sublabels": {
+                                            "type": "string",
+                                            "enum": ["true", "false"],
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(
+                            {
+                                "type": "object",
+                                "required": ["uuid"],
+                                "properties": {"uuid": {"type": "string", "format": "uuid"}},
+                            },
+                            "Stored, waiting for a moderator.",
+                        ),
+                        **_errors(400, 401, 409, 413, 422, 429, 503),
+                    },
+                }
+            },
+            "/v1/report/{uuid}": {
+                "post": {
+                    "summary": "Report a public picture",
+                    "parameters": [UUID_PATH, TOKEN],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["reason"],
+                                    "properties": {"reason": {"type": "string", "minLength": 1}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(
+                            {
+                                "type": "object",
+                                "required": ["reported"],
+                                "properties": {"reported": {"type": "boolean"}},
+                            },
+                            "Reported.",
+                        ),
+                        **_errors(400, 401, 404, 409, 429, 503),
+                    },
+                }
+            },
+        },
+    }
+
+
+@public_read
+def description(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(build())

@@ -1,0 +1,67 @@
+// Export page enhancements: a live count of the matching images while the
+// form changes, and a download link that follows the form. Without this
+// script the Preview button does both on the server.
+(function () {
+  "use strict";
+  var form = document.getElementById("export-form");
+  if (!form || !window.fetch || !window.URLSearchParams) return;
+  var live = document.getElementById("live-count");
+  var timer = null;
+  var latest = 0; // answers to older requests are dropped
+
+  function parameters() {
+    var data = new URLSearchParams();
+    ["query", "min_probability", "min_confidence"].forEach(function (name) {
+      var value = form.elements[name].value.trim();
+      if (value) data.set(name, value);
+    });
+    var format = form.querySelector('input[name="format"]:checked');
+    data.set("format", format ? format.value : "json");
+    return data;
+  }
+
+  function followForm(download, data) {
+    var format = form.querySelector('input[name="format"]:checked');
+    download.href = form.dataset.exportUrl + "?" + data.toString();
+    if (format) {
+      download.textContent = "Download as " + format.labels[0].querySelector("strong").textContent;
+    }
+    download.hidden = false;
+  }
+
+  function show(answer, data) {
+    var download = document.getElementById("download");
+    if (answer.ok) {
+      var n = answer.body.images;
+      live.textContent = n.toLocaleString() + (n === 1 ? " image matches" : " images match") +
+        " the form as it is now.";
+      if (download) followForm(download, data);
+    } else {
+      live.textContent = answer.body.error || "The count is not available right now.";
+      if (download) download.hidden = true;
+    }
+  }
+
+  function update() {
+    var data = parameters();
+    if (!data.get("query")) {
+      live.textContent = "";
+      return;
+    }
+    var request = ++latest;
+    fetch(form.dataset.countUrl + "?" + data.toString(), { headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+      })
+      .then(function (answer) { if (request === latest) show(answer, data); })
+      .catch(function () { if (request === latest) live.textContent = ""; });
+  }
+
+  function soon() {
+    clearTimeout(timer);
+    timer = setTimeout(update, 400);
+  }
+
+  form.addEventListener("input", soon);
+  form.addEventListener("change", soon);
+})();

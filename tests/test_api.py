@@ -1,0 +1,350 @@
+"""The /v1/ API: shapes, errors and identity, as the original ImageMonkey's clients expect."""
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from donations.ingest import ingest
+from donations.models import Image, Report
+from tests.helpers import make_image, make_label, make_pair, photo_bytes, real_public_image
+from validation.models import ImageLabel, Vote, Voter
+
+pytestmark = pytest.mark.django_db
+
+
+def post_json(client, url, body, method="post", **headers):
+    return getattr(client, method)(
+        url, json.dumps(body), content_type="application/json", **headers
+    )
+
+
+def open_pair(label="dog", image=None):
+    pair = make_pair(label, image or make_image())
+    pair.refresh_servable()
+    pair.save()
+    return pair
+
+
+@pytest.fixture
+def token(client):
+    return client.post("/v1/voter").json()["token"]
+
+
+class TestVoterIdentity:
+    def test_a_voter_token_names_one_voter(self, client, token):
+        pair = open_pair()
+        url = f"/v1/donation/{pair.image.uuid}/validate/yes"
+        post_json(client, url, {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+        post_json(client, url, {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+        assert Vote.objects.count() == 1
+        assert client.get("/v1/me", HTTP_X_VOTER_TOKEN=token).json() == {
+            "votes": 1,
+            "gold_answered": 0,
+            "trusted": False,
+            "agreement": None,
+        }
+
+    def test_an_unknown_token_is_refused(self, client):
+        response = client.get("/v1/me", HTTP_X_VOTER_TOKEN="made-up")
+        assert response.status_code == 401 and "POST /v1/voter" in response.json()["error"]
+
+    def test_without_a_token_each_call_is_a_fresh_anonymous_voter(self, client):
+        pair = open_pair()
+        url = f"/v1/donation/{pair.image.uuid}/validate/yes"
+        post_json(client, url, {"label": "dog"})
+        post_json(client, url, {"label": "dog"})
+        assert Vote.objects.filter(pair=pair).count() == 2
+        assert Voter.objects.count() == 2
+
+    def test_api_votes_never_use_the_session_cookie(self):
+        browser = Client(enforce_csrf_checks=True)
+        pair = open_pair()
+        browser.get("/validate")  # the session now has a voter
+        session_voter = browser.session.get("voter_id")
+        post_json(browser, f"/v1/donation/{pair.image.uuid}/validate/yes", {"label": "dog"})
+        vote = Vote.objects.get()
+        assert vote.voter_id != session_voter, "a cross-site post cannot vote as the visitor"
+
+    def test_read_only_calls_allow_any_origin(self, client):
+        response = client.get("/v1/label", HTTP_ORIGIN="https://elsewhere.example")
+        assert response["Access-Control-Allow-Origin"] == "*"
+        assert client.options("/v1/validate").status_code == 204
+
+
+class TestValidate:
+    def test_the_next_task_has_the_original_shape(self, client, token):
+        dog = make_label("dog")
+        eye = make_label("eye", parent=dog)
+        pair = open_pair(eye)
+        task = client.get("/v1/validate", HTTP_X_VOTER_TOKEN=token).json()
+        assert task == {
+            "uuid": str(pair.image.uuid),
+            "label": "dog",
+            "sublabel": "eye",
+            "provider": "donation",
+        }
+
+    def test_nothing_left_is_a_404_with_a_reason(self, client, token):
+        response = client.get("/v1/validate", HTTP_X_VOTER_TOKEN=token)
+        assert response.status_code == 404 and "nothing left" in response.json()["error"]
+
+    def test_grouped_validation_returns_donations_of_one_label(self, client, token):
+        dog = make_label("dog")
+        pairs = [open_pair(dog) for _ in range(5)]
+        open_pair("cat")
+        body = client.get(
+            "/v1/validate?grouped=true&label=dog&limit=3", HTTP_X_VOTER_TOKEN=token
+        ).json()
+        assert body["label"] == "dog" and len(body["donations"]) == 3
+        assert {d["uuid"] for d in body["donations"]} <= {str(p.image.uuid) for p in pairs}
+        assert all(d["provider"] == "donation" for d in body["donations"])
+
+    @pytest.mark.parametrize(
+        ("query", "status"),
+        [
+            ("grouped=true&label=dog&limit=0", 400),
+            ("grouped=true&label=dog&limit=x", 400),
+            ("label=unicorn", 404),
+        ],
+    )
+    def test_bad_parameters_get_a_reason(self, client, query, status):
+        make_label("dog")
+        response = client.get(f"/v1/validate?{query}")
+        assert response.status_code == status and response.json()["error"]
+
+
+class TestVote:
+    def test_a_vote_answers_with_the_pair(self, client, token):
+        pair = open_pair()
+        response = post_json(
+            client,
+            f"/v1/donation/{pair.image.uuid}/validate/no",
+            {"label": "dog", "sublabel": ""},
+            HTTP_X_VOTER_TOKEN=token,
+        )
+        assert response.status_code == 200
+        assert response.json() == {
+            "uuid": str(pair.image.uuid),
+            "label": "dog",
+            "sublabel": "",
+            "provider": "donation",
+            "valid": "no",
+            "replaced": False,
+            "counted": False,
+        }
+
+    @pytest.mark.parametrize(
+        ("body", "status", "words"),
+        [
+            ("not json", 400, "not valid JSON"),
+            ([1, 2], 400, "JSON object"),
+            ({}, 400, "give the label"),
+            ({"label": "unicorn"}, 404, "unknown label"),
+            ({"label": "cat"}, 404, "no such public picture"),
+            ({"label": "dog", "sublabel": 5}, 400, "sublabel must be a string"),
+        ],
+    )
+    def test_bad_votes_are_refused_with_a_reason(self, client, body, status, words):
+        make_label("cat")
+        pair = open_pair()
+        data = body if isinstance(body, str) else json.dumps(body)
+        response = client.post(
+            f"/v1/donation/{pair.image.uuid}/validate/yes", data, content_type="application/json"
+        )
+        assert response.status_code == status and words in response.json()["error"]
+        assert not Vote.objects.exists()
+
+    def test_pending_pictures_cannot_be_voted_on(self, client):
+        pair = open_pair(image=make_image(status="pending"))
+        response = post_json(
+            client, f"/v1/donation/{pair.image.uuid}/validate/yes", {"label": "dog"}
+        )
+        assert response.status_code == 404
+
+    def test_get_on_a_vote_url_is_405(self, client):
+        pair = open_pair()
+        assert client.get(f"/v1/donation/{pair.image.uuid}/validate/yes").status_code == 405
+
+    def test_many_votes_at_once_all_or_nothing(self, client, token):
+        dog = make_label("dog")
+        pairs = [open_pair(dog) for _ in range(3)]
+        body = {
+            "label": "dog",
+            "sublabel": "",
+            "validations": [
+                {"uuid": str(p.image.uuid), "valid": "yes" if n else "no"}
+                for n, p in enumerate(pairs)
+            ],
+        }
+        response = post_json(
+            client, "/v1/donation/validate", body, method="patch", HTTP_X_VOTER_TOKEN=token
+        )
+        assert response.status_code == 200 and response.json() == {"recorded": 3}
+        bad = {
+            **body,
+            "validations": [*body["validations"], {"uuid": str(make_image().uuid), "valid": "yes"}],
+        }
+        other = client.post("/v1/voter").json()["token"]
+        response = post_json(
+            client, "/v1/donation/validate", bad, method="patch", HTTP_X_VOTER_TOKEN=other
+        )
+        assert response.status_code == 404
+        assert Vote.objects.count() == 3, "the second batch recorded nothing"
+
+    def test_votes_are_rate_limited_per_address_and_voter(self, client, token, settings):
+        settings.VOTE_RATE = "2/h"
+        pairs = [open_pair() for _ in range(3)]
+        codes = [
+            post_json(
+                client,
+                f"/v1/donation/{p.image.uuid}/validate/yes",
+                {"label": "dog"},
+                HTTP_X_VOTER_TOKEN=token,
+            ).status_code
+            for p in pairs
+        ]
+        assert codes == [200, 200, 429]
+        limited = post_json(
+            client, f"/v1/donation/{pairs[2].image.uuid}/validate/yes", {"label": "dog"}
+        )
+        assert limited.status_code == 429 and "Too many requests" in limited.json()["error"]
+
+
+class TestDonate:
+    def test_a_donation_answers_201_with_its_uuid(self, client, token):
+        make_label("dog")
+        response = client.post(
+            "/v1/donate",
+            {
+                "image": SimpleUploadedFile("x.jpg", photo_bytes()),
+                "label": "dog",
+                "add_sublabels": "false",
+            },
+            HTTP_X_VOTER_TOKEN=token,
+        )
+        assert response.status_code == 201
+        image = Image.objects.get(uuid=response.json()["uuid"])
+        assert image.status == "pending" and image.donor.token_sha256
+        assert ImageLabel.objects.get(image=image).label.name == "dog"
+
+    def test_a_duplicate_is_409_naming_the_public_original(self, client):
+        data = photo_bytes()
+        image = ingest(data).image
+        image.decide("approve")
+        response = client.post("/v1/donate", {"image": SimpleUploadedFile("x.jpg", data)})
+        assert response.status_code == 409
+        assert response.json()["uuid"] == str(image.uuid)
+
+    def test_a_pending_duplicate_is_409_without_naming_it(self, client):
+        picture = photo_bytes()
+        client.post("/v1/donate", {"image": SimpleUploadedFile("a.jpg", picture)})
+        response = client.post("/v1/donate", {"image": SimpleUploadedFile("b.jpg", picture)})
+        assert response.status_code == 409 and "uuid" not in response.json()
+
+    def test_a_file_that_is_not_an_image_is_422(self, client):
+        response = client.post(
+            "/v1/donate", {"image": SimpleUploadedFile("x.jpg", b"II*\x00" + b"\x00" * 100)}
+        )
+        assert response.status_code == 422 and "TIFF" in response.json()["error"]
+        assert not Image.objects.exists()
+
+    def test_one_file_per_request(self, client):
+        response = client.post(
+            "/v1/donate",
+            {
+                "image": [
+                    SimpleUploadedFile("a.jpg", photo_bytes()),
+                    SimpleUploadedFile("b.jpg", photo_bytes()),
+                ]
+            },
+        )
+        assert response.status_code == 400 and "exactly one file" in response.json()["error"]
+        assert client.post("/v1/donate", {"label": "dog"}).status_code == 400
+
+    def test_too_large_is_413(self, client, settings):
+        settings.MAX_UPLOAD_MB = 1
+        response = client.post(
+            "/v1/donate", {"image": SimpleUploadedFile("a.jpg", b"\xff\xd8" + b"\x00" * 2_000_000)}
+        )
+        assert response.status_code == 413 and "larger than 1 MB" in response.json()["error"]
+
+    def test_a_bad_add_sublabels_value_is_400(self, client):
+        response = client.post(
+            "/v1/donate",
+            {"image": SimpleUploadedFile("a.jpg", photo_bytes()), "add_sublabels": "perhaps"},
+        )
+        assert response.status_code == 400
+
+
+class TestDonationImage:
+    def test_public_bytes_and_stored_sizes(self, client):
+        image = real_public_image(size=(1600, 1200))
+        full = client.get(f"/v1/donation/{image.uuid}")
+        assert full.status_code == 200 and full["Content-Type"] == "image/jpeg"
+        master = b"".join(full.streaming_content)
+        small = b"".join(client.get(f"/v1/donation/{image.uuid}?width=200").streaming_content)
+        medium = b"".join(
+            client.get(f"/v1/donation/{image.uuid}?width=800&height=600").streaming_content
+        )
+        assert len(small) < len(medium) < len(master)
+        import io
+
+        from PIL import Image as PILImage
+
+        assert PILImage.open(io.BytesIO(small)).size == (256, 192)
+        assert PILImage.open(io.BytesIO(medium)).size == (1024, 768)
+
+    def test_not_public_is_404(self, client):
+        pending = make_image(status="pending")
+        assert client.get(f"/v1/donation/{pending.uuid}").status_code == 404
+
+    @pytest.mark.parametrize("query", ["width=abc", "width=-1", "height=0", "width=999999999"])
+    def test_bad_sizes_are_400(self, client, query):
+        image = real_public_image()
+        assert client.get(f"/v1/donation/{image.uuid}?{query}").status_code == 400
+
+
+class TestReport:
+    def test_a_report_is_stored_once_per_voter(self, client, token):
+        image = real_public_image()
+        response = post_json(
+            client,
+            f"/v1/report/{image.uuid}",
+            {"reason": "shows my neighbour"},
+            HTTP_X_VOTER_TOKEN=token,
+        )
+        assert response.status_code == 201
+        report = Report.objects.get()
+        assert (report.reason, report.text) == ("other", "shows my neighbour")
+        again = post_json(
+            client, f"/v1/report/{image.uuid}", {"reason": "copyright"}, HTTP_X_VOTER_TOKEN=token
+        )
+        assert again.status_code == 409
+
+    def test_a_report_needs_a_reason(self, client):
+        image = real_public_image()
+        assert post_json(client, f"/v1/report/{image.uuid}", {}).status_code == 400
+        assert post_json(client, f"/v1/report/{image.uuid}", {"reason": "  "}).status_code == 400
+
+
+def test_the_openapi_description_is_valid_and_lists_every_route(client):
+    from openapi_spec_validator import validate
+
+    spec = client.get("/v1/openapi.json").json()
+    validate(spec)
+    for path in (
+        "/v1/label",
+        "/v1/validate",
+        "/v1/donate",
+        "/v1/donation/{uuid}",
+        "/v1/me",
+        "/v1/voter",
+    ):
+        assert path in spec["paths"]
+
+
+def test_the_api_page_has_curl_and_python_examples(client):
+    body = client.get("/api").content.decode()
+    assert "curl " in body and "import requests" in body and "/v1/openapi.json" in body

@@ -1,0 +1,621 @@
+"""Dataset export: every format's shape, safety, snapshot consistency, errors and statistics.
+
+Exports read through a connection of their own (one snapshot per export), so
+these tests commit their data: django_db(transaction=True).
+"""
+
+import csv
+import hashlib
+import io
+import json
+import tarfile
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from django.core.files.base import ContentFile
+from django.db import connection
+
+from donations.models import Image
+from donations.storage import public_storage
+from labels.models import Label
+from tests.helpers import cast, make_image, make_label, make_pair, make_voter, photo_bytes
+from validation import export as export_module
+from validation.models import ImageLabel, Vote
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FORMATS = ["json", "jsonl", "csv", "coco", "tar"]
+IMAGE_KEYS = {"uuid", "provider", "width", "height", "annotations", "validations"}
+VALIDATION_KEYS = {"label", "sublabel", "num_yes", "num_no", "probability", "confidence"}
+CSV_COLUMNS = "uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence"
+# Data that exists in the database and must never leave it through an export.
+PRIVATE = ["203.0.113.", "198.51.100.", "IMG_20240101_private", "donor@example.org"]
+FORMULA = '=hyperlink("http://x")'
+ODD = 'say "hi", back\\slash'
+
+
+def votes(pair, yes: int, no: int):
+    for answer in [True] * yes + [False] * no:
+        cast(pair, make_voter(first_ip_prefix="198.51.100.0/24"), answer)
+    Vote.objects.filter(pair=pair).update(ip_prefix="198.51.100.0/24")
+    pair.refresh_from_db()
+    return pair
+
+
+@pytest.fixture
+def data():
+    """Three public pictures, one pending and one rejected, with votes from people."""
+    donor = make_voter(first_ip_prefix="203.0.113.0/24")
+    dog = make_label("dog")
+    eye = make_label("eye", parent=dog)
+    a = make_image(donor=donor, original_filename="IMG_20240101_private.jpg", width=800)
+    b = make_image(donor=donor, format=Image.Format.PNG, height=600)
+    c = make_image()
+    d = SimpleNamespace(a=a, b=b, c=c, dog=dog, eye=eye)
+    d.a_dog = votes(make_pair(dog, image=a), 3, 0)  # probability 1, confidence 0.44
+    d.a_eye = votes(make_pair(eye, image=a), 1, 1)  # 0.5
+    d.a_grass = make_pair("grass", image=a)  # no votes: probability 0
+    d.b_cat = votes(make_pair("cat", image=b), 1, 3)  # 0.25
+    d.b_dog = votes(make_pair(dog, image=b), 4, 1)  # 0.8
+    d.c_formula = votes(make_pair(make_label(FORMULA), image=c), 2, 0)
+    d.c_odd = votes(make_pair(make_label(ODD), image=c), 2, 0)
+    for status in (Image.Status.PENDING, Image.Status.REJECTED):
+        votes(make_pair(dog, image=make_image(status=status)), 3, 0)
+    return d
+
+
+def get(client, **params):
+    return client.get("/v1/export", params)
+
+
+def body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def export_json(client, **params) -> list:
+    response = get(client, **params)
+    assert response.status_code == 200, response.content
+    return json.loads(body(response))
+
+
+def csv_rows(client, **params) -> list[dict]:
+    response = get(client, format="csv", **params)
+    return list(csv.DictReader(io.StringIO(body(response).decode(), newline="")))
+
+
+def by_uuid(entries: list) -> dict:
+    return {entry["uuid"]: entry for entry in entries}
+
+
+class TestJson:
+    def test_it_streams_one_object_per_matching_public_image(self, client, data):
+        response = get(client, query="dog")
+        assert response.streaming
+        assert response["Content-Type"] == "application/json"
+        assert response["Access-Control-Allow-Origin"] == "*"
+        entries = by_uuid(json.loads(body(response)))
+        assert set(entries) == {str(data.a.uuid), str(data.b.uuid)}
+        first = entries[str(data.a.uuid)]
+        assert set(first) == IMAGE_KEYS
+        assert first["provider"] == "donation"
+        assert (first["width"], first["height"], first["annotations"]) == (800, 480, [])
+
+    def test_validations_list_every_pair_of_the_image_with_its_votes(self, client, data):
+        entry = by_uuid(export_json(client, query="dog"))[str(data.a.uuid)]
+        assert entry["validations"] == [
+            {
+                "label": "dog",
+                "sublabel": "",
+                "num_yes": 3,
+                "num_no": 0,
+                "probability": 1.0,
+                "confidence": pytest.approx(data.a_dog.confidence),
+            },
+            {
+                "label": "dog",
+                "sublabel": "eye",
+                "num_yes": 1,
+                "num_no": 1,
+                "probability": 0.5,
+                "confidence": pytest.approx(data.a_eye.confidence),
+            },
+            {
+                "label": "grass",
+                "sublabel": "",
+                "num_yes": 0,
+                "num_no": 0,
+                "probability": 0.0,
+                "confidence": 0.0,
+            },
+        ]
+
+    def test_thresholds_filter_images_and_their_validations(self, client, data):
+        entries = by_uuid(export_json(client, query="dog | cat", min_probability="0.8"))
+        assert {uuid: [v["label"] for v in e["validations"]] for uuid, e in entries.items()} == {
+            str(data.a.uuid): ["dog"],
+            str(data.b.uuid): ["dog"],
+        }
+        ImageLabel.objects.filter(pk=data.a_dog.pk).update(confidence=0.9)
+        ImageLabel.objects.filter(pk=data.b_dog.pk).update(confidence=0.5)
+        confident = export_json(client, query="dog", min_confidence="0.7")
+        assert [e["uuid"] for e in confident] == [str(data.a.uuid)]
+
+    def test_a_part_query_and_a_negation(self, client, data):
+        assert [e["uuid"] for e in export_json(client, query="dog.has='eye'")] == [str(data.a.uuid)]
+        assert {e["uuid"] for e in export_json(client, query="~cat")} == {
+            str(data.a.uuid),
+            str(data.c.uuid),
+        }
+
+    def test_names_with_quotes_and_backslashes_survive_as_json(self, client, data):
+        (entry,) = export_json(client, query=f"'{FORMULA}'")
+        assert {v["label"] for v in entry["validations"]} == {FORMULA, ODD}
+
+    def test_annotations_only_gives_an_empty_list_since_there_are_no_annotations(
+        self, client, data
+    ):
+        assert export_json(client, query="dog", annotations_only="true") == []
+
+    def test_jsonl_holds_the_same_objects_one_per_line(self, client, data):
+        response = get(client, query="dog | cat", format="jsonl")
+        assert response["Content-Type"] == "application/x-ndjson"
+        lines = body(response).decode().splitlines()
+        assert [json.loads(line) for line in lines] == export_json(client, query="dog | cat")
+
+
+class TestTheOriginalPythonClient:
+    """pyimagemonkey.API.export(labels, min_probability) as the original client calls it."""
+
+    @staticmethod
+    def parse_result(entries: list, min_probability: float) -> dict:
+        """What pyimagemonkey's _parse_result keeps: it computes the probability itself."""
+        kept = {}
+        for elem in entries:
+            assert isinstance(elem["annotations"], list)
+            labels = []
+            for validation in elem["validations"]:
+                total = validation["num_yes"] + validation["num_no"]
+                probability = validation["num_yes"] / total if total else 0
+                if probability >= min_probability:
+                    labels.append(validation["label"])
+            kept[(elem["uuid"], elem["width"], elem["height"])] = labels
+        return kept
+
+    def test_export_joins_labels_with_a_bar_and_reads_the_votes(self, client, data):
+        expected = {
+            (str(data.a.uuid), 800, 480): ["dog"],
+            (str(data.b.uuid), 640, 600): ["dog"],
+        }
+        # The released client sends only the query and filters by itself...
+        entries = export_json(client, query="|".join(["dog", "cat"]))
+        assert self.parse_result(entries, 0.8) == expected
+        # ...and one that passes min_probability gets the same from the server.
+        entries = export_json(client, query="dog|cat", min_probability=0.8)
+        assert self.parse_result(entries, 0.8) == expected
+
+    def test_accessors_from_the_label_api_work_as_queries(self, client, data):
+        accessors = client.get("/v1/label/accessors").json()
+        assert "dog.has='eye'" in accessors
+        entries = export_json(client, query="|".join(["dog.has='eye'", "cat"]))
+        assert {e["uuid"] for e in entries} == {str(data.a.uuid), str(data.b.uuid)}
+
+    def test_an_error_is_json_with_the_reason(self, client, data):
+        response = get(client, query="|".join(["dog", "unicorn"]))
+        assert response.status_code == 400
+        assert response.json()["error"] == "unknown label: unicorn"
+
+
+class TestCsv:
+    def test_one_row_per_image_and_label_with_the_image_url(self, client, data):
+        response = get(client, query="dog", format="csv")
+        assert response["Content-Type"].startswith("text/csv")
+        text = body(response).decode()
+        assert text.startswith(CSV_COLUMNS + "\r\n") and text.endswith("\r\n")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        assert [(r["uuid"], r["label"], r["sublabel"]) for r in rows] == [
+            (str(data.a.uuid), "dog", ""),
+            (str(data.a.uuid), "dog", "eye"),
+            (str(data.a.uuid), "grass", ""),
+            (str(data.b.uuid), "dog", ""),  # in the order the labels were made
+            (str(data.b.uuid), "cat", ""),
+        ]
+        first = rows[0]
+        assert first["image_url"] == f"http://testserver/v1/donation/{data.a.uuid}"
+        assert (first["width"], first["height"], first["num_yes"], first["num_no"]) == (
+            "800",
+            "480",
+            "3",
+            "0",
+        )
+        assert float(first["probability"]) == 1.0
+        assert float(first["confidence"]) == pytest.approx(data.a_dog.confidence)
+
+    def test_cells_that_look_like_formulas_are_defused_and_quotes_are_doubled(self, client, data):
+        response = get(client, query=f"'{FORMULA}'", format="csv")
+        raw = body(response).decode()
+        assert '"\'=hyperlink(""http://x"")"' in raw
+        assert '"say ""hi"", back\\slash"' in raw
+        labels = {row["label"] for row in csv.DictReader(io.StringIO(raw, newline=""))}
+        assert labels == {"'" + FORMULA, ODD}
+
+    def test_every_spreadsheet_trigger_is_prefixed_but_numbers_are_not(self, client, data):
+        image = make_image()
+        raw_names = {
+            "+sum(1)": "'+sum(1)",
+            "-2+3": "'-2+3",
+            "@cmd": "'@cmd",
+            "  =1+1": "'  =1+1",
+            "\t=cmd": "' =cmd",
+            "line\nbreak": "line break",
+        }
+        for number, raw in enumerate(raw_names):
+            label = make_pair(f"label {number}", image=image).label
+            # Written around Label.save(), which would tidy the whitespace away.
+            Label.objects.filter(pk=label.pk).update(name=raw)
+        rows = [
+            row for row in csv_rows(client, query="~dog & ~cat") if row["uuid"] == str(image.uuid)
+        ]
+        assert {row["label"] for row in rows} == set(raw_names.values())
+        assert all(row["num_yes"] == "0" and row["probability"] == "0" for row in rows)
+
+    def test_thresholds_apply_to_rows(self, client, data):
+        rows = csv_rows(client, query="dog | cat", min_probability="0.8")
+        assert [(r["uuid"], r["label"]) for r in rows] == [
+            (str(data.a.uuid), "dog"),
+            (str(data.b.uuid), "dog"),
+        ]
+
+
+class TestCoco:
+    def test_images_categories_and_image_level_labels_in_coco_layout(self, client, data):
+        response = get(client, query="dog.has='eye' | cat", format="coco")
+        assert response["Content-Type"] == "application/json"
+        coco = json.loads(body(response))
+        assert set(coco) == {
+            "info",
+            "licenses",
+            "images",
+            "categories",
+            "image_labels",
+            "annotations",
+        }
+        assert coco["info"]["query"] == "dog.has='eye' | cat"
+        assert coco["licenses"] == [
+            {
+                "id": 1,
+                "name": "CC0 1.0",
+                "url": "https://creativecommons.org/publicdomain/zero/1.0/",
+            }
+        ]
+        assert coco["annotations"] == []
+        images = {image["imagemonkey_uuid"]: image for image in coco["images"]}
+        assert images[str(data.b.uuid)] == {
+            "id": data.b.pk,
+            "file_name": f"{data.b.uuid}.png",
+            "width": 640,
+            "height": 600,
+            "license": 1,
+            "coco_url": f"http://testserver/v1/donation/{data.b.uuid}",
+            "imagemonkey_uuid": str(data.b.uuid),
+        }
+        categories = {c["id"]: c for c in coco["categories"]}
+        assert categories[data.eye.pk] == {
+            "id": data.eye.pk,
+            "name": "dog/eye",
+            "supercategory": "dog",
+        }
+        assert {c["name"] for c in categories.values()} == {"dog", "dog/eye", "grass", "cat"}
+        labels = {(x["image_id"], x["category_id"]) for x in coco["image_labels"]}
+        assert (data.a.pk, data.eye.pk) in labels and (data.b.pk, data.b_cat.label_id) in labels
+        assert {image_id for image_id, _ in labels} == {image["id"] for image in coco["images"]}
+        assert {category for _, category in labels} == set(categories)
+
+
+def store_master(image: Image, content: bytes) -> None:
+    """Put an image's master file where the public storage keeps it."""
+    public_storage().save(
+        f"{image.uuid.hex[:2]}/{image.uuid}.{image.extension}", ContentFile(content)
+    )
+    Image.objects.filter(pk=image.pk).update(master_sha256=hashlib.sha256(content).hexdigest())
+
+
+def open_tar(content: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(content), mode="r|") as archive:
+        return {member.name: archive.extractfile(member).read() for member in archive}
+
+
+def manifest_hashes(manifest: bytes) -> dict[str, str]:
+    lines = [line for line in manifest.decode().splitlines() if not line.startswith("#")]
+    return {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in lines}
+
+
+class TestTar:
+    @pytest.fixture
+    def files(self, data):
+        """Master files for a and b; c's file is missing."""
+        files = {"a": photo_bytes(), "b": photo_bytes(fmt="PNG")}
+        store_master(data.a, files["a"])
+        store_master(data.b, files["b"])
+        return files
+
+    def test_an_imagefolder_archive_with_labels_csv_and_a_manifest(self, client, data, files):
+        response = get(client, query="dog | cat", format="tar")
+        assert response["Content-Type"] == "application/x-tar"
+        members = open_tar(body(response))
+        assert set(members) == {
+            f"dog/{data.a.uuid}.jpg",
+            f"dog/{data.b.uuid}.png",
+            f"cat/{data.b.uuid}.png",
+            "labels.csv",
+            "MANIFEST",
+        }
+        assert members[f"dog/{data.a.uuid}.jpg"] == files["a"]
+        assert members[f"cat/{data.b.uuid}.png"] == members[f"dog/{data.b.uuid}.png"] == files["b"]
+        csv_export = body(get(client, query="dog | cat", format="csv"))
+        assert members["labels.csv"] == csv_export
+
+    def test_the_manifest_names_the_query_the_counts_and_every_files_hash(
+        self, client, data, files
+    ):
+        members = open_tar(body(get(client, query="dog|cat", min_probability="0.5", format="tar")))
+        manifest = members.pop("MANIFEST").decode()
+        assert '# query: "dog | cat"' in manifest
+        assert "# min_probability: 0.5" in manifest and "# snapshot: 20" in manifest
+        assert "# images: 2\n# image files: 2\n# labels.csv rows: 3\n" in manifest
+        hashes = manifest_hashes(manifest.encode())
+        assert hashes == {
+            name: hashlib.sha256(content).hexdigest() for name, content in members.items()
+        }
+
+    def test_parts_get_their_own_folder(self, client, data, files):
+        members = open_tar(body(get(client, query="dog.has='eye'", format="tar")))
+        assert f"dog.eye/{data.a.uuid}.jpg" in members
+
+    def test_images_matched_through_not_go_under_all_their_labels_and_missing_files_are_counted(
+        self, client, data, files
+    ):
+        members = open_tar(body(get(client, query="~cat", format="tar")))
+        images = {name for name in members if name not in ("labels.csv", "MANIFEST")}
+        assert images == {
+            f"dog/{data.a.uuid}.jpg",
+            f"dog.eye/{data.a.uuid}.jpg",
+            f"grass/{data.a.uuid}.jpg",
+        }
+        manifest = members["MANIFEST"].decode()
+        assert "# images skipped because their file is missing: 1" in manifest
+        assert f"# missing, not in the archive: {data.c.uuid}.jpg" in manifest
+        assert str(data.c.uuid) in members["labels.csv"].decode()  # its labels are still listed
+
+    def test_label_names_cannot_escape_their_folder(self, client, data):
+        image = make_image()
+        store_master(image, photo_bytes())
+        ids = {}
+        for name in ["../../etc/passwd", "..", "a/b", "猫"]:
+            ids[name] = make_pair(make_label(name), image=image).label_id
+        members = open_tar(body(get(client, query="~dog & ~cat & ~grass", format="tar")))
+        assert set(members) - {"labels.csv", "MANIFEST"} == {
+            f"etcpasswd/{image.uuid}.jpg",
+            f"label-{ids['..']}/{image.uuid}.jpg",
+            f"ab/{image.uuid}.jpg",
+            f"label-{ids['猫']}/{image.uuid}.jpg",
+        }
+
+
+class TestSnapshot:
+    def test_a_coco_export_reads_one_snapshot_while_votes_and_pictures_arrive(self, client, data):
+        response = get(client, query="dog", format="coco")
+        stream = iter(response.streaming_content)
+        head = next(stream)  # the export's transaction has taken its snapshot
+        # Meanwhile, on the test's own connection: a new dog picture, and new votes.
+        newcomer = votes(make_pair(data.dog, image=make_image()), 2, 0)
+        ImageLabel.objects.filter(pk=data.a_dog.pk).update(num_yes=99, probability=0.99)
+        coco = json.loads(head + b"".join(stream))
+        image_ids = {image["id"] for image in coco["images"]}
+        assert image_ids == {data.a.pk, data.b.pk}
+        assert newcomer.image_id not in {label["image_id"] for label in coco["image_labels"]}
+        a_dog = [
+            x
+            for x in coco["image_labels"]
+            if (x["image_id"], x["category_id"]) == (data.a.pk, data.dog.pk)
+        ]
+        assert a_dog[0]["num_yes"] == 3
+
+    def test_a_tar_lists_the_snapshot_in_labels_csv_and_its_manifest(self, client, data):
+        store_master(data.a, photo_bytes())
+        store_master(data.b, photo_bytes(fmt="PNG"))
+        response = get(client, query="dog", format="tar")
+        stream = iter(response.streaming_content)
+        head = next(stream)  # the first member's header: the snapshot exists
+        ImageLabel.objects.filter(pk=data.b_dog.pk).update(num_yes=12345)
+        votes(make_pair(data.dog, image=make_image()), 1, 0)
+        members = open_tar(head + b"".join(stream))
+        rows = list(csv.DictReader(io.StringIO(members["labels.csv"].decode(), newline="")))
+        assert "12345" not in {row["num_yes"] for row in rows}
+        assert {row["uuid"] for row in rows} == {str(data.a.uuid), str(data.b.uuid)}
+        assert "# labels.csv rows: 5\n" in members["MANIFEST"].decode()
+
+
+def export_connections(expected: int) -> int:
+    """Connections to the test database other than this test's own, once they settle."""
+    for _ in range(40):  # a backend leaves pg_stat_activity shortly after its client
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            (count,) = cursor.fetchone()
+        if count == expected:
+            break
+        time.sleep(0.05)
+    return count
+
+
+class TestStreaming:
+    def test_a_finished_export_closes_its_connection(self, client, data):
+        response = get(client, query="dog", format="coco")
+        json.loads(body(response))
+        assert export_connections(0) == 0
+
+    def test_an_abandoned_download_stops_the_query_and_closes_its_connection(
+        self, client, data, monkeypatch
+    ):
+        # Tiny chunks and a one-chunk queue: the COPY is still running when the client leaves.
+        monkeypatch.setattr(export_module, "COPY_CHUNK_BYTES", 16)
+        monkeypatch.setattr(export_module, "COPY_QUEUE_CHUNKS", 1)
+        response = get(client, query="~dog | dog", format="csv")
+        stream = iter(response.streaming_content)
+        assert next(stream) == (CSV_COLUMNS + "\r\n").encode()
+        assert next(stream).startswith(str(data.a.uuid).encode())
+        assert export_connections(1) == 1
+        response.close()  # what the WSGI server does when the client goes away
+        assert export_connections(0) == 0
+        assert not [t for t in threading.enumerate() if t.name == "export-copy"]
+
+
+class TestPrivacy:
+    @pytest.mark.parametrize("export_format", FORMATS)
+    def test_no_address_donor_or_file_name_appears_in_any_format(self, client, data, export_format):
+        store_master(data.a, photo_bytes())
+        content = body(get(client, query="~grass | grass", format=export_format))
+        for private in PRIVATE:
+            assert private.encode() not in content
+        assert b"voter" not in content and b"donor" not in content
+
+    def test_json_holds_only_the_allowed_fields(self, client, data):
+        for entry in export_json(client, query="~grass | grass"):
+            assert set(entry) == IMAGE_KEYS
+            assert all(set(v) == VALIDATION_KEYS for v in entry["validations"])
+
+
+class TestResponses:
+    @pytest.mark.parametrize(
+        ("export_format", "content_type", "extension"),
+        [
+            ("json", "application/json", "json"),
+            ("jsonl", "application/x-ndjson", "jsonl"),
+            ("csv", "text/csv; charset=utf-8; header=present", "csv"),
+            ("coco", "application/json", "coco.json"),
+            ("tar", "application/x-tar", "tar"),
+        ],
+    )
+    def test_each_format_is_a_download_with_its_type_and_a_safe_name(
+        self, client, data, export_format, content_type, extension
+    ):
+        response = get(client, query="dog", format=export_format)
+        assert response.status_code == 200
+        assert response["Content-Type"] == content_type
+        disposition = response["Content-Disposition"]
+        assert disposition.startswith('attachment; filename="imagemonkey-dog-')
+        assert f".{extension}\"; filename*=UTF-8''imagemonkey-dog-" in disposition
+        body(response)
+
+    def test_head_answers_the_headers_without_running_the_export(self, client, data):
+        response = client.head("/v1/export", {"query": "dog", "format": "csv"})
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/csv")
+        assert body(response) == b""
+
+    @pytest.mark.parametrize(
+        ("params", "status", "message"),
+        [
+            ({}, 400, "query: a query is required"),
+            ({"query": "dog &"}, 400, "expected a label name at position 5"),
+            ({"query": "dgo | caat"}, 400, "unknown labels: dgo, caat"),
+            ({"query": "dog", "min_probability": "abc"}, 422, "min_probability: must be a number"),
+            ({"query": "dog", "min_probability": "1.5"}, 422, "min_probability"),
+            ({"query": "dog", "min_probability": "-0.1"}, 422, "min_probability"),
+            ({"query": "dog", "min_confidence": "nan"}, 422, "min_confidence"),
+            ({"query": "dog", "min_confidence": "inf"}, 422, "min_confidence"),
+            ({"query": "dog", "format": "xml"}, 400, "format: must be one of json, jsonl, csv"),
+            ({"query": "dog", "annotations_only": "maybe"}, 400, "annotations_only"),
+            ({"query": "dog" * 700}, 400, "too long"),
+        ],
+    )
+    def test_bad_parameters_answer_a_json_error(self, client, data, params, status, message):
+        for path in ("/v1/export", "/v1/export/count"):
+            response = client.get(path, params)
+            assert response.status_code == status
+            assert message in response.json()["error"]
+            assert response["Access-Control-Allow-Origin"] == "*"
+
+    def test_a_syntax_error_carries_its_position(self, client, data):
+        assert get(client, query="(dog | cat").json() == {
+            "error": "expected ')' at position 10, found the end of the query",
+            "position": 10,
+        }
+
+    def test_the_count_says_how_many_images_an_export_holds(self, client, data):
+        assert client.get("/v1/export/count", {"query": "dog"}).json() == {"images": 2}
+        count = client.get("/v1/export/count", {"query": "dog", "min_probability": "0.9"})
+        assert count.json() == {"images": 1}
+
+    def test_writes_are_refused(self, client, data):
+        response = client.post("/v1/export", {"query": "dog"})
+        assert response.status_code == 405
+
+
+class TestStatistics:
+    URL = "/v1/statistics/validations/count"
+
+    def test_it_counts_public_pairs_per_label(self, client, data):
+        counts = client.get(self.URL).json()
+        assert {"label": "dog", "sublabel": "", "count": 2} in counts
+        assert {"label": "dog", "sublabel": "eye", "count": 1} in counts
+        assert counts[0] == {"label": "dog", "sublabel": "", "count": 2}
+
+    def test_min_probability_and_min_count_filter(self, client, data):
+        counts = client.get(self.URL, {"min_probability": "0.8", "min_count": "1"}).json()
+        assert {(c["label"], c["sublabel"]): c["count"] for c in counts} == {
+            ("dog", ""): 2,
+            (FORMULA, ""): 1,
+            (ODD, ""): 1,
+        }
+        everything = client.get(self.URL, {"min_probability": "0.8", "min_count": "0"}).json()
+        assert {"label": "cat", "sublabel": "", "count": 0} in everything
+        assert client.get(self.URL, {"min_count": "2"}).json() == [
+            {"label": "dog", "sublabel": "", "count": 2}
+        ]
+
+    @pytest.mark.parametrize(
+        "params", [{"min_probability": "abc"}, {"min_count": "-1"}, {"min_count": "1.5"}]
+    )
+    def test_a_malformed_number_answers_422(self, client, data, params):
+        response = client.get(self.URL, params)
+        assert response.status_code == 422
+        assert "error" in response.json()
+
+
+class TestPage:
+    def test_it_offers_the_form_with_every_label_to_pick(self, client, data):
+        response = client.get("/export")
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert '<option value="dog"></option>' in page
+        assert '<option value="dog.has=&#x27;eye&#x27;"></option>' in page
+        assert "torchvision.datasets.ImageFolder" in page
+        assert 'id="preview"' not in page
+
+    def test_preview_counts_the_matches_and_links_the_download(self, client, data):
+        page = client.get(
+            "/export", {"query": "dog", "min_probability": "0.5", "format": "csv", "preview": "1"}
+        ).content.decode()
+        assert '<strong id="match-count">2</strong> public images match' in page
+        assert str(data.a.uuid) in page and str(data.b.uuid) in page
+        assert (
+            'href="/v1/export?query=dog&amp;min_probability=0.5&amp;min_confidence=0.0&amp;format=csv"'
+            in page
+        )
+
+    def test_a_wrong_query_is_explained_next_to_the_field(self, client, data):
+        page = client.get("/export", {"query": "dog & )", "preview": "1"}).content.decode()
+        assert "expected a label name at position 6" in page
+        assert 'aria-invalid="true"' in page
+        assert 'id="preview"' not in page
+
+    def test_adding_a_label_joins_it_to_the_query(self, client, data):
+        page = client.get("/export", {"query": "dog", "add_label": "cat", "add": "or"})
+        assert 'value="dog | cat"' in page.content.decode()
+        page = client.get("/export", {"query": "dog | cat", "add_label": "grass", "add": "and"})
+        assert 'value="(dog | cat) &amp; grass"' in page.content.decode()

@@ -1,0 +1,828 @@
+"""The real stack, checked from outside: nginx from Debian with the repository's rendered
+configuration, gunicorn with 4 workers on its unix socket, PostgreSQL and Redis.
+
+Only names, ports and paths differ from production: loopback ports, a self-signed
+certificate, a scratch folder, databases of their own (imagemonkey_stack and
+imagemonkey_scratch on the test server) and a Redis key prefix of their own. 127.0.0.2
+plays a trusted load balancer (all of 127/8 is loopback).
+
+    .venv/bin/pytest -m stack
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import psycopg2
+import psycopg2.sql
+import pytest
+import redis
+from django.conf import settings
+
+from tests.test_deploy import (
+    DEPLOY,
+    ROOT,
+    debian_tool,
+    local_nginx_variables,
+    render_config,
+    self_signed_certificate,
+)
+
+pytestmark = pytest.mark.stack
+
+SITE = "imagemonkey.test"
+API = "api.imagemonkey.test"
+PROXY = "127.0.0.2"  # the trusted load balancer
+VOTE_LIMIT = 10
+MAX_UPLOAD_MB = 1
+# Named after this process, so that runs sharing the PostgreSQL server never collide.
+STACK_DB = f"imagemonkey_stack_{os.getpid()}"
+SCRATCH_DB = f"imagemonkey_scratch_{os.getpid()}"
+MB = 1024 * 1024
+TRUSTED_VOTERS = 120
+
+# Run inside the stack's own Django (manage.py shell): the rows the checks need, made the
+# way the app makes them. It prints what the test needs to know as JSON.
+SETUP_DATA = """
+import json, os
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from donations.ingest import ingest
+from labels.models import Label
+from tests.helpers import photo_bytes
+from validation.models import ImageLabel, Voter
+
+label = Label.objects.create(name="dog")
+public = []
+for _ in range(3):
+    outcome = ingest(photo_bytes(320, 240), filename="photo.jpg")
+    assert outcome.accepted, outcome.message
+    with transaction.atomic():
+        outcome.image.decide("approve")
+    ImageLabel.objects.create(image=outcome.image, label=label, servable=True)
+    public.append(outcome.image)
+pending = ingest(photo_bytes(320, 240), filename="pending.jpg").image
+get_user_model().objects.create_superuser(
+    "moderator", "moderator@example.org", os.environ["STACK_MODERATOR_PASSWORD"]
+)
+voters = int(os.environ["STACK_TRUSTED_VOTERS"])
+tokens = [Voter.create_with_token(trusted=True)[1] for _ in range(voters)]
+print(json.dumps({
+    "public": [str(image.uuid) for image in public],
+    "public_files": [image.file_name(kind) for image in public for kind in ("master", "display", "thumb")],
+    "pending": str(pending.uuid),
+    "pending_file": pending.file_name("master"),
+    "tokens": tokens,
+}))
+"""
+
+
+# --- A small HTTP(S) client on the standard library ---------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class Stack:
+    root: Path
+    http_port: int
+    https_port: int
+    tls: ssl.SSLContext
+    env: dict[str, str]
+    gunicorn: subprocess.Popen
+    gunicorn_log: Path
+    data: dict
+    moderator_password: str
+    acme_root: Path
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        host: str = SITE,
+        tls: bool = True,
+        sni: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        source: str = "127.0.0.1",
+        cookies: dict[str, str] | None = None,
+    ) -> Response:
+        port = self.https_port if tls else self.http_port
+        sock = socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0))
+        try:
+            if tls:
+                sock = self.tls.wrap_socket(sock, server_hostname=sni or host)
+            connection = http.client.HTTPConnection(host, port, timeout=20)
+            connection.sock = sock
+            sent = {"Host": f"{host}:{port}", "Connection": "close", **(headers or {})}
+            if cookies:
+                sent["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+            # nginx may answer (413) before it has read the whole body.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            return Response(response.status, response.getheaders(), response.read())
+        finally:
+            sock.close()
+
+    def vote(self, image: str, answer: str = "yes", **kwargs) -> Response:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers |= kwargs.pop("headers", {})
+        return self.request(
+            f"/v1/donation/{image}/validate/{answer}",
+            method="POST",
+            body=json.dumps({"label": "dog", "sublabel": ""}).encode(),
+            headers=headers,
+            **kwargs,
+        )
+
+    def gunicorn_lines(self, marker: str) -> list[str]:
+        return [line for line in self.gunicorn_log.read_text().splitlines() if marker in line]
+
+    def gunicorn_saw(self, marker: str, wait: float = 5.0) -> bool:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.gunicorn_lines(marker):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def assert_gunicorn_never_saw(self, *markers: str) -> None:
+        """Requests that reach gunicorn are logged; a later control request proves the
+        log is being written, so an absent line means the request never arrived."""
+        control = f"control-{secrets.token_hex(4)}"
+        assert self.request(f"/healthz?probe={control}").status == 200
+        assert self.gunicorn_saw(control), "gunicorn's access log is not being written"
+        for marker in markers:
+            assert not self.gunicorn_lines(marker), f"{marker} reached gunicorn"
+
+    def login(self) -> dict[str, str]:
+        """Sign in through the admin form, with its CSRF token, as a browser would."""
+        page = self.request("/admin/login/")
+        cookies = set_cookies(page)
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.body)[1].decode()
+        origin = f"https://{SITE}:{self.https_port}"
+        answer = self.request(
+            "/admin/login/?next=/admin/",
+            method="POST",
+            body=urlencode(
+                {
+                    "username": "moderator",
+                    "password": self.moderator_password,
+                    "csrfmiddlewaretoken": token,
+                    "next": "/admin/",
+                }
+            ).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Origin": origin,
+                "Referer": f"{origin}/admin/login/",
+            },
+            cookies=cookies,
+        )
+        assert answer.status == 302, answer.body[:2000]
+        return cookies | set_cookies(answer)
+
+    def sql(self, query, database: str = STACK_DB) -> list[tuple]:
+        with contextlib.closing(connect(database)) as connection, connection.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetchall()
+
+
+def set_cookies(response: Response) -> dict[str, str]:
+    cookies = {}
+    for header in response.all("Set-Cookie"):
+        name, _, value = header.split(";", 1)[0].partition("=")
+        cookies[name.strip()] = value.strip()
+    return cookies
+
+
+# --- Starting and stopping the stack --------------------------------------------------------
+
+
+def connect(database: str):
+    conf = settings.DATABASES["default"]
+    connection = psycopg2.connect(
+        dbname=database,
+        user=conf["USER"],
+        password=conf.get("PASSWORD") or None,
+        host=conf.get("HOST") or None,
+        port=conf.get("PORT") or None,
+    )
+    connection.autocommit = True
+    return connection
+
+
+def database_url(database: str) -> str:
+    conf = settings.DATABASES["default"]
+    password = f":{quote(conf['PASSWORD'], safe='')}" if conf.get("PASSWORD") else ""
+    port = f":{conf['PORT']}" if conf.get("PORT") else ""
+    host = quote(conf.get("HOST") or "", safe="")
+    return f"postgres://{quote(conf['USER'], safe='')}{password}@{host}{port}/{database}"
+
+
+def fresh_database(name: str) -> None:
+    with contextlib.closing(connect("postgres")) as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    with contextlib.closing(connect("postgres")) as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def drop_abandoned_databases() -> None:
+    """Databases of earlier runs that were killed before they could clean up."""
+    with contextlib.closing(connect("postgres")) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^imagemonkey_(stack|scratch)_[0-9]+$'"
+        )
+        names = [name for (name,) in cursor.fetchall()]
+    for name in names:
+        if not Path(f"/proc/{name.rsplit('_', 1)[1]}").exists():
+            drop_database(name)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a process we started, and the process group it leads (gunicorn's workers).
+
+    SIGINT is the quick shutdown for both gunicorn and nginx: nothing here is worth
+    waiting for.
+    """
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def wait_for(check, what: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if check():
+                return
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not come up within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def socket_health(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        connection = http.client.HTTPConnection(SITE)
+        connection.sock = sock
+        connection.request("GET", "/healthz", headers={"Host": SITE, "X-Forwarded-Proto": "https"})
+        return connection.getresponse().status == 200
+
+
+def port_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def run_checked(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, **kwargs)
+    assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def stack():
+    nginx = debian_tool("nginx", "nginx")
+    debian_tool("openssl", "openssl")
+    debian_tool("pg_dump", "postgresql-client")
+    root = Path(tempfile.mkdtemp(prefix="imagemonkey-stack-"))
+    root.chmod(0o755)  # nginx's workers run as nobody when the test runs as root
+    prefix = f"stack{secrets.token_hex(4)}"
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, root, ignore_errors=True)
+        cleanup.callback(forget_redis_keys, prefix)
+        cleanup.callback(drop_database, SCRATCH_DB)
+        cleanup.callback(drop_database, STACK_DB)
+        drop_abandoned_databases()
+        fresh_database(STACK_DB)
+        fresh_database(SCRATCH_DB)
+
+        http_port = https_port = free_port()
+        while https_port == http_port:
+            https_port = free_port()
+        data_dir, run_dir = root / "data", root / "run"
+        for folder in (data_dir / "media", run_dir, root / "acme"):
+            folder.mkdir(parents=True)
+        socket_path = run_dir / "gunicorn.sock"
+        password = secrets.token_urlsafe(16)
+        origins = f"https://{SITE}:{https_port},https://{API}:{https_port}"
+        env_file = root / "stack.env"
+        env_file.write_text(
+            "\n".join(
+                [
+                    f"SECRET_KEY={secrets.token_urlsafe(50)}",
+                    "DEBUG=0",
+                    "HTTPS=1",
+                    f"ALLOWED_HOSTS={SITE},{API}",
+                    f"CSRF_TRUSTED_ORIGINS={origins}",
+                    f"DATABASE_URL={database_url(STACK_DB)}",
+                    f"REDIS_URL={settings.REDIS_URL}",
+                    f"CACHE_KEY_PREFIX={prefix}",
+                    f"DATA_DIR={data_dir}",
+                    f"MEDIA_ROOT={data_dir / 'media'}",
+                    f"MAX_UPLOAD_MB={MAX_UPLOAD_MB}",
+                    "RATELIMIT_IP_META_KEY=HTTP_X_REAL_IP",
+                    "PRIVATE_MEDIA_X_ACCEL=1",
+                    # Hourly, not per minute: django-ratelimit's windows are aligned to the
+                    # clock, and a minute boundary inside the burst would allow 2N.
+                    f"VOTE_RATE={VOTE_LIMIT}/h",
+                    f"GUNICORN_BIND=unix:{socket_path}",
+                    "WORKERS=4",
+                    "LOG_LEVEL=WARNING",
+                ]
+            )
+            + "\n"
+        )
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(root),
+            "LANG": "C.UTF-8",
+            "STACK_MODERATOR_PASSWORD": password,
+            "STACK_TRUSTED_VOTERS": str(TRUSTED_VOTERS),
+        }
+        python = [str(DEPLOY / "with-env"), str(env_file), sys.executable, "manage.py"]
+        # collectstatic needs no database: it runs while the database is prepared.
+        collect = subprocess.Popen(
+            [*python, "collectstatic", "--no-input", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        cleanup.callback(stop, collect)
+        run_checked([*python, "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env)
+        created = run_checked([*python, "shell", "-c", SETUP_DATA], cwd=ROOT, env=env)
+        data = json.loads(created.stdout.strip().splitlines()[-1])
+        output = collect.communicate(timeout=120)[0]
+        assert collect.returncode == 0, output.decode()
+
+        gunicorn_log = root / "gunicorn.log"
+        with open(gunicorn_log, "w") as log:
+            gunicorn = subprocess.Popen(
+                [
+                    str(DEPLOY / "with-env"), str(env_file),
+                    str(Path(sys.executable).parent / "gunicorn"), "imagemonkey.wsgi",
+                    "-c", str(DEPLOY / "gunicorn.conf.py"),
+                ],
+                cwd=ROOT,
+                # The worker's pid in each access-log line shows which worker answered.
+                env=env | {"GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        cleanup.callback(stop, gunicorn)
+
+        cert, key = self_signed_certificate(root / "tls", SITE, API)
+        nginx_root = root / "nginx"
+        render_config(
+            nginx_root / "rendered",
+            server_name=SITE,
+            api_server_name=API,
+            http_listen=f"127.0.0.1:{http_port}",
+            https_listen=f"127.0.0.1:{https_port}",
+            app_root=str(ROOT),
+            data_dir=str(data_dir),
+            gunicorn_socket=str(socket_path),
+            max_upload_mb=str(MAX_UPLOAD_MB),
+            trusted_proxies=PROXY,
+            acme_root=str(root / "acme"),
+            # The app's exact limits are under test here; nginx's coarse guard for votes
+            # must not interfere, while the donation guard is low enough to be seen.
+            vote_rate="200r/s",
+            vote_burst="400",
+            donate_rate="2r/s",
+            donate_burst="5",
+            **local_nginx_variables(nginx_root, cert, key),
+        )
+        nginx_log = nginx_root / "logs" / "stderr.log"
+        conf = nginx_root / "rendered" / "nginx" / "local.conf"
+        command = [nginx, "-p", str(nginx_root / "local"), "-c", str(conf)]
+        run_checked([*command, "-t"])
+        with open(nginx_log, "w") as log:
+            server = subprocess.Popen(
+                [*command, "-g", "daemon off;"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        cleanup.callback(stop, server)
+        wait_for(lambda: port_open(https_port), "nginx", server, nginx_log, timeout=20)
+        wait_for(lambda: socket_health(socket_path), "gunicorn", gunicorn, gunicorn_log)
+
+        tls = ssl.create_default_context(cafile=str(cert))
+        yield Stack(
+            root=root,
+            http_port=http_port,
+            https_port=https_port,
+            tls=tls,
+            env=env,
+            gunicorn=gunicorn,
+            gunicorn_log=gunicorn_log,
+            data=data,
+            moderator_password=password,
+            acme_root=root / "acme",
+        )
+
+
+def forget_redis_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    with contextlib.closing(client):
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+# --- The checks, in the order of the issue's list -------------------------------------------
+
+
+PAGES = ("/", "/browse", "/donate", "/validate", "/about", "/admin/login/")
+
+
+def test_https_pages_answer_with_hsts_csp_nosniff_and_frame_denial(stack):
+    for path in PAGES:
+        response = stack.request(path)
+        assert response.status == 200, (path, response.status)
+        hsts = response.header("Strict-Transport-Security") or ""
+        assert int(re.search(r"max-age=(\d+)", hsts)[1]) >= 31536000, path
+        assert "includeSubDomains" in hsts, path
+        csp = response.header("Content-Security-Policy") or ""
+        assert "frame-ancestors 'none'" in csp, path
+        assert "'unsafe-inline'" not in csp, path
+        assert response.all("X-Content-Type-Options") == ["nosniff"], path
+        assert response.header("X-Frame-Options") == "DENY", path
+
+
+def test_every_cookie_is_secure_httponly_and_samesite(stack):
+    cookies = [cookie for path in PAGES for cookie in stack.request(path).all("Set-Cookie")]
+    names = {cookie.split("=", 1)[0] for cookie in cookies}
+    assert {"csrftoken", "sessionid"} <= names, names
+    for cookie in cookies:
+        attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+        assert {"secure", "httponly", "samesite"} <= attributes, cookie
+
+
+def test_the_api_host_answers_too(stack):
+    response = stack.request("/v1/label", host=API)
+    assert response.status == 200
+    assert response.header("Content-Type").startswith("application/json")
+
+
+def test_plain_http_redirects_to_https(stack):
+    response = stack.request("/browse?label=dog", tls=False)
+    assert response.status == 301
+    assert response.header("Location") == f"https://{SITE}:{stack.https_port}/browse?label=dog"
+    response = stack.request("/v1/label", tls=False, host=API)
+    assert response.header("Location") == f"https://{API}:{stack.https_port}/v1/label"
+
+
+def test_certbot_challenges_are_served_over_plain_http(stack):
+    challenge = stack.acme_root / ".well-known" / "acme-challenge"
+    challenge.mkdir(parents=True)
+    (challenge / "token123").write_text("token123.key")
+    response = stack.request("/.well-known/acme-challenge/token123", tls=False)
+    assert response.status == 200
+    assert response.body == b"token123.key"
+
+
+def test_an_unknown_host_is_dropped(stack):
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        stack.request("/", tls=False, host="evil.example")
+    # TLS: the handshake is refused before any certificate is shown...
+    with pytest.raises(ssl.SSLError):
+        stack.request("/", host="evil.example")
+    # ...and a request naming another host over our TLS connection gets no answer.
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        stack.request("/", sni=SITE, host="evil.example")
+
+
+def test_an_upload_just_over_the_limit_stops_at_nginx(stack):
+    limit = (MAX_UPLOAD_MB + 1) * MB  # nginx's: MAX_UPLOAD_MB plus room for form fields
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Accept": "application/json"}
+    for path in ("/donate", "/v1/donate"):
+        marker = f"big-{secrets.token_hex(4)}"
+        response = stack.request(
+            f"{path}?probe={marker}", method="POST", body=b"x" * (limit + 1), headers=headers
+        )
+        assert response.status == 413, path
+        assert b"413 Request Entity Too Large" in response.body
+        stack.assert_gunicorn_never_saw(marker)
+    # Over MAX_UPLOAD_MB but within nginx's room: Django answers, with its explanation.
+    marker = f"near-{secrets.token_hex(4)}"
+    response = stack.request(
+        f"/donate?probe={marker}",
+        method="POST",
+        body=b"x" * (MAX_UPLOAD_MB * MB + MB // 2),
+        headers=headers,
+    )
+    assert response.status == 413
+    assert f"larger than {MAX_UPLOAD_MB} MB" in response.json()["error"]
+    assert stack.gunicorn_saw(marker)
+
+
+def test_static_files_and_public_pictures_come_from_nginx_with_cache_headers(stack):
+    static_root = Path(stack.env["HOME"]) / "data" / "static"
+    manifest = json.loads((static_root / "staticfiles.json").read_text())["paths"]
+    hashed = manifest["css/site.css"]
+    marker = f"static-{secrets.token_hex(4)}"
+    response = stack.request(f"/static/{hashed}?probe={marker}")
+    assert response.status == 200
+    assert response.body == (static_root / hashed).read_bytes()
+    assert response.header("Cache-Control") == "public, max-age=31536000, immutable"
+    assert response.header("X-Content-Type-Options") == "nosniff"
+    assert "max-age=31536000" in response.header("Strict-Transport-Security")
+    compressed = stack.request(f"/static/{hashed}", headers={"Accept-Encoding": "gzip"})
+    assert compressed.header("Content-Encoding") == "gzip"
+    assert stack.request("/static/css/site.css").header("Cache-Control") == "public, max-age=3600"
+
+    media_root = Path(stack.env["HOME"]) / "data" / "media"
+    markers = [marker]
+    for name in stack.data["public_files"]:
+        markers.append(f"media-{secrets.token_hex(4)}")
+        response = stack.request(f"/media/{name}?probe={markers[-1]}")
+        assert response.status == 200, name
+        assert response.body == (media_root / "public" / name).read_bytes()
+        assert response.header("Content-Type") == "image/jpeg"
+        assert response.header("Cache-Control") == "public, max-age=2592000, immutable"
+        assert response.header("Content-Security-Policy") == "default-src 'none'; sandbox"
+        assert response.header("X-Content-Type-Options") == "nosniff"
+    stack.assert_gunicorn_never_saw(*markers)
+
+
+def test_nothing_but_pictures_is_served_from_media(stack):
+    folder = Path(stack.env["HOME"]) / "data" / "media" / "public" / "ab"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("evil.php", "evil.html", "evil.jpg.php", "evil.svg", "evil.jpg"):
+        (folder / name).write_text("<?php system($_GET['c']); ?><script>alert(1)</script>")
+        response = stack.request(f"/media/ab/{name}")
+        assert response.status == 404, name
+        assert b"<script>" not in response.body
+
+
+def test_an_unapproved_picture_reaches_only_moderators(stack):
+    name, uuid = stack.data["pending_file"], stack.data["pending"]
+    assert stack.request(f"/media/{name}").status == 404
+    assert stack.request(f"/_private/{name}").status == 404
+    anonymous = stack.request(f"/moderation/file/{uuid}/master")
+    assert anonymous.status == 302
+    assert "/admin/login/" in anonymous.header("Location")
+
+    response = stack.request(f"/moderation/file/{uuid}/master", cookies=stack.login())
+    assert response.status == 200
+    private = Path(stack.env["HOME"]) / "data" / "media" / "private" / name
+    assert response.body == private.read_bytes()
+    assert response.header("Content-Type") == "image/jpeg"
+    assert response.header("X-Accel-Redirect") is None
+    assert response.header("Content-Security-Policy") == "default-src 'none'; sandbox"
+    assert response.header("X-Content-Type-Options") == "nosniff"
+    assert set(response.all("Cache-Control")) == {"private, no-store"}
+
+
+def test_the_api_delivers_a_public_picture_through_nginx(stack):
+    response = stack.request(f"/v1/donation/{stack.data['public'][0]}", host=API)
+    assert response.status == 200
+    assert response.header("Content-Type") == "image/jpeg"
+    assert response.header("X-Accel-Redirect") is None
+    assert len(response.all("Cache-Control")) == 1  # the app's, not also the /media/ one
+    files = Path(stack.env["HOME"]) / "data" / "media" / "public"
+    assert any(response.body == (files / name).read_bytes() for name in stack.data["public_files"])
+
+
+def worker_pids(master: int) -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == master and b"gunicorn" in (entry / "cmdline").read_bytes():
+                    pids.add(int(entry.name))
+    return pids
+
+
+def test_the_vote_limit_holds_across_four_workers_and_spoofed_addresses(stack):
+    assert len(worker_pids(stack.gunicorn.pid)) == 4
+    image = stack.data["public"][0]
+    start = threading.Barrier(3 * VOTE_LIMIT)
+
+    def spoofed_vote(_) -> Response:
+        fake = ".".join(str(random.randrange(1, 255)) for _ in range(4))
+        start.wait()
+        return stack.vote(image, headers={"X-Forwarded-For": fake, "X-Real-IP": fake})
+
+    with ThreadPoolExecutor(max_workers=3 * VOTE_LIMIT) as pool:
+        responses = list(pool.map(spoofed_vote, range(3 * VOTE_LIMIT)))
+    statuses = sorted(response.status for response in responses)
+    assert statuses == [200] * VOTE_LIMIT + [429] * (2 * VOTE_LIMIT), statuses
+    for response in responses:
+        if response.status == 429:
+            assert "error" in response.json()  # the app's answer, not nginx's
+    answered_by = {
+        line.split()[0]
+        for line in stack.gunicorn_lines(f"/v1/donation/{image}/validate/yes")
+        if line.endswith(" 200")
+    }
+    assert len(answered_by) > 1, "the accepted votes should be spread over several workers"
+
+    # Through the trusted proxy, X-Forwarded-For names the client: naming the address that
+    # used up its votes is still refused, and another client has votes of its own.
+    assert stack.vote(image, source=PROXY, headers={"X-Forwarded-For": "127.0.0.1"}).status == 429
+    other = stack.vote(image, source=PROXY, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert other.status == 200, other.body
+
+
+def table_counts(database: str, stack: Stack) -> dict[str, int]:
+    tables = [
+        name
+        for (name,) in stack.sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", database
+        )
+    ]
+    count = psycopg2.sql.SQL("SELECT count(*) FROM {}")
+    return {
+        table: stack.sql(count.format(psycopg2.sql.Identifier(table)), database)[0][0]
+        for table in tables
+    }
+
+
+def pair_tallies(database: str, stack: Stack) -> list[tuple]:
+    """Each pair's stored counts next to the counts of its counted votes."""
+    return stack.sql(
+        """
+        SELECT p.id, p.num_yes, p.num_no,
+               count(v.id) FILTER (WHERE v.counted AND v.answer = 1),
+               count(v.id) FILTER (WHERE v.counted AND v.answer = 0)
+        FROM validation_imagelabel p LEFT JOIN validation_vote v ON v.pair_id = p.id
+        GROUP BY p.id ORDER BY p.id
+        """,
+        database,
+    )
+
+
+def media_files(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+def test_a_backup_taken_while_votes_arrive_restores_consistently(stack):
+    backups = stack.root / "backups"
+    backups.mkdir()
+    expired = backups / "db-20000101T000000Z.dump"
+    expired.write_text("an old backup")
+    os.utime(expired, (time.time() - 30 * 86400,) * 2)
+    stop_voting = threading.Event()
+    accepted: list[float] = []
+
+    def vote_continuously() -> None:
+        # Trusted voters, each from its own address behind the trusted proxy: every vote
+        # counts, and no limit is reached.
+        for number, token in enumerate(stack.data["tokens"]):
+            for image in stack.data["public"]:
+                if stop_voting.is_set():
+                    return
+                address = f"10.{number}.{random.randrange(256)}.{random.randrange(1, 255)}"
+                response = stack.vote(
+                    image,
+                    "yes" if random.random() < 0.5 else "no",
+                    source=PROXY,
+                    headers={"X-Voter-Token": token, "X-Forwarded-For": address},
+                )
+                if response.status == 200:
+                    accepted.append(time.monotonic())
+
+    voter = threading.Thread(target=vote_continuously)
+    voter.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(accepted) < 10 and time.monotonic() < deadline and voter.is_alive():
+            time.sleep(0.05)
+        assert len(accepted) >= 10, "the votes did not get through"
+        votes_before = stack.sql("SELECT count(*) FROM validation_vote")[0][0]
+        started = time.monotonic()
+        run_checked(
+            [
+                str(DEPLOY / "backup.sh"),
+                "--env-file", str(stack.root / "stack.env"),
+                "--dest", str(backups),
+                "--keep-days", "7",
+            ]
+        )  # fmt: skip
+        finished = time.monotonic()
+    finally:
+        stop_voting.set()
+        voter.join()
+    assert any(started <= moment <= finished for moment in accepted), (
+        "no vote arrived during the backup"
+    )
+    votes_after = stack.sql("SELECT count(*) FROM validation_vote")[0][0]
+
+    dumps = sorted(backups.glob("db-*.dump"))
+    tarballs = sorted(backups.glob("media-*.tar.gz"))
+    assert len(dumps) == 1 and len(tarballs) == 1
+    assert not expired.exists(), "backups older than --keep-days are removed"
+
+    restored_media = stack.root / "restored-media"
+    run_checked(
+        [
+            str(DEPLOY / "restore.sh"),
+            "--dump", str(dumps[0]),
+            "--media", str(tarballs[0]),
+            "--database-url", database_url(SCRATCH_DB),
+            "--media-root", str(restored_media),
+        ]
+    )  # fmt: skip
+
+    live, restored = table_counts(STACK_DB, stack), table_counts(SCRATCH_DB, stack)
+    assert live.keys() == restored.keys()
+    assert votes_before <= restored["validation_vote"] <= votes_after
+    # Tables that voting does not touch are identical; the vote tallies are consistent with
+    # the votes in the dump, that is, the dump is one snapshot.
+    for table in ("labels_label", "donations_image", "auth_user", "django_migrations"):
+        assert restored[table] == live[table], table
+    tallies = pair_tallies(SCRATCH_DB, stack)
+    assert sum(row[1] + row[2] for row in tallies) > 0
+    for pair, num_yes, num_no, yes_votes, no_votes in tallies:
+        assert (num_yes, num_no) == (yes_votes, no_votes), f"pair {pair}"
+    media_root = Path(stack.env["HOME"]) / "data" / "media"
+    assert media_files(restored_media) == media_files(media_root)
+
+
+def test_nginx_answers_429_when_a_client_floods_the_donation_page(stack):
+    markers = [f"flood-{number}-{secrets.token_hex(3)}" for number in range(20)]
+    start = threading.Barrier(len(markers))
+
+    def visit(marker: str) -> Response:
+        start.wait()
+        return stack.request(f"/donate?probe={marker}")
+
+    with ThreadPoolExecutor(max_workers=len(markers)) as pool:
+        responses = list(pool.map(visit, markers))
+    refused = [
+        marker
+        for marker, response in zip(markers, responses, strict=True)
+        if response.status == 429
+    ]
+    assert len(refused) >= 10, [response.status for response in responses]
+    assert {response.status for response in responses} == {200, 429}
+    stack.assert_gunicorn_never_saw(*refused)

@@ -1,0 +1,257 @@
+"""/v1/ validation endpoints, in the original ImageMonkey's shapes.
+
+API calls identify their voter by the `X-Voter-Token` header only, never by
+the session cookie, so another site cannot make a visitor's browser vote
+(that is why these views need no CSRF token). A call without a token acts
+as a fresh anonymous voter, in training like any new voter.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from functools import wraps
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.functional import SimpleLazyObject
+from django.views.decorators.csrf import csrf_exempt
+
+from donations.models import Image
+from imagemonkey.api import flag, json_error, method_not_allowed, public_read
+from imagemonkey.ratelimits import limit
+from labels.models import Label
+
+from . import selection, statistics
+from .identity import TOKEN_HEADER, client_ip, ip_prefix, voter_from_token
+from .models import ImageLabel, Vote, Voter
+from .voting import VoteRefused, counts_for, record_vote
+
+GRID_LIMIT_DEFAULT = 20
+GRID_LIMIT_MAX = 100
+
+
+def api_identity(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Bind request.voter to the X-Voter-Token's voter, or to a fresh anonymous one.
+
+    Never the session's: another site cannot vote with a visitor's cookies.
+    A token that names no voter is refused rather than silently replaced.
+    The fresh voter is created only when something needs it.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        token_voter = None
+        if request.META.get(TOKEN_HEADER):
+            token_voter = voter_from_token(request)
+            if token_voter is None:
+                return json_error("unknown X-Voter-Token; ask POST /v1/voter for a new one", 401)
+        request.voter = SimpleLazyObject(
+            lambda: (
+                token_voter or Voter.objects.create(first_ip_prefix=ip_prefix(client_ip(request)))
+            )
+        )
+        request.token_voter = token_voter
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def read_json(request: HttpRequest) -> dict:
+    """The request body as a JSON object; ValueError with a reason otherwise."""
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
+def resolve_pair_label(body: dict) -> Label:
+    """The (sub)label named by {"label", "sublabel"}; ValueError when it names nothing."""
+    name = body.get("label")
+    sublabel = body.get("sublabel") or ""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError('give the label, e.g. {"label": "dog"}')
+    if not isinstance(sublabel, str):
+        raise ValueError("sublabel must be a string")
+    text = f"{name}/{sublabel}" if sublabel.strip() else name
+    label = Label.objects.resolve(text)
+    if label is None:
+        raise LookupError(f"unknown label: {text[:100]}")
+    return label
+
+
+def pair_json(pair: ImageLabel) -> dict:
+    label = pair.label
+    return {
+        "uuid": str(pair.image.uuid),
+        "label": label.parent.name if label.parent_id else label.name,
+        "sublabel": label.name if label.parent_id else "",
+        "provider": "donation",
+    }
+
+
+@csrf_exempt
+def voter(request: HttpRequest) -> JsonResponse:
+    """POST /v1/voter → a new pseudonymous voter and its token (shown once)."""
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    created, token = Voter.create_with_token(first_ip_prefix=ip_prefix(client_ip(request)))
+    return JsonResponse({"token": token, "header": "X-Voter-Token"}, status=201)
+
+
+@public_read
+@api_identity
+def next_validation(request: HttpRequest) -> JsonResponse:
+    """GET /v1/validate: the caller's next task, or a grid of one label (?grouped=true)."""
+    caller = request.voter
+    label = None
+    if name := request.GET.get("label", "").strip():
+        label = Label.objects.resolve(name)
+        if label is None:
+            return json_error(f"unknown label: {name[:100]}", 404)
+    try:
+        grouped = flag(request, "grouped")
+        size = int(request.GET.get("limit") or GRID_LIMIT_DEFAULT)
+    except ValueError as error:
+        message = str(error) if "true or false" in str(error) else "limit must be a whole number"
+        return json_error(message, 400)
+    if not 1 <= size <= GRID_LIMIT_MAX:
+        return json_error(f"limit must be between 1 and {GRID_LIMIT_MAX}", 400)
+    if grouped:
+        if label is None:
+            # No label named: group by the label of the caller's next task.
+            task = selection.next_task(caller)
+            if task is None:
+                return json_error("nothing left to validate for you right now", 404)
+            label = task.label
+        pairs = selection.grid_tasks(caller, label, size)
+        return JsonResponse(
+            {
+                "label": label.parent.name if label.parent_id else label.name,
+                "sublabel": label.name if label.parent_id else "",
+                "donations": [
+                    {
+                        "uuid": str(p.image.uuid),
+                        "provider": "donation",
+                        "width": p.image.width,
+                        "height": p.image.height,
+                    }
+                    for p in pairs
+                ],
+            }
+        )
+    pair = selection.next_task(caller, label)
+    if pair is None:
+        return json_error("nothing left to validate for you right now", 404)
+    return JsonResponse(pair_json(pair))
+
+
+def _find_pair(image_uuid, label: Label) -> ImageLabel:
+    pair = (
+        ImageLabel.objects.select_related("image", "label")
+        .filter(image__uuid=image_uuid, image__status=Image.Status.PUBLIC, label=label)
+        .first()
+    )
+    if pair is None:
+        raise LookupError("no such public picture with that label")
+    return pair
+
+
+@csrf_exempt
+@api_identity
+@limit("vote", "VOTE_RATE")
+def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
+    """POST /v1/donation/<uuid>/validate/<yes|no> with {"label", "sublabel"}."""
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    try:
+        label = resolve_pair_label(read_json(request))
+        pair = _find_pair(uuid, label)
+    except ValueError as error:
+        return json_error(str(error), 400)
+    except LookupError as error:
+        return json_error(str(error.args[0]), 404)
+    caller = request.voter
+    choice = Vote.Answer.YES if answer == "yes" else Vote.Answer.NO
+    try:
+        result = record_vote(pair, caller, choice, ip_prefix(client_ip(request)))
+    except VoteRefused as refused:
+        return json_error(refused.message, refused.status)
+    pair = result.pair
+    return JsonResponse(
+        {
+            **pair_json(pair),
+            "valid": answer,
+            "replaced": result.replaced,
+            "counted": result.vote.counted,
+        }
+    )
+
+
+@csrf_exempt
+@api_identity
+@limit("vote", "VOTE_RATE")
+def vote_many(request: HttpRequest) -> JsonResponse:
+    """PATCH /v1/donation/validate: several answers on one label, all or nothing."""
+    if request.method != "PATCH":
+        return method_not_allowed("PATCH")
+    try:
+        body = read_json(request)
+        label = resolve_pair_label(body)
+        items = body.get("validations")
+        if not isinstance(items, list) or not items:
+            raise ValueError("validations must be a non-empty list of {uuid, valid}")
+        if len(items) > GRID_LIMIT_MAX:
+            raise ValueError(f"at most {GRID_LIMIT_MAX} validations at once")
+        answers = []
+        for item in items:
+            if not isinstance(item, dict) or item.get("valid") not in ("yes", "no"):
+                raise ValueError('each validation is {"uuid": "...", "valid": "yes"|"no"}')
+            answers.append((str(item.get("uuid", "")), item["valid"]))
+        pairs = [(_find_pair(_uuid(text), label), valid) for text, valid in answers]
+    except ValueError as error:
+        return json_error(str(error), 400)
+    except LookupError as error:
+        return json_error(str(error.args[0]), 404)
+    caller = request.voter
+    prefix = ip_prefix(client_ip(request))
+    try:
+        with transaction.atomic():
+            for pair, valid in pairs:
+                record_vote(
+                    pair, caller, Vote.Answer.YES if valid == "yes" else Vote.Answer.NO, prefix
+                )
+    except VoteRefused as refused:
+        return json_error(f"nothing was recorded: {refused.message}", refused.status)
+    return JsonResponse({"recorded": len(pairs)})
+
+
+def _uuid(text: str):
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise LookupError(f"not a picture id: {text[:40]}") from None
+
+
+@public_read
+@api_identity
+def me(request: HttpRequest) -> JsonResponse:
+    """GET /v1/me: the calling voter's numbers (a call without a token is a new voter)."""
+    caller = request.token_voter
+    if caller is None:
+        return JsonResponse({"votes": 0, "gold_answered": 0, "trusted": False})
+    numbers = statistics.voter_numbers(caller)
+    return JsonResponse(
+        {
+            "votes": numbers["votes"],
+            "gold_answered": numbers["gold_answered"],
+            "trusted": counts_for(caller),
+            "agreement": numbers["agreement"],
+        }
+    )

@@ -1,0 +1,648 @@
+"""Dataset export: JSON, JSON Lines, CSV, COCO and an ImageFolder tar, all streamed.
+
+Three promises shape this module:
+
+- **One snapshot.** An export opens a connection of its own and a READ ONLY,
+  REPEATABLE READ transaction on it, so every query of the export (a tar or a
+  COCO file runs several) sees the database as it was at the first one; votes
+  that arrive meanwhile are not in it. The connection closes when the stream
+  ends, fails or is abandoned by the client (the generators' ``finally``).
+- **Flat memory.** Rows never gather in a Python list: PostgreSQL renders each
+  JSON object or CSV line itself and ``COPY … TO STDOUT`` streams the text
+  through a small bounded queue (or a server-side cursor for the tar), so a
+  million rows use as much memory as a hundred.
+- **Nothing personal.** Exports select an explicit list of columns: the
+  image's uuid, size and format, the label names and the vote counts. Voters,
+  donors, addresses and original file names never appear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import queue
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import Count, Prefetch, Q
+from django.utils.text import slugify
+
+from donations.ingest import file_name
+from donations.models import Image
+from donations.storage import public_storage
+from labels.models import Label
+
+from .models import ImageLabel
+from .query import LabelQuery, Sql, compose
+
+CSV_HEADER = b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence\r\n"
+COPY_CHUNK_BYTES = 256 * 1024
+COPY_QUEUE_CHUNKS = 8  # at most ~2 MB in flight between PostgreSQL and the client
+CURSOR_BATCH_ROWS = 2000
+FILE_CHUNK_BYTES = 1024 * 1024
+# A client that stops reading must not hold a snapshot (and vacuum) forever.
+IDLE_TIMEOUT = "10min"
+
+
+class ExportError(RuntimeError):
+    """The stream cannot go on; the client sees a truncated download."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """What to export: the query, the thresholds pairs must pass, and where images live."""
+
+    query: LabelQuery
+    min_probability: float = 0.0
+    min_confidence: float = 0.0
+    annotations_only: bool = False
+    # Absolute URL that an image's uuid completes, e.g. https://host/v1/donation/
+    image_url_prefix: str = "/v1/donation/"
+
+    def matching(self) -> Sql:
+        """A condition over `img` for the public images this export contains."""
+        if self.annotations_only:
+            return Sql("FALSE")  # annotations do not exist yet, so no image has one
+        return self.query.condition(
+            min_probability=self.min_probability, min_confidence=self.min_confidence
+        )
+
+    def passing(self, alias: str = "p") -> Sql:
+        """A condition over the pair table (aliased `alias`) for pairs past both thresholds."""
+        return Sql(
+            f"{alias}.probability >= %s AND {alias}.confidence >= %s",
+            [self.min_probability, self.min_confidence],
+        )
+
+
+# --- The snapshot ----------------------------------------------------------------
+
+
+@contextmanager
+def snapshot() -> Iterator[Snapshot]:
+    """A READ ONLY REPEATABLE READ transaction on a connection of its own.
+
+    Not the request's connection: Django runs that one in autocommit and may
+    close it when the view returns, while the stream goes on long after.
+    """
+    db = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        db.ensure_connection()
+        raw = db.connection
+        raw.autocommit = False
+        with raw.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_TIMEOUT}'")
+            # The first query fixes the snapshot; now() is the time it was taken.
+            cursor.execute("SELECT now()")
+            (taken,) = cursor.fetchone()
+        yield Snapshot(raw, taken)
+    finally:
+        # Closing ends the transaction. The raw connection is closed directly
+        # because the wrapper refuses to be closed from another thread.
+        if db.connection is not None:
+            db.connection.close()
+
+
+class Snapshot:
+    def __init__(self, raw_connection, taken: datetime):
+        self.raw = raw_connection
+        self.taken = taken
+        self._cursor_names = itertools.count(1)
+
+    def one(self, sql: Sql) -> tuple:
+        with self.raw.cursor() as cursor:
+            cursor.execute(sql.text, sql.params)
+            return cursor.fetchone()
+
+    def rows(self, sql: Sql) -> Iterator[tuple]:
+        """Rows from a server-side cursor, fetched in batches."""
+        name = f"export_rows_{next(self._cursor_names)}"
+        with self.raw.cursor(name=name) as cursor:
+            cursor.itersize = CURSOR_BATCH_ROWS
+            cursor.execute(sql.text, sql.params)
+            yield from cursor
+
+    def copy_lines(self, sql: Sql) -> Iterator[bytes]:
+        """The one text column of `sql`, one row per line, in chunks, via COPY TO STDOUT.
+
+        CSV format with a quote and delimiter that never occur (0x01, 0x02)
+        passes each value through verbatim; the callers' SQL guarantees values
+        hold neither those nor line breaks (JSON escapes them, CSV cells blank them).
+        """
+        with self.raw.cursor() as cursor:
+            statement = cursor.mogrify(sql.text, sql.params).decode()
+        statement = f"COPY ({statement}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+        yield from _CopyPipe(self.raw, statement).chunks()
+
+
+class _CopyPipe:
+    """Runs COPY in a worker thread and hands its output over through a bounded queue.
+
+    psycopg2's copy_expert only returns when the COPY is over, so a thread
+    writes while the response generator reads; when the queue is full the
+    thread waits, PostgreSQL's socket fills and the server waits too.
+    """
+
+    _done = object()
+
+    def __init__(self, raw_connection, statement: str):
+        self.raw = raw_connection
+        self.statement = statement
+        self.queue: queue.Queue = queue.Queue(maxsize=COPY_QUEUE_CHUNKS)
+        self.stopped = threading.Event()
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> None:  # called by copy_expert, once per row
+        self.buffer += data
+        if len(self.buffer) >= COPY_CHUNK_BYTES:
+            self._put(bytes(self.buffer))
+            self.buffer.clear()
+
+    def _put(self, item) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            with self.raw.cursor() as cursor:
+                cursor.copy_expert(self.statement, self)
+            if self.buffer:
+                self._put(bytes(self.buffer))
+            self._put(self._done)
+        except Exception as error:
+            self._put(error)
+
+    def _next(self, worker: threading.Thread):
+        while True:
+            try:
+                return self.queue.get(timeout=1)
+            except queue.Empty:
+                if not worker.is_alive():  # it can only end by sending something first
+                    raise ExportError("the export stopped without finishing") from None
+
+    def chunks(self) -> Iterator[bytes]:
+        worker = threading.Thread(target=self._run, name="export-copy", daemon=True)
+        worker.start()
+        try:
+            while (item := self._next(worker)) is not self._done:
+                if isinstance(item, Exception):
+                    raise ExportError("the export query failed") from item
+                yield item
+        finally:
+            if worker.is_alive():  # the client went away: stop PostgreSQL, then the thread
+                self.stopped.set()
+                self.raw.cancel()
+                worker.join(timeout=10)
+
+
+def _after_first(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Rows rendered as `,{…}`: drop the comma in front of the very first one."""
+    for index, chunk in enumerate(chunks):
+        yield chunk[1:] if index == 0 else chunk
+
+
+def _crlf(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """COPY ends rows with LF; RFC 4180 wants CRLF (rendered lines hold no LF)."""
+    for chunk in chunks:
+        yield chunk.replace(b"\n", b"\r\n")
+
+
+# --- SQL that renders rows -------------------------------------------------------------
+
+# Each label's name and part, rendered once per export rather than once per row:
+# as the start of a JSON validation object, and as two RFC 4180 CSV cells.
+# A CSV cell is quoted with quotes doubled, control characters blanked, and a
+# leading ' in front of anything a spreadsheet would run as a formula.
+LABEL_CELLS = """
+WITH names AS (
+    SELECT l.id,
+           COALESCE(parent.name, l.name) AS label,
+           CASE WHEN parent.id IS NULL THEN '' ELSE l.name END AS sublabel
+    FROM labels_label l LEFT JOIN labels_label parent ON parent.id = l.parent_id
+), cells AS MATERIALIZED (
+    SELECT names.id,
+           '{"label":' || to_json(names.label)::text
+               || ',"sublabel":' || to_json(names.sublabel)::text AS json,
+           (SELECT string_agg(
+                       '"' || replace(
+                           CASE WHEN clean ~ '^[[:space:]]*[-=+@]' THEN '''' || clean ELSE clean END,
+                           '"', '""') || '"',
+                       ',' ORDER BY n)
+            FROM unnest(ARRAY[names.label, names.sublabel]) WITH ORDINALITY AS cell(value, n),
+                 LATERAL regexp_replace(cell.value, '[[:cntrl:]]', ' ', 'g') AS clean) AS csv
+    FROM names
+)
+"""
+
+
+def image_objects(export: Export, row_prefix: str) -> Sql:
+    """One JSON object per matching image with its passing pairs, as in the /v1/export shape."""
+    return compose(
+        LABEL_CELLS,
+        Sql(
+            """SELECT %s || '{"uuid":"' || img.uuid || '","provider":"donation","width":'
+                || img.width || ',"height":' || img.height || ',"annotations":[],"validations":['
+                || COALESCE(string_agg(cell.json || ',"num_yes":' || p.num_yes
+                    || ',"num_no":' || p.num_no || ',"probability":' || p.probability
+                    || ',"confidence":' || p.confidence || '}', ',' ORDER BY p.label_id), '')
+                || ']}'
+            FROM donations_image img
+            LEFT JOIN (validation_imagelabel p JOIN cells cell ON cell.id = p.label_id)
+                ON p.image_id = img.id AND """,
+            [row_prefix],
+        ),
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " GROUP BY img.id ORDER BY img.id",
+    )
+
+
+def pair_lines(export: Export, ordered: bool = True) -> Sql:
+    """One CSV line (without its line break) per passing pair of every matching image."""
+    url = export.image_url_prefix.replace('"', '""')
+    url = "".join(char for char in url if char.isprintable())
+    return compose(
+        LABEL_CELLS,
+        Sql(
+            """SELECT img.uuid || ',' || %s || img.uuid || '",' || img.width || ',' || img.height
+                || ',' || cell.csv || ',' || p.num_yes || ',' || p.num_no
+                || ',' || p.probability || ',' || p.confidence
+            FROM donations_image img
+            JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+            ['"' + url],
+        ),
+        export.passing(),
+        " JOIN cells cell ON cell.id = p.label_id WHERE ",
+        export.matching(),
+        " ORDER BY img.id, p.label_id" if ordered else "",
+    )
+
+
+def coco_images(export: Export) -> Sql:
+    return compose(
+        Sql(
+            """SELECT ',{"id":' || img.id || ',"file_name":"' || img.uuid
+                || CASE img.format WHEN 'png' THEN '.png' ELSE '.jpg' END
+                || '","width":' || img.width || ',"height":' || img.height
+                || ',"license":1,"coco_url":' || to_json(%s || img.uuid)::text
+                || ',"imagemonkey_uuid":"' || img.uuid || '"}'
+            FROM donations_image img WHERE """,
+            [export.image_url_prefix],
+        ),
+        export.matching(),
+        " ORDER BY img.id",
+    )
+
+
+def coco_image_labels(export: Export) -> Sql:
+    return compose(
+        """SELECT ',{"image_id":' || img.id || ',"category_id":' || p.label_id
+            || ',"num_yes":' || p.num_yes || ',"num_no":' || p.num_no
+            || ',"probability":' || p.probability || ',"confidence":' || p.confidence || '}'
+        FROM donations_image img JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " ORDER BY img.id, p.label_id",
+    )
+
+
+def coco_categories(export: Export) -> Sql:
+    """The labels that occur in the export; a part's supercategory is its label,
+    a label's is the first of its is-a categories."""
+    return compose(
+        """WITH used AS MATERIALIZED (
+            SELECT DISTINCT p.label_id FROM donations_image img
+            JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        """)
+        SELECT ',{"id":' || l.id
+            || ',"name":' || to_json(COALESCE(parent.name || '/', '') || l.name)::text
+            || ',"supercategory":' || to_json(COALESCE(parent.name, (
+                SELECT category.name FROM labels_label_categories link
+                JOIN labels_label category ON category.id = link.to_label_id
+                WHERE link.from_label_id = l.id ORDER BY category.name LIMIT 1), ''))::text
+            || '}'
+        FROM used JOIN labels_label l ON l.id = used.label_id
+        LEFT JOIN labels_label parent ON parent.id = l.parent_id
+        ORDER BY l.id""",
+    )
+
+
+def tar_members(export: Export) -> Sql:
+    """(uuid, format, master sha256, label id) for each file of the ImageFolder tar.
+
+    An image goes into the folder of every queried label it has a passing
+    pair on; an image matched only through `~` (it has none of them) goes
+    into the folder of every label it has a passing pair on.
+    """
+    named = export.query.named_label_ids
+    return compose(
+        """SELECT img.uuid, img.format, img.master_sha256, p.label_id
+        FROM donations_image img JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        Sql(
+            """ AND (p.label_id = ANY(%s) OR NOT EXISTS (
+                SELECT 1 FROM validation_imagelabel q
+                WHERE q.image_id = img.id AND q.label_id = ANY(%s) AND """,
+            [named, named],
+        ),
+        export.passing("q"),
+        ")) ORDER BY img.id, p.label_id",
+    )
+
+
+# --- Formats -------------------------------------------------------------------------
+
+
+def render_json(export: Export) -> Iterator[bytes]:
+    yield b"["
+    with snapshot() as snap:
+        yield from _after_first(snap.copy_lines(image_objects(export, ",")))
+    yield b"]\n"
+
+
+def render_jsonl(export: Export) -> Iterator[bytes]:
+    with snapshot() as snap:
+        yield from snap.copy_lines(image_objects(export, ""))
+
+
+def render_csv(export: Export) -> Iterator[bytes]:
+    yield CSV_HEADER
+    with snapshot() as snap:
+        yield from _crlf(snap.copy_lines(pair_lines(export)))
+
+
+COCO_LICENSE = {
+    "id": 1,
+    "name": "CC0 1.0",
+    "url": "https://creativecommons.org/publicdomain/zero/1.0/",
+}
+
+
+def render_coco(export: Export) -> Iterator[bytes]:
+    """COCO layout; image-level labels live in a top-level "image_labels" list."""
+    with snapshot() as snap:
+        info = {
+            "description": "ImageMonkey dataset export",
+            "url": export.image_url_prefix,
+            "version": "1.0",
+            "year": snap.taken.year,
+            "contributor": "ImageMonkey contributors",
+            "date_created": snap.taken.isoformat(),
+            "query": str(export.query),
+            "min_probability": export.min_probability,
+            "min_confidence": export.min_confidence,
+            "image_labels": "one entry per image and label, with the crowd's votes",
+        }
+        head = {"info": info, "licenses": [COCO_LICENSE]}
+        yield json.dumps(head)[:-1].encode() + b', "images": [\n'
+        yield from _after_first(snap.copy_lines(coco_images(export)))
+        yield b'], "categories": [\n'
+        yield from _after_first(snap.copy_lines(coco_categories(export)))
+        yield b'], "image_labels": [\n'
+        yield from _after_first(snap.copy_lines(coco_image_labels(export)))
+        yield b'], "annotations": []}\n'
+
+
+# --- The ImageFolder tar ----------------------------------------------------------------
+
+TAR_BLOCK = tarfile.BLOCKSIZE
+TAR_RECORD = tarfile.RECORDSIZE
+
+
+class _TarStream:
+    """Tar framing written by hand, so members stream without a seekable file."""
+
+    def __init__(self, mtime: float):
+        self.mtime = int(mtime)
+        self.written = 0
+
+    def _out(self, data: bytes) -> bytes:
+        self.written += len(data)
+        return data
+
+    def member(self, name: str, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, self.mtime, 0o644
+        yield self._out(info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8"))
+        sent = 0
+        for chunk in chunks:
+            sent += len(chunk)
+            if sent > size:
+                break
+            yield self._out(chunk)
+        if sent != size:
+            raise ExportError(f"{name} changed size while it was being archived")
+        yield self._out(b"\0" * (-size % TAR_BLOCK))
+
+    def end(self) -> bytes:
+        trailer = b"\0" * (2 * TAR_BLOCK)
+        return trailer + b"\0" * (-(self.written + len(trailer)) % TAR_RECORD)
+
+
+def folder_names(snap: Snapshot) -> dict[int, str]:
+    """A safe, unique folder name per label: `dog`, `traffic-light`, `dog.eye` for a part."""
+    rows = snap.rows(
+        Sql(
+            "SELECT l.id, l.name, parent.id, parent.name FROM labels_label l "
+            "LEFT JOIN labels_label parent ON parent.id = l.parent_id ORDER BY l.id"
+        )
+    )
+    folders: dict[int, str] = {}
+    taken: set[str] = set()
+    for pk, name, parent_pk, parent_name in rows:
+        # slugify leaves only ASCII letters, digits, - and _: no dots, no slashes.
+        folder = slugify(name) or f"label-{pk}"
+        if parent_pk is not None:
+            folder = f"{slugify(parent_name) or f'label-{parent_pk}'}.{folder}"
+        while folder in taken:
+            folder = f"{folder}-{pk}"
+        taken.add(folder)
+        folders[pk] = folder
+    return folders
+
+
+def _hashed(chunks: Iterator[bytes], digest) -> Iterator[bytes]:
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+
+
+@dataclass
+class _TarCounts:
+    images: int = 0
+    files: int = 0
+    missing: int = 0
+    mismatched: int = 0
+    pairs: int = 0
+
+
+def render_tar(export: Export) -> Iterator[bytes]:
+    """`<label>/<uuid>.<ext>` for every image file, then labels.csv, then the MANIFEST.
+
+    The MANIFEST comes last because it lists the sha256 of everything before
+    it; those lines wait in a temporary file, not in memory.
+    """
+    with snapshot() as snap, tempfile.TemporaryFile() as hashes:
+        archive = _TarStream(snap.taken.timestamp())
+        counts = _TarCounts()
+        yield from _image_members(export, snap, archive, counts, hashes)
+        yield from _labels_csv_member(export, snap, archive, counts, hashes)
+        head = _manifest_head(export, snap.taken, counts)
+        body_size = hashes.tell()
+        hashes.seek(0)
+        body = iter(partial(hashes.read, FILE_CHUNK_BYTES), b"")
+        yield from archive.member("MANIFEST", len(head) + body_size, itertools.chain([head], body))
+        yield archive.end()
+
+
+def _image_members(export, snap, archive, counts, hashes) -> Iterator[bytes]:
+    folders = folder_names(snap)
+    storage = public_storage()
+    missing = last = None
+    for uuid, image_format, master_sha256, label_id in snap.rows(tar_members(export)):
+        if uuid == missing:  # one image, several folders: report its missing file once
+            continue
+        extension = "png" if image_format == Image.Format.PNG else "jpg"
+        try:
+            handle = storage.open(file_name(uuid, "master", extension), "rb")
+        except OSError:
+            counts.missing, missing = counts.missing + 1, uuid
+            hashes.write(f"# missing, not in the archive: {uuid}.{extension}\n".encode())
+            continue
+        path = f"{folders[label_id]}/{uuid}.{extension}"
+        digest = hashlib.sha256()
+        with handle:
+            chunks = iter(partial(handle.read, FILE_CHUNK_BYTES), b"")
+            yield from archive.member(path, handle.size, _hashed(chunks, digest))
+        hashes.write(f"{digest.hexdigest()}  {path}\n".encode())
+        counts.files += 1
+        if uuid != last:  # rows come ordered by image
+            counts.images, last = counts.images + 1, uuid
+        if digest.hexdigest() != master_sha256:
+            counts.mismatched += 1
+            hashes.write(f"# differs from the recorded master sha256: {path}\n".encode())
+
+
+def _labels_csv_member(export, snap, archive, counts, hashes) -> Iterator[bytes]:
+    """labels.csv, the CSV export; its size is summed first, from the same snapshot."""
+    counts.pairs, size = snap.one(
+        compose(
+            "SELECT count(*), COALESCE(sum(octet_length(line) + 2), 0) FROM (",
+            pair_lines(export, ordered=False),
+            ") AS lines(line)",  # + 2: each line ends with CRLF
+        )
+    )
+    digest = hashlib.sha256()
+    chunks = itertools.chain([CSV_HEADER], _crlf(snap.copy_lines(pair_lines(export))))
+    yield from archive.member("labels.csv", len(CSV_HEADER) + size, _hashed(chunks, digest))
+    hashes.write(f"{digest.hexdigest()}  labels.csv\n".encode())
+
+
+def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes:
+    lines = [
+        "# ImageMonkey dataset export, ImageFolder layout: <label>/<uuid>.<ext>",
+        f"# query: {json.dumps(str(export.query))}",
+        f"# min_probability: {export.min_probability}",
+        f"# min_confidence: {export.min_confidence}",
+        f"# annotations_only: {str(export.annotations_only).lower()}",
+        f"# snapshot: {taken.isoformat()}",
+        f"# images: {counts.images}",
+        f"# image files: {counts.files}",
+        f"# labels.csv rows: {counts.pairs}",
+        f"# images skipped because their file is missing: {counts.missing}",
+        f"# files whose sha256 differs from the recorded master: {counts.mismatched}",
+        "# check every file with: grep -v '^#' MANIFEST | sha256sum -c",
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    title: str
+    content_type: str
+    extension: str
+    render: Callable[[Export], Iterator[bytes]]
+
+
+FORMATS = {
+    f.name: f
+    for f in [
+        Format("json", "JSON", "application/json", "json", render_json),
+        Format("jsonl", "JSON Lines", "application/x-ndjson", "jsonl", render_jsonl),
+        Format("csv", "CSV", "text/csv; charset=utf-8; header=present", "csv", render_csv),
+        Format("coco", "COCO JSON", "application/json", "coco.json", render_coco),
+        Format("tar", "Images (tar)", "application/x-tar", "tar", render_tar),
+    ]
+}
+
+
+# --- Counts and previews (the request's own connection; no snapshot needed) -------------
+
+
+def count_images(export: Export) -> int:
+    sql = compose("SELECT count(*) FROM donations_image img WHERE ", export.matching())
+    with connection.cursor() as cursor:
+        cursor.execute(sql.text, sql.params)
+        return cursor.fetchone()[0]
+
+
+def first_images(export: Export, limit: int) -> list[Image]:
+    """The first few matching images, each with `passing_pairs` (three small queries)."""
+    sql = compose(
+        "SELECT img.id FROM donations_image img WHERE ",
+        export.matching(),
+        Sql(" ORDER BY img.id LIMIT %s", [limit]),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql.text, sql.params)
+        ids = [pk for (pk,) in cursor.fetchall()]
+    pairs = (
+        ImageLabel.objects.filter(
+            probability__gte=export.min_probability, confidence__gte=export.min_confidence
+        )
+        .select_related("label__parent")
+        .order_by("label_id")
+    )
+    return list(
+        Image.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .prefetch_related(Prefetch("pairs", queryset=pairs, to_attr="passing_pairs"))
+    )
+
+
+def validation_counts(min_probability: float, min_count: int) -> list[dict]:
+    """Per label: the public pairs with probability ≥ min_probability, if at least min_count."""
+    counted = Q(pairs__image__status=Image.Status.PUBLIC, pairs__probability__gte=min_probability)
+    rows = (
+        Label.objects.filter(is_meta=False)
+        .annotate(count=Count("pairs", filter=counted))
+        .filter(count__gte=min_count)
+        .filter(Q(active=True) | Q(count__gt=0))  # a retired label shows only while it has pairs
+        .order_by("-count", "parent__name", "name")
+        .values_list("name", "parent__name", "count")
+    )
+    return [
+        {"label": parent or name, "sublabel": name if parent else "", "count": count}
+        for name, parent, count in rows
+    ]

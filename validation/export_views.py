@@ -1,0 +1,208 @@
+"""/export (the page), /v1/export, /v1/export/count and /v1/statistics/validations/count."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from django import forms
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET
+
+from imagemonkey.api import json_error, public_read
+from imagemonkey.ratelimits import limit
+from labels.models import Label
+
+from .export import FORMATS, Export, count_images, first_images, validation_counts
+from .query import MAX_LENGTH, LabelQuery, QueryError
+
+PREVIEW_IMAGES = 10
+IMAGE_PATH = "/v1/donation/"  # where an image's bytes live: /v1/donation/<uuid>
+FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
+
+THRESHOLD_ERRORS = {
+    "invalid": "must be a number between 0 and 1",
+    "min_value": "must be a number between 0 and 1",
+    "max_value": "must be a number between 0 and 1",
+}
+
+
+class ExportForm(forms.Form):
+    """The export's parameters, shared by the page and the API."""
+
+    query = forms.CharField(
+        max_length=MAX_LENGTH,
+        error_messages={
+            "required": "a query is required, e.g. dog | cat",
+            "max_length": f"the query is too long: at most {MAX_LENGTH:,} characters",
+        },
+    )
+    min_probability = forms.FloatField(
+        required=False, min_value=0, max_value=1, error_messages=THRESHOLD_ERRORS
+    )
+    min_confidence = forms.FloatField(
+        required=False, min_value=0, max_value=1, error_messages=THRESHOLD_ERRORS
+    )
+    annotations_only = forms.CharField(required=False, strip=True)
+    format = forms.ChoiceField(
+        required=False,
+        choices=[(name, f.title) for name, f in FORMATS.items()],
+        error_messages={"invalid_choice": f"must be one of {', '.join(FORMATS)}"},
+    )
+
+    query_error: QueryError | None = None
+
+    def clean_query(self) -> LabelQuery:
+        try:
+            return LabelQuery.parse(self.cleaned_data["query"])
+        except QueryError as error:
+            self.query_error = error
+            raise forms.ValidationError(error.message) from None
+
+    def clean_annotations_only(self) -> bool:
+        value = self.cleaned_data["annotations_only"].lower()
+        if value not in FLAGS:
+            raise forms.ValidationError("must be true or false")
+        return FLAGS[value]
+
+    def clean_format(self) -> str:
+        return self.cleaned_data["format"] or "json"
+
+    def export(self, request: HttpRequest) -> Export:
+        data = self.cleaned_data
+        return Export(
+            query=data["query"],
+            min_probability=data["min_probability"] or 0.0,
+            min_confidence=data["min_confidence"] or 0.0,
+            annotations_only=data["annotations_only"],
+            image_url_prefix=request.build_absolute_uri(IMAGE_PATH),
+        )
+
+    def api_error(self) -> JsonResponse:
+        """400 for a wrong query or format (with the position), 422 for a malformed number."""
+        if self.query_error is not None:
+            return json_error(self.query_error.message, 400, position=self.query_error.position)
+        for name in ("query", "format", "annotations_only", "min_probability", "min_confidence"):
+            if name in self.errors:
+                status = 422 if name.startswith("min_") else 400
+                return json_error(f"{name}: {self.errors[name][0]}", status)
+        return json_error("invalid parameters", 400)
+
+
+def attachment(filename: str) -> str:
+    """Content-Disposition for a download: an ASCII name, and the RFC 6266 filename* form."""
+    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def download_name(export: Export, extension: str) -> str:
+    stem = slugify(str(export.query))[:60].strip("-") or "export"
+    return f"imagemonkey-{stem}-{timezone.now():%Y%m%d-%H%M%S}.{extension}"
+
+
+@public_read
+@limit("export", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
+def export(request: HttpRequest) -> HttpResponse:
+    """The dataset as a stream in the chosen format (the original API's /v1/export)."""
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        return form.api_error()
+    chosen = FORMATS[form.cleaned_data["format"]]
+    dataset = form.export(request)
+    # A HEAD request gets the headers without running the export.
+    body = iter(()) if request.method == "HEAD" else chosen.render(dataset)
+    response = StreamingHttpResponse(body, content_type=chosen.content_type)
+    response["Content-Disposition"] = attachment(download_name(dataset, chosen.extension))
+    response["Cache-Control"] = "no-store"
+    # Let nginx pass the stream on as it comes instead of buffering it first.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@public_read
+@limit("export-count", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
+def export_count(request: HttpRequest) -> JsonResponse:
+    """How many images an export with these parameters would hold: {"images": N}."""
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        return form.api_error()
+    return JsonResponse({"images": count_images(form.export(request))})
+
+
+class StatisticsForm(forms.Form):
+    min_probability = forms.FloatField(
+        required=False, min_value=0, max_value=1, error_messages=THRESHOLD_ERRORS
+    )
+    min_count = forms.IntegerField(
+        required=False,
+        min_value=0,
+        error_messages={
+            "invalid": "must be a whole number, 0 or more",
+            "min_value": "must be a whole number, 0 or more",
+        },
+    )
+
+
+@public_read
+def validation_statistics(request: HttpRequest) -> JsonResponse:
+    """Per label, the public pairs at or above min_probability: [{"label", "sublabel", "count"}]."""
+    form = StatisticsForm(request.GET)
+    if not form.is_valid():
+        name, errors = next(iter(form.errors.items()))
+        return json_error(f"{name}: {errors[0]}", 422)
+    counts = validation_counts(
+        min_probability=form.cleaned_data["min_probability"] or 0.0,
+        min_count=form.cleaned_data["min_count"] or 0,
+    )
+    return JsonResponse(counts, safe=False)
+
+
+# --- The page -----------------------------------------------------------------------
+
+
+def label_accessors() -> list[str]:
+    """What the query field suggests: every label name and every part as dog.has='eye'."""
+    labels = Label.objects.taggable().select_related("parent").order_by("parent__name", "name")
+    return sorted(label.accessor for label in labels)
+
+
+def with_added_label(data, how: str) -> dict:
+    """The form data with the picked label joined to the query by | or &."""
+    data = data.dict()
+    term, query = data.pop("add_label", "").strip(), data.get("query", "").strip()
+    if term and not query:
+        data["query"] = term
+    elif term and how == "and":
+        data["query"] = f"({query}) & {term}" if "|" in query else f"{query} & {term}"
+    elif term:
+        data["query"] = f"{query} | {term}"
+    return data
+
+
+@require_GET
+def export_page(request: HttpRequest) -> HttpResponse:
+    """Build a query, preview what matches, then download it in a chosen format."""
+    data = request.GET
+    if "add" in data:
+        data = with_added_label(data, data["add"])
+    form = ExportForm(data or None, initial={"format": "json"})
+    context = {"form": form, "accessors": label_accessors(), "formats": FORMATS}
+    if form.is_bound and form.is_valid():
+        dataset = form.export(request)
+        parameters = {
+            "query": str(dataset.query),
+            "min_probability": dataset.min_probability,
+            "min_confidence": dataset.min_confidence,
+            "format": form.cleaned_data["format"],
+        }
+        context.update(
+            dataset=dataset,
+            count=count_images(dataset),
+            images=first_images(dataset, PREVIEW_IMAGES),
+            chosen=FORMATS[form.cleaned_data["format"]],
+            download_url=f"{reverse('validation:api-export')}?{urlencode(parameters)}",
+        )
+    return render(request, "validation/export.html", context)

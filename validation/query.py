@@ -1,0 +1,415 @@
+"""The export query language: which public images an export contains.
+
+A query names labels and combines them::
+
+    dog                       images with a dog
+    dog.has='eye'             images with a dog's eye (a part; also dog.has = "eye")
+    dog | cat                 a dog or a cat
+    dog & ~cat                a dog and no cat
+    (dog | cat) & grass       parentheses group
+    'traffic light'           quotes allow any character in a name ('' is a quote)
+
+Precedence, tightest first: ``~`` (not), then ``&`` (and), then ``|`` (or). So
+``dog | cat & ~grass`` means ``dog | (cat & (~grass))``. Names are compared
+without regard to case or repeated spaces, so ``Traffic  Light`` is ``traffic light``.
+
+An image matches a label when it has that image–label pair and the pair passes
+the export's thresholds (probability and confidence at least the minimums; by
+default, any pair at all). ``~dog`` matches the public images without such a pair.
+
+The grammar::
+
+    query := or
+    or    := and ('|' and)*
+    and   := not ('&' not)*
+    not   := '~' not | '(' or ')' | term
+    term  := name ['.' 'has' '=' name]
+    name  := a run of characters other than & | ~ ( ) ' " = .   (trimmed)
+           | 'quoted' | "quoted"
+
+A whole query compiles to one SQL condition over the image table, made of
+EXISTS / NOT EXISTS subqueries. Label names are resolved to ids first (one
+query); every value reaches the database as a parameter, never as SQL text.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from donations.models import Image
+from labels.models import Label, normalize_name
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 32  # nested parentheses and ~ together
+MAX_TERMS = 50  # terms beyond this make a query that can tie up a worker
+
+NOT_IN_NAMES = frozenset("&|~()'\"=.")
+QUOTES = "'\""
+
+
+class QueryError(ValueError):
+    """A query that cannot run: what is wrong, and at which 0-based character."""
+
+    def __init__(self, message: str, position: int):
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+# --- The syntax tree -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Term:
+    """A label, or a part of a label (`dog.has='eye'` is Term('dog', 'eye'))."""
+
+    name: str
+    part: str = ""
+    position: int = field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        if self.part:
+            return f"{_written(self.name)}.has={_quoted(self.part)}"
+        return _written(self.name)
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Node
+
+    def __str__(self) -> str:
+        return f"~{_grouped(self.operand, (And, Or))}"
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple[Node, ...]
+
+    def __str__(self) -> str:
+        return " & ".join(_grouped(operand, (Or,)) for operand in self.operands)
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple[Node, ...]
+
+    def __str__(self) -> str:
+        return " | ".join(str(operand) for operand in self.operands)
+
+
+Node = Term | Not | And | Or
+
+
+def _quoted(name: str) -> str:
+    return "'" + name.replace("'", "''") + "'"
+
+
+def _written(name: str) -> str:
+    """A name as it can be typed back: bare when it can be, quoted otherwise."""
+    return _quoted(name) if NOT_IN_NAMES.intersection(name) else name
+
+
+def _grouped(node: Node, needs_parentheses: tuple[type, ...]) -> str:
+    return f"({node})" if isinstance(node, needs_parentheses) else str(node)
+
+
+def terms_of(node: Node) -> Iterator[Term]:
+    if isinstance(node, Term):
+        yield node
+    elif isinstance(node, Not):
+        yield from terms_of(node.operand)
+    else:
+        for operand in node.operands:
+            yield from terms_of(operand)
+
+
+# --- Parsing -------------------------------------------------------------------
+
+
+def parse(text: str) -> Node:
+    """The syntax tree of a query, or QueryError saying what was expected where."""
+    if len(text) > MAX_LENGTH:
+        raise QueryError(
+            f"the query is too long: {len(text):,} characters, at most {MAX_LENGTH:,}",
+            MAX_LENGTH,
+        )
+    return _Parser(text).query()
+
+
+def _flat(kind: type[And] | type[Or], operands: list[Node]) -> Node:
+    """`(a | b) | c` is `a | b | c`: one tree for one meaning."""
+    if len(operands) == 1:
+        return operands[0]
+    flat: list[Node] = []
+    for operand in operands:
+        flat.extend(operand.operands if isinstance(operand, kind) else [operand])
+    return kind(tuple(flat))
+
+
+class _Parser:
+    """Recursive descent over the grammar in the module docstring."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+        self.depth = 0
+        self.terms = 0
+
+    def error(self, expected: str, position: int | None = None) -> QueryError:
+        position = self.pos if position is None else position
+        if position < len(self.text):
+            found = f", found {self.text[position]!r}"
+        else:
+            found = ", found the end of the query"
+        return QueryError(f"expected {expected} at position {position}{found}", position)
+
+    def skip_space(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def take(self, char: str) -> bool:
+        self.skip_space()
+        if self.text.startswith(char, self.pos):
+            self.pos += 1
+            return True
+        return False
+
+    @contextmanager
+    def nested(self) -> Iterator[None]:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(
+                f"the query nests too deeply (more than {MAX_DEPTH} levels) at position {self.pos}",
+                self.pos,
+            )
+        yield
+        self.depth -= 1
+
+    def query(self) -> Node:
+        node = self.or_()
+        self.skip_space()
+        if self.pos < len(self.text):
+            raise self.error("'&', '|' or the end of the query")
+        return node
+
+    def or_(self) -> Node:
+        operands = [self.and_()]
+        while self.take("|"):
+            operands.append(self.and_())
+        return _flat(Or, operands)
+
+    def and_(self) -> Node:
+        operands = [self.not_()]
+        while self.take("&"):
+            operands.append(self.not_())
+        return _flat(And, operands)
+
+    def not_(self) -> Node:
+        if self.take("~"):
+            with self.nested():
+                return Not(self.not_())
+        if self.take("("):
+            with self.nested():
+                node = self.or_()
+            if not self.take(")"):
+                raise self.error("')'")
+            return node
+        return self.term()
+
+    def term(self) -> Term:
+        self.skip_space()
+        start = self.pos
+        name = self.name("a label name")
+        part = ""
+        if self.take("."):
+            self.skip_space()
+            if self.text[self.pos : self.pos + 3].lower() != "has":
+                raise self.error("'has' after '.' (as in dog.has='eye')")
+            self.pos += 3
+            if not self.take("="):
+                raise self.error("'=' after .has (as in dog.has='eye')")
+            part = self.name("the part's name (as in dog.has='eye')")
+        elif self.take("="):
+            raise self.error(".has before '=' (as in dog.has='eye')", self.pos - 1)
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise QueryError(
+                f"the query names too many labels (more than {MAX_TERMS}) at position {start}",
+                start,
+            )
+        return Term(name, part, start)
+
+    def name(self, expected: str) -> str:
+        self.skip_space()
+        start = self.pos
+        if start < len(self.text) and self.text[start] in QUOTES:
+            raw, offset = self.quoted(), start + 1
+        else:
+            end = start
+            while end < len(self.text) and self.text[end] not in NOT_IN_NAMES:
+                end += 1
+            raw, offset, self.pos = self.text[start:end], start, end
+        for index, char in enumerate(raw):
+            # PostgreSQL text cannot hold NUL, and no label holds control characters.
+            if unicodedata.category(char) in ("Cc", "Cs") and not char.isspace():
+                raise QueryError(
+                    f"unexpected character U+{ord(char):04X} at position {offset + index}",
+                    offset + index,
+                )
+        name = normalize_name(raw)
+        if not name:
+            raise self.error(expected, start)
+        return name
+
+    def quoted(self) -> str:
+        """A quoted name; the quote character written twice stands for itself."""
+        quote, start = self.text[self.pos], self.pos
+        pieces, pos = [], start + 1
+        while True:
+            end = self.text.find(quote, pos)
+            if end < 0:
+                raise QueryError(
+                    f"expected a closing {quote} for the name that starts at position {start}",
+                    start,
+                )
+            pieces.append(self.text[pos:end])
+            if self.text.startswith(quote, end + 1):
+                pieces.append(quote)
+                pos = end + 2
+                continue
+            self.pos = end + 1
+            return "".join(pieces)
+
+
+# --- Labels and SQL ------------------------------------------------------------
+
+
+@dataclass
+class Sql:
+    """A piece of SQL with its psycopg2 %s parameters, in order."""
+
+    text: str
+    params: list = field(default_factory=list)
+
+    def __add__(self, other: Sql | str) -> Sql:
+        if isinstance(other, str):
+            return Sql(self.text + other, self.params)
+        return Sql(self.text + other.text, self.params + other.params)
+
+    def __radd__(self, other: str) -> Sql:
+        return Sql(other + self.text, self.params)
+
+
+def compose(*pieces: str | Sql) -> Sql:
+    """Join SQL text and Sql pieces in order, keeping their parameters in order."""
+    result = Sql("")
+    for piece in pieces:
+        result = result + piece
+    return result
+
+
+# A pair counts when it passes both thresholds; `p` is the pair table's alias.
+PASSING = "p.probability >= %s AND p.confidence >= %s"
+
+
+@dataclass(frozen=True)
+class LabelQuery:
+    """A parsed query whose labels all exist, ready to become SQL."""
+
+    tree: Node
+    label_ids: dict[Term, int]
+
+    @classmethod
+    def parse(cls, text: str) -> LabelQuery:
+        """Parse `text` and look up its labels (one query); QueryError when either fails."""
+        tree = parse(text)
+        return cls(tree, resolve(set(terms_of(tree))))
+
+    def __str__(self) -> str:
+        """The query in canonical form: normalised names, minimal parentheses."""
+        return str(self.tree)
+
+    @property
+    def named_label_ids(self) -> list[int]:
+        return sorted(set(self.label_ids.values()))
+
+    def condition(self, *, min_probability: float = 0.0, min_confidence: float = 0.0) -> Sql:
+        """A condition over the public images aliased `img` that match this query."""
+        compiler = _Compiler(self.label_ids, Sql(PASSING, [min_probability, min_confidence]))
+        return Sql("img.status = %s AND ", [Image.Status.PUBLIC]) + compiler.compile(self.tree)
+
+    def image_ids_sql(self, **thresholds: float) -> Sql:
+        """`SELECT img.id …` for the matching public images (tests and previews use it)."""
+        return Sql("SELECT img.id FROM donations_image img WHERE ") + self.condition(**thresholds)
+
+
+def resolve(terms: set[Term]) -> dict[Term, int]:
+    """The label id each term names, or QueryError naming every unknown one."""
+    tops = {term.name for term in terms if not term.part}
+    parents = {term.name for term in terms if term.part}
+    parts = {term.part for term in terms if term.part}
+    rows = (
+        Label.objects.alias(lname=Lower("name"), pname=Lower("parent__name"))
+        .filter(
+            Q(parent__isnull=True, lname__in=tops)
+            | Q(parent__parent__isnull=True, pname__in=parents, lname__in=parts)
+        )
+        .values_list("pk", "name", "parent__name")
+    )
+    known = {}
+    for pk, name, parent in rows:
+        name, parent = normalize_name(name), normalize_name(parent or "")
+        known[Term(parent, name) if parent else Term(name)] = pk
+    unknown = sorted((term for term in terms if term not in known), key=lambda t: t.position)
+    if unknown:
+        names = ", ".join(dict.fromkeys(str(term) for term in unknown))
+        plural = "s" if len(set(unknown)) > 1 else ""
+        raise QueryError(f"unknown label{plural}: {names}", unknown[0].position)
+    return {term: known[term] for term in terms}
+
+
+class _Compiler:
+    def __init__(self, label_ids: dict[Term, int], passing: Sql):
+        self.label_ids = label_ids
+        self.passing = passing
+
+    def has_pair(self, label_ids: list[int]) -> Sql:
+        if len(label_ids) == 1:
+            labels = Sql("p.label_id = %s", [label_ids[0]])
+        else:
+            labels = Sql("p.label_id = ANY(%s)", [label_ids])
+        return compose(
+            "EXISTS (SELECT 1 FROM validation_imagelabel p WHERE p.image_id = img.id AND ",
+            labels,
+            " AND ",
+            self.passing,
+            ")",
+        )
+
+    def compile(self, node: Node) -> Sql:
+        if isinstance(node, Term):
+            return self.has_pair([self.label_ids[node]])
+        if isinstance(node, Not):
+            return "NOT " + self.compile(node.operand)
+        if isinstance(node, And):
+            return self.joined(" AND ", [self.compile(operand) for operand in node.operands])
+        # `a | b | c` over plain labels is one EXISTS with label_id = ANY(…),
+        # which keeps long pyimagemonkey-style label lists to a single subquery.
+        plain = [self.label_ids[o] for o in node.operands if isinstance(o, Term)]
+        pieces = [self.compile(o) for o in node.operands if not isinstance(o, Term)]
+        if plain:
+            pieces.insert(0, self.has_pair(sorted(set(plain))))
+        return self.joined(" OR ", pieces)
+
+    @staticmethod
+    def joined(separator: str, pieces: list[Sql]) -> Sql:
+        result = Sql("(")
+        for index, piece in enumerate(pieces):
+            result = result + (separator if index else "") + piece
+        return result + ")"
