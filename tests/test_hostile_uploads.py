@@ -1,0 +1,77 @@
+"""The hostile corpus through the real upload path: a clear 4xx, nothing stored, never a 5xx."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from donations.models import Image
+from tests import corpus
+
+pytestmark = pytest.mark.django_db
+
+
+def stored_files() -> list[Path]:
+    return [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+
+
+REFUSED = {
+    "truncated JPEG": (corpus.truncated(corpus.jpeg()), "truncated"),
+    "PNG claiming 20000×20000": (corpus.png_claiming(20000, 20000), "megapixels"),
+    "PNG claiming 10000×10000": (corpus.png_claiming(10000, 10000), "megapixels"),
+    "zero bytes": (b"", "empty"),
+    "random bytes": (corpus.random_bytes(), "not a picture"),
+    "animated WebP": (corpus.animated_webp(), "Animated"),
+    **{f"{name} named .jpg": (data, name) for name, data in corpus.other_formats().items()},
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_hostile_file_is_refused_with_a_reason_and_leaves_nothing(client, case):
+    data, reason = REFUSED[case]
+    response = client.post(
+        "/donate",
+        {"images": [SimpleUploadedFile("photo.jpg", data, "image/jpeg")], "cc0": "on"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert 400 <= response.status_code < 500, response.content
+    body = response.json()
+    assert reason.lower() in (body.get("message") or body.get("error")).lower()
+    assert Image.objects.count() == 0 and stored_files() == []
+
+
+ACCEPTED = {
+    "CMYK JPEG": corpus.cmyk_jpeg(),
+    "16-bit PNG": corpus.png_rgb16(),
+    "palette PNG with transparency": corpus.palette_png_with_transparency(),
+    "grayscale JPEG": corpus.grey_jpeg(),
+    "rotated phone JPEG with GPS": corpus.phone_jpeg(),
+    "PNG with HTML inside": corpus.png_with_html(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_a_valid_oddity_is_accepted_and_stored_clean(client, case):
+    response = client.post(
+        "/donate",
+        {"images": [SimpleUploadedFile("x.bin", ACCEPTED[case])], "cc0": "on"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 201, response.content
+    for path in stored_files():
+        data = path.read_bytes()
+        assert b"<script" not in data and b"<html" not in data
+        assert b"GPS" not in data and b"Exif" not in data
+
+
+def test_fifty_bit_flipped_jpegs_never_cause_a_server_error(client):
+    for number, data in enumerate(corpus.bit_flipped(corpus.jpeg(), 50)):
+        response = client.post(
+            "/v1/donate",
+            {"image": SimpleUploadedFile(f"{number}.jpg", data)},
+            REMOTE_ADDR=f"10.1.{number}.1",
+        )
+        assert response.status_code in (201, 409, 422), response.content
+    for image in Image.objects.all():
+        assert (Path(settings.MEDIA_ROOT) / "private" / image.file_name("master")).exists()

@@ -1,0 +1,107 @@
+"""The original ImageMonkey Python client (pyimagemonkey.API), call for call.
+
+The class below makes exactly the HTTP requests the client makes and reads the
+answers exactly as it does (labels joined with "|" into `query`, probability
+computed from num_yes/num_no), against a live server, over real HTTP.
+"""
+
+import os
+
+import pytest
+import requests
+
+from tests.helpers import real_public_image
+from validation.models import ImageLabel
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class OriginalClient:
+    """The calls of pyimagemonkey.API(api_version=1)."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url + "/v1"
+
+    def labels(self, show_accessors=False):
+        url = self.base + ("/label/accessors" if show_accessors else "/label")
+        response = requests.get(url, timeout=30)
+        assert response.status_code == 200
+        return response.json()
+
+    def list_validations(self, min_probability=0.8, min_count=0):
+        response = requests.get(
+            self.base + "/statistics/validations/count",
+            params={"min_probability": min_probability, "min_count": min_count},
+            timeout=30,
+        )
+        assert response.status_code == 200
+        return response.json()
+
+    def export(self, labels, min_probability=0.8, only_annotated=False):
+        params = {"query": "|".join(labels)}
+        if only_annotated:
+            params["annotations_only"] = "true"
+        response = requests.get(self.base + "/export", params=params, timeout=60)
+        if response.status_code != 200:
+            raise RuntimeError(response.json()["error"])
+        result = []
+        for element in response.json():
+            validations = []
+            for raw in element["validations"]:
+                total = raw["num_yes"] + raw["num_no"]
+                probability = float(raw["num_yes"]) / total if total else 0
+                if probability >= min_probability:
+                    validations.append((raw["label"], raw["num_yes"], raw["num_no"]))
+            result.append(
+                (
+                    element["uuid"],
+                    element["width"],
+                    element["height"],
+                    element["annotations"],
+                    validations,
+                )
+            )
+        return result
+
+    def download_image(self, uuid, folder, extension=".jpg"):
+        filename = folder + os.path.sep + uuid + extension
+        response = requests.get(self.base + "/donation/" + uuid, timeout=30)
+        if response.status_code != 200:
+            raise RuntimeError(f"couldn't download image {uuid}")
+        with open(filename, "wb") as handle:
+            handle.write(response.content)
+        return filename
+
+
+def test_the_original_client_works_unchanged(live_server, tmp_path):
+    dog_image = real_public_image("dog", size=(400, 300))
+    cat_image = real_public_image("cat", "dog")
+    real_public_image("tree")
+    ImageLabel.objects.filter(image=dog_image).update(num_yes=9, num_no=1, probability=0.9)
+    ImageLabel.objects.filter(image=cat_image, label__name="cat").update(
+        num_yes=3, num_no=3, probability=0.5
+    )
+    client = OriginalClient(live_server.url)
+
+    assert {"dog", "cat", "tree"} <= set(client.labels())
+    assert "dog" in client.labels(show_accessors=True)
+    counts = {
+        row["label"]: row["count"]
+        for row in client.list_validations(min_probability=0.8, min_count=0)
+    }
+    assert counts["dog"] == 1 and counts["cat"] == 0
+
+    exported = {uuid: row for uuid, *row in client.export(["dog", "cat"], min_probability=0.8)}
+    assert set(exported) == {str(dog_image.uuid), str(cat_image.uuid)}
+    width, height, annotations, validations = exported[str(dog_image.uuid)]
+    assert (width, height, annotations, validations) == (400, 300, [], [("dog", 9, 1)])
+    assert exported[str(cat_image.uuid)][3] == [], (
+        "the client drops validations under its threshold"
+    )
+    assert client.export(["dog"], only_annotated=True) == []
+
+    path = client.download_image(str(dog_image.uuid), str(tmp_path))
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as picture:
+        assert picture.format == "JPEG" and picture.size == (400, 300)
