@@ -12,8 +12,15 @@ from django.utils.text import slugify
 
 
 def normalize_name(text: str) -> str:
-    """Fold the ways people type a label into one form: 'Traffic  Light ' → 'traffic light'."""
-    return " ".join(text.split()).lower()
+    """Fold the ways people type a label into one form: 'Traffic  Light ' → 'traffic light'.
+
+    Characters no label can hold (controls such as NUL, lone surrogates) are
+    dropped, so hostile text never reaches the database as such.
+    """
+    printable = "".join(
+        ch for ch in text if (ch.isprintable() or ch.isspace()) and not "\ud800" <= ch <= "\udfff"
+    )
+    return " ".join(printable.split()).lower()
 
 
 class LabelQuerySet(models.QuerySet):

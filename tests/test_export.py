@@ -438,12 +438,13 @@ class TestSnapshot:
 
 
 def export_connections(expected: int) -> int:
-    """Connections to the test database other than this test's own, once they settle."""
+    """Open export connections to the test database, once they settle."""
     for _ in range(40):  # a backend leaves pg_stat_activity shortly after its client
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() AND application_name = %s",
+                [export_module.APPLICATION_NAME],
             )
             (count,) = cursor.fetchone()
         if count == expected:

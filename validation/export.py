@@ -86,6 +86,9 @@ class Export:
 # --- The snapshot ----------------------------------------------------------------
 
 
+APPLICATION_NAME = "imagemonkey-export"
+
+
 @contextmanager
 def snapshot() -> Iterator[Snapshot]:
     """A READ ONLY REPEATABLE READ transaction on a connection of its own.
@@ -100,6 +103,8 @@ def snapshot() -> Iterator[Snapshot]:
         raw.autocommit = False
         with raw.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # Named, so operators (and tests) can tell export connections apart.
+            cursor.execute(f"SET LOCAL application_name = '{APPLICATION_NAME}'")
             cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_TIMEOUT}'")
             # The first query fixes the snapshot; now() is the time it was taken.
             cursor.execute("SELECT now()")
