@@ -105,6 +105,8 @@ def snapshot() -> Iterator[Snapshot]:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             # Named, so operators (and tests) can tell export connections apart.
             cursor.execute(f"SET LOCAL application_name = '{APPLICATION_NAME}'")
+            # Compiling a million-row query costs more than it saves (bench/RESULTS.md).
+            cursor.execute("SET LOCAL jit = off")
             cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_TIMEOUT}'")
             # The first query fixes the snapshot; now() is the time it was taken.
             cursor.execute("SELECT now()")
