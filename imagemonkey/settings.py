@@ -222,10 +222,12 @@ def _env_probability(name: str, default: float) -> float:
 # when it falls to 1 − this. bench/CROWD.md shows what other values would give.
 VALIDATION_POSTERIOR = _env_probability("VALIDATION_POSTERIOR", 0.99)
 VOTER_ACCURACY_PRIOR = (2, 1)  # pseudo-counts (right, wrong) added to every gold record
-VOTER_ACCURACY_MAX = 0.95  # caps a vote's weight at log(19): no single vote settles a pair
+VOTER_ACCURACY_MAX = 0.9  # a vote multiplies the odds by 9 at most: no two votes settle a pair
+VOTER_LABEL_PRIOR = 3  # a voter's gold on one label counts beside 3 answers at their overall rate
 TRAINING_GOLD_REQUIRED = env_int("TRAINING_GOLD_REQUIRED", 3)
 TRAINING_MIN_ACCURACY = 0.75  # 3 gold with at most 1 wrong
 GOLD_EVERY = env_int("GOLD_EVERY", 10)  # trusted voters meet gold 1 task in this many, at random
+GOLD_PROBATION = 10  # until a trusted voter has answered this many gold, 1 task in 3 is gold
 GOLD_MIN_POOL = env_int("GOLD_MIN_POOL", 20)  # below this, moderators' answers become gold
 GOLD_PROMOTE_MIN_VOTES = 8  # a settled pair with this many unanimous trusted votes becomes gold
 REOPEN_EXTRA_VOTES = 3

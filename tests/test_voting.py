@@ -1,5 +1,7 @@
 """Honest votes: one per voter per pair, training and trust, settling, selection, alerts, limits."""
 
+import math
+import random
 import threading
 
 import pytest
@@ -30,7 +32,8 @@ def gold(answer: bool, label="dog") -> ImageLabel:
 
 
 def trusted(**fields) -> Voter:
-    return make_voter(trusted=True, gold_correct=3, **fields)
+    fields.setdefault("gold_correct", 3)
+    return make_voter(trusted=True, **fields)
 
 
 class TestOneVotePerVoter:
@@ -151,6 +154,16 @@ class TestTraining:
         assert not voter.trusted
         assert [ImageLabel.objects.get(pk=p.pk).num_yes for p in pairs] == [0, 0, 0]
 
+    def test_a_voter_right_only_on_gold_yes_pairs_stays_in_training(self):
+        voter = make_voter()
+        for _ in range(4):
+            record_vote(gold(True), voter, YES)
+        voter.refresh_from_db()
+        assert (voter.gold_correct, voter.trusted) == (4, False), "never met a gold no"
+        record_vote(gold(False), voter, NO)
+        voter.refresh_from_db()
+        assert voter.trusted
+
     def test_gold_counts_only_the_first_answer(self):
         voter, pair = make_voter(), gold(True)
         record_vote(pair, voter, YES)
@@ -183,35 +196,141 @@ class TestTraining:
 
 
 class TestSettling:
-    def test_a_pair_is_validated_when_the_wilson_lower_bound_passes_the_threshold(self):
+    """Each counted vote weighs log(a / (1 − a)), a = (gold right + 2) / (gold answered + 3),
+    at most 0.9; a pair settles when P(label present) reaches 0.99 either way."""
+
+    @pytest.fixture(autouse=True)
+    def rules(self, settings):
+        settings.VALIDATION_POSTERIOR = 0.99
+        settings.VOTER_ACCURACY_PRIOR = (2, 1)
+        settings.VOTER_ACCURACY_MAX = 0.9
+        settings.VOTER_LABEL_PRIOR = 3
+
+    def test_a_pair_is_validated_when_the_posterior_reaches_the_threshold(self):
         pair = open_pair()
-        for _ in range(15):
-            record_vote(pair, trusted(), YES)
+        for _ in range(2):
+            record_vote(pair, trusted(), YES)  # 3 gold right: a = 5/6, each yes × 5 on the odds
         pair.refresh_from_db()
-        assert pair.status == "open" and pair.confidence < 0.8
+        assert pair.status == "open" and pair.confidence == pytest.approx(25 / 26)
         record_vote(pair, trusted(), YES)
         pair.refresh_from_db()
-        assert pair.status == "validated" and pair.confidence >= 0.8
+        assert pair.status == "validated" and pair.confidence == pytest.approx(125 / 126)
+        assert (pair.num_yes, pair.num_no, pair.probability) == (3, 0, 1.0)
         assert not pair.servable
 
-    def test_a_pair_is_rejected_when_the_upper_bound_falls_below(self):
+    def test_a_pair_is_rejected_when_the_posterior_falls_to_one_minus_the_threshold(self):
         pair = open_pair()
-        for _ in range(16):
+        for _ in range(2):
             record_vote(pair, trusted(), NO)
         pair.refresh_from_db()
+        assert pair.status == "open"
+        record_vote(pair, trusted(), NO)
+        pair.refresh_from_db()
         assert pair.status == "rejected" and pair.probability == 0
+        assert pair.confidence == pytest.approx(1 / 126)
+
+    def test_a_dissenting_vote_cancels_an_agreeing_one_of_the_same_weight(self):
+        pair = open_pair()
+        for answer in (YES, YES, NO, YES):
+            record_vote(pair, trusted(), answer)
+        pair.refresh_from_db()
+        assert pair.status == "open" and pair.confidence == pytest.approx(25 / 26)
+        assert (pair.num_yes, pair.num_no, pair.probability) == (3, 1, 0.75)
+
+    def test_no_fewer_than_three_votes_settle_a_pair_however_good_the_voters(self):
+        pair = open_pair()
+        experts = [trusted(gold_correct=40) for _ in range(3)]  # 42/43, capped at 0.9: × 9
+        for expert in experts[:2]:
+            record_vote(pair, expert, YES)
+        pair.refresh_from_db()
+        assert pair.status == "open" and pair.confidence == pytest.approx(81 / 82)
+        record_vote(pair, experts[2], YES)
+        pair.refresh_from_db()
+        assert pair.status == "validated" and pair.confidence == pytest.approx(729 / 730)
+
+    def test_a_vote_weighs_by_its_voters_gold_record(self):
+        sure, shaky = trusted(gold_correct=18), trusted(gold_correct=6, gold_wrong=2)
+        assert sure.weight() == pytest.approx(math.log(9))  # 20/21, capped at 0.9
+        assert shaky.weight() == pytest.approx(math.log(8 / 3))  # 8/11
+        assert make_voter(gold_correct=3, gold_wrong=6).weight() == 0, "below chance: nothing"
+        pair = open_pair()
+        for voter, answer in ((sure, YES), (shaky, NO), (trusted(), YES)):
+            record_vote(pair, voter, answer)
+        pair.refresh_from_db()
+        odds = 9 / (8 / 3) * 5
+        assert pair.confidence == pytest.approx(odds / (1 + odds))
+
+    def test_a_pair_without_a_vote_that_weighs_has_no_confidence(self):
+        pair = open_pair()
+        record_vote(pair, make_voter(), YES)  # in training
+        pair.refresh_from_db()
+        assert (pair.num_yes, pair.confidence, pair.status) == (0, 0.0, "open")
+
+    def test_a_moderators_vote_weighs_as_much_as_any_vote_can(self, settings):
+        from django.contrib.auth.models import User
+
+        settings.GOLD_MIN_POOL = 0  # no cold start: the moderator's answer stays a vote
+
+        moderator = make_voter(user=User.objects.create_user("mod", is_staff=True))
+        assert moderator.weight() == pytest.approx(math.log(9))
+        pair = open_pair()
+        record_vote(pair, moderator, NO)
+        record_vote(pair, trusted(gold_correct=5), NO)  # 7/8: × 7
+        pair.refresh_from_db()
+        assert pair.status == "open" and pair.confidence == pytest.approx(1 / 64)
+        record_vote(pair, trusted(), NO)
+        pair.refresh_from_db()
+        assert pair.status == "rejected" and pair.confidence == pytest.approx(1 / 316)
 
     def test_a_moderator_can_reopen_a_settled_pair(self):
         pair = open_pair()
-        for _ in range(16):
-            record_vote(pair, trusted(), YES)
-        reopen(pair)
-        pair.refresh_from_db()
-        assert pair.status == "open" and pair.servable
         for _ in range(3):
             record_vote(pair, trusted(), YES)
         pair.refresh_from_db()
         assert pair.status == "validated"
+        reopen(pair)
+        pair.refresh_from_db()
+        assert pair.status == "open" and pair.servable and pair.settle_after == 6
+        for _ in range(2):
+            record_vote(pair, trusted(), YES)
+        pair.refresh_from_db()
+        assert pair.status == "open", "a reopened pair waits for REOPEN_EXTRA_VOTES more votes"
+        record_vote(pair, trusted(), YES)
+        pair.refresh_from_db()
+        assert pair.status == "validated"
+
+    def test_missing_the_gold_of_one_label_takes_the_say_on_that_label_only(self):
+        dog, cat = make_label("dog"), make_label("cat")
+        vandal = trusted(gold_correct=9)  # a = 11/12, capped at 0.9 everywhere: × 9
+        settled = open_pair(dog)
+        for voter in (vandal, trusted(), trusted()):  # × 9 × 5 × 5
+            record_vote(settled, voter, YES)
+        settled.refresh_from_db()
+        assert settled.status == "validated"
+        result = record_vote(gold(False, label=dog), vandal, YES)  # wrong on dog's gold
+        assert result.gold_missed and not result.trust_changed
+        vandal.refresh_from_db()
+        assert vandal.gold_by_label == {f"label:{dog.pk}": [0, 1]}
+        # Overall 9 right, 1 wrong: a = 11/13. On dog: (0 + 3 × 11/13) / (1 + 3) = 33/52.
+        assert vandal.weight(cat.pk) == pytest.approx(math.log(11 / 2))
+        assert vandal.weight(dog.pk) == pytest.approx(math.log(33 / 19))
+        settled.refresh_from_db()
+        assert settled.status == "open", "the pair it helped validate is recounted"
+
+    def test_an_always_yes_voter_never_gets_weight(self):
+        random.seed(6)
+        for answer in (True, False) * 6:
+            gold(answer)
+        pairs = [open_pair("cat") for _ in range(12)]
+        bot = make_voter()
+        for _ in range(24):
+            task = selection.next_task(bot)
+            record_vote(task, bot, YES)
+        bot.refresh_from_db()
+        assert not bot.trusted and bot.gold_correct >= 3
+        assert bot.gold_wrong >= bot.gold_correct - 1, "gold answers alternate yes and no"
+        assert not Vote.objects.filter(voter=bot, counted=True).exists()
+        assert all(p.num_yes == 0 for p in ImageLabel.objects.filter(pk__in=[p.pk for p in pairs]))
 
     def test_discarding_a_voters_votes_recomputes_the_counts(self):
         vandal, pair = trusted(), open_pair()
@@ -255,14 +374,49 @@ class TestSelection:
         first = selection.next_task(newcomer)
         assert first.pk == golden.pk
 
-    def test_trusted_voters_meet_gold_now_and_then(self, settings):
+    def test_trusted_voters_meet_gold_now_and_then_at_random_moments(self, settings):
         settings.GOLD_EVERY = 3
-        voter = trusted()
-        golden = gold(True)
-        for _ in range(10):
+        random.seed(4)
+        settled_gold = [
+            make_pair(status="validated" if n % 2 else "rejected", is_gold=True, gold_answer=n % 2)
+            for n in range(40)
+        ]
+        golden = {pair.pk for pair in settled_gold}  # served only as gold, never as open pairs
+        for _ in range(40):
             open_pair()
-        served = [selection.next_task(voter).pk for _ in range(3)]
-        assert served.count(golden.pk) == 1
+        positions = []
+        for _ in range(4):
+            voter = trusted()
+            served = [selection.next_task(voter).pk for _ in range(30)]
+            positions.append(tuple(n for n, pk in enumerate(served) if pk in golden))
+        assert all(4 <= len(p) <= 18 for p in positions), positions  # about 1 in 3
+        assert len(set(positions)) == 4, "gold comes at different moments for each voter"
+
+    def test_newly_trusted_voters_meet_gold_often_until_their_probation_ends(self, settings):
+        settings.GOLD_EVERY, settings.GOLD_PROBATION = 10, 10
+        random.seed(7)
+        golden = {
+            make_pair(status="rejected", is_gold=True, gold_answer=False).pk for _ in range(60)
+        }
+        for _ in range(60):
+            open_pair()
+        newcomer, veteran = trusted(), trusted(gold_correct=10)
+        new_share = sum(selection.next_task(newcomer).pk in golden for _ in range(45))
+        old_share = sum(selection.next_task(veteran).pk in golden for _ in range(45))
+        assert new_share >= 9 and old_share <= 9, (new_share, old_share)  # ~15 against ~4.5
+
+    def test_gold_for_a_voter_alternates_between_yes_and_no_answers(self):
+        random.seed(5)
+        yes = {gold(True).pk for _ in range(10)}
+        for _ in range(10):
+            gold(False)
+        voter = make_voter()
+        answers = []
+        for _ in range(8):
+            task = selection.gold_task(voter)
+            answers.append(task.pk in yes)
+            record_vote(task, voter, YES)
+        assert answers.count(True) == answers.count(False) == 4
 
     def test_fewest_votes_come_first(self):
         voter = trusted()

@@ -13,20 +13,56 @@ from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 
-WILSON_Z = 1.959963984540054  # 95 %
+
+def voter_accuracy(correct: int, wrong: int) -> float:
+    """How often a voter is expected to answer right: their gold record, smoothed and capped.
+
+    (correct + r) / (correct + wrong + r + w), with the pseudo-counts (r, w) of
+    VOTER_ACCURACY_PRIOR, at most VOTER_ACCURACY_MAX: no record earns certainty.
+    """
+    right_prior, wrong_prior = settings.VOTER_ACCURACY_PRIOR
+    accuracy = (correct + right_prior) / (correct + wrong + right_prior + wrong_prior)
+    return min(accuracy, settings.VOTER_ACCURACY_MAX)
 
 
-def wilson_bounds(yes: int, no: int) -> tuple[float, float]:
-    """The Wilson 95 % interval of the yes share; (0, 1) with no votes."""
-    n = yes + no
-    if n == 0:
-        return 0.0, 1.0
-    p = yes / n
-    z2 = WILSON_Z * WILSON_Z
-    centre = p + z2 / (2 * n)
-    margin = WILSON_Z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    denominator = 1 + z2 / n
-    return max(0.0, (centre - margin) / denominator), min(1.0, (centre + margin) / denominator)
+def vote_weight(accuracy: float) -> float:
+    """The evidence one vote carries: log(a / (1 − a)), and none at or below chance.
+
+    One-coin Dawid–Skene: a voter right with probability a multiplies the odds
+    that the label is present by a / (1 − a) with a yes, and divides them by it
+    with a no. A pair's evidence is the sum of these logs over its counted votes.
+    """
+    if accuracy <= 0.5:
+        return 0.0
+    return math.log(accuracy / (1 - accuracy))
+
+
+def vote_weight_for(
+    correct: int, wrong: int, on_label: list[int] | None, is_moderator: bool = False
+) -> float:
+    """The weight of a vote, from its voter's gold record overall and on the pair's label.
+
+    The record on the label, [right, wrong], counts beside VOTER_LABEL_PRIOR
+    imaginary answers at the overall accuracy: someone careful everywhere but
+    wrong on the gold of one label loses their say on that label only.
+    Moderators weigh as much as a vote can.
+    """
+    if is_moderator:
+        return vote_weight(settings.VOTER_ACCURACY_MAX)
+    accuracy = voter_accuracy(correct, wrong)
+    if on_label:
+        right, missed = on_label
+        strength = settings.VOTER_LABEL_PRIOR
+        accuracy = (right + strength * accuracy) / (right + missed + strength)
+    return vote_weight(min(accuracy, settings.VOTER_ACCURACY_MAX))
+
+
+def posterior(evidence: float) -> float:
+    """The probability that the label is present, from the summed log-odds (prior 0.5)."""
+    if evidence >= 0:
+        return 1 / (1 + math.exp(-evidence))
+    odds = math.exp(evidence)
+    return odds / (1 + odds)
 
 
 def new_random_key() -> int:
@@ -49,6 +85,11 @@ class Voter(models.Model):
     trusted = models.BooleanField(default=False)
     gold_correct = models.PositiveIntegerField(default=0)
     gold_wrong = models.PositiveIntegerField(default=0)
+    gold_by_label = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Gold answers per label: {"label:<id>": [right, wrong]}.',
+    )
     tasks_served = models.PositiveIntegerField(default=0)
     banned = models.BooleanField(
         default=False, help_text="All of this voter's votes carry no weight."
@@ -74,6 +115,15 @@ class Voter(models.Model):
     @property
     def is_moderator(self) -> bool:
         return bool(self.user_id and self.user.is_staff)
+
+    @staticmethod
+    def label_key(label_id: int) -> str:
+        return f"label:{label_id}"
+
+    def weight(self, label_id: int | None = None) -> float:
+        """The evidence each of this voter's counted votes (on a label) carries."""
+        record = self.gold_by_label.get(self.label_key(label_id)) if label_id else None
+        return vote_weight_for(self.gold_correct, self.gold_wrong, record, self.is_moderator)
 
 
 class ImageLabelQuerySet(models.QuerySet):
@@ -101,7 +151,11 @@ class ImageLabel(models.Model):
     num_no = models.PositiveIntegerField(default=0)
     probability = models.FloatField(default=0.0)
     confidence = models.FloatField(
-        default=0.0, help_text="Wilson 95 % lower bound of the yes share."
+        default=0.0,
+        help_text=(
+            "Probability that the label is present, from the counted votes weighted by "
+            "each voter's gold accuracy (0 until a vote carries weight)."
+        ),
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     frozen = models.BooleanField(default=False, help_text="Frozen pairs take no more votes.")
@@ -171,12 +225,34 @@ class ImageLabel(models.Model):
         return self.servable
 
     def recount(self, save: bool = True) -> None:
-        """Derive the counts from the counted votes, then the probability and status."""
-        counts = self.votes.filter(counted=True).aggregate(
-            yes=Count("pk", filter=Q(answer=Vote.Answer.YES)),
-            no=Count("pk", filter=Q(answer=Vote.Answer.NO)),
+        """Derive counts, probability, confidence and status from the counted votes.
+
+        Votes of voters with the same gold records weigh the same, so one grouped
+        query gives everything, even on a gold pair with thousands of votes.
+        """
+        on_label = f"voter__gold_by_label__{Voter.label_key(self.label_id)}"
+        rows = (
+            self.votes.filter(counted=True)
+            .values_list(
+                "answer",
+                "voter__gold_correct",
+                "voter__gold_wrong",
+                on_label,
+                "voter__user__is_staff",
+            )
+            .annotate(n=Count("pk"))
+            .order_by()
         )
-        self.set_counts(counts["yes"], counts["no"])
+        yes = no = 0
+        evidence, weighed = 0.0, False
+        for answer, correct, wrong, record, is_staff, n in rows:
+            weight = vote_weight_for(correct, wrong, record, bool(is_staff))
+            weighed = weighed or weight > 0
+            if answer == Vote.Answer.YES:
+                yes, evidence = yes + n, evidence + n * weight
+            else:
+                no, evidence = no + n, evidence - n * weight
+        self.set_counts(yes, no, evidence if weighed else None)
         if save:
             self.save(
                 update_fields=[
@@ -190,18 +266,23 @@ class ImageLabel(models.Model):
                 ]
             )
 
-    def set_counts(self, yes: int, no: int) -> None:
+    def set_counts(self, yes: int, no: int, evidence: float | None) -> None:
+        """Set the counts and settle on the evidence (summed log-odds; None: no vote weighs).
+
+        Validated when the posterior reaches VALIDATION_POSTERIOR, rejected when
+        it falls to 1 − VALIDATION_POSTERIOR, open otherwise (and open while a
+        reopened pair has fewer counted votes than `settle_after`).
+        """
         self.num_yes, self.num_no = yes, no
         total = yes + no
         self.probability = yes / total if total else 0.0
-        lower, upper = wilson_bounds(yes, no)
-        self.confidence = lower
-        threshold = getattr(settings, "VALIDATION_THRESHOLD", 0.8)
-        if total < self.settle_after:
+        self.confidence = 0.0 if evidence is None else posterior(evidence)
+        bar = math.log(settings.VALIDATION_POSTERIOR / (1 - settings.VALIDATION_POSTERIOR))
+        if evidence is None or total < self.settle_after:
             self.status = self.Status.OPEN
-        elif lower >= threshold:
+        elif evidence >= bar:
             self.status = self.Status.VALIDATED
-        elif upper <= 1 - threshold:
+        elif evidence <= -bar:
             self.status = self.Status.REJECTED
         else:
             self.status = self.Status.OPEN

@@ -8,9 +8,14 @@ row. Among the window, the pair with the fewest votes wins, and among those
 the one closest to settling. The cost depends on the window, not on the table:
 a million pairs answer as fast as ten thousand (bench/ measures it).
 
-Voters in training get gold pairs among their tasks (every other task); trusted
-voters meet one now and then (one task in GOLD_EVERY), indistinguishable from
-the rest.
+Voters in training get gold pairs among their tasks (the first task, then each
+task with a chance of one half); newly trusted voters on each task with a
+chance of one in three until they have answered GOLD_PROBATION gold pairs, and
+then now and then (each task with a chance of 1 / GOLD_EVERY). Gold comes at
+random moments, never at
+fixed positions, so that nobody can answer gold with care and the rest
+carelessly; and a voter meets about as many gold pairs whose answer is yes as
+whose answer is no, so that always answering the same cannot pass training.
 """
 
 from __future__ import annotations
@@ -50,11 +55,9 @@ def _window(queryset: QuerySet, size: int, exclude: set[int] = frozenset()) -> l
 
 
 def _priority(pair: ImageLabel) -> tuple:
-    from .models import wilson_bounds
-
     votes = pair.num_yes + pair.num_no
-    lower, upper = wilson_bounds(pair.num_yes, pair.num_no)
-    closeness = max(lower, 1 - upper)  # 1.0 would be settled
+    # How sure the pair already is, either way (1.0 would be certain); 0 without weight.
+    closeness = abs(2 * pair.confidence - 1) if pair.confidence else 0.0
     return (votes // 3, -closeness, pair.random_key)
 
 
@@ -77,26 +80,41 @@ def in_training(voter: Voter) -> bool:
 
 
 def wants_gold(voter: Voter) -> bool:
-    served = voter.tasks_served
     if in_training(voter):
-        return served % 2 == 0  # the first task, then every other one
-    return served % settings.GOLD_EVERY == settings.GOLD_EVERY - 1
+        return voter.tasks_served == 0 or random.random() < 0.5
+    on_probation = voter.gold_correct + voter.gold_wrong < settings.GOLD_PROBATION
+    if on_probation and not voter.is_moderator:
+        return random.random() < 1 / 3
+    return random.random() < 1 / settings.GOLD_EVERY
+
+
+def gold_task(
+    voter: Voter, label: Label | None = None, exclude: set[int] = frozenset()
+) -> ImageLabel | None:
+    """A gold pair the voter has not seen, preferring the answer they have met less often."""
+    met = dict(
+        Vote.objects.filter(voter=voter, pair__is_gold=True)
+        .values_list("pair__gold_answer")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    yes, no = met.get(True, 0), met.get(False, 0)
+    wanted = random.random() < 0.5 if yes == no else yes < no
+    pairs = gold_pairs(voter, label)
+    gold = _window(pairs.filter(gold_answer=wanted), 1, exclude) or _window(pairs, 1, exclude)
+    return gold[0] if gold else None
 
 
 def next_task(
     voter: Voter, label: Label | None = None, exclude: set[int] = frozenset()
 ) -> ImageLabel | None:
     """The next pair to show this voter, or None when nothing is left."""
-    task = None
-    if wants_gold(voter):
-        gold = _window(gold_pairs(voter, label), 1, exclude)
-        task = gold[0] if gold else None
+    task = gold_task(voter, label, exclude) if wants_gold(voter) else None
     if task is None:
         candidates = _window(open_pairs(voter, label), WINDOW, exclude)
         task = min(candidates, key=_priority) if candidates else None
     if task is None and in_training(voter):
-        gold = _window(gold_pairs(voter, label), 1, exclude)
-        task = gold[0] if gold else None
+        task = gold_task(voter, label, exclude)
     if task is not None:
         Voter.objects.filter(pk=voter.pk).update(tasks_served=F("tasks_served") + 1)
         voter.tasks_served += 1

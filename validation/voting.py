@@ -7,15 +7,21 @@ The rules, in one place (the README's "Votes, trust and settling" explains them)
   while the pair row is locked, so concurrent votes never count twice.
 - A vote *counts* when its voter is trusted (or a moderator) and not banned.
   New voters are in training: their votes are stored but carry no weight
-  until they answer TRAINING_GOLD_REQUIRED gold pairs with an accuracy of at
-  least TRAINING_MIN_ACCURACY. A trusted voter whose gold accuracy falls
-  below it loses trust; the counts of every pair they voted on are recomputed.
+  until they answer TRAINING_GOLD_REQUIRED gold pairs right with an accuracy
+  of at least TRAINING_MIN_ACCURACY, among them a gold "yes" and a gold "no".
+  A trusted voter whose gold accuracy falls below it loses trust; the counts
+  of every pair they voted on are recomputed.
+- A counted vote weighs what its voter's gold record says it is worth
+  (one-coin Dawid–Skene, see models.vote_weight_for): log(a / (1 − a)) with a
+  the smoothed, capped gold accuracy, overall and on the pair's label. A pair
+  is validated when the probability that its label is present reaches
+  VALIDATION_POSTERIOR and rejected when it falls to 1 − VALIDATION_POSTERIOR
+  (see ImageLabel.set_counts). Weights are read when a pair is recounted; a
+  voter whose trust changes has every pair they voted on recounted, and one
+  who misses a gold pair has the pairs of that label they voted on recounted.
 - Cold start: while fewer than GOLD_MIN_POOL gold pairs exist, a moderator's
   answer on a pair makes it gold. Later, a pair settled by at least
   GOLD_PROMOTE_MIN_VOTES unanimous counted votes is promoted to gold.
-- A pair is validated when the Wilson 95 % lower bound of its yes share
-  reaches VALIDATION_THRESHOLD, rejected when the upper bound falls to
-  1 − VALIDATION_THRESHOLD (see ImageLabel.set_counts).
 """
 
 from __future__ import annotations
@@ -54,7 +60,22 @@ def evaluate_trust(voter: Voter) -> bool:
     answered = voter.gold_correct + voter.gold_wrong
     if voter.gold_correct < settings.TRAINING_GOLD_REQUIRED:
         return False
-    return voter.gold_correct / answered >= settings.TRAINING_MIN_ACCURACY
+    if voter.gold_correct / answered < settings.TRAINING_MIN_ACCURACY:
+        return False
+    return voter.trusted or right_both_ways(voter)
+
+
+def right_both_ways(voter: Voter) -> bool:
+    """Whether the voter answered a gold "yes" with yes and a gold "no" with no.
+
+    Someone who answers everything alike can be right on three gold pairs in a
+    row by luck of the draw; they cannot pass both kinds.
+    """
+    on_gold = Vote.objects.filter(voter=voter, pair__is_gold=True)
+    return (
+        on_gold.filter(pair__gold_answer=True, answer=Vote.Answer.YES).exists()
+        and on_gold.filter(pair__gold_answer=False, answer=Vote.Answer.NO).exists()
+    )
 
 
 @dataclass
@@ -63,6 +84,7 @@ class VoteResult:
     pair: ImageLabel
     replaced: bool
     trust_changed: bool
+    gold_missed: bool = False  # a first answer on a gold pair, and a wrong one
 
 
 def record_vote(pair: ImageLabel, voter: Voter, answer: int, ip_prefix: str = "") -> VoteResult:
@@ -75,6 +97,10 @@ def record_vote(pair: ImageLabel, voter: Voter, answer: int, ip_prefix: str = ""
     if result.trust_changed:
         recount_voter(result.vote.voter)
         result.pair.refresh_from_db()
+    elif result.gold_missed and counts_for(voter):
+        # Their weight on this label just fell: the pairs it helped settle are redone.
+        pairs = Vote.objects.filter(voter=voter, counted=True, pair__label_id=result.pair.label_id)
+        _resettle(pairs.exclude(pair=result.pair).values_list("pair_id", flat=True))
     return result
 
 
@@ -114,9 +140,11 @@ def _record(pair_id: int, voter: Voter, answer: int, ip_prefix: str) -> VoteResu
         vote.ip_prefix = ip_prefix or vote.ip_prefix
         vote.save(update_fields=["answer", "counted", "updated", "ip_prefix"])
 
-    trust_changed = False
+    trust_changed = gold_missed = False
     if pair.is_gold and previous is None and answer != Vote.Answer.SKIP and not voter.is_moderator:
-        trust_changed = score_gold(voter, answer == Vote.Answer.YES, pair.gold_answer)
+        said_yes = answer == Vote.Answer.YES
+        gold_missed = said_yes != pair.gold_answer
+        trust_changed = score_gold(voter, said_yes, pair.gold_answer, pair.label_id)
     elif (
         voter.is_moderator
         and answer != Vote.Answer.SKIP
@@ -129,23 +157,32 @@ def _record(pair_id: int, voter: Voter, answer: int, ip_prefix: str) -> VoteResu
     settle(pair, before)
     check_burst(vote, pair)
     return VoteResult(
-        vote=vote, pair=pair, replaced=previous is not None, trust_changed=trust_changed
+        vote=vote,
+        pair=pair,
+        replaced=previous is not None,
+        trust_changed=trust_changed,
+        gold_missed=gold_missed,
     )
 
 
-def score_gold(voter: Voter, said_yes: bool, truth: bool) -> bool:
+def score_gold(voter: Voter, said_yes: bool, truth: bool, label_id: int) -> bool:
     """Count a first answer on a gold pair; True when the voter's trust changed."""
     locked = Voter.objects.select_for_update().get(pk=voter.pk)
-    if said_yes == truth:
+    right = said_yes == truth
+    if right:
         locked.gold_correct += 1
     else:
         locked.gold_wrong += 1
+    key = Voter.label_key(label_id)
+    on_label = locked.gold_by_label.get(key, [0, 0])
+    locked.gold_by_label[key] = [on_label[0] + right, on_label[1] + (not right)]
     was_trusted = locked.trusted
     locked.trusted = evaluate_trust(locked)
-    locked.save(update_fields=["gold_correct", "gold_wrong", "trusted"])
-    voter.gold_correct, voter.gold_wrong, voter.trusted = (
+    locked.save(update_fields=["gold_correct", "gold_wrong", "gold_by_label", "trusted"])
+    voter.gold_correct, voter.gold_wrong, voter.gold_by_label, voter.trusted = (
         locked.gold_correct,
         locked.gold_wrong,
+        locked.gold_by_label,
         locked.trusted,
     )
     if was_trusted != locked.trusted:
@@ -279,7 +316,13 @@ def recount_voter(voter: Voter) -> int:
         .values_list("pair_id", flat=True)
     )
     Vote.objects.filter(voter=voter, pair_id__in=changed).update(counted=weight)
-    for pair_id in changed:
+    return _resettle(changed)
+
+
+def _resettle(pair_ids) -> int:
+    """Recount and settle these pairs, each in its own short transaction."""
+    pair_ids = list(pair_ids)
+    for pair_id in pair_ids:
         with transaction.atomic():
             pair = (
                 ImageLabel.objects.select_for_update(of=("self",))
@@ -287,7 +330,7 @@ def recount_voter(voter: Voter) -> int:
                 .get(pk=pair_id)
             )
             settle(pair, (pair.status, pair.probability))
-    return len(changed)
+    return len(pair_ids)
 
 
 def discard_votes(voter: Voter) -> int:
@@ -312,7 +355,7 @@ def reopen(pair: ImageLabel) -> None:
     )
     pair.frozen = False
     pair.settle_after = pair.num_yes + pair.num_no + settings.REOPEN_EXTRA_VOTES
-    pair.set_counts(pair.num_yes, pair.num_no)
+    pair.recount(save=False)
     pair.save()
 
 

@@ -1,0 +1,613 @@
+"""A hostile crowd, simulated against the real voting code (issue 8).
+
+    python -m bench.crowd --scale quick|full      (make crowd-sim-quick / make crowd-sim)
+
+Simulated voters with known accuracy answer image–label pairs whose truth is
+known. Every task comes from `validation.selection.next_task` and every answer
+goes through `validation.voting.record_vote`, in process, on the real models
+in PostgreSQL: the training phase, gold, trust, settling and alerts are the
+site's own. The simulator only decides who arrives when and what they answer.
+
+It runs in databases of its own (`imagemonkey_crowd`, and `imagemonkey_crowd_2`
+for a second process; CROWD_DATABASE renames them) on the private cluster, or
+on the server of CROWD_DATABASE_URL or DATABASE_URL. It creates and migrates
+them, and empties them before each scenario; it refuses any database whose
+name lacks a "crowd" part, so it never touches the development database.
+Results go to bench/crowd.json and bench/CROWD.md.
+
+Time is simulated: `django.utils.timezone.now` follows a clock that moves one
+vote at a time at the pace of `active_sessions` people answering ten questions
+a minute each (plus the bot's share), so the 10-minute alert windows see a
+busy site rather than the speed of this loop.
+
+Scales: tiny (the test), quick (a smoke run), medium (tuning, minutes), full
+(the reported run) and dense (few pairs, many votes each: enough for the
+previous rule, which needs 16 agreeing votes, to settle pairs at all).
+A run is filed under its scale in crowd.json, as "after" (the rules in force)
+or, with `--as before` on the previous code, as "before".
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import platform
+import random
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest import mock
+from urllib.parse import quote, urlsplit, urlunsplit
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+CROWD_DATABASE = os.environ.get("CROWD_DATABASE", "imagemonkey_crowd")
+
+LABELS = {  # name: share of pairs whose true answer is yes
+    "dog": 0.45,
+    "cat": 0.30,
+    "car": 0.40,
+    "tree": 0.35,
+    "person": 0.50,
+    "bicycle": 0.20,
+    "bird": 0.25,
+    "flower": 0.30,
+}
+VANDALISED_LABEL = "dog"
+BOT_PREFIX = "203.0.113.0/24"
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    pairs: int
+    labels: int  # the first n of LABELS
+    gold_per_label: int  # half yes, half no, as a moderator would pick them
+    votes: int  # the budget: votes cast per scenario, gold and training included
+    active_sessions: int  # people voting at the same moment
+    session_median: int  # votes per visitor (log-normal, clipped to [3, 400])
+    human_votes_per_minute: float = 10  # one answer every six seconds
+
+
+# The real code path costs about 20–35 ms per vote on the 2-core machine this
+# was tuned on (10–12 queries through the ORM), so the budgets are modest.
+SCALES = {
+    "tiny": Scale("tiny", 60, 4, 2, 150, 4, 30),
+    "quick": Scale("quick", 120, 4, 2, 300, 6, 30),
+    "medium": Scale("medium", 1_000, 8, 4, 4_000, 12, 30),
+    "full": Scale("full", 2_000, 8, 4, 6_000, 12, 30),
+    # Enough votes per pair for the previous rule (16 agreeing votes) to settle pairs.
+    "dense": Scale("dense", 200, 4, 4, 5_000, 12, 30),
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    mix: dict[str, float]  # voter kind: share of arriving visitors
+    bot_share: float = 0.0  # share of all votes cast by the session-rotating bot
+    bot_rotate_every: int = 5  # votes per bot session (a new voter each time)
+
+
+SCENARIOS = [
+    Scenario("1-honest", "Honest crowd only", {"honest": 1.0}),
+    Scenario("2-careless", "20% careless voters", {"honest": 0.8, "careless": 0.2}),
+    Scenario("3-always-yes", "20% always-yes bots", {"honest": 0.8, "always_yes": 0.2}),
+    Scenario(
+        "4-vandals",
+        f"10% coordinated vandals on “{VANDALISED_LABEL}”",
+        {"honest": 0.9, "vandal": 0.1},
+    ),
+    Scenario(
+        "5-rotating-bot",
+        "One session-rotating always-yes bot from one /24, 30% of all votes",
+        {"honest": 1.0},
+        bot_share=0.3,
+    ),
+    Scenario(
+        "6-mixed",
+        "Everything at once: careless, always-yes, always-no, vandals and a 15% bot",
+        {
+            "honest": 0.6,
+            "careless": 0.15,
+            "always_yes": 0.1,
+            "always_no": 0.05,
+            "vandal": 0.1,
+        },
+        bot_share=0.15,
+    ),
+]
+
+# What each kind of voter does. Honest and careless voters sometimes skip.
+KINDS = {
+    "honest": "answers correctly with an accuracy drawn around 0.9 (sd 0.04, 0.75–0.98)",
+    "careless": "answers correctly with an accuracy drawn around 0.6 (sd 0.05, 0.5–0.7)",
+    "always_yes": "answers yes to everything",
+    "always_no": "answers no to everything",
+    "vandal": "one of a coordinated group: answers honestly (0.9) until trusted, then asks "
+    f"for “{VANDALISED_LABEL}” tasks only (the label filter) and answers the opposite of the truth",
+    "bot": "always yes; a new session (voter) every few votes, all from one /24",
+}
+
+
+# --- The database ----------------------------------------------------------
+
+
+def crowd_database_url(name: str = CROWD_DATABASE) -> str:
+    """The simulator's database: on CROWD_DATABASE_URL's, DATABASE_URL's or the private server."""
+    url = os.environ.get("CROWD_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return urlunsplit(urlsplit(url)._replace(path="/" + name))
+    data_dir = Path(os.environ.get("DATA_DIR", ROOT / "var")).resolve()
+    socket = quote(str(data_dir / "pg" / "run"), safe="")
+    return f"postgres://imagemonkey@{socket}/{name}"
+
+
+def ensure_database(url: str) -> None:
+    """Create the simulator's database on the same server when it is missing."""
+    import dj_database_url
+    import psycopg2
+
+    conf = dj_database_url.parse(url)
+    name = conf["NAME"]
+    if not is_crowd_database(name):
+        raise SystemExit(f"refusing to run the crowd simulation in database {name!r}")
+    connection = psycopg2.connect(
+        dbname="postgres",
+        user=conf.get("USER") or None,
+        password=conf.get("PASSWORD") or None,
+        host=conf.get("HOST") or None,
+        port=conf.get("PORT") or None,
+    )
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            print(f"==> creating database {name}", flush=True)
+            cursor.execute(f'CREATE DATABASE "{name}"')
+            # Throw-away data: a commit need not wait for the disk.
+            cursor.execute(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
+    connection.close()
+
+
+def is_crowd_database(name: str) -> bool:
+    """The simulator empties tables: only in a database named for it, or a test database."""
+    return "crowd" in name.split("_") or name.startswith("test")
+
+
+def setup_django(name: str = CROWD_DATABASE) -> None:
+    url = crowd_database_url(name)
+    ensure_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagemonkey.settings")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def reset_tables() -> None:
+    """Empty everything the simulation writes. Only in its own or a test database."""
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    if not is_crowd_database(name):
+        raise RuntimeError(f"refusing to empty tables in database {name!r}")
+    tables = ["validation_alert", "validation_vote", "validation_imagelabel"]
+    tables += ["validation_voter", "donations_image", "labels_label"]
+    with connection.cursor() as cursor:
+        if connection.in_atomic_block:  # a test: deferred foreign-key checks must run first
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        if connection.in_atomic_block:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+# --- Simulated time --------------------------------------------------------
+
+
+class Clock:
+    """The simulation's time: starts at a fixed instant, moves one vote at a time."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@contextmanager
+def simulated_time(clock: Clock):
+    """Make `django.utils.timezone.now()` (and every model default using it) read the clock.
+
+    timezone.now() calls `datetime.now(tz=...)` through the module's global
+    name, so replacing that one name moves every timestamp the real code writes.
+    """
+
+    class SimulatedDatetime(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock.now if tz is not None else clock.now.replace(tzinfo=None)
+
+    with mock.patch("django.utils.timezone.datetime", SimulatedDatetime):
+        yield
+
+
+# --- Voters ----------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """One simulated visitor: a real Voter row and how they answer."""
+
+    kind: str
+    voter: object  # validation.models.Voter
+    prefix: str
+    accuracy: float
+    budget: int  # votes this visitor will cast
+    cast: int = 0
+
+
+def draw_accuracy(kind: str, rng: random.Random) -> float:
+    if kind in {"honest", "vandal"}:
+        return min(0.98, max(0.75, rng.gauss(0.9, 0.04)))
+    if kind == "careless":
+        return min(0.7, max(0.5, rng.gauss(0.6, 0.05)))
+    return 0.0
+
+
+def answer_for(session: Session, truth: bool, label: str, rng: random.Random) -> int:
+    from validation.models import Vote
+
+    kind = session.kind
+    if kind in {"always_yes", "bot"}:
+        return Vote.Answer.YES
+    if kind == "always_no":
+        return Vote.Answer.NO
+    if kind == "vandal" and label == VANDALISED_LABEL and session.voter.trusted:
+        return Vote.Answer.NO if truth else Vote.Answer.YES
+    if rng.random() < (0.05 if kind == "careless" else 0.02):
+        return Vote.Answer.SKIP
+    right = rng.random() < session.accuracy
+    return Vote.Answer.YES if truth == right else Vote.Answer.NO
+
+
+# --- The data --------------------------------------------------------------
+
+
+@dataclass
+class World:
+    truth: dict[int, bool]  # pair id → is the label in the picture
+    label_of: dict[int, str]  # pair id → label name
+    gold: set[int]
+    label_ids: dict[str, int]
+
+
+def build_world(scale: Scale, rng: random.Random) -> World:
+    """Labels, public images (rows only), one pair per image, and the gold seed."""
+    from donations.models import Image
+    from labels.models import Label
+    from validation.models import ImageLabel
+
+    names = list(LABELS)[: scale.labels]
+    labels = {name: Label.objects.create(name=name) for name in names}
+    gold_count = scale.gold_per_label * len(names)
+    total = scale.pairs + gold_count
+    images = []
+    for n in range(total):
+        digest = hashlib.sha256(f"crowd-{n}-{rng.random()}".encode()).hexdigest()
+        phash = rng.getrandbits(63)
+        images.append(
+            Image(
+                status=Image.Status.PUBLIC,
+                width=640,
+                height=480,
+                format=Image.Format.JPEG,
+                bytes_sha256=digest,
+                pixels_sha256=hashlib.sha256(digest.encode()).hexdigest(),
+                master_sha256=digest,
+                phash=phash,
+                phash_band0=phash & 0xFFFF,
+                phash_band1=(phash >> 16) & 0xFFFF,
+                phash_band2=(phash >> 32) & 0xFFFF,
+                phash_band3=(phash >> 48) & 0xFFFF,
+                original_filename="crowd-sim.jpg",
+            )
+        )
+    images = Image.objects.bulk_create(images, batch_size=2000)
+
+    plan: list[tuple[str, bool, bool]] = []  # label, truth, gold
+    for name in names:
+        for k in range(scale.gold_per_label):
+            plan.append((name, k % 2 == 0, True))
+    for _ in range(scale.pairs):
+        name = rng.choice(names)
+        plan.append((name, rng.random() < LABELS[name], False))
+    pairs = [
+        ImageLabel(
+            image=image,
+            label=labels[name],
+            servable=True,
+            random_key=rng.randint(0, 2**31 - 1),
+        )
+        for image, (name, _, _) in zip(images, plan, strict=True)
+    ]
+    pairs = ImageLabel.objects.bulk_create(pairs, batch_size=2000)
+    world = World({}, {}, set(), {name: label.pk for name, label in labels.items()})
+    gold_yes, gold_no = [], []
+    for pair, (name, truth, is_gold) in zip(pairs, plan, strict=True):
+        world.truth[pair.pk] = truth
+        world.label_of[pair.pk] = name
+        if is_gold:
+            world.gold.add(pair.pk)
+            (gold_yes if truth else gold_no).append(pair.pk)
+    # As a moderator does in the admin ("Make gold: yes/no"): the pairs stay open.
+    ImageLabel.objects.filter(pk__in=gold_yes).update(is_gold=True, gold_answer=True)
+    ImageLabel.objects.filter(pk__in=gold_no).update(is_gold=True, gold_answer=False)
+    return world
+
+
+# --- One scenario ------------------------------------------------------------
+
+
+@dataclass
+class Trace:
+    """What happened, vote by vote, for the metrics."""
+
+    kinds: list[str] = field(default_factory=list)
+    pairs: list[int] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    counted_when_cast: list[bool] = field(default_factory=list)
+    voter_kind: dict[int, str] = field(default_factory=dict)
+    bot_alert_at: int | None = None  # votes cast before the first alert naming the bot
+    bot_snapshot: dict | None = None
+    times: list[float] = field(default_factory=list)  # simulated seconds since the start
+    refused: int = 0
+    starved: int = 0  # visitors who found nothing left to answer
+    visitors: int = 0
+
+
+def run_scenario(scenario: Scenario, scale: Scale, seed: int, progress: bool = True) -> dict:
+    from labels.models import Label
+    from validation.models import Alert, ImageLabel, Voter
+    from validation.selection import next_task
+    from validation.voting import VoteRefused, record_vote
+
+    rng = random.Random(f"{seed}:{scenario.key}")
+    random.seed(f"{seed}:{scenario.key}:site")  # the site's own draws (task windows)
+    reset_tables()
+    started = time.perf_counter()
+    clock = Clock(START)
+    trace = Trace()
+    with simulated_time(clock):
+        world = build_world(scale, rng)
+        target = Label.objects.filter(name=VANDALISED_LABEL).first()
+        kinds, weights = zip(*scenario.mix.items(), strict=True)
+        visitors = 0
+
+        def arrive() -> Session:
+            nonlocal visitors
+            visitors += 1
+            kind = rng.choices(kinds, weights)[0]
+            prefix = f"10.{visitors // 250}.{visitors % 250}.0/24"
+            voter = Voter.objects.create(first_ip_prefix=prefix)
+            trace.voter_kind[voter.pk] = kind
+            budget = int(min(400, max(3, rng.lognormvariate(math.log(scale.session_median), 0.9))))
+            return Session(kind, voter, prefix, draw_accuracy(kind, rng), budget)
+
+        def bot_session() -> Session:
+            voter = Voter.objects.create(first_ip_prefix=BOT_PREFIX)
+            trace.voter_kind[voter.pk] = "bot"
+            return Session("bot", voter, BOT_PREFIX, 0.0, scenario.bot_rotate_every)
+
+        active = [arrive() for _ in range(scale.active_sessions)]
+        # The people set the pace; the bot adds its share on top of theirs.
+        site_rate = scale.active_sessions * scale.human_votes_per_minute
+        seconds_per_vote = 60 / site_rate * (1 - scenario.bot_share)
+        bot = bot_session() if scenario.bot_share else None
+        report_every = max(1, scale.votes // 10)
+        cast = 0
+        while cast < scale.votes:
+            use_bot = bot is not None and rng.random() < scenario.bot_share
+            slot = None if use_bot else rng.randrange(len(active))
+            session = bot if use_bot else active[slot]
+            pair = None
+            if session.kind == "vandal" and session.voter.trusted:
+                pair = next_task(session.voter, target)
+            pair = pair or next_task(session.voter)
+            if pair is None:
+                trace.starved += 1
+                if not ImageLabel.objects.filter(servable=True, is_gold=False).exists():
+                    break  # every pair has settled
+                if trace.starved > scale.votes:
+                    break  # nothing left for anyone
+                if use_bot:
+                    bot = bot_session()
+                else:
+                    active[slot] = arrive()
+                continue
+            answer = answer_for(session, world.truth[pair.pk], world.label_of[pair.pk], rng)
+            clock.advance(seconds_per_vote * rng.uniform(0.5, 1.5))
+            try:
+                result = record_vote(pair, session.voter, answer, session.prefix)
+            except VoteRefused:
+                trace.refused += 1
+                continue
+            cast += 1
+            session.cast += 1
+            trace.kinds.append(session.kind)
+            trace.pairs.append(pair.pk)
+            trace.answers.append(int(answer))
+            trace.counted_when_cast.append(bool(result.vote.counted))
+            trace.times.append((clock.now - START).total_seconds())
+            bot_named = use_bot and trace.bot_alert_at is None
+            if bot_named and Alert.objects.filter(ip_prefix=BOT_PREFIX).exists():
+                trace.bot_alert_at = cast
+                trace.bot_snapshot = snapshot(world, trace)
+            if session.cast >= session.budget:
+                if use_bot:
+                    bot = bot_session()
+                else:
+                    active[slot] = arrive()
+            if progress and cast % report_every == 0:
+                print(
+                    f"    {scenario.key}: {cast:>6} votes, {time.perf_counter() - started:5.1f} s",
+                    flush=True,
+                )
+        trace.visitors = visitors
+        from bench.crowd_report import scenario_metrics
+
+        metrics = scenario_metrics(scenario, world, trace)
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    return metrics
+
+
+def snapshot(world: World, trace: Trace) -> dict:
+    """At the moment the bot is first named by an alert: what has settled wrongly so far."""
+    from bench.crowd_report import wrong_settles
+
+    return wrong_settles(world, trace)
+
+
+def run(scale: Scale, seed: int = 8, only: list[str] | None = None, progress=True) -> dict:
+    """Every scenario at this scale, one after the other, in the current database."""
+    scenarios = [s for s in SCENARIOS if not only or s.key in only]
+    results = []
+    for scenario in scenarios:
+        if progress:
+            print(f"==> scenario {scenario.key}: {scenario.title}", flush=True)
+        results.append(run_scenario(scenario, scale, seed, progress))
+    return {"scale": asdict(scale), "seed": seed, "rules": rules_in_force(), "scenarios": results}
+
+
+def _worker_start(databases) -> None:
+    setup_django(databases.get())
+
+
+def _worker_run(key: str, scale_name: str, seed: int) -> dict:
+    scenario = next(s for s in SCENARIOS if s.key == key)
+    print(f"==> scenario {scenario.key}: {scenario.title}", flush=True)
+    return run_scenario(scenario, SCALES[scale_name], seed)
+
+
+def run_in_parallel(scale: Scale, seed: int, only: list[str] | None, jobs: int) -> dict:
+    """The scenarios spread over `jobs` processes, each with a database of its own."""
+    scenarios = [s for s in SCENARIOS if not only or s.key in only]
+    context = multiprocessing.get_context("spawn")
+    databases = context.Queue()
+    for n in range(jobs):
+        databases.put(CROWD_DATABASE if n == 0 else f"{CROWD_DATABASE}_{n + 1}")
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_worker_start, initargs=(databases,)
+    ) as pool:
+        futures = [pool.submit(_worker_run, s.key, scale.name, seed) for s in scenarios]
+        results = [future.result() for future in futures]
+    return {"scale": asdict(scale), "seed": seed, "rules": rules_in_force(), "scenarios": results}
+
+
+def rules_in_force() -> dict:
+    """The settings the real code ran with, so the report says which rules it measured."""
+    from django.conf import settings
+
+    names = [
+        "VALIDATION_THRESHOLD",
+        "VALIDATION_POSTERIOR",
+        "TRAINING_GOLD_REQUIRED",
+        "TRAINING_MIN_ACCURACY",
+        "GOLD_EVERY",
+        "GOLD_MIN_POOL",
+        "GOLD_PROMOTE_MIN_VOTES",
+        "VOTER_ACCURACY_PRIOR",
+        "VOTER_ACCURACY_MAX",
+        "VOTER_LABEL_PRIOR",
+        "GOLD_PROBATION",
+        "ALERT_BURST_VOTES",
+        "ALERT_SWING",
+        "ALERT_WINDOW_MINUTES",
+    ]
+    return {name: getattr(settings, name) for name in names if hasattr(settings, name)}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="quick")
+    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--only", nargs="*", help="scenario keys to run (default: all)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="processes, each with a database of its own (default: 2)",
+    )
+    parser.add_argument(
+        "--as",
+        dest="section",
+        choices=["after", "before"],
+        default="after",
+        help="file the run as the rules in force (after, the default) or as the measurement "
+        "of the previous rules (before), kept beside later runs of the same scenarios",
+    )
+    parser.add_argument("--out", type=Path, default=BENCH / "crowd.json")
+    args = parser.parse_args(argv)
+
+    setup_django()
+    scale = SCALES[args.scale]
+    began = time.perf_counter()
+    if args.jobs > 1:
+        result = run_in_parallel(scale, args.seed, args.only, args.jobs)
+    else:
+        result = run(scale, args.seed, args.only)
+    from bench.crowd_report import render, scenario_fingerprint
+
+    result.update(
+        {
+            "seconds": round(time.perf_counter() - began, 1),
+            "jobs": args.jobs,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(),
+            "fingerprint": scenario_fingerprint(scale, args.seed),
+        }
+    )
+    # One entry per scale, so that a quick run never replaces the full one.
+    document = json.loads(args.out.read_text()) if args.out.exists() else {}
+    runs = document.setdefault(scale.name, {})
+    runs[args.section] = result
+    before, after = runs.get("before"), runs.get("after")
+    if before and after and before["fingerprint"] != after["fingerprint"]:
+        print("note: the stored 'before' run measured other scenarios: dropped", flush=True)
+        del runs["before"]
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    markdown = args.out.with_name("CROWD.md")
+    if any("after" in runs for runs in document.values()):
+        markdown.write_text(render(document))
+    print(f"==> {args.out} and {markdown} written; {result['seconds']} s in all", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
