@@ -220,7 +220,7 @@ def _env_probability(name: str, default: float) -> float:
 # A pair is validated when the probability that its label is present, from its
 # counted votes weighted by each voter's gold accuracy, reaches this; rejected
 # when it falls to 1 − this. bench/CROWD.md shows what other values would give.
-VALIDATION_POSTERIOR = _env_probability("VALIDATION_POSTERIOR", 0.99)
+VALIDATION_POSTERIOR = _env_probability("VALIDATION_POSTERIOR", 0.995)
 VOTER_ACCURACY_PRIOR = (2, 1)  # pseudo-counts (right, wrong) added to every gold record
 VOTER_ACCURACY_MAX = 0.9  # a vote multiplies the odds by 9 at most: no two votes settle a pair
 VOTER_LABEL_PRIOR = 3  # a voter's gold on one label counts beside 3 answers at their overall rate

@@ -418,6 +418,17 @@ class TestSelection:
             record_vote(task, voter, YES)
         assert answers.count(True) == answers.count(False) == 4
 
+    def test_a_pair_close_to_settling_comes_before_a_fresh_one(self, settings):
+        settings.VALIDATION_POSTERIOR = 0.995
+        almost = open_pair()
+        for _ in range(3):
+            record_vote(almost, trusted(), YES)  # odds 125: 0.992, short of 0.995
+        almost.refresh_from_db()
+        assert almost.status == "open"
+        for _ in range(3):
+            open_pair()
+        assert selection.next_task(trusted()).pk == almost.pk
+
     def test_fewest_votes_come_first(self):
         voter = trusted()
         busy, quiet = open_pair(), open_pair()
