@@ -210,7 +210,6 @@ def reset(found: dict | None = None) -> None:
                FROM bench_touched t WHERE t.id = p.id"""
         )
         cursor.execute("DELETE FROM bench_touched")
-        cursor.execute("UPDATE validation_voter SET tasks_served = 0 WHERE tasks_served <> 0")
     _reset_sequences(LOADED_TABLES)
 
 
@@ -317,7 +316,7 @@ def generate(pairs: int, seed: int = SEED) -> dict:
                 raw,
                 "validation_voter",
                 "id, token_sha256, created, first_ip_prefix, trusted, gold_correct, "
-                "gold_wrong, tasks_served, banned, user_id, gold_by_label",
+                "gold_wrong, banned, user_id, gold_by_label",
                 world.voter_lines(),
             )
             _copy(
@@ -493,7 +492,7 @@ class _World:
             prefix = f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.0/24"
             yield (
                 f"{voter}\t\\N\t{created}\t{prefix}\t{'t' if trusted else 'f'}\t{correct}\t"
-                f"{wrong}\t0\tf\t\\N\t{{}}\n"
+                f"{wrong}\tf\t\\N\t{{}}\n"
             )
         # Zipf-like activity (s = 0.8) among the crowd; the bench voter is drawn apart.
         self.crowd = list(range(2, self.voter_count + 1))

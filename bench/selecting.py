@@ -3,7 +3,7 @@
 Ours is `validation.selection.next_task(voter)` for the bench voter, trusted,
 with about 200 votes at every size: the whole call as a view makes it
 (gold now and then, the random-key window, the NOT EXISTS skip of answered
-pairs and own donations, the `tasks_served` update). The sizes are measured
+pairs and own donations, loading the winner with its image and label). The sizes are measured
 in rounds that visit every size in turn (each dataset keeps its connection),
 so that a burst of load on the shared machine falls on all of them alike; a
 headline is the median of the per-round ratios.

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from tests.helpers import make_image, make_label, make_pair, make_voter
 from validation import selection
@@ -373,6 +374,25 @@ class TestSelection:
             open_pair()
         first = selection.next_task(newcomer)
         assert first.pk == golden.pk
+
+    def test_a_newcomer_is_served_gold_until_answering_one(self):
+        newcomer = make_voter()
+        golden = {gold(True).pk, gold(False).pk}
+        for _ in range(20):
+            open_pair()
+        assert {selection.next_task(newcomer).pk for _ in range(10)} <= golden
+
+    def test_serving_a_task_loads_only_the_winner_and_writes_nothing(self, settings):
+        settings.GOLD_EVERY = 10**9  # no gold draw in this test
+        voter = trusted(gold_correct=20)
+        for _ in range(30):
+            open_pair()
+        with CaptureQueriesContext(connection) as queries:
+            task = selection.next_task(voter)
+        assert task is not None and task.image.uuid and task.label.name
+        statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+        # The window (and its wrap-around past the end of the key space), then the winner.
+        assert statements in (["SELECT"] * 2, ["SELECT"] * 3), statements
 
     def test_trusted_voters_meet_gold_now_and_then_at_random_moments(self, settings):
         settings.GOLD_EVERY = 3

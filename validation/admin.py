@@ -124,7 +124,6 @@ class VoterAdmin(admin.ModelAdmin):
         "first_ip_prefix",
         "gold_correct",
         "gold_wrong",
-        "tasks_served",
         "trusted",
         "banned",
     ]

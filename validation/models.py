@@ -90,7 +90,6 @@ class Voter(models.Model):
         blank=True,
         help_text='Gold answers per label: {"label:<id>": [right, wrong]}.',
     )
-    tasks_served = models.PositiveIntegerField(default=0)
     banned = models.BooleanField(
         default=False, help_text="All of this voter's votes carry no weight."
     )

@@ -4,18 +4,20 @@ Every pair has a random key, and servable pairs (open, not frozen, on a public
 image) sit in a partial index on it. A task is drawn by starting at a random
 point of that index and reading a small window forward (wrapping around once),
 skipping what the voter has answered or donated with an indexed NOT EXISTS per
-row. Among the window, the pair with the fewest votes wins, and among those
-the one closest to settling. The cost depends on the window, not on the table:
-a million pairs answer as fast as ten thousand (bench/ measures it).
+row. Only the window's priority columns are read; among them, the pair with the
+fewest votes (in steps of four) wins, and among those the one closest to
+settling, and only the winner is loaded with its image and label. The cost
+depends on the window, not on the table: a million pairs answer as fast as ten
+thousand (bench/ measures it). Serving a task writes nothing.
 
-Voters in training get gold pairs among their tasks (the first task, then each
-task with a chance of one half); newly trusted voters on each task with a
-chance of one in three until they have answered GOLD_PROBATION gold pairs, and
-then now and then (each task with a chance of 1 / GOLD_EVERY). Gold comes at
-random moments, never at
-fixed positions, so that nobody can answer gold with care and the rest
-carelessly; and a voter meets about as many gold pairs whose answer is yes as
-whose answer is no, so that always answering the same cannot pass training.
+Voters in training get gold pairs among their tasks (every task until they
+have answered one, then each task with a chance of one half); newly trusted
+voters on each task with a chance of one in three until they have answered
+GOLD_PROBATION gold pairs, and then now and then (each task with a chance of
+1 / GOLD_EVERY). Gold comes at random moments, never at fixed positions, so
+that nobody can answer gold with care and the rest carelessly; and a voter
+meets about as many gold pairs whose answer is yes as whose answer is no, so
+that always answering the same cannot pass training.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import random
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from labels.models import Label
 
@@ -40,40 +43,97 @@ def _unseen(queryset: QuerySet, voter: Voter) -> QuerySet:
     )
 
 
-def _window(queryset: QuerySet, size: int, exclude: set[int] = frozenset()) -> list[ImageLabel]:
-    """Up to `size` rows starting at a random point of the random-key index, wrapping once."""
-    start = random.randint(0, 2**31 - 1)
-    queryset = queryset.select_related("image", "label__parent")
+# One window of the random-key index: the pairs of a pool (open pairs, or gold
+# pairs) from a random point on, that this voter has neither answered nor
+# donated. Written as SQL because it runs on every task served, and building
+# it with the ORM cost more than PostgreSQL takes to run it.
+_POOLS = {
+    "open": "p.servable",  # open, not frozen, on a public picture (partial index)
+    "gold": "p.is_gold AND img.status = 'public'",
+}
+_WINDOW_SQL = """
+SELECT p.id, p.num_yes, p.num_no, p.confidence, p.random_key
+FROM validation_imagelabel p
+JOIN labels_label l ON l.id = p.label_id
+JOIN donations_image img ON img.id = p.image_id
+WHERE {pool} AND l.active AND p.random_key {side} %(start)s
+  AND NOT EXISTS (
+      SELECT 1 FROM validation_vote v WHERE v.pair_id = p.id AND v.voter_id = %(voter)s
+  )
+  AND (img.donor_id IS NULL OR img.donor_id <> %(voter)s){more}
+ORDER BY p.random_key
+LIMIT %(size)s
+"""
+
+
+def _window_rows(
+    voter: Voter,
+    pool: str,
+    size: int,
+    label: Label | None = None,
+    exclude: set[int] = frozenset(),
+    gold_answer: bool | None = None,
+) -> list[tuple]:
+    """(id, num_yes, num_no, confidence, random_key) of up to `size` pairs, wrapping once."""
+    params = {"voter": voter.pk, "start": random.randint(0, 2**31 - 1), "size": size}
+    more = ""
+    if label is not None:
+        more += " AND p.label_id = %(label)s"
+        params["label"] = label.pk
     if exclude:
-        queryset = queryset.exclude(pk__in=exclude)
-    rows = list(queryset.filter(random_key__gte=start).order_by("random_key")[:size])
-    if len(rows) < size:
-        rows += list(
-            queryset.filter(random_key__lt=start).order_by("random_key")[: size - len(rows)]
-        )
+        more += " AND p.id <> ALL(%(exclude)s)"
+        params["exclude"] = sorted(exclude)
+    if gold_answer is not None:
+        more += " AND p.gold_answer = %(answer)s"
+        params["answer"] = gold_answer
+    with connection.cursor() as cursor:
+        cursor.execute(_WINDOW_SQL.format(pool=_POOLS[pool], side=">=", more=more), params)
+        rows = cursor.fetchall()
+        if len(rows) < size:
+            params["size"] = size - len(rows)
+            cursor.execute(_WINDOW_SQL.format(pool=_POOLS[pool], side="<", more=more), params)
+            rows += cursor.fetchall()
     return rows
 
 
-def _priority(pair: ImageLabel) -> tuple:
-    votes = pair.num_yes + pair.num_no
+def _priority(row: tuple) -> tuple:
+    """Sort key of a window row: the pair most worth a vote comes first."""
+    _, num_yes, num_no, confidence, random_key = row
+    votes = num_yes + num_no
     # How sure the pair already is, either way (1.0 would be certain); 0 without weight.
-    closeness = abs(2 * pair.confidence - 1) if pair.confidence else 0.0
+    closeness = abs(2 * confidence - 1) if confidence else 0.0
     # Most pairs settle with 3 or 4 agreeing votes: up to 4, finish what is closest.
-    return (votes // 4, -closeness, pair.random_key)
+    return (votes // 4, -closeness, random_key)
 
 
-def open_pairs(voter: Voter, label: Label | None = None) -> QuerySet:
-    pairs = ImageLabel.objects.filter(servable=True, label__active=True)
-    if label is not None:
-        pairs = pairs.filter(label=label)
-    return _unseen(pairs, voter)
+def _load(rows: list[tuple]) -> list[ImageLabel]:
+    """The pairs of these window rows, in their order, with image and label (one query)."""
+    ids = [row[0] for row in rows]
+    pairs = ImageLabel.objects.select_related("image", "label__parent").in_bulk(ids)
+    return [pairs[pk] for pk in ids if pk in pairs]
 
 
-def gold_pairs(voter: Voter, label: Label | None = None) -> QuerySet:
-    pairs = ImageLabel.objects.filter(is_gold=True, image__status="public", label__active=True)
-    if label is not None:
-        pairs = pairs.filter(label=label)
-    return _unseen(pairs, voter)
+def best_open_pairs(
+    voter: Voter,
+    take: int = 1,
+    label: Label | None = None,
+    exclude: set[int] = frozenset(),
+    window: int = WINDOW,
+) -> list[ImageLabel]:
+    """The `take` open pairs most worth this voter's vote among a window, best first."""
+    rows = sorted(_window_rows(voter, "open", window, label, exclude), key=_priority)
+    return _load(rows[:take])
+
+
+def gold_window(
+    voter: Voter,
+    size: int,
+    label: Label | None = None,
+    exclude: set[int] = frozenset(),
+    gold_answer: bool | None = None,
+) -> list[ImageLabel]:
+    """Up to `size` gold pairs this voter has not answered, from a random point."""
+    return _load(_window_rows(voter, "gold", size, label, exclude, gold_answer))
 
 
 def in_training(voter: Voter) -> bool:
@@ -82,7 +142,7 @@ def in_training(voter: Voter) -> bool:
 
 def wants_gold(voter: Voter) -> bool:
     if in_training(voter):
-        return voter.tasks_served == 0 or random.random() < 0.5
+        return voter.gold_correct + voter.gold_wrong == 0 or random.random() < 0.5
     on_probation = voter.gold_correct + voter.gold_wrong < settings.GOLD_PROBATION
     if on_probation and not voter.is_moderator:
         return random.random() < 1 / 3
@@ -101,8 +161,9 @@ def gold_task(
     )
     yes, no = met.get(True, 0), met.get(False, 0)
     wanted = random.random() < 0.5 if yes == no else yes < no
-    pairs = gold_pairs(voter, label)
-    gold = _window(pairs.filter(gold_answer=wanted), 1, exclude) or _window(pairs, 1, exclude)
+    gold = gold_window(voter, 1, label, exclude, gold_answer=wanted) or gold_window(
+        voter, 1, label, exclude
+    )
     return gold[0] if gold else None
 
 
@@ -112,13 +173,10 @@ def next_task(
     """The next pair to show this voter, or None when nothing is left."""
     task = gold_task(voter, label, exclude) if wants_gold(voter) else None
     if task is None:
-        candidates = _window(open_pairs(voter, label), WINDOW, exclude)
-        task = min(candidates, key=_priority) if candidates else None
+        best = best_open_pairs(voter, 1, label, exclude)
+        task = best[0] if best else None
     if task is None and in_training(voter):
         task = gold_task(voter, label, exclude)
-    if task is not None:
-        Voter.objects.filter(pk=voter.pk).update(tasks_served=F("tasks_served") + 1)
-        voter.tasks_served += 1
     return task
 
 
@@ -133,17 +191,13 @@ def grid_tasks(voter: Voter, label: Label, size: int = 12) -> list[ImageLabel]:
     gold_share = (
         2 if in_training(voter) else (1 if random.random() < 1 / settings.GOLD_EVERY else 0)
     )
-    gold = _window(gold_pairs(voter, label), gold_share) if gold_share else []
-    rows = _window(open_pairs(voter, label), max(size * 2, WINDOW), exclude={p.pk for p in gold})
-    rows.sort(key=_priority)
-    chosen = gold + rows[: size - len(gold)]
+    gold = gold_window(voter, gold_share, label) if gold_share else []
+    chosen = gold + best_open_pairs(
+        voter, size - len(gold), label, {p.pk for p in gold}, window=max(size * 2, WINDOW)
+    )
     if len(chosen) < size:
-        chosen += _window(
-            gold_pairs(voter, label), size - len(chosen), exclude={p.pk for p in chosen}
-        )
+        chosen += gold_window(voter, size - len(chosen), label, {p.pk for p in chosen})
     random.shuffle(chosen)
-    if chosen:
-        Voter.objects.filter(pk=voter.pk).update(tasks_served=F("tasks_served") + len(chosen))
     return chosen
 
 
