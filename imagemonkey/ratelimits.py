@@ -24,6 +24,13 @@ UNAVAILABLE = "This is unavailable for a moment (our rate limiter cannot be reac
 
 
 def voter_key(group: str, request: HttpRequest) -> str:
+    """The voter: by their API token's hash when they send one (one token, one voter:
+    no lookup needed), else by request.voter."""
+    from validation.identity import TOKEN_HEADER
+    from validation.models import Voter
+
+    if token := request.META.get(TOKEN_HEADER, "").strip():
+        return f"token:{Voter.hash_token(token)}"
     return f"voter:{request.voter.pk}"
 
 

@@ -4,12 +4,15 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from donations.ingest import ingest
 from donations.models import Image, Report
 from tests.helpers import make_image, make_label, make_pair, photo_bytes, real_public_image
-from validation.models import ImageLabel, Vote, Voter
+from validation.models import Alert, ImageLabel, Vote, Voter
+from validation.voting import record_vote
 
 pytestmark = pytest.mark.django_db
 
@@ -210,6 +213,103 @@ class TestVote:
             client, f"/v1/donation/{pairs[2].image.uuid}/validate/yes", {"label": "dog"}
         )
         assert limited.status_code == 429 and "Too many requests" in limited.json()["error"]
+
+
+def trusted_token(**fields) -> tuple[str, Voter]:
+    voter, token = Voter.create_with_token(trusted=True, gold_correct=8, **fields)
+    return token, voter
+
+
+def vote_url(pair, answer="yes") -> str:
+    return f"/v1/donation/{pair.image.uuid}/validate/{answer}"
+
+
+class TestVoteInOneRoundTrip:
+    """A token holder's vote is one call into the database (imagemonkey_cast_vote)."""
+
+    def test_a_token_vote_is_one_sql_statement_once_the_label_is_known(self, client):
+        token, _ = trusted_token()
+        first, second = open_pair(), open_pair()
+        post_json(client, vote_url(first), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+        with CaptureQueriesContext(connection) as queries:
+            response = post_json(
+                client, vote_url(second), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token
+            )
+        assert response.status_code == 200 and response.json()["counted"] is True
+        assert len(queries.captured_queries) == 1, [q["sql"] for q in queries.captured_queries]
+        assert "imagemonkey_cast_vote" in queries.captured_queries[0]["sql"]
+
+    def test_the_pair_settles_exactly_as_record_vote_settles_it(self, client):
+        by_api, by_python = open_pair(), open_pair()
+        for answer in ("yes", "yes", "no", "yes", "yes", "yes"):
+            token, voter = trusted_token(gold_wrong=1)
+            post_json(client, vote_url(by_api, answer), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+            record_vote(by_python, voter, Vote.Answer.YES if answer == "yes" else Vote.Answer.NO)
+        by_api.refresh_from_db()
+        by_python.refresh_from_db()
+        fields = ("num_yes", "num_no", "probability", "confidence", "status", "servable")
+        assert [getattr(by_api, f) for f in fields] == [getattr(by_python, f) for f in fields]
+        assert by_api.status == "validated" and by_api.settled_as == "validated"
+
+    def test_answering_again_replaces_the_vote(self, client):
+        token, _ = trusted_token()
+        pair = open_pair()
+        post_json(client, vote_url(pair, "yes"), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+        again = post_json(client, vote_url(pair, "no"), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+        assert again.json()["replaced"] is True
+        pair.refresh_from_db()
+        assert (pair.num_yes, pair.num_no) == (0, 1)
+        assert Vote.objects.get(pair=pair).answer == Vote.Answer.NO
+
+    @pytest.mark.parametrize(
+        ("case", "status", "words"),
+        [
+            ("own", 403, "you donated"),
+            ("frozen", 409, "closed this picture"),
+            ("pending", 404, "no such public picture"),
+            ("other label", 404, "no such public picture"),
+        ],
+    )
+    def test_votes_that_cannot_be_taken_are_refused_with_a_reason(
+        self, client, case, status, words
+    ):
+        token, voter = trusted_token()
+        make_label("cat")
+        image = make_image(
+            donor=voter if case == "own" else None,
+            status="pending" if case == "pending" else "public",
+        )
+        pair = open_pair(image=image)
+        if case == "frozen":
+            ImageLabel.objects.filter(pk=pair.pk).update(frozen=True)
+        label = "cat" if case == "other label" else "dog"
+        response = post_json(client, vote_url(pair), {"label": label}, HTTP_X_VOTER_TOKEN=token)
+        assert response.status_code == status and words in response.json()["error"]
+        assert not Vote.objects.exists()
+
+    def test_an_unknown_token_is_refused_before_anything_is_stored(self, client):
+        pair = open_pair()
+        response = post_json(client, vote_url(pair), {"label": "dog"}, HTTP_X_VOTER_TOKEN="nope")
+        assert response.status_code == 401 and "POST /v1/voter" in response.json()["error"]
+        assert not Vote.objects.exists()
+
+    def test_a_gold_answer_by_token_still_scores_training(self, client, token):
+        golden = make_pair("dog", is_gold=True, gold_answer=True)
+        response = post_json(client, vote_url(golden), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+        assert response.status_code == 200
+        voter = Voter.objects.get(token_sha256=Voter.hash_token(token))
+        assert (voter.gold_correct, voter.gold_wrong) == (1, 0)
+        assert voter.gold_by_label == {Voter.label_key(golden.label_id): [1, 0]}
+
+    def test_a_burst_of_token_votes_from_one_network_raises_an_alert(self, client, settings):
+        settings.ALERT_BURST_VOTES = 3
+        for _ in range(3):
+            token, _ = trusted_token()
+            pair = open_pair()
+            post_json(client, vote_url(pair), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+        alert = Alert.objects.get()
+        assert alert.kind == "burst" and alert.ip_prefix == "127.0.0.0/24"
+        assert alert.message == "3+ votes on “dog” from 127.0.0.0/24 within 10 minutes."
 
 
 class TestDonate:

@@ -1,5 +1,6 @@
 """Honest votes: one per voter per pair, training and trust, settling, selection, alerts, limits."""
 
+import json
 import math
 import random
 import threading
@@ -12,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.helpers import make_image, make_label, make_pair, make_voter
 from validation import selection
-from validation.models import Alert, ImageLabel, Vote, Voter
+from validation.models import Alert, ImageLabel, Vote, Voter, vote_rules, vote_weight_for
 from validation.voting import VoteRefused, discard_votes, record_vote, reopen
 
 pytestmark = pytest.mark.django_db
@@ -299,6 +300,20 @@ class TestSettling:
         record_vote(pair, trusted(), YES)
         pair.refresh_from_db()
         assert pair.status == "validated"
+
+    def test_the_database_weighs_votes_exactly_as_python_does(self):
+        records = [None, [0, 0], [3, 0], [0, 2], [5, 5], [20, 1]]
+        rules = vote_rules()
+        with connection.cursor() as cursor:
+            for correct, wrong in [(0, 0), (3, 0), (8, 1), (3, 6), (40, 2), (2, 2)]:
+                for record in records:
+                    for staff in (False, True):
+                        cursor.execute(
+                            "SELECT imagemonkey_vote_weight(%s, %s, %s::jsonb, %s, %s)",
+                            [correct, wrong, json.dumps(record), staff, rules],
+                        )
+                        expected = vote_weight_for(correct, wrong, record, staff)
+                        assert cursor.fetchone()[0] == pytest.approx(expected, abs=1e-12)
 
     def test_missing_the_gold_of_one_label_takes_the_say_on_that_label_only(self):
         dog, cat = make_label("dog"), make_label("cat")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Count, Q
+from django.db import connection, models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -63,6 +64,25 @@ def posterior(evidence: float) -> float:
         return 1 / (1 + math.exp(-evidence))
     odds = math.exp(evidence)
     return odds / (1 + odds)
+
+
+def vote_rules() -> str:
+    """The settings the database's vote functions read (migration 0006), as JSON."""
+    bar = settings.VALIDATION_POSTERIOR
+    right_prior, wrong_prior = settings.VOTER_ACCURACY_PRIOR
+    return json.dumps(
+        {
+            "bar": math.log(bar / (1 - bar)),
+            "prior_right": right_prior,
+            "prior_wrong": wrong_prior,
+            "accuracy_max": settings.VOTER_ACCURACY_MAX,
+            "label_prior": settings.VOTER_LABEL_PRIOR,
+            "promote": settings.GOLD_PROMOTE_MIN_VOTES,
+            "swing": settings.ALERT_SWING,
+            "burst": settings.ALERT_BURST_VOTES,
+            "window": settings.ALERT_WINDOW_MINUTES,
+        }
+    )
 
 
 def new_random_key() -> int:
@@ -144,8 +164,14 @@ class ImageLabel(models.Model):
         VALIDATED = "validated", "Validated"
         REJECTED = "rejected", "Rejected"
 
-    image = models.ForeignKey("donations.Image", on_delete=models.CASCADE, related_name="pairs")
-    label = models.ForeignKey("labels.Label", on_delete=models.PROTECT, related_name="pairs")
+    # No single-column indexes: one_pair_per_image_and_label leads with image and
+    # pair_label_status with label; every vote updates this row, and each index costs.
+    image = models.ForeignKey(
+        "donations.Image", on_delete=models.CASCADE, related_name="pairs", db_index=False
+    )
+    label = models.ForeignKey(
+        "labels.Label", on_delete=models.PROTECT, related_name="pairs", db_index=False
+    )
     num_yes = models.PositiveIntegerField(default=0)
     num_no = models.PositiveIntegerField(default=0)
     probability = models.FloatField(default=0.0)
@@ -223,70 +249,31 @@ class ImageLabel(models.Model):
         )
         return self.servable
 
-    def recount(self, save: bool = True) -> None:
-        """Derive counts, probability, confidence and status from the counted votes.
+    def recount(self) -> None:
+        """Derive counts, probability, confidence, status and servable from the counted votes.
 
-        Votes of voters with the same gold records weigh the same, so one grouped
-        query gives everything, even on a gold pair with thousands of votes.
+        The rule lives in the database (imagemonkey_recount, migration 0006):
+        each counted vote weighs what its voter's gold record says, and the
+        pair is validated when the posterior reaches VALIDATION_POSTERIOR,
+        rejected when it falls to 1 − VALIDATION_POSTERIOR, open otherwise
+        (and open while a reopened pair has fewer counted votes than
+        `settle_after`). Locks the pair until the end of the transaction.
         """
-        on_label = f"voter__gold_by_label__{Voter.label_key(self.label_id)}"
-        rows = (
-            self.votes.filter(counted=True)
-            .values_list(
-                "answer",
-                "voter__gold_correct",
-                "voter__gold_wrong",
-                on_label,
-                "voter__user__is_staff",
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT num_yes, num_no, probability, confidence, status, servable, updated "
+                "FROM imagemonkey_recount(%s, %s, %s)",
+                [self.pk, timezone.now(), vote_rules()],
             )
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        yes = no = 0
-        evidence, weighed = 0.0, False
-        for answer, correct, wrong, record, is_staff, n in rows:
-            weight = vote_weight_for(correct, wrong, record, bool(is_staff))
-            weighed = weighed or weight > 0
-            if answer == Vote.Answer.YES:
-                yes, evidence = yes + n, evidence + n * weight
-            else:
-                no, evidence = no + n, evidence - n * weight
-        self.set_counts(yes, no, evidence if weighed else None)
-        if save:
-            self.save(
-                update_fields=[
-                    "num_yes",
-                    "num_no",
-                    "probability",
-                    "confidence",
-                    "status",
-                    "servable",
-                    "updated",
-                ]
-            )
-
-    def set_counts(self, yes: int, no: int, evidence: float | None) -> None:
-        """Set the counts and settle on the evidence (summed log-odds; None: no vote weighs).
-
-        Validated when the posterior reaches VALIDATION_POSTERIOR, rejected when
-        it falls to 1 − VALIDATION_POSTERIOR, open otherwise (and open while a
-        reopened pair has fewer counted votes than `settle_after`).
-        """
-        self.num_yes, self.num_no = yes, no
-        total = yes + no
-        self.probability = yes / total if total else 0.0
-        self.confidence = 0.0 if evidence is None else posterior(evidence)
-        bar = math.log(settings.VALIDATION_POSTERIOR / (1 - settings.VALIDATION_POSTERIOR))
-        if evidence is None or total < self.settle_after:
-            self.status = self.Status.OPEN
-        elif evidence >= bar:
-            self.status = self.Status.VALIDATED
-        elif evidence <= -bar:
-            self.status = self.Status.REJECTED
-        else:
-            self.status = self.Status.OPEN
-        self.refresh_servable()
-        self.updated = timezone.now()
+            (
+                self.num_yes,
+                self.num_no,
+                self.probability,
+                self.confidence,
+                self.status,
+                self.servable,
+                self.updated,
+            ) = cursor.fetchone()
 
 
 class Vote(models.Model):
@@ -297,8 +284,11 @@ class Vote(models.Model):
         YES = 1, "Yes"
         SKIP = 2, "Can't tell"
 
-    pair = models.ForeignKey(ImageLabel, on_delete=models.CASCADE, related_name="votes")
-    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="votes")
+    # Indexed by one_vote_per_voter_per_pair (pair first) and vote_voter_pair (voter first).
+    pair = models.ForeignKey(
+        ImageLabel, on_delete=models.CASCADE, related_name="votes", db_index=False
+    )
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="votes", db_index=False)
     answer = models.SmallIntegerField(choices=Answer.choices)
     counted = models.BooleanField(
         default=False, help_text="Whether this vote carries weight in the pair's counts."

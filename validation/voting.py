@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
-from .models import Alert, ImageLabel, Vote, Voter
+from .models import Alert, ImageLabel, Vote, Voter, vote_rules
 
 log = logging.getLogger("imagemonkey.votes")
 
@@ -78,6 +77,54 @@ def right_both_ways(voter: Voter) -> bool:
     )
 
 
+# Why a vote was refused, with its HTTP status, by the names imagemonkey_cast_vote uses.
+REFUSALS = {
+    "not_found": ("no such public picture with that label", 404),
+    "closed": ("This picture or label is not open for votes.", 404),
+    "own": ("You cannot vote on a picture you donated.", 403),
+    "frozen": ("A moderator has closed this picture for votes.", 409),
+}
+
+
+@dataclass
+class CastVote:
+    outcome: str  # "recorded", "unknown_token", or "python" (use record_vote)
+    replaced: bool = False
+    counted: bool = False
+
+
+def cast_vote(token: str, image_uuid, label_id: int, answer: int, ip_prefix: str) -> CastVote:
+    """An API token holder's vote on (picture, label) in one round trip to the database.
+
+    imagemonkey_cast_vote (migration 0006) does what record_vote does for the
+    common vote: it finds the voter by the token's hash and the pair, locks
+    the pair, stores (or replaces) the vote and settles the pair, alerts
+    included, in one statement and one commit. A vote on a gold pair or by a
+    moderator comes back as outcome "python", with nothing written: those
+    go through record_vote. Raises VoteRefused for a vote that cannot be taken.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT outcome, replaced, counted, alerts "
+            "FROM imagemonkey_cast_vote(%s, %s, %s, %s::smallint, %s, %s, %s)",
+            [
+                Voter.hash_token(token),
+                image_uuid,
+                label_id,
+                answer,
+                ip_prefix,
+                timezone.now(),
+                vote_rules(),
+            ],
+        )
+        outcome, replaced, counted, alerts = cursor.fetchone()
+    if outcome in REFUSALS:
+        raise VoteRefused(*REFUSALS[outcome])
+    if alerts:
+        log_alerts(alerts, label_id, None, ip_prefix)
+    return CastVote(outcome, bool(replaced), bool(counted))
+
+
 @dataclass
 class VoteResult:
     vote: Vote
@@ -112,15 +159,14 @@ def _record(pair_id: int, voter: Voter, answer: int, ip_prefix: str) -> VoteResu
         .first()
     )
     if pair is None or pair.image.status != "public" or not pair.label.active:
-        raise VoteRefused("This picture or label is not open for votes.", 404)
+        raise VoteRefused(*REFUSALS["closed"])
     if pair.image.donor_id is not None and pair.image.donor_id == voter.pk:
-        raise VoteRefused("You cannot vote on a picture you donated.", 403)
+        raise VoteRefused(*REFUSALS["own"])
     if pair.frozen:
-        raise VoteRefused("A moderator has closed this picture for votes.", 409)
+        raise VoteRefused(*REFUSALS["frozen"])
     if answer not in Vote.Answer.values:
         raise VoteRefused("An answer is yes, no or skip.", 400)
 
-    before = (pair.status, pair.probability)
     now = timezone.now()
     previous = Vote.objects.filter(pair=pair, voter=voter).first()
     counted = counts_for(voter) and answer != Vote.Answer.SKIP
@@ -154,8 +200,7 @@ def _record(pair_id: int, voter: Voter, answer: int, ip_prefix: str) -> VoteResu
         pair.is_gold, pair.gold_answer = True, answer == Vote.Answer.YES
         pair.save(update_fields=["is_gold", "gold_answer"])
 
-    settle(pair, before)
-    check_burst(vote, pair)
+    settle(pair, vote.ip_prefix)
     return VoteResult(
         vote=vote,
         pair=pair,
@@ -190,115 +235,33 @@ def score_gold(voter: Voter, said_yes: bool, truth: bool, label_id: int) -> bool
     return was_trusted != locked.trusted
 
 
-def settle(pair: ImageLabel, before: tuple[str, float]) -> None:
-    """Recount the (locked) pair from its votes; promote gold and raise alerts as needed."""
-    pair.recount()
-    _, previous_probability = before
-    settled = (ImageLabel.Status.VALIDATED, ImageLabel.Status.REJECTED)
-    if pair.status in settled and pair.status != pair.settled_as:
-        flipped_from = pair.settled_as
-        pair.settled_as = pair.status
-        pair.save(update_fields=["settled_as"])
-        if flipped_from:
-            Alert.objects.create(
-                kind=Alert.Kind.FLIP,
-                pair=pair,
-                label=pair.label,
-                message=(
-                    f"“{pair.label}” on {pair.image.uuid} flipped from {flipped_from} "
-                    f"to {pair.status}."
-                ),
-                details={
-                    "from": flipped_from,
-                    "to": pair.status,
-                    "yes": pair.num_yes,
-                    "no": pair.num_no,
-                },
-            )
-            log.warning("alert: pair %s flipped %s → %s", pair.pk, flipped_from, pair.status)
-    check_swing(pair, previous_probability)
-    if (
-        pair.status in settled
-        and not pair.is_gold
-        and pair.num_yes + pair.num_no >= settings.GOLD_PROMOTE_MIN_VOTES
-        and (pair.num_yes == 0 or pair.num_no == 0)
-    ):
-        pair.is_gold = True
-        pair.gold_answer = pair.status == ImageLabel.Status.VALIDATED
-        pair.save(update_fields=["is_gold", "gold_answer"])
+def settle(pair: ImageLabel, ip_prefix: str = "") -> None:
+    """Recount the pair from its votes and act on the outcome, in the database.
+
+    imagemonkey_settle (migration 0006) recounts, remembers the outcome (a flip
+    alert when a settled pair changes sides), raises a swing alert when the
+    yes share moved by more than ALERT_SWING within ALERT_WINDOW_MINUTES,
+    promotes a pair settled by GOLD_PROMOTE_MIN_VOTES unanimous counted votes
+    to gold, and, given the network of the vote that caused it, raises a burst
+    alert when ALERT_BURST_VOTES votes on the label came from that /24 (or /64)
+    within the window.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT imagemonkey_settle(%s, %s, %s, %s)",
+            [pair.pk, ip_prefix, timezone.now(), vote_rules()],
+        )
+        alerts = cursor.fetchone()[0]
+    pair.refresh_from_db()
+    log_alerts(alerts, pair.label_id, pair.pk, ip_prefix)
 
 
-def _window_start():
-    return timezone.now() - timedelta(minutes=settings.ALERT_WINDOW_MINUTES)
-
-
-def check_swing(pair: ImageLabel, previous_probability: float) -> None:
-    """Alert when the probability moved more than ALERT_SWING within the window."""
-    if pair.num_yes + pair.num_no < 4:
-        return
-    recent = (
-        Vote.objects.filter(pair=pair, counted=True, updated__gte=_window_start())
-        .order_by("updated")
-        .values_list("answer", flat=True)
-    )
-    recent = list(recent)
-    if len(recent) < 3:
-        return
-    # The probability before the window's votes, rebuilt from the counts.
-    yes_recent = sum(1 for a in recent if a == Vote.Answer.YES)
-    no_recent = len(recent) - yes_recent
-    base_yes, base_no = pair.num_yes - yes_recent, pair.num_no - no_recent
-    if base_yes + base_no == 0:
-        return
-    base = base_yes / (base_yes + base_no)
-    if abs(pair.probability - base) <= settings.ALERT_SWING:
-        return
-    if Alert.objects.filter(
-        kind=Alert.Kind.SWING, pair=pair, created__gte=_window_start()
-    ).exists():
-        return
-    Alert.objects.create(
-        kind=Alert.Kind.SWING,
-        pair=pair,
-        label=pair.label,
-        message=(
-            f"“{pair.label}” on {pair.image.uuid} swung from {base:.2f} to {pair.probability:.2f} "
-            f"within {settings.ALERT_WINDOW_MINUTES} minutes."
-        ),
-        details={"from": round(base, 4), "to": round(pair.probability, 4), "votes": len(recent)},
-    )
-    log.warning("alert: pair %s swung %.2f → %.2f", pair.pk, base, pair.probability)
-
-
-def check_burst(vote: Vote, pair: ImageLabel) -> None:
-    """Alert when one network (a /24 or /64) casts many votes on one pair or one label."""
-    prefix = vote.ip_prefix
-    if not prefix or prefix == "unknown":
-        return
-    threshold = settings.ALERT_BURST_VOTES
-    recent = Vote.objects.filter(ip_prefix=prefix, updated__gte=_window_start())
-    on_label = recent.filter(pair__label_id=pair.label_id).values("pk")[:threshold].count()
-    if on_label < threshold:
-        return
-    already = Alert.objects.filter(
-        kind=Alert.Kind.BURST,
-        ip_prefix=prefix,
-        label_id=pair.label_id,
-        created__gte=_window_start(),
-    )
-    if already.exists():
-        return
-    Alert.objects.create(
-        kind=Alert.Kind.BURST,
-        label=pair.label,
-        ip_prefix=prefix,
-        message=(
-            f"{threshold}+ votes on “{pair.label}” from {prefix} within "
-            f"{settings.ALERT_WINDOW_MINUTES} minutes."
-        ),
-        details={"votes": on_label, "prefix": prefix},
-    )
-    log.warning("alert: burst of votes on %s from %s", pair.label, prefix)
+def log_alerts(kinds: list[str], label_id: int, pair_id: int | None, ip_prefix: str) -> None:
+    for kind in kinds:
+        if kind == Alert.Kind.BURST:
+            log.warning("alert: burst of votes on label %s from %s", label_id, ip_prefix)
+        else:
+            log.warning("alert: pair %s %s", pair_id, "flipped" if kind == "flip" else "swung")
 
 
 def recount_voter(voter: Voter) -> int:
@@ -324,12 +287,7 @@ def _resettle(pair_ids) -> int:
     pair_ids = list(pair_ids)
     for pair_id in pair_ids:
         with transaction.atomic():
-            pair = (
-                ImageLabel.objects.select_for_update(of=("self",))
-                .select_related("image", "label")
-                .get(pk=pair_id)
-            )
-            settle(pair, (pair.status, pair.probability))
+            settle(ImageLabel(pk=pair_id))
     return len(pair_ids)
 
 
@@ -355,8 +313,8 @@ def reopen(pair: ImageLabel) -> None:
     )
     pair.frozen = False
     pair.settle_after = pair.num_yes + pair.num_no + settings.REOPEN_EXTRA_VOTES
-    pair.recount(save=False)
-    pair.save()
+    pair.save(update_fields=["frozen", "settle_after"])
+    pair.recount()
 
 
 def sync_servable_for_image(image) -> None:
