@@ -102,6 +102,14 @@ BEGIN
 END
 $$;
 
+-- 'dog' for a label, 'dog/eye' for a sublabel (Label.full_name), for alert messages.
+CREATE OR REPLACE FUNCTION imagemonkey_label_name(p_label bigint)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN l.parent_id IS NULL THEN l.name ELSE parent.name || '/' || l.name END
+    FROM labels_label l LEFT JOIN labels_label parent ON parent.id = l.parent_id
+    WHERE l.id = p_label
+$$;
+
 -- Recount a pair after a vote, then what follows from it: remember the outcome
 -- (a flip alert when it changed), a swing alert, promotion to gold, and, given
 -- the network prefix of a vote, a burst alert. Returns the kinds of alerts raised.
@@ -128,15 +136,11 @@ BEGIN
     IF pair.id IS NULL THEN
         RETURN alerts;
     END IF;
-    SELECT CASE WHEN l.parent_id IS NULL THEN l.name ELSE parent.name || '/' || l.name END
-    INTO label_name
-    FROM labels_label l LEFT JOIN labels_label parent ON parent.id = l.parent_id
-    WHERE l.id = pair.label_id;
-
     IF pair.status IN ('validated', 'rejected') AND pair.status <> pair.settled_as THEN
         flipped_from := pair.settled_as;
         UPDATE validation_imagelabel SET settled_as = pair.status WHERE id = p_pair;
         IF flipped_from <> '' THEN
+            label_name := imagemonkey_label_name(pair.label_id);
             SELECT uuid INTO image_uuid FROM donations_image WHERE id = pair.image_id;
             INSERT INTO validation_alert
                 (kind, pair_id, label_id, ip_prefix, message, details, created, resolved)
@@ -162,6 +166,7 @@ BEGIN
                AND NOT EXISTS (SELECT 1 FROM validation_alert
                                WHERE kind = 'swing' AND pair_id = p_pair
                                  AND created >= window_start) THEN
+                label_name := imagemonkey_label_name(pair.label_id);
                 SELECT uuid INTO image_uuid FROM donations_image WHERE id = pair.image_id;
                 INSERT INTO validation_alert
                     (kind, pair_id, label_id, ip_prefix, message, details, created, resolved)
@@ -200,6 +205,7 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM validation_alert
                            WHERE kind = 'burst' AND ip_prefix = p_prefix
                              AND label_id = pair.label_id AND created >= window_start) THEN
+            label_name := imagemonkey_label_name(pair.label_id);
             INSERT INTO validation_alert
                 (kind, pair_id, label_id, ip_prefix, message, details, created, resolved)
             VALUES ('burst', NULL, pair.label_id, p_prefix,
@@ -282,6 +288,7 @@ DROP FUNCTION IF EXISTS imagemonkey_cast_vote(
     text, uuid, bigint, smallint, text, timestamptz, jsonb);
 DROP FUNCTION IF EXISTS imagemonkey_settle(bigint, text, timestamptz, jsonb);
 DROP FUNCTION IF EXISTS imagemonkey_recount(bigint, timestamptz, jsonb);
+DROP FUNCTION IF EXISTS imagemonkey_label_name(bigint);
 DROP FUNCTION IF EXISTS imagemonkey_vote_weight(integer, integer, jsonb, boolean, jsonb);
 """
 
