@@ -197,6 +197,15 @@ def test_result_pages_of_other_sessions_are_not_found(client):
     assert client.get(reverse("donations:result", args=["nothex"])).status_code == 404
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (user + system), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_killing_the_decoder_mid_upload_costs_one_answer_and_nothing_else(client, settings):
     settings.MAX_UPLOAD_MB = 64
@@ -214,9 +223,16 @@ def test_killing_the_decoder_mid_upload_costs_one_answer_and_nothing_else(client
         finally:
             connection.close()
 
+    busy_before = {pid: cpu_seconds(pid) for pid in decoding.worker_pids()}
     thread = threading.Thread(target=send)
     thread.start()
-    time.sleep(1.0)  # the worker is decoding or resizing the noise by now
+    # Kill the worker once it is busy with the noise (it has burnt CPU since the upload
+    # began), not after a fixed sleep: on a loaded machine the upload may not be there yet.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+        cpu_seconds(pid) - spent >= 0.2 for pid, spent in busy_before.items()
+    ):
+        time.sleep(0.02)
     for pid in decoding.worker_pids():
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=60)
