@@ -268,6 +268,52 @@ class TestCsv:
         ]
 
 
+class TestLabelCells:
+    """Each label's name and part are rendered once per export and looked up per pair."""
+
+    @pytest.fixture
+    def named(self, data):
+        """Two zebra pictures whose other labels have awkward names, pairs made out of order."""
+        parent = make_label('a "quoted", comma label')
+        part = make_label('=cmd("x") \\u0041', parent=parent)
+        retired = make_label("retired ☃", active=False)
+        zebra = make_label("zebra")
+        first, second = make_image(), make_image()
+        for image, labels in [(second, [zebra, part]), (first, [retired, zebra, part, parent])]:
+            for label in labels:
+                make_pair(label, image=image)
+        return SimpleNamespace(
+            first=first, second=second, parent=parent, part=part, retired=retired, zebra=zebra
+        )
+
+    def test_csv_rows_name_every_label_and_part_in_image_then_label_order(
+        self, client, data, named
+    ):
+        rows = csv_rows(client, query="zebra")
+        defused_part = "'" + named.part.name
+        assert [(r["uuid"], r["label"], r["sublabel"]) for r in rows] == [
+            (str(named.first.uuid), named.parent.name, ""),
+            (str(named.first.uuid), named.parent.name, defused_part),
+            (str(named.first.uuid), named.retired.name, ""),
+            (str(named.first.uuid), "zebra", ""),
+            (str(named.second.uuid), named.parent.name, defused_part),
+            (str(named.second.uuid), "zebra", ""),
+        ]
+
+    def test_json_validations_name_every_label_and_part_in_label_order(self, client, data, named):
+        entries = export_json(client, query="zebra")
+        assert [e["uuid"] for e in entries] == [str(named.first.uuid), str(named.second.uuid)]
+        assert [[(v["label"], v["sublabel"]) for v in e["validations"]] for e in entries] == [
+            [
+                (named.parent.name, ""),
+                (named.parent.name, named.part.name),
+                (named.retired.name, ""),
+                ("zebra", ""),
+            ],
+            [(named.parent.name, named.part.name), ("zebra", "")],
+        ]
+
+
 class TestCoco:
     def test_images_categories_and_image_level_labels_in_coco_layout(self, client, data):
         response = get(client, query="dog.has='eye' | cat", format="coco")
