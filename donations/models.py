@@ -99,6 +99,9 @@ class Image(models.Model):
                 name="image_public_newest",
             ),
             models.Index(fields=["status", "created"], name="image_status_created"),
+            # Exports read public images in id order, beside their pairs' (image, label)
+            # index: with this the planner merge-joins and streams instead of sorting.
+            models.Index(fields=["id"], condition=Q(status="public"), name="image_public_id"),
         ]
         constraints = [
             models.CheckConstraint(
