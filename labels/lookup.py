@@ -27,11 +27,13 @@ _known: dict[str, tuple[float, Label]] = {}
 
 def resolve(text: str) -> Label | None:
     """The taggable label `text` names (with its parent loaded), or None."""
-    key = normalize_name(text)
     now = time.monotonic()
-    hit = _known.get(key)
+    hit = _known.get(text)  # the text as sent, then as normalised
+    if hit is None or hit[0] <= now:
+        hit = _known.get(normalize_name(text))
     if hit is not None and hit[0] > now:
         return hit[1]
+    key = normalize_name(text)
     label = Label.objects.resolve(key)
     if label is None:
         return None
@@ -40,7 +42,7 @@ def resolve(text: str) -> Label | None:
     with _lock:
         if len(_known) >= MAX_ENTRIES:
             _known.clear()
-        _known[key] = (now + TTL, label)
+        _known[key] = _known[text] = (now + TTL, label)
     return label
 
 

@@ -1,5 +1,6 @@
 """Honest votes: one per voter per pair, training and trust, settling, selection, alerts, limits."""
 
+import ipaddress
 import json
 import math
 import random
@@ -13,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.helpers import make_image, make_label, make_pair, make_voter
 from validation import selection
+from validation.identity import ip_prefix
 from validation.models import Alert, ImageLabel, Vote, Voter, vote_rules, vote_weight_for
 from validation.voting import VoteRefused, discard_votes, record_vote, reopen
 
@@ -641,3 +643,34 @@ class TestLimits:
             assert client.get(f"/image/{pair.image.uuid}").status_code == 200
             assert client.get("/").status_code == 200
         assert not Vote.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "192.168.1.77",
+        "0.0.0.0",  # noqa: S104 - an address to parse, not a bind
+        "255.255.255.255",
+        "10.0.0.256",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.5",
+        "١.2.3.4",
+        " 1.2.3.4",
+        "::ffff:10.1.2.3",
+        "2001:db8::1",
+        "garbage",
+        "",
+    ],
+)
+def test_the_network_prefix_of_an_address_matches_the_ipaddress_module(address):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        expected = "unknown"
+    else:
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        bits = 24 if ip.version == 4 else 64
+        expected = str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+    assert ip_prefix(address) == expected

@@ -19,8 +19,23 @@ def client_ip(request: HttpRequest) -> str:
     return (value or "0.0.0.0").split(",")[0].strip()  # noqa: S104 - a fallback value, not a bind
 
 
+def _is_octet(text: str) -> bool:
+    """A decimal 0–255 written as ipaddress accepts it (ASCII digits, no leading zero)."""
+    return (
+        0 < len(text) <= 3
+        and text.isascii()
+        and text.isdigit()
+        and (text == "0" or text[0] != "0")
+        and int(text) <= 255
+    )
+
+
 def ip_prefix(address: str) -> str:
     """The /24 of an IPv4 address or the /64 of an IPv6 address, as a network string."""
+    octets = address.split(".")
+    if len(octets) == 4 and all(_is_octet(o) for o in octets):
+        # The common case, without building ipaddress objects on every vote.
+        return f"{octets[0]}.{octets[1]}.{octets[2]}.0/24"
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

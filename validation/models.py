@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -68,19 +69,31 @@ def posterior(evidence: float) -> float:
 
 def vote_rules() -> str:
     """The settings the database's vote functions read (migration 0006), as JSON."""
-    bar = settings.VALIDATION_POSTERIOR
-    right_prior, wrong_prior = settings.VOTER_ACCURACY_PRIOR
+    return _rules_json(
+        settings.VALIDATION_POSTERIOR,
+        tuple(settings.VOTER_ACCURACY_PRIOR),
+        settings.VOTER_ACCURACY_MAX,
+        settings.VOTER_LABEL_PRIOR,
+        settings.GOLD_PROMOTE_MIN_VOTES,
+        settings.ALERT_SWING,
+        settings.ALERT_BURST_VOTES,
+        settings.ALERT_WINDOW_MINUTES,
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _rules_json(posterior_bar, prior, accuracy_max, label_prior, promote, swing, burst, window):
     return json.dumps(
         {
-            "bar": math.log(bar / (1 - bar)),
-            "prior_right": right_prior,
-            "prior_wrong": wrong_prior,
-            "accuracy_max": settings.VOTER_ACCURACY_MAX,
-            "label_prior": settings.VOTER_LABEL_PRIOR,
-            "promote": settings.GOLD_PROMOTE_MIN_VOTES,
-            "swing": settings.ALERT_SWING,
-            "burst": settings.ALERT_BURST_VOTES,
-            "window": settings.ALERT_WINDOW_MINUTES,
+            "bar": math.log(posterior_bar / (1 - posterior_bar)),
+            "prior_right": prior[0],
+            "prior_wrong": prior[1],
+            "accuracy_max": accuracy_max,
+            "label_prior": label_prior,
+            "promote": promote,
+            "swing": swing,
+            "burst": burst,
+            "window": window,
         }
     )
 
@@ -312,7 +325,9 @@ class Vote(models.Model):
         indexes = [
             models.Index(fields=["voter", "pair"], name="vote_voter_pair"),
             models.Index(fields=["created"], name="vote_created"),
-            models.Index(fields=["ip_prefix", "created"], name="vote_prefix_created"),
+            # The burst check counts one network's votes within the last minutes on
+            # every vote: bounded by the window, however many votes the network cast before.
+            models.Index(fields=["ip_prefix", "updated"], name="vote_prefix_updated"),
         ]
 
     def __str__(self) -> str:
@@ -358,7 +373,7 @@ class Alert(models.Model):
         )
         votes = Vote.objects.select_related("voter", "pair__label", "pair__image")
         if self.kind == self.Kind.BURST:
-            votes = votes.filter(ip_prefix=self.ip_prefix, created__gte=window_start)
+            votes = votes.filter(ip_prefix=self.ip_prefix, updated__gte=window_start)
             if self.pair_id:
                 votes = votes.filter(pair_id=self.pair_id)
             elif self.label_id:
