@@ -132,108 +132,70 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
 # shown in RESULTS.md for the metrics that miss.
 FINDINGS: dict[str, str] = {
     "export_vs_copy": """\
-**Why.** The export's own SQL is slower than a COPY of the same rows: it hash-joins the
-label cells, which forces a sort of all rows on disk before the first one leaves, and it
-pays ~1.4 s of JIT compilation per 1M-row export; the Python side (a `write` per row into
-the bounded queue) adds a little. The JSON export lands between 0.39 and 0.52 from run to
-run, depending on the load of the shared machine.
+**Why.** The export's SQL costs more per row than a bare COPY of the same rows: the label
+cell of each pair comes from a jsonb map, the picture's columns are formatted per row, and
+the Python side writes each chunk through a bounded queue. It was 0.46 before the export
+stopped joining the label cells and sorting (see *Findings*); a miss now means a burst of
+load on the shared machine during the JSON rounds.
 
-**What reaches it:** the two changes to validation/export.py under *Findings: Export*
-below (a label-cell map instead of the join; `SET LOCAL jit = off` in `snapshot()`),
-measured at 0.94 (CSV) and 0.78 (JSON) of COPY's speed for the SQL alone on the same
-1M tables, against 0.58 and 0.51 today.
+**What would reach it:** nothing structural is left; run again on a quieter machine.
 """,
     "select_vs_original": """\
-**Why.** The original's queries read every qualifying row (0.8–2.4 s at 1M pairs on this
-machine, depending on the moment), ours reads 24 index entries: its SQL executes in under
-1 ms. But `next_task()` costs 15–30 ms here, and almost all of it is around the SQL: the ORM
-builds and plans a five-table query (`select_related` image, label, parent, plus the NOT
-EXISTS), instantiates 24 × 4 model objects to keep one, and every call commits an
-`UPDATE validation_voter SET tasks_served = …` (a WAL flush, 1–4 ms). The ratio therefore
-lands between 45 and 100 depending on the load of the shared machine.
+**Why.** The original's queries take 0.7–2.4 s at 1M pairs on this machine, ours 5–12 ms,
+depending on the moment; a miss means ours was slowed by load while the original's were not.
 
-**What reaches it** (validation/selection.py, `next_task`; prototype measured interleaved
-with the current code on the 1M tables: 11–14 ms against 25 ms, ratio ≈ 200 against the
-OFFSET query):
-
-1. Pick the window's winner in SQL, reading only the priority columns, then fetch that one
-   pair with `ImageLabel.objects.select_related("image", "label__parent").get(pk=…)`:
-
-   ```sql
-   SELECT id, n FROM (
-       SELECT w.*, count(*) OVER () AS n FROM (
-           SELECT p.id, p.num_yes, p.num_no, p.confidence, p.random_key
-           FROM validation_imagelabel p
-           JOIN labels_label l ON l.id = p.label_id AND l.active
-           JOIN donations_image img ON img.id = p.image_id
-           WHERE p.servable AND p.random_key >= %(start)s
-             AND NOT EXISTS (SELECT 1 FROM validation_vote u
-                             WHERE u.pair_id = p.id AND u.voter_id = %(voter)s)
-             AND (img.donor_id IS NULL OR img.donor_id <> %(voter)s)
-             AND p.id <> ALL(%(exclude)s)          -- and p.label_id = %(label)s for a label
-           ORDER BY p.random_key LIMIT 24) w
-   ) w
-   ORDER BY (w.num_yes + w.num_no) / 3,
-            CASE WHEN w.confidence > 0 THEN -abs(2 * w.confidence - 1) ELSE 0 END,
-            w.random_key
-   LIMIT 1
-   ```
-
-   This is `_priority()` in SQL (same winner as today: checked on fixed starting points).
-   Only when `n < 24` (the start fell within 24 pairs of the end of the key space) run it
-   once more over `UNION ALL` of the `>= start` and `< start` halves, `ORDER BY lap,
-   random_key LIMIT 24`, as `_window()` wraps today.
-2. Write `tasks_served` only while it is 0 (`wants_gold` reads nothing else), or count it
-   in Redis: no commit per task served.
+**What would reach it:** run again on a quieter machine.
 """,
     "vote_vs_hello": """\
-**Why.** `/ping` runs the middleware stack and no SQL. One vote runs
-{vote_sql_statements} SQL statements (BEGIN and COMMIT included) through the ORM: the token's
-voter, the label, the pair, the pair again `FOR UPDATE`, the previous vote, the INSERT, the
-recount, one or two UPDATEs of the pair, the swing and burst alert checks, and a synchronous
-commit, with the ORM building every query and model: a vote costs what about twenty pings
-cost (the ratio is 0.04–0.08 from run to run). At 0.5 a vote may cost what two pings cost:
-the framework plus one round trip to the database.
+**Why.** `/ping` runs the middleware and nothing else; a vote has to be stored durably and
+settled. Measured per request in one process on the 1M tables, after the changes below (CPU
+time; `bench/` in this run shows the throughput):
 
-**What reaches it.** Make a vote one statement: a migration that adds a PL/pgSQL function
-`cast_vote(token_sha256, image_uuid, label_id, answer, ip_prefix)` doing in the database what
-`validation.voting._record` does (voter by token, pair by image and label, lock, `INSERT … ON
-CONFLICT (pair_id, voter_id) DO UPDATE … RETURNING (xmax = 0)`, the weighted recount as one
-`UPDATE validation_imagelabel … FROM (SELECT sum(weight) … FROM validation_vote JOIN
-validation_voter …) RETURNING …`, settled_as and gold promotion), with the label names
-resolved from an in-process cache; `validation/api.py` `vote()` then runs
-`SELECT * FROM cast_vote(%s, %s, %s, %s, %s)` and renders the row. The swing and burst
-checks (two SELECTs per vote) move to a management command run every minute over the
-votes of the last ten minutes (alerts need not be synchronous). Short of that, each of
-these steps in Python removes a round trip (fold `_find_pair` into the locked read; the
-upsert instead of `.first()` + INSERT; the recount as one `UPDATE … FROM`; alerts out of
-the request): by our estimate about halving the cost, still far from 0.5.
+| | Python (Django) | PostgreSQL | Total |
+|---|---|---|---|
+| `GET /ping` | 0.35 ms | – | 0.35 ms |
+| vote (`imagemonkey_cast_vote`, one statement, one commit) | 1.8 ms | 2.2 ms | 4.0 ms |
+
+Of PostgreSQL's share, storing the vote (the `INSERT … ON CONFLICT` and its commit) is
+0.33 ms, recounting the pair from its weighted votes 0.53 ms, the flip, swing and burst
+checks 0.36 ms, finding the voter and locking the pair the rest. Through gunicorn each
+request also costs ~1.1 ms of HTTP handling (and the load generator's share), so a vote
+costs about four pings: a ratio of 0.25–0.33 from run to run. At 0.5 a vote would have to
+cost ~2.9 ms in all, less than PostgreSQL and Python now spend on it without the HTTP part.
+
+**What was done** (0.048 → {vote_vs_hello}): a vote through the API went from twelve ORM
+statements to one call of `imagemonkey_cast_vote` (migration `validation/0006`), with the
+label resolved from a per-process map and the rate limit keyed by the token's hash; the
+settling rules run in PostgreSQL with plans kept per connection (`imagemonkey_vote_weight`
+in PL/pgSQL: as an SQL function it was planned on every call, 3.4 → 1.2 ms per vote); pairs
+are updated in place (fillfactor 85: 97 % HOT updates); four redundant indexes are gone;
+the burst check reads only the window's votes of a network.
+
+**What would reach it.** Only taking the settling out of the request: store the vote (one
+`INSERT`, ~0.3 ms of PostgreSQL) and let a background worker recount the pairs touched in
+the last fraction of a second in one set-based statement, alerts included. That changes
+what a vote's answer means (the pair's new status would show a moment later, and an alert
+could come after the vote that caused it), so it is a product decision, not a faster query;
+it is not done here. Tuning we tried that does not move the ratio: asynchronous commit
+(0.33 → 0.38, within noise; fsync is not the bottleneck, CPU is).
 """,
 }
 
 # Always shown: what the measurements found beyond the pass/fail of the targets.
 NOTES = """\
-- **Export: first byte and speed.** `export_first_byte_ms` is seconds at 1M pairs because the
-  export's SQL joins the label cells (`JOIN cells cell ON cell.id = p.label_id`, a hash join):
-  the planner can no longer keep the image order that the pair index gives, so it sorts every
-  row (`external merge`, 160 MB on disk) before the first one leaves, while PostgreSQL's own
-  COPY of the same rows starts in under 0.1 s. And each 1M-row export spends ~1.4 s compiling
-  the query (`JIT: … Total 1361 ms`). Both fixes are in validation/export.py:
-  1. in `pair_lines` and `image_objects`, look each label's cell up in a map built once
-     instead of joining it: after `LABEL_CELLS` add
-     `, cellmap AS MATERIALIZED (SELECT jsonb_object_agg(id, csv) AS m FROM cells)`
-     (`json` instead of `csv` for `image_objects`), write
-     `((SELECT m FROM cellmap) ->> p.label_id::text)` where `cell.csv` / `cell.json` is,
-     drop `JOIN cells cell` (JSON: `LEFT JOIN validation_imagelabel p ON p.image_id = img.id
-     AND …`), and order the CSV by `p.image_id, p.label_id`: the planner then merge-joins
-     images and pairs in order and streams;
-  2. in `snapshot()`, also `SET LOCAL jit = off`.
-
-  Measured on the 1M tables, the SQL alone through COPY, three interleaved rounds: CSV
-  10.0 s → 6.2 s (0.58 → 0.94 of COPY's speed), first row 8.6 s → 1.3 s; JSON 11.0 s →
-  7.4 s (0.51 → 0.78), first row 7.8 s → 1–3 s.
-- **Selection is flat** (`select_flatness`): the same 24-entry window at every size; the
-  10k/100k/1M times differ by less than the noise of the shared machine.
+- **Export: first byte and speed.** The export used to join the label cells (a hash join) and
+  read public pictures through the newest-first index, so PostgreSQL sorted every row on
+  disk before the first one left (7.7 s at 1M pairs) and ran at 0.46–0.57 of COPY's speed.
+  Now each label's cell comes from a jsonb map built once per export, and a partial index on
+  the ids of public pictures (`image_public_id`) lets the planner merge pictures and their
+  pairs in order: no sort, the first rows after {export_first_byte_ms} ms, the same bytes
+  (old and new output hashed equal on 9 queries). JIT compilation is off for exports
+  (`SET LOCAL jit = off`: it cost 1.4 s per 1M-row export).
+- **Selection** (`select_vs_original`, 47.6 before): `next_task()` read a window of 24 pairs
+  as model objects with their pictures and labels through the ORM and committed an update of
+  the voter's `tasks_served` on every call. The window is now one SQL statement reading the
+  priority columns only; the winner alone is loaded with its picture and label, and serving
+  a task writes nothing. It is flat (`select_flatness`): the same 24-entry window at every size.
 - **Browse** runs the same number of queries for 12, 48 or 96 pictures and for the first
   or a deep page (`Queries per /browse page` below); a label's page looks its label up,
   one query more. A deep page runs the same plan as the first (a backward index scan
@@ -241,10 +203,8 @@ NOTES = """\
 - **Ingestion** costs 10–20 % more than bare Pillow: the isolated decoder (the bytes and
   the three renditions cross a pipe), the pixel rebuild and hashing, the near-duplicate
   lookup, the fsynced files and the rows together.
-- **Noise.** The machine has 2 cores and other engineers' test runs kept its load average
-  at 4–8 during these runs; absolute times vary by 2× from run to run, ratios much less,
-  but a ratio near its target (`export_vs_copy`, `select_vs_original`) can land on either
-  side of it from one run to the next.
+- **Noise.** The machine has 2 cores shared with other work; absolute times vary by 2× from
+  run to run, ratios much less (each is a median of ratios measured side by side).
 """
 
 
@@ -449,9 +409,15 @@ def render_markdown(document: dict) -> str:
         lines += ["", "## Missed targets: why, and what would reach them", ""]
         for name in misses:
             text = FINDINGS.get(name, "Not analysed yet.")
-            text = text.replace("{vote_sql_statements}", str(metrics.get("vote_sql_statements")))
+            for key in ("vote_sql_statements", "vote_vs_hello"):
+                text = text.replace("{" + key + "}", _format(metrics.get(key)))
             lines += [f"### `{name}`", "", text, ""]
-    lines += ["", "## Findings", "", NOTES]
+    lines += [
+        "",
+        "## Findings",
+        "",
+        NOTES.replace("{export_first_byte_ms}", _format(metrics.get("export_first_byte_ms"))),
+    ]
     if counts := details.get("browse_query_counts"):
         lines += [
             "",

@@ -190,11 +190,18 @@ def vote_requests(pairs: list[dict], voters: list[dict]) -> list[tuple[str, dict
 
 
 def _statements_per_vote(pair: dict, voter: dict) -> tuple[int, int]:
-    """SQL statements one vote runs (in this process, test Client), BEGIN and COMMIT included."""
+    """SQL statements one vote runs (in this process, test Client), BEGIN and COMMIT included.
+
+    Counted once the vote's label is in the process's label map, as it is for every
+    vote but a label's first in each gunicorn worker.
+    """
     from django.db import connection
     from django.test import Client, override_settings
     from django.test.utils import CaptureQueriesContext
 
+    from labels import lookup
+
+    lookup.resolve(f"{pair['label']}/{pair['sublabel']}" if pair["sublabel"] else pair["label"])
     path, headers, body = vote_requests([pair], [voter])[0]
     client = Client(HTTP_HOST="127.0.0.1")
     with override_settings(RATELIMIT_ENABLE=False), CaptureQueriesContext(connection) as seen:
