@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tests.helpers import make_image, make_label, make_pair, make_voter
-from validation import selection
+from validation import selection, voting
 from validation.identity import ip_prefix
 from validation.models import Alert, ImageLabel, Vote, Voter, vote_rules, vote_weight_for
 from validation.voting import VoteRefused, discard_votes, record_vote, reopen
@@ -359,6 +359,18 @@ class TestSettling:
         assert (pair.num_yes, pair.num_no) == (1, 0)
         record_vote(open_pair(), Voter.objects.get(pk=vandal.pk), NO)
         assert not Vote.objects.filter(voter=vandal, counted=True).exists()
+
+
+def test_recounting_a_voter_skips_pairs_deleted_meanwhile():
+    voter = trusted()
+    kept, gone = open_pair(), open_pair()
+    record_vote(kept, voter, YES)
+    record_vote(gone, voter, YES)
+    gone_id = gone.pk
+    gone.delete()
+    assert voting._resettle([kept.pk, gone_id]) == 2
+    kept.refresh_from_db()
+    assert kept.num_yes == 1
 
 
 class TestSelection:

@@ -252,7 +252,10 @@ def settle(pair: ImageLabel, ip_prefix: str = "") -> None:
             [pair.pk, ip_prefix, timezone.now(), vote_rules()],
         )
         alerts = cursor.fetchone()[0]
-    pair.refresh_from_db()
+    try:
+        pair.refresh_from_db()
+    except ImageLabel.DoesNotExist:
+        return  # deleted meanwhile (its picture was): nothing left to settle
     log_alerts(alerts, pair.label_id, pair.pk, ip_prefix)
 
 
