@@ -14,7 +14,9 @@ from django.urls import reverse
 
 from donations.ingest import ingest
 from donations.models import Image, ModerationConflict, ModerationDecision
-from tests.helpers import make_voter, photo_bytes
+from tests.helpers import make_image, make_pair, make_voter, photo_bytes
+from validation.models import Vote, Voter
+from validation.voting import record_vote
 
 pytestmark = pytest.mark.django_db
 
@@ -229,3 +231,21 @@ def test_the_admin_list_and_detail_pages_render(moderator):
     assert client.get(f"/admin/donations/image/{image.pk}/change/").status_code == 200
     assert client.get("/admin/donations/image/?flag=similar").status_code == 200
     assert client.get("/admin/donations/moderationdecision/").status_code == 200
+
+
+def test_the_voting_admin_pages_render(moderator):
+    client, _ = moderator
+    client.force_login(
+        User.objects.create_superuser("boss", "b@example.org", "a long enough password")
+    )
+    voter = Voter.objects.create(trusted=True, gold_correct=5)
+    pair = make_pair("dog", make_image())
+    record_vote(pair, voter, Vote.Answer.YES, "10.0.0.0/24")
+    for path in (
+        "/admin/validation/voter/",
+        f"/admin/validation/voter/{voter.pk}/change/",
+        "/admin/validation/imagelabel/",
+        f"/admin/validation/imagelabel/{pair.pk}/change/",
+        "/admin/validation/alert/",
+    ):
+        assert client.get(path).status_code == 200, path
