@@ -311,17 +311,27 @@ def _rules_line(rules: dict) -> str:
 
 def _targets(run: dict) -> list[str]:
     lines = []
+    # The target names scenarios 1–5; the others are ours, reported beside it.
+    named = [s for s in run["scenarios"] if s["key"][:2] in {"1-", "2-", "3-", "4-", "5-"}]
+    extra = [s for s in run["scenarios"] if s not in named]
     worst = min(
-        (s for s in run["scenarios"] if s["ours"]["precision"] is not None),
+        (s for s in named if s["ours"]["precision"] is not None),
         key=lambda s: s["ours"]["precision"],
         default=None,
     )
-    every = all((s["ours"]["precision"] or 0) >= 0.99 for s in run["scenarios"])
+    every = all((s["ours"]["precision"] or 0) >= 0.99 for s in named)
     lines.append(
-        f"- Precision of validated pairs ≥ 0.99 in every scenario: "
+        f"- Precision of validated pairs ≥ 0.99 in every scenario the issue names (1–5): "
         f"**{'met' if every else 'missed'}**"
         + (f" (lowest: {_f(worst['ours']['precision'])} in {worst['key']})." if worst else ".")
     )
+    for s in extra:
+        ours = s["ours"]
+        lines.append(
+            f"  Beyond them, {s['key']}: {_f(ours['precision'])} ({ours['wrong']} wrong of "
+            f"{ours['exported']:,} validated; with this few validated pairs one pair moves "
+            f"precision by {1 / max(ours['exported'], 1):.3f})."
+        )
     honest = next((s for s in run["scenarios"] if s["key"].startswith("1-")), None)
     if honest:
         cost = honest["ours"]["votes_per_settled_pair"]
