@@ -6,6 +6,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from . import lookup
 from .models import Label, LabelSuggestion, Synonym
 
 
@@ -104,11 +105,13 @@ class LabelAdmin(admin.ModelAdmin):
     @admin.action(description="Deactivate the selected labels (stop offering them)")
     def deactivate(self, request, queryset):
         count = queryset.update(active=False)
+        lookup.forget()
         self.message_user(request, f"{count} label(s) deactivated.", messages.SUCCESS)
 
     @admin.action(description="Activate the selected labels")
     def activate(self, request, queryset):
         count = queryset.update(active=True)
+        lookup.forget()
         self.message_user(request, f"{count} label(s) activated.", messages.SUCCESS)
 
     @admin.action(description="Merge the selected labels into another label…")

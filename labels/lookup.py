@@ -2,11 +2,13 @@
 
 `resolve(text)` answers what `Label.objects.resolve(text)` answers, from a
 small in-process map after the first time. Saving or deleting a label or a
-synonym in this process forgets the map at once; other processes forget
-their entries after TTL seconds, so a rename or a merge made in the admin
-reaches every gunicorn worker within a minute. Unknown names are not
-remembered: a label added a moment ago is found at once everywhere. The
-database still checks that the label is active when a vote is cast.
+synonym, and the admin's activate/deactivate actions, forget the map of the
+process that made the change (at once and at the commit); other processes
+forget their entries after TTL seconds, so a rename or a merge made in the
+admin reaches every gunicorn worker within a minute. Unknown names are not
+remembered: a label added a moment ago is found at once everywhere. When a
+vote is cast the database checks again that its label may be used (active,
+not a category, with an active parent).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import threading
 import time
 
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from .models import Label, Synonym, normalize_name
 
 TTL = 60.0  # seconds
-MAX_ENTRIES = 10_000
+MAX_ENTRIES = 10_000  # normalised names of labels that exist: a few thousand at most
+LONGEST = 2 * 100 + 1 + 40  # 'parent/part' of two 100-character names, and some spaces
 
 _lock = threading.Lock()
 _known: dict[str, tuple[float, Label]] = {}
@@ -27,13 +31,13 @@ _known: dict[str, tuple[float, Label]] = {}
 
 def resolve(text: str) -> Label | None:
     """The taggable label `text` names (with its parent loaded), or None."""
+    if len(text) > LONGEST:
+        return None  # no label is named that long: never normalised, never remembered
+    key = normalize_name(text)
     now = time.monotonic()
-    hit = _known.get(text)  # the text as sent, then as normalised
-    if hit is None or hit[0] <= now:
-        hit = _known.get(normalize_name(text))
+    hit = _known.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
-    key = normalize_name(text)
     label = Label.objects.resolve(key)
     if label is None:
         return None
@@ -42,11 +46,21 @@ def resolve(text: str) -> Label | None:
     with _lock:
         if len(_known) >= MAX_ENTRIES:
             _known.clear()
-        _known[key] = _known[text] = (now + TTL, label)
+        _known[key] = (now + TTL, label)
     return label
 
 
 def forget(**_kwargs) -> None:
+    """Forget every name now, and again when the current transaction commits.
+
+    Now, for this thread's next lookups; at the commit, because another thread
+    may have looked the old row up again in between.
+    """
+    _clear()
+    transaction.on_commit(_clear)
+
+
+def _clear() -> None:
     with _lock:
         _known.clear()
 

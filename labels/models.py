@@ -164,6 +164,11 @@ class Label(models.Model):
         return reverse("donations:browse") + f"?label={self.slug}"
 
     @property
+    def is_taggable(self) -> bool:
+        """What LabelQuerySet.taggable() asks, of this label (its parent loaded)."""
+        return self.active and not self.is_meta and (self.parent_id is None or self.parent.active)
+
+    @property
     def full_name(self) -> str:
         """'dog' for a label, 'dog/eye' for a sublabel."""
         if self.parent_id is not None:

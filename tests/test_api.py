@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from donations.ingest import ingest
 from donations.models import Image, Report
+from labels.models import Label
 from tests.helpers import make_image, make_label, make_pair, photo_bytes, real_public_image
 from validation.models import Alert, ImageLabel, Vote, Voter
 from validation.voting import record_vote
@@ -103,6 +104,16 @@ class TestValidate:
         assert body["label"] == "dog" and len(body["donations"]) == 3
         assert {d["uuid"] for d in body["donations"]} <= {str(p.image.uuid) for p in pairs}
         assert all(d["provider"] == "donation" for d in body["donations"])
+
+    def test_a_grid_of_one_is_one_picture_even_in_training(self, client, token):
+        dog = make_label("dog")
+        for _ in range(3):
+            make_pair(dog, is_gold=True, gold_answer=True)
+            open_pair(dog)
+        response = client.get(
+            "/v1/validate?grouped=true&label=dog&limit=1", HTTP_X_VOTER_TOKEN=token
+        )
+        assert response.status_code == 200 and len(response.json()["donations"]) == 1
 
     @pytest.mark.parametrize(
         ("query", "status"),
@@ -285,6 +296,30 @@ class TestVoteInOneRoundTrip:
         label = "cat" if case == "other label" else "dog"
         response = post_json(client, vote_url(pair), {"label": label}, HTTP_X_VOTER_TOKEN=token)
         assert response.status_code == status and words in response.json()["error"]
+        assert not Vote.objects.exists()
+
+    def test_a_sublabel_whose_parent_was_deactivated_takes_no_votes(self, client):
+        token, _ = trusted_token()
+        dog = make_label("dog")
+        eye = make_label("eye", parent=dog)
+        pair = open_pair(eye)
+        post_json(
+            client,
+            vote_url(open_pair(eye)),
+            {"label": "dog", "sublabel": "eye"},
+            HTTP_X_VOTER_TOKEN=token,
+        )  # the label is in this process's map now
+        Label.objects.filter(pk=dog.pk).update(active=False)  # no signal: the map keeps it
+        response = post_json(
+            client, vote_url(pair), {"label": "dog", "sublabel": "eye"}, HTTP_X_VOTER_TOKEN=token
+        )
+        assert response.status_code == 404 and "not open for votes" in response.json()["error"]
+        assert not Vote.objects.filter(pair=pair).exists()
+
+    def test_a_token_header_of_blanks_is_refused(self, client):
+        pair = open_pair()
+        response = post_json(client, vote_url(pair), {"label": "dog"}, HTTP_X_VOTER_TOKEN="\xa0 ")
+        assert response.status_code == 401 and "POST /v1/voter" in response.json()["error"]
         assert not Vote.objects.exists()
 
     def test_an_unknown_token_is_refused_before_anything_is_stored(self, client):

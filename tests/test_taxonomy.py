@@ -1,6 +1,8 @@
 import pytest
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from labels import lookup
 from labels.models import Label, LabelSuggestion, Synonym
 from tests.helpers import cast, make_image, make_label, make_pair, make_voter
 from validation.models import ImageLabel, Vote
@@ -136,3 +138,31 @@ class TestSuggestions:
         suggestion.refresh_from_db()
         assert suggestion.status == "rejected" and suggestion.uses.count() == 0
         assert not Label.objects.filter(name="thing").exists()
+
+
+class TestLabelLookup:
+    """labels.lookup: the per-process map of label names that votes read."""
+
+    def test_spellings_of_one_name_share_one_entry(self):
+        dog = make_label("dog")
+        for text in ("dog", "Dog", "  DOG ", "dog\x00"):
+            assert lookup.resolve(text) == dog
+        assert list(lookup._known) == ["dog"]
+
+    def test_overlong_text_is_unknown_and_never_remembered(self):
+        make_label("dog")
+        assert lookup.resolve("dog" + " " * 5_000) is None
+        assert lookup._known == {}
+
+    def test_the_admins_deactivate_action_is_seen_at_once(self, client):
+        dog = make_label("dog")
+        assert lookup.resolve("dog") == dog
+        client.force_login(
+            User.objects.create_superuser("root", "r@example.org", "a long enough password")
+        )
+        response = client.post(
+            "/admin/labels/label/",
+            {"action": "deactivate", "_selected_action": [dog.pk]},
+        )
+        assert response.status_code == 302
+        assert lookup.resolve("dog") is None

@@ -373,6 +373,13 @@ def test_recounting_a_voter_skips_pairs_deleted_meanwhile():
     assert kept.num_yes == 1
 
 
+def test_recounting_a_deleted_pair_is_an_error_not_a_pair_of_nones():
+    pair = open_pair()
+    ImageLabel.objects.filter(pk=pair.pk).delete()
+    with pytest.raises(ImageLabel.DoesNotExist):
+        pair.recount()
+
+
 class TestSelection:
     def test_seen_pairs_and_own_donations_are_never_served(self):
         voter = trusted()

@@ -68,8 +68,12 @@ def api_identity_on_demand(view: Callable[..., HttpResponse]) -> Callable[..., H
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        sent = request.META.get(TOKEN_HEADER)
+        if sent and not sent.strip():
+            return json_error(UNKNOWN_TOKEN, 401)  # a header of blanks names nobody
+
         def find() -> Voter:
-            if request.META.get(TOKEN_HEADER):
+            if sent:
                 found = voter_from_token(request)
                 if found is None:
                     raise LookupError(UNKNOWN_TOKEN)

@@ -278,15 +278,18 @@ class ImageLabel(models.Model):
                 "FROM imagemonkey_recount(%s, %s, %s)",
                 [self.pk, timezone.now(), vote_rules()],
             )
-            (
-                self.num_yes,
-                self.num_no,
-                self.probability,
-                self.confidence,
-                self.status,
-                self.servable,
-                self.updated,
-            ) = cursor.fetchone()
+            row = cursor.fetchone()
+        if row[0] is None:  # the function found no such pair
+            raise ImageLabel.DoesNotExist(f"no pair {self.pk} to recount")
+        (
+            self.num_yes,
+            self.num_no,
+            self.probability,
+            self.confidence,
+            self.status,
+            self.servable,
+            self.updated,
+        ) = row
 
 
 class Vote(models.Model):

@@ -106,11 +106,15 @@ def _priority(row: tuple) -> tuple:
     return (votes // 4, -closeness, random_key)
 
 
-def _load(rows: list[tuple]) -> list[ImageLabel]:
-    """The pairs of these window rows, in their order, with image and label (one query)."""
-    ids = [row[0] for row in rows]
+# Rows loaded beyond those wanted, in case a pair is deleted between the window and the load.
+SPARE = 2
+
+
+def _load(rows: list[tuple], take: int) -> list[ImageLabel]:
+    """The first `take` pairs of these window rows still there, with image and label."""
+    ids = [row[0] for row in rows[: take + SPARE]]
     pairs = ImageLabel.objects.select_related("image", "label__parent").in_bulk(ids)
-    return [pairs[pk] for pk in ids if pk in pairs]
+    return [pairs[pk] for pk in ids if pk in pairs][:take]
 
 
 def best_open_pairs(
@@ -121,8 +125,10 @@ def best_open_pairs(
     window: int = WINDOW,
 ) -> list[ImageLabel]:
     """The `take` open pairs most worth this voter's vote among a window, best first."""
+    if take <= 0:
+        return []
     rows = sorted(_window_rows(voter, "open", window, label, exclude), key=_priority)
-    return _load(rows[:take])
+    return _load(rows, take)
 
 
 def gold_window(
@@ -133,7 +139,9 @@ def gold_window(
     gold_answer: bool | None = None,
 ) -> list[ImageLabel]:
     """Up to `size` gold pairs this voter has not answered, from a random point."""
-    return _load(_window_rows(voter, "gold", size, label, exclude, gold_answer))
+    if size <= 0:
+        return []
+    return _load(_window_rows(voter, "gold", size + SPARE, label, exclude, gold_answer), size)
 
 
 def in_training(voter: Voter) -> bool:
@@ -188,8 +196,8 @@ def still_open_for(voter: Voter, pair_id: int) -> ImageLabel | None:
 
 def grid_tasks(voter: Voter, label: Label, size: int = 12) -> list[ImageLabel]:
     """Up to `size` pairs of one label for the grid, with gold mixed in for voters in training."""
-    gold_share = (
-        2 if in_training(voter) else (1 if random.random() < 1 / settings.GOLD_EVERY else 0)
+    gold_share = min(
+        size, 2 if in_training(voter) else (1 if random.random() < 1 / settings.GOLD_EVERY else 0)
     )
     gold = gold_window(voter, gold_share, label) if gold_share else []
     chosen = gold + best_open_pairs(

@@ -105,23 +105,15 @@ def cast_vote(token: str, image_uuid, label_id: int, answer: int, ip_prefix: str
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT outcome, replaced, counted, alerts "
-            "FROM imagemonkey_cast_vote(%s, %s, %s, %s::smallint, %s, %s, %s)",
-            [
-                Voter.hash_token(token),
-                image_uuid,
-                label_id,
-                answer,
-                ip_prefix,
-                timezone.now(),
-                vote_rules(),
-            ],
+            "SELECT outcome, voted_pair, replaced, counted, alerts "
+            "FROM imagemonkey_cast_vote(%s, %s, %s, %s::smallint, %s, %s)",
+            [Voter.hash_token(token), image_uuid, label_id, answer, ip_prefix, vote_rules()],
         )
-        outcome, replaced, counted, alerts = cursor.fetchone()
+        outcome, pair_id, replaced, counted, alerts = cursor.fetchone()
     if outcome in REFUSALS:
         raise VoteRefused(*REFUSALS[outcome])
     if alerts:
-        log_alerts(alerts, label_id, None, ip_prefix)
+        log_alerts(alerts, label_id, pair_id, ip_prefix)
     return CastVote(outcome, bool(replaced), bool(counted))
 
 
@@ -154,11 +146,11 @@ def record_vote(pair: ImageLabel, voter: Voter, answer: int, ip_prefix: str = ""
 def _record(pair_id: int, voter: Voter, answer: int, ip_prefix: str) -> VoteResult:
     pair = (
         ImageLabel.objects.select_for_update(of=("self",))
-        .select_related("image", "label")
+        .select_related("image", "label__parent")
         .filter(pk=pair_id)
         .first()
     )
-    if pair is None or pair.image.status != "public" or not pair.label.active:
+    if pair is None or pair.image.status != "public" or not pair.label.is_taggable:
         raise VoteRefused(*REFUSALS["closed"])
     if pair.image.donor_id is not None and pair.image.donor_id == voter.pk:
         raise VoteRefused(*REFUSALS["own"])
@@ -259,7 +251,7 @@ def settle(pair: ImageLabel, ip_prefix: str = "") -> None:
     log_alerts(alerts, pair.label_id, pair.pk, ip_prefix)
 
 
-def log_alerts(kinds: list[str], label_id: int, pair_id: int | None, ip_prefix: str) -> None:
+def log_alerts(kinds: list[str], label_id: int, pair_id: int, ip_prefix: str) -> None:
     for kind in kinds:
         if kind == Alert.Kind.BURST:
             log.warning("alert: burst of votes on label %s from %s", label_id, ip_prefix)

@@ -222,18 +222,21 @@ $$;
 
 -- One vote by an API token holder on (picture, label), in one round trip.
 -- outcome: 'recorded'; 'unknown_token'; 'not_found' (no such public picture with
--- that label); 'closed' (label inactive); 'own' (the voter donated the picture);
--- 'frozen'; or 'python' when the vote needs validation.voting's own path (a gold
--- pair scores the voter's training; a moderator's answer can make gold), with
--- nothing written.
+-- that label); 'closed' (the label may not be used: inactive, a category, or its
+-- parent inactive); 'own' (the voter donated the picture); 'frozen'; or 'python'
+-- when the vote needs validation.voting's own path (a gold pair scores the
+-- voter's training; a moderator's answer can make gold), with nothing written.
+-- The vote's time is read once the pair is locked, so that votes on one pair
+-- are stamped in the order they are counted.
 CREATE OR REPLACE FUNCTION imagemonkey_cast_vote(
-    p_token text, p_image uuid, p_label bigint, p_answer smallint, p_prefix text,
-    p_now timestamptz, rules jsonb,
-    OUT outcome text, OUT replaced boolean, OUT counted boolean, OUT alerts text[]
+    p_token text, p_image uuid, p_label bigint, p_answer smallint, p_prefix text, rules jsonb,
+    OUT outcome text, OUT voted_pair bigint, OUT replaced boolean, OUT counted boolean,
+    OUT alerts text[]
 ) LANGUAGE plpgsql AS $$
 DECLARE
     voter record;
     pair record;
+    now_ timestamptz;
     used_prefix text;
 BEGIN
     SELECT r.id, r.trusted, r.banned, coalesce(u.is_staff, false) AS staff INTO voter
@@ -247,16 +250,18 @@ BEGIN
         outcome := 'python';
         RETURN;
     END IF;
-    SELECT p.id, p.is_gold, p.frozen, i.status AS image_status, i.donor_id, l.active
+    SELECT p.id, p.is_gold, p.frozen, i.status AS image_status, i.donor_id,
+           l.active AND NOT l.is_meta AND (parent.id IS NULL OR parent.active) AS taggable
     INTO pair
     FROM validation_imagelabel p
     JOIN donations_image i ON i.id = p.image_id
     JOIN labels_label l ON l.id = p.label_id
+    LEFT JOIN labels_label parent ON parent.id = l.parent_id
     WHERE i.uuid = p_image AND p.label_id = p_label
     FOR UPDATE OF p;
     IF NOT FOUND OR pair.image_status <> 'public' THEN
         outcome := 'not_found';
-    ELSIF NOT pair.active THEN
+    ELSIF NOT pair.taggable THEN
         outcome := 'closed';
     ELSIF pair.donor_id IS NOT NULL AND pair.donor_id = voter.id THEN
         outcome := 'own';
@@ -268,24 +273,28 @@ BEGIN
     IF outcome IS NOT NULL THEN
         RETURN;
     END IF;
+    voted_pair := pair.id;
+    now_ := clock_timestamp();
     counted := voter.trusted AND NOT voter.banned AND p_answer <> 2;
+    -- The pair is locked: nobody else can add or remove this voter's vote meanwhile.
+    replaced := EXISTS (SELECT 1 FROM validation_vote v
+                        WHERE v.pair_id = pair.id AND v.voter_id = voter.id);
     INSERT INTO validation_vote AS v
         (pair_id, voter_id, answer, counted, ip_prefix, created, updated)
-    VALUES (pair.id, voter.id, p_answer, counted, p_prefix, p_now, p_now)
+    VALUES (pair.id, voter.id, p_answer, counted, p_prefix, now_, now_)
     ON CONFLICT (pair_id, voter_id) DO UPDATE
     SET answer = excluded.answer, counted = excluded.counted, updated = excluded.updated,
         ip_prefix = CASE WHEN excluded.ip_prefix <> '' THEN excluded.ip_prefix
                          ELSE v.ip_prefix END
-    RETURNING v.xmax <> 0, v.ip_prefix INTO replaced, used_prefix;
-    alerts := imagemonkey_settle(pair.id, used_prefix, p_now, rules);
+    RETURNING v.ip_prefix INTO used_prefix;
+    alerts := imagemonkey_settle(pair.id, used_prefix, now_, rules);
     outcome := 'recorded';
 END
 $$;
 """
 
 DROP = """
-DROP FUNCTION IF EXISTS imagemonkey_cast_vote(
-    text, uuid, bigint, smallint, text, timestamptz, jsonb);
+DROP FUNCTION IF EXISTS imagemonkey_cast_vote(text, uuid, bigint, smallint, text, jsonb);
 DROP FUNCTION IF EXISTS imagemonkey_settle(bigint, text, timestamptz, jsonb);
 DROP FUNCTION IF EXISTS imagemonkey_recount(bigint, timestamptz, jsonb);
 DROP FUNCTION IF EXISTS imagemonkey_label_name(bigint);

@@ -17,6 +17,8 @@ class Migration(migrations.Migration):
     operations = [
         # Every vote rewrites its pair's row: leave room on each page so that the
         # new version fits beside the old one (a HOT update, no index touched).
+        # It applies to pages written from now on; pages already full get room
+        # when the table is rewritten (VACUUM FULL, or pg_repack without a lock).
         migrations.RunSQL(
             "ALTER TABLE validation_imagelabel SET (fillfactor = 85)",
             "ALTER TABLE validation_imagelabel RESET (fillfactor)",
