@@ -29,7 +29,20 @@ class Migration(migrations.Migration):
                         END IF;
                     END $$
                     """,
-                    "ALTER TABLE validation_voter ALTER COLUMN tasks_served DROP DEFAULT",
+                    """
+                    DO $$ BEGIN
+                        IF EXISTS (SELECT 1 FROM information_schema.columns
+                                   WHERE table_name = 'validation_voter'
+                                     AND column_name = 'tasks_served') THEN
+                            ALTER TABLE validation_voter ALTER COLUMN tasks_served DROP DEFAULT;
+                        ELSE
+                            ALTER TABLE validation_voter
+                                ADD COLUMN tasks_served integer NOT NULL DEFAULT 0
+                                CHECK (tasks_served >= 0);
+                            ALTER TABLE validation_voter ALTER COLUMN tasks_served DROP DEFAULT;
+                        END IF;
+                    END $$
+                    """,
                 )
             ],
         )
