@@ -160,7 +160,8 @@ Of PostgreSQL's share, storing the vote (the `INSERT … ON CONFLICT` and its co
 0.33 ms, recounting the pair from its weighted votes 0.53 ms, the flip, swing and burst
 checks 0.36 ms, finding the voter and locking the pair the rest. Through gunicorn each
 request also costs ~1.1 ms of HTTP handling (and the load generator's share), so a vote
-costs about four pings: a ratio of 0.25–0.33 from run to run. At 0.5 a vote would have to
+costs four to five pings: a ratio of 0.22–0.33 from run to run (lowest on a quiet machine,
+where `/ping` gains more from idle cores than a vote does). At 0.5 a vote would have to
 cost ~2.9 ms in all, less than PostgreSQL and Python now spend on it without the HTTP part.
 
 **What was done** (0.048 → {vote_vs_hello}): a vote through the API went from twelve ORM
