@@ -192,7 +192,8 @@ NOTES = """\
   disk before the first one left (7.7 s at 1M pairs) and ran at 0.46–0.57 of COPY's speed.
   Now each label's cell comes from a jsonb map built once per export, and a partial index on
   the ids of public pictures (`image_public_id`) lets the planner merge pictures and their
-  pairs in order: no sort, the first rows after {export_first_byte_ms} ms, the same bytes
+  pairs in order: a full export is not sorted at all (a label's export sorts only its own
+  pairs), the first rows leave after {export_first_byte_ms} ms, and the bytes are the same
   (old and new output hashed equal on 9 queries). JIT compilation is off for exports
   (`SET LOCAL jit = off`: it cost 1.4 s per 1M-row export).
 - **Selection** (`select_vs_original`, 47.6 before): `next_task()` read a window of 24 pairs
