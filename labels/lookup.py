@@ -56,11 +56,12 @@ def forget(**_kwargs) -> None:
     Now, for this thread's next lookups; at the commit, because another thread
     may have looked the old row up again in between.
     """
-    _clear()
-    transaction.on_commit(_clear)
+    clear()
+    transaction.on_commit(clear)
 
 
-def _clear() -> None:
+def clear() -> None:
+    """Forget every name now."""
     with _lock:
         _known.clear()
 

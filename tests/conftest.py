@@ -51,7 +51,7 @@ def isolated_storage_and_cache():
 def fresh_cache_and_media():
     from labels import lookup
 
-    lookup.forget()  # label ids of a rolled-back test must not outlive it
+    lookup.clear()  # label ids of a rolled-back test must not outlive it
     yield
     # The database rolls back after each test; the files it wrote must go too.
     media = Path(django_settings.MEDIA_ROOT)
