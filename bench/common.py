@@ -134,15 +134,24 @@ def is_bench_database(name: str) -> bool:
     return name.startswith(DATABASE_PREFIX) or name.startswith("test")
 
 
-def ensure_database(url: str) -> bool:
-    """Create the database `url` names when it is missing; True when it was created."""
+def ensure_database(
+    url: str,
+    allowed: Callable[[str], bool] = is_bench_database,
+    purpose: str = "benchmark",
+    throw_away: bool = False,
+) -> bool:
+    """Create the database `url` names when it is missing; True when it was created.
+
+    Only a database whose name `allowed` accepts: the caller empties its tables.
+    A `throw_away` database commits without waiting for the disk.
+    """
     import dj_database_url
     import psycopg2
 
     conf = dj_database_url.parse(url)
     name = conf["NAME"]
-    if not is_bench_database(name):
-        raise SystemExit(f"refusing to benchmark in database {name!r}")
+    if not allowed(name):
+        raise SystemExit(f"refusing to {purpose} in database {name!r}")
     connection = psycopg2.connect(
         dbname="postgres",
         user=conf.get("USER") or None,
@@ -158,6 +167,8 @@ def ensure_database(url: str) -> bool:
                 return False
             print(f"==> creating database {name}", flush=True)
             cursor.execute(f'CREATE DATABASE "{name}"')
+            if throw_away:
+                cursor.execute(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
             return True
     finally:
         connection.close()

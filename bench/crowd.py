@@ -47,6 +47,8 @@ from pathlib import Path
 from unittest import mock
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from bench.common import ensure_database
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 CROWD_DATABASE = os.environ.get("CROWD_DATABASE", "imagemonkey_crowd")
@@ -153,33 +155,6 @@ def crowd_database_url(name: str = CROWD_DATABASE) -> str:
     return f"postgres://imagemonkey@{socket}/{name}"
 
 
-def ensure_database(url: str) -> None:
-    """Create the simulator's database on the same server when it is missing."""
-    import dj_database_url
-    import psycopg2
-
-    conf = dj_database_url.parse(url)
-    name = conf["NAME"]
-    if not is_crowd_database(name):
-        raise SystemExit(f"refusing to run the crowd simulation in database {name!r}")
-    connection = psycopg2.connect(
-        dbname="postgres",
-        user=conf.get("USER") or None,
-        password=conf.get("PASSWORD") or None,
-        host=conf.get("HOST") or None,
-        port=conf.get("PORT") or None,
-    )
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if cursor.fetchone() is None:
-            print(f"==> creating database {name}", flush=True)
-            cursor.execute(f'CREATE DATABASE "{name}"')
-            # Throw-away data: a commit need not wait for the disk.
-            cursor.execute(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
-    connection.close()
-
-
 def is_crowd_database(name: str) -> bool:
     """The simulator empties tables: only in a database named for it, or a test database."""
     return "crowd" in name.split("_") or name.startswith("test")
@@ -187,7 +162,7 @@ def is_crowd_database(name: str) -> bool:
 
 def setup_django(name: str = CROWD_DATABASE) -> None:
     url = crowd_database_url(name)
-    ensure_database(url)
+    ensure_database(url, is_crowd_database, "run the crowd simulation", throw_away=True)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagemonkey.settings")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
