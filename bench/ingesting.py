@@ -121,28 +121,17 @@ def bare_pillow(data: bytes) -> list[bytes]:
         ratio_ = side / max(width, height)
         image.draft("RGB", (math.ceil(width * ratio_), math.ceil(height * ratio_)))
     image = ImageOps.exif_transpose(image).convert("RGB")
-    master = _fit(image, side)
+    master = decoding._fit(image, side)  # the same resize as ingestion, on bare Pillow
     outputs = []
     for picture, quality in (
         (master, decoding.MASTER_QUALITY),
-        (_fit(master, decoding.DISPLAY_SIDE), decoding.DERIVATIVE_QUALITY),
-        (_fit(master, decoding.THUMB_SIDE), decoding.DERIVATIVE_QUALITY),
+        (decoding._fit(master, decoding.DISPLAY_SIDE), decoding.DERIVATIVE_QUALITY),
+        (decoding._fit(master, decoding.THUMB_SIDE), decoding.DERIVATIVE_QUALITY),
     ):
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=quality, optimize=True)
         outputs.append(buffer.getvalue())
     return outputs
-
-
-def _fit(image, side: int):
-    from PIL import Image
-
-    width, height = image.size
-    longest = max(width, height)
-    if longest <= side:
-        return image
-    size = (max(1, round(width * side / longest)), max(1, round(height * side / longest)))
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def _ours(data: bytes, label) -> float:
