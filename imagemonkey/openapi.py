@@ -51,7 +51,8 @@ LABEL_BODY = {
     "type": "object",
     "required": ["label"],
     "properties": {
-        "label": {"type": "string", "minLength": 1, "example": "dog"},
+        # Something besides blanks (validation.api.BLANKS).
+        "label": {"type": "string", "pattern": "[^ \\t\\n\\r\\f\\v]", "example": "dog"},
         "sublabel": {
             "type": "string",
             "example": "",

@@ -120,6 +120,7 @@ class TestValidate:
         [
             ("grouped=true&label=dog&limit=0", 400),
             ("grouped=true&label=dog&limit=x", 400),
+            ("limit=", 400),
             ("label=unicorn", 404),
         ],
     )
@@ -155,6 +156,7 @@ class TestVote:
             ("not json", 400, "not valid JSON"),
             ([1, 2], 400, "JSON object"),
             ({}, 400, "give the label"),
+            ({"label": " \n\t"}, 400, "give the label"),
             ({"label": "unicorn"}, 404, "unknown label"),
             ({"label": "cat"}, 404, "no such public picture"),
             ({"label": "dog", "sublabel": 5}, 400, "sublabel must be a string"),

@@ -9,6 +9,7 @@ as a fresh anonymous voter, in training like any new voter.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -27,10 +28,12 @@ from labels.models import Label
 from . import selection, statistics
 from .identity import TOKEN_HEADER, client_ip, ip_prefix, voter_from_token
 from .models import ImageLabel, Vote, Voter
-from .voting import VoteRefused, cast_vote, counts_for, record_vote
+from .voting import REFUSALS, VoteRefused, cast_vote, counts_for, record_vote
 
 GRID_LIMIT_DEFAULT = 20
 GRID_LIMIT_MAX = 100
+# A label name must hold something besides these (the OpenAPI description says the same).
+BLANKS = re.compile(r"[ \t\n\r\f\v]+")
 UNKNOWN_TOKEN = "unknown X-Voter-Token; ask POST /v1/voter for a new one"  # noqa: S105
 
 
@@ -103,7 +106,7 @@ def resolve_pair_label(body: dict) -> Label:
     """The (sub)label named by {"label", "sublabel"}; ValueError when it names nothing."""
     name = body.get("label")
     sublabel = body.get("sublabel") or ""
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not BLANKS.sub("", name):
         raise ValueError('give the label, e.g. {"label": "dog"}')
     if not isinstance(sublabel, str):
         raise ValueError("sublabel must be a string")
@@ -146,7 +149,8 @@ def next_validation(request: HttpRequest) -> JsonResponse:
             return json_error(f"unknown label: {name[:100]}", 404)
     try:
         grouped = flag(request, "grouped")
-        size = int(request.GET.get("limit") or GRID_LIMIT_DEFAULT)
+        limit = request.GET.get("limit")
+        size = GRID_LIMIT_DEFAULT if limit is None else int(limit)
     except ValueError as error:
         message = str(error) if "true or false" in str(error) else "limit must be a whole number"
         return json_error(message, 400)
@@ -188,7 +192,7 @@ def _find_pair(image_uuid, label: Label) -> ImageLabel:
         .first()
     )
     if pair is None:
-        raise LookupError("no such public picture with that label")
+        raise LookupError(REFUSALS["not_found"][0])
     return pair
 
 
@@ -220,16 +224,7 @@ def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
         if cast.outcome == "unknown_token":
             return json_error(UNKNOWN_TOKEN, 401)
         if cast.outcome == "recorded":
-            return JsonResponse(
-                {
-                    **label_json(label),
-                    "uuid": str(uuid),
-                    "provider": "donation",
-                    "valid": answer,
-                    "replaced": cast.replaced,
-                    "counted": cast.counted,
-                }
-            )
+            return vote_json(uuid, label, answer, cast.replaced, cast.counted)
     try:
         pair = _find_pair(uuid, label)
         result = record_vote(pair, request.voter, choice, prefix)
@@ -237,12 +232,19 @@ def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
         return json_error(str(error.args[0]), 404)
     except VoteRefused as refused:
         return json_error(refused.message, refused.status)
+    return vote_json(uuid, label, answer, result.replaced, result.vote.counted)
+
+
+def vote_json(uuid, label: Label, answer: str, replaced: bool, counted: bool) -> JsonResponse:
+    """The original API's answer to a vote: the pair, the answer, and what became of it."""
     return JsonResponse(
         {
-            **pair_json(result.pair),
+            "uuid": str(uuid),
+            **label_json(label),
+            "provider": "donation",
             "valid": answer,
-            "replaced": result.replaced,
-            "counted": result.vote.counted,
+            "replaced": replaced,
+            "counted": counted,
         }
     )
 
