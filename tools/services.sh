@@ -9,10 +9,11 @@
 #   tools/services.sh status
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/.." && pwd -P)"
 VAR="${DATA_DIR:-$ROOT/var}"
 mkdir -p "$VAR"
-VAR="$(cd "$VAR" && pwd)"
+# The physical path, as settings.py sees it (Path.resolve()).
+VAR="$(cd "$VAR" && pwd -P)"
 PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -26,48 +27,81 @@ pg_user() {
   echo imagemonkey-dev
 }
 
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Run a PostgreSQL program as the cluster's user. As root, from /: the caller's
+# folder may be one that user cannot enter.
 as_pg() {
   local user; user="$(pg_user)"
-  if [ "$(id -u)" = 0 ] && [ "$user" != root ]; then
-    runuser -u "$user" -- "$@"
+  if is_root && [ "$user" != root ]; then
+    (cd / && runuser -u "$user" -- "$@")
   else
     "$@"
   fi
 }
 
-# The cluster's folders must be reachable by its user. When the checkout sits
-# somewhere that user cannot enter (a home folder with mode 700, say), the
-# data goes to a folder of its own under /var/tmp and ./var/pg links to it.
+# The cluster's folder, PG: ./var/pg itself, or the folder ./var/pg links to.
+# It must be reachable by the cluster's user. When the checkout sits somewhere
+# that user cannot enter (root's home, a `mktemp -d` folder: mode 700), the
+# cluster lives in a folder of its own under /var/tmp, ./var/pg links to it, and
+# PostgreSQL is only ever handed the resolved path, never the link: the link
+# itself lies behind the folder it cannot enter. Root, and so the app, reaches
+# the socket through the link (DATA_DIR/pg/run).
+PG=""
 pg_dirs() {
   local user; user="$(pg_user)"
-  if [ -L "$VAR/pg" ] || [ -d "$VAR/pg" ]; then return; fi
-  if [ "$(id -u)" = 0 ] && ! runuser -u "$user" -- test -x "$VAR" 2>/dev/null; then
-    local alt; alt="/var/tmp/imagemonkey-$(printf '%s' "$VAR" | md5sum | cut -c1-12)"
-    rm -rf "$alt"; mkdir -p "$alt"; chmod 755 "$alt"
-    ln -s "$alt" "$VAR/pg"
-    say "PostgreSQL's user cannot enter $VAR; its data lives in $alt (linked as var/pg)"
+  if [ -L "$VAR/pg" ]; then
+    PG="$(readlink -m "$VAR/pg")"
+    [ -d "$PG" ] || pg_private_dir "$PG" # its target was cleaned away: a fresh cluster
+  elif [ -d "$VAR/pg" ]; then
+    PG="$VAR/pg"
+  elif is_root && [ "$user" != root ] && ! runuser -u "$user" -- test -x "$VAR" 2>/dev/null; then
+    PG="/var/tmp/imagemonkey-$(printf '%s' "$VAR" | md5sum | cut -c1-12)"
+    # Left over from an earlier checkout at this path (removed with `rm -rf var`
+    # or with the whole checkout): stop its server, if one still runs, and start afresh.
+    if [ -s "$PG/data/PG_VERSION" ] && as_pg "$PGBIN/pg_ctl" -D "$PG/data" status >/dev/null 2>&1; then
+      as_pg "$PGBIN/pg_ctl" -D "$PG/data" -m fast -w stop >/dev/null || true
+    fi
+    rm -rf "$PG"
+    pg_private_dir "$PG"
+    ln -s "$PG" "$VAR/pg"
+    say "PostgreSQL's user cannot enter $VAR; its data lives in $PG (linked as $VAR/pg)"
   else
     mkdir -p "$VAR/pg"
+    PG="$VAR/pg"
   fi
+}
+
+# A folder under /var/tmp that only the cluster's user (and root) may enter: the
+# socket inside trusts every local connection.
+pg_private_dir() {
+  mkdir -p "$1"; chown "$(pg_user)" "$1"; chmod 700 "$1"
+}
+
+# The cluster's folder when it exists, for stop and status (which create nothing).
+pg_existing() {
+  if [ -L "$VAR/pg" ] || [ -d "$VAR/pg" ]; then readlink -m "$VAR/pg"; fi
 }
 
 pg_start() {
   [ -x "$PGBIN/pg_ctl" ] || die "PostgreSQL server binaries not found (install postgresql-15, or set DATABASE_URL)"
   local user; user="$(pg_user)"
   pg_dirs
-  local data="$VAR/pg/data" run="$VAR/pg/run"
+  local data="$PG/data" run="$PG/run"
   mkdir -p "$run"
-  [ "$(id -u)" = 0 ] && chown "$user" "$VAR/pg" "$run"
-  chmod 755 "$run"
+  if is_root; then chown "$user" "$PG" "$run"; fi
+  chmod 700 "$PG" "$run"
   if [ ! -s "$data/PG_VERSION" ]; then
     say "Creating a private PostgreSQL cluster in $data"
-    mkdir -p "$data"; [ "$(id -u)" = 0 ] && chown "$user" "$data"; chmod 700 "$data"
+    mkdir -p "$data"
+    if is_root; then chown "$user" "$data"; fi
+    chmod 700 "$data"
     as_pg "$PGBIN/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=reject \
-      -E UTF8 --locale=C.UTF-8 >"$VAR/pg/initdb.log" 2>&1 || { cat "$VAR/pg/initdb.log"; die "initdb failed"; }
+      -E UTF8 --locale=C.UTF-8 >"$PG/initdb.log" 2>&1 || { cat "$PG/initdb.log"; die "initdb failed"; }
     cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$run'
-unix_socket_permissions = 0777
+unix_socket_permissions = 0700
 fsync = on
 synchronous_commit = on
 full_page_writes = on
@@ -78,9 +112,9 @@ CONF
   if as_pg "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     return
   fi
-  say "Starting PostgreSQL (socket in $run)"
-  as_pg "$PGBIN/pg_ctl" -D "$data" -l "$VAR/pg/server.log" -w -t 60 start >/dev/null \
-    || { tail -n 20 "$VAR/pg/server.log"; die "PostgreSQL did not start"; }
+  say "Starting PostgreSQL (socket in $VAR/pg/run)"
+  as_pg "$PGBIN/pg_ctl" -D "$data" -l "$PG/server.log" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$PG/server.log"; die "PostgreSQL did not start"; }
 }
 
 pg_ensure_db() {
@@ -124,9 +158,10 @@ redis_start() {
 }
 
 stop_all() {
-  if [ -s "$VAR/pg/data/PG_VERSION" ] && as_pg "$PGBIN/pg_ctl" -D "$VAR/pg/data" status >/dev/null 2>&1; then
+  local pg; pg="$(pg_existing)"
+  if [ -n "$pg" ] && [ -s "$pg/data/PG_VERSION" ] && as_pg "$PGBIN/pg_ctl" -D "$pg/data" status >/dev/null 2>&1; then
     say "Stopping PostgreSQL"
-    as_pg "$PGBIN/pg_ctl" -D "$VAR/pg/data" -m fast -w stop >/dev/null
+    as_pg "$PGBIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null
   fi
   if [ -S "$VAR/redis/redis.sock" ]; then
     say "Stopping Redis"
@@ -142,7 +177,12 @@ case "$cmd" in
     ;;
   stop) stop_all ;;
   status)
-    as_pg "$PGBIN/pg_ctl" -D "$VAR/pg/data" status 2>/dev/null | head -n 1 || echo "PostgreSQL: not running"
+    pg="$(pg_existing)"
+    if [ -n "$pg" ] && line="$(as_pg "$PGBIN/pg_ctl" -D "$pg/data" status 2>/dev/null)"; then
+      printf '%s\n' "${line%%$'\n'*}"
+    else
+      echo "PostgreSQL: not running"
+    fi
     redis-cli -s "$VAR/redis/redis.sock" ping 2>/dev/null | sed 's/^/Redis: /' || echo "Redis: not running"
     ;;
   *) die "usage: tools/services.sh start|stop|status" ;;
