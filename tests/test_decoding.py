@@ -9,13 +9,15 @@ from __future__ import annotations
 import io
 import os
 import signal
+import struct
 import threading
 import time
+import zlib
 
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageFile
 
-from donations import decoding
+from donations import decoding, imaging
 from donations.decoding import Decoded, Rejected
 from tests import corpus
 
@@ -34,6 +36,28 @@ def opened(rendition: decoding.Rendition) -> Image.Image:
 
 def renditions(decoded: Decoded) -> list[decoding.Rendition]:
     return [decoded.master, decoded.display, decoded.thumb]
+
+
+def png_with_a_broken_pixel_stream(width: int = 64, height: int = 32) -> bytes:
+    """A PNG whose chunks and CRCs are sound but whose zlib stream breaks half-way.
+
+    The top half of the rows inflates; then comes a deflate block of the
+    reserved type 3, which zlib refuses ("invalid block type").
+    """
+    rows = b"".join(
+        bytes([0]) + bytes(value for x in range(width) for value in (x * 4, y * 8, 128))
+        for y in range(height)
+    )
+    deflate = zlib.compressobj()
+    stream = deflate.compress(rows[: len(rows) // 2]) + deflate.flush(zlib.Z_FULL_FLUSH)
+    stream += b"\x07"  # BFINAL=1, BTYPE=11
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + corpus.png_chunk(b"IHDR", header)
+        + corpus.png_chunk(b"IDAT", stream)
+        + corpus.png_chunk(b"IEND", b"")
+    )
 
 
 class TestRefusals:
@@ -73,7 +97,7 @@ class TestRefusals:
     def test_it_says_the_size_of_a_picture_over_the_limit(self, settings):
         settings.IMAGE_MAX_PIXELS = 1000
         with pytest.raises(Rejected) as caught:
-            decoding.process(corpus.jpeg(40, 40))
+            imaging.process(corpus.jpeg(40, 40))
         assert caught.value.message == (
             "This picture is 40 × 40 pixels (0.0016 megapixels); the limit is 0.001 megapixels."
         )
@@ -84,6 +108,32 @@ class TestRefusals:
         assert rejected.code == "unsupported_format"
         assert name in rejected.message
         assert rejected.message.endswith("; we accept JPEG, PNG and WebP.")
+
+    def test_it_refuses_a_png_whose_pixel_data_does_not_decode_as_corrupt(self):
+        data = png_with_a_broken_pixel_stream()
+        # Pillow refuses it, and so does PNG's getexif(), which loads the
+        # pixels itself: reading the orientation first used to swallow that.
+        with pytest.raises(OSError, match="broken data stream"):
+            Image.open(io.BytesIO(data)).load()
+        with pytest.raises(OSError, match="broken data stream"):
+            Image.open(io.BytesIO(data)).getexif()
+        rejected = refusal(data)
+        assert (rejected.code, rejected.status) == ("corrupt", 422)
+        assert rejected.message.startswith("The picture data in this file is damaged")
+        with pytest.raises(Rejected, match="damaged"):
+            imaging.process(data)
+
+    def test_reading_the_orientation_first_cannot_hide_a_decoding_error(self):
+        image = Image.open(io.BytesIO(png_with_a_broken_pixel_stream()))
+        with pytest.raises(OSError, match="broken data stream"):
+            imaging._orientation(image)
+
+    def test_it_decodes_nothing_while_pillow_is_told_to_load_truncated_images(self, monkeypatch):
+        # LOAD_TRUNCATED_IMAGES would let load() pass the damaged PNG.
+        monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+        for data in (png_with_a_broken_pixel_stream(), corpus.jpeg(32, 32)):
+            with pytest.raises(RuntimeError, match="LOAD_TRUNCATED_IMAGES"):
+                imaging.process(data)
 
     def test_it_refuses_random_bytes(self):
         rejected = refusal(corpus.random_bytes())
@@ -104,6 +154,17 @@ class TestRefusals:
         assert refused and accepted  # the damage did something, and not always the same
         assert "decoder_crashed" not in refused
         assert all(opened(decoded.master).size == (160, 120) for decoded in accepted)
+
+    def test_it_refuses_every_bit_flipped_png_that_pillow_cannot_load(self):
+        plain = corpus.encode(corpus.scene(64, 48), "PNG")
+        unloadable = 0
+        for damaged in corpus.bit_flipped(plain, 50, seed=3):
+            try:
+                Image.open(io.BytesIO(damaged)).load()
+            except Exception:  # whatever Pillow says, it could not decode the file
+                unloadable += 1
+                assert refusal(damaged).code in ("corrupt", "truncated", "not_an_image")
+        assert unloadable > 10  # the damage reached the pixel data often enough
 
     def test_it_refuses_an_animated_webp(self):
         rejected = refusal(corpus.animated_webp())
@@ -355,7 +416,7 @@ class TestIsolation:
 
     def test_the_worker_answers_exactly_what_process_computes(self):
         data = corpus.png_with_html()
-        assert decoding.decode(data) == decoding.process(data)
+        assert decoding.decode(data) == imaging.process(data)
 
     def test_a_killed_worker_costs_one_upload_and_the_next_one_works(self, big_png):
         decoding.warm_up()
@@ -403,7 +464,7 @@ class TestIsolation:
         for thread, _outcome in threads:
             thread.join(timeout=30)
         hashes = [outcome["result"].pixels_sha256 for _thread, outcome in threads]
-        assert hashes == [decoding.process(data).pixels_sha256 for data in uploads]
+        assert hashes == [imaging.process(data).pixels_sha256 for data in uploads]
 
     def test_a_malformed_reply_from_the_worker_is_not_trusted(self):
         for reply in (b"", b"junk", b"\x00\x00\x00\x02{}", decoding._pack({"renditions": []})):

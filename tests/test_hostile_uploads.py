@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from donations.models import Image
 from tests import corpus
+from tests.test_decoding import png_with_a_broken_pixel_stream
 
 pytestmark = pytest.mark.django_db
 
@@ -18,6 +19,7 @@ def stored_files() -> list[Path]:
 
 REFUSED = {
     "truncated JPEG": (corpus.truncated(corpus.jpeg()), "truncated"),
+    "PNG whose pixel data does not decode": (png_with_a_broken_pixel_stream(), "damaged"),
     "PNG claiming 20000×20000": (corpus.png_claiming(20000, 20000), "megapixels"),
     "PNG claiming 10000×10000": (corpus.png_claiming(10000, 10000), "megapixels"),
     "zero bytes": (b"", "empty"),
@@ -63,6 +65,15 @@ def test_a_valid_oddity_is_accepted_and_stored_clean(client, case):
         data = path.read_bytes()
         assert b"<script" not in data and b"<html" not in data
         assert b"GPS" not in data and b"Exif" not in data
+
+
+def test_a_png_whose_pixel_data_does_not_decode_is_refused_by_the_api_as_damaged(client):
+    response = client.post(
+        "/v1/donate", {"image": SimpleUploadedFile("broken.png", png_with_a_broken_pixel_stream())}
+    )
+    assert response.status_code == 422, response.content
+    assert "damaged" in response.json()["error"]
+    assert Image.objects.count() == 0 and stored_files() == []
 
 
 def test_fifty_bit_flipped_jpegs_never_cause_a_server_error(client):
