@@ -32,9 +32,8 @@ def _page_size(size: int):
 
 
 def _cases() -> dict[str, str]:
-    from donations.models import Image
+    from donations.models import Image, ImageLabel
     from donations.views import make_cursor
-    from validation.models import ImageLabel
 
     public = Image.objects.public().order_by("-created", "-pk")
     total = public.count()

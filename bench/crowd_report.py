@@ -46,8 +46,9 @@ def _quality(exported: set[int], truth: dict[int, bool], universe: set[int]) -> 
 
 
 def scenario_metrics(scenario, world, trace) -> dict:
-    from bench.crowd import BOT_PREFIX, START, VANDALISED_LABEL
-    from validation.models import Alert, ImageLabel, Vote
+    from bench.crowd_scenarios import BOT_PREFIX, START, VANDALISED_LABEL
+    from donations.models import ImageLabel
+    from validation.models import Alert, Vote
 
     universe = set(world.truth) - world.gold  # gold pairs are known, not discovered
     rows = list(
@@ -175,28 +176,17 @@ def _weights_at_the_end(trace, vandal_label) -> dict | None:
     A counted vote can weigh next to nothing (a vandal's, on the label where
     they missed the gold). None with rules that do not weigh votes.
     """
-    from validation import models
+    from validation.models import Vote
 
-    weight_for = getattr(models, "vote_weight_for", None)
-    if weight_for is None:
-        return None
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-    rows = models.Vote.objects.filter(counted=True).values_list(
-        "voter_id",
-        "pair__label_id",
-        "voter__gold_correct",
-        "voter__gold_wrong",
-        "voter__gold_by_label",
-        "voter__user__is_staff",
-    )
-    for voter, label, correct, wrong, by_label, is_staff in rows.iterator():
+    rows = Vote.objects.filter(counted=True).values_list("voter_id", "pair__label_id", "weight")
+    for voter, label, weight in rows.iterator():
         kind = trace.voter_kind.get(voter, "?")
         adversarial = kind in {"always_yes", "always_no", "bot"} or (
             kind == "vandal" and label == vandal_label
         )
-        record = (by_label or {}).get(models.Voter.label_key(label))
         group = sums["adversarial" if adversarial else "others"]
-        group[0] += weight_for(correct, wrong, record, bool(is_staff))
+        group[0] += weight
         group[1] += 1
     return {name: round(total / n, 3) for name, (total, n) in sums.items() if n}
 
@@ -219,7 +209,8 @@ def threshold_table(confidence, raw, truth, universe) -> list[dict]:
 
 def wrong_settles(world, trace) -> dict:
     """Pairs settled against the truth right now, and how many of them a bot vote helped."""
-    from validation.models import ImageLabel, Vote
+    from donations.models import ImageLabel
+    from validation.models import Vote
 
     universe = set(world.truth) - world.gold
     rows = ImageLabel.objects.filter(
@@ -246,14 +237,14 @@ def wrong_settles(world, trace) -> dict:
 def scenario_fingerprint(scale, seed: int) -> str:
     from dataclasses import asdict
 
-    from bench import crowd
+    from bench.crowd_scenarios import KINDS, LABELS, SCENARIOS
 
     spec = {
         "scale": asdict(scale),
         "seed": seed,
-        "labels": crowd.LABELS,
-        "kinds": crowd.KINDS,
-        "scenarios": [asdict(s) for s in crowd.SCENARIOS],
+        "labels": LABELS,
+        "kinds": KINDS,
+        "scenarios": [asdict(s) for s in SCENARIOS],
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -473,7 +464,7 @@ def _threshold_table(s: dict) -> list[str]:
 
 def render(document: dict) -> str:
     """CROWD.md: the full run if there is one (else the latest), with what came before."""
-    from bench.crowd import KINDS, LABELS
+    from bench.crowd_scenarios import KINDS, LABELS
 
     with_after = [name for name, runs in document.items() if "after" in runs]
     headline = "full" if "full" in with_after else with_after[-1]

@@ -13,7 +13,7 @@ A dataset of N image–label pairs holds:
 - votes on a third of the pairs (about one vote per pair overall): open pairs
   with one or two votes, settled ones with three to five; the rest unvoted, as
   on a site whose crowd lags its donors; counts, probability, confidence and status derived from
-  those votes with the site's own weights (validation.models), so a recount
+  those votes with the site's own rules (validation.rules), so a recount
   would change nothing; a few frozen pairs, gold among the settled ones;
   random_key uniform; servable = open, not frozen, on a public image;
 - voter 1, the "bench voter": trusted, with about 200 votes at every scale
@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 
 from .common import ROOT, current_database, is_bench_database
 
-GENERATOR_VERSION = 4  # 4: pairs loaded with fillfactor 85, fewer indexes
+GENERATOR_VERSION = 5  # 5: votes carry their weight; status from validation.rules
 NULL = "\\N"  # COPY's text format for NULL
 SEED = 7
 BENCH_VOTER_ID = 1
@@ -340,7 +340,7 @@ def generate(pairs: int, seed: int = SEED) -> dict:
                 _copy(
                     raw,
                     "validation_vote",
-                    "id, answer, counted, ip_prefix, created, updated, pair_id, voter_id",
+                    "id, answer, counted, weight, ip_prefix, created, updated, pair_id, voter_id",
                     votes,
                 )
         counts = {
@@ -390,11 +390,8 @@ class _World:
     """Draws the dataset; each table is a generator of COPY text lines."""
 
     def __init__(self, pairs: int, seed: int):
-        from django.conf import settings
-
         self.target = pairs
         self.seed = seed
-        self.bar = _log_odds(settings.VALIDATION_POSTERIOR)
         rng = random.Random(seed)
         # How many pairs each image gets, until the target is reached exactly.
         counts, total = array("b"), 0
@@ -477,7 +474,7 @@ class _World:
 
     # --- voters -----------------------------------------------------------------------
     def voter_lines(self) -> Iterator[str]:
-        from validation.models import vote_weight, voter_accuracy
+        from validation.rules import vote_weight_for
 
         rng = random.Random(self.seed + 2)
         self.voter_trusted = array("b", [0]) * (self.voter_count + 1)
@@ -487,7 +484,7 @@ class _World:
             correct = rng.randint(3, 40) if trusted else rng.randint(0, 2)
             wrong = rng.randint(0, max(0, correct // 4)) if trusted else rng.randint(0, 1)
             self.voter_trusted[voter] = 1 if trusted else 0
-            self.voter_weight[voter] = vote_weight(voter_accuracy(correct, wrong))
+            self.voter_weight[voter] = vote_weight_for(correct, wrong, None)
             created = _ts(START + timedelta(days=rng.uniform(0, SPAN.days)))
             prefix = f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.0/24"
             yield (
@@ -545,7 +542,7 @@ class _World:
 
     # --- pairs and their votes ------------------------------------------------------------
     def pair_lines(self, votes_file) -> Iterator[str]:
-        from validation.models import posterior
+        from validation import rules
 
         rng = random.Random(self.seed + 4)
         random_, getrandbits, expovariate = rng.random, rng.getrandbits, rng.expovariate
@@ -557,7 +554,6 @@ class _World:
         crowd_total = crowd_cumulative[-1]
         trusted, weights = self.voter_trusted, self.voter_weight
         prefixes = [f"10.{v % 251}.{v % 241}.0/24" for v in range(self.voter_count + 1)]
-        bar = self.bar
         # A share of pairs gets votes; the bench voter is among the voters of ~200 of them.
         bench_share = min(1.0, BENCH_VOTER_HISTORY / (VOTED_SHARE * self.pair_count))
         pair_id = vote_id = servable = bench_votes = 0
@@ -590,6 +586,7 @@ class _World:
                 yes = no = 0
                 evidence = 0.0
                 weighed = False
+                weight = 0.0
                 if voters:
                     chosen_voters: list[int] = []
                     if random_() < bench_share:
@@ -605,8 +602,8 @@ class _World:
                         # 4 % "can't tell" (2): stored, never counted.
                         answer = 2 if random_() < 0.04 else int(random_() < intended)
                         counted = answer != 2 and trusted[voter] == 1
+                        weight = weights[voter] if counted else 0.0
                         if counted:
-                            weight = weights[voter]
                             weighed = weighed or weight > 0
                             if answer == 1:
                                 yes, evidence = yes + 1, evidence + weight
@@ -614,22 +611,20 @@ class _World:
                                 no, evidence = no + 1, evidence - weight
                         when = hour_text[min(hours - 1, first_hour + int(expovariate(0.005)))]
                         vote_lines.append(
-                            f"{vote_id}\t{answer}\t{'t' if counted else 'f'}\t{prefixes[voter]}\t"
+                            f"{vote_id}\t{answer}\t{'t' if counted else 'f'}\t{weight!r}\t{prefixes[voter]}\t"
                             f"{when}\t{when}\t{pair_id}\t{voter}\n"
                         )
                     bench_votes += chosen_voters[0] == BENCH_VOTER_ID
-                total = yes + no
-                if not weighed or -bar < evidence < bar:
-                    status, settled_as = "open", ""
-                else:
-                    status = settled_as = "validated" if evidence > 0 else "rejected"
+                outcome = rules.outcome(rules.Tally(yes, no, evidence, weighed))
+                status = outcome.status
+                settled_as = "" if status == rules.OPEN else status
                 frozen = random_() < 0.003
                 gold = status != "open" and random_() < 0.03
                 is_servable = status == "open" and not frozen and public == 1
                 servable += is_servable
                 yield (
-                    f"{pair_id}\t{yes}\t{no}\t{yes / total if total else 0.0!r}\t"
-                    f"{posterior(evidence) if weighed else 0.0!r}\t{status}\t"
+                    f"{pair_id}\t{yes}\t{no}\t{outcome.probability!r}\t"
+                    f"{outcome.confidence!r}\t{status}\t"
                     f"{'t' if frozen else 'f'}\t{'t' if gold else 'f'}\t"
                     f"{('t' if status == 'validated' else 'f') if gold else NULL}\t"
                     f"{getrandbits(31)}\t{created}\t{created}\t{image}\t{label}\t{NULL}\t"
@@ -659,12 +654,6 @@ def _cumulative(weights: list[float]) -> list[float]:
     return out
 
 
-def _log_odds(probability: float) -> float:
-    import math
-
-    return math.log(probability / (1 - probability))
-
-
 def _text(value: str) -> str:
     """A value for COPY's text format."""
     return (
@@ -676,7 +665,7 @@ def _text(value: str) -> str:
 
 
 def bench_voter():
-    from validation.models import Voter
+    from people.models import Voter
 
     return Voter.objects.get(pk=BENCH_VOTER_ID)
 

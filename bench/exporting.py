@@ -1,7 +1,7 @@
 """export_vs_copy, export_rss_ratio and export_first_byte_ms: the streaming export.
 
 Each export runs in a child process of its own (``python -m bench.exporting``),
-which starts Django, then times the /v1/export view (validation.export_views)
+which starts Django, then times the /v1/export view (exports.views)
 called with a RequestFactory request and drains its StreamingHttpResponse as
 a WSGI server would, and finally reports its own peak memory (VmHWM). The
 query is `<top label> | ~<top label>`: every public image, so every pair on a
@@ -90,7 +90,7 @@ def _child(kind: str, query: str) -> dict:
 
     from django.test import RequestFactory
 
-    from validation.export_views import export
+    from exports.views import export
 
     request = RequestFactory().get(
         "/v1/export", {"query": query, "format": kind}, HTTP_HOST="127.0.0.1"
@@ -149,8 +149,8 @@ def run_child(database_url: str, kind: str, query: str) -> dict:
 
 def everything_query() -> str:
     """`person | ~person`: every public image, in the query language (the top label)."""
+    from donations.models import ImageLabel
     from labels.models import Label
-    from validation.models import ImageLabel
 
     label = (
         ImageLabel.objects.filter(label__parent__isnull=True)

@@ -112,7 +112,7 @@ def bare_pillow(data: bytes) -> list[bytes]:
     """The same three JPEGs, with nothing but Pillow, in this process."""
     from PIL import Image, ImageOps
 
-    from donations import decoding
+    from donations import imaging  # the pipeline that ingestion runs in its worker
 
     image = Image.open(io.BytesIO(data))
     width, height = image.size
@@ -121,12 +121,12 @@ def bare_pillow(data: bytes) -> list[bytes]:
         ratio_ = side / max(width, height)
         image.draft("RGB", (math.ceil(width * ratio_), math.ceil(height * ratio_)))
     image = ImageOps.exif_transpose(image).convert("RGB")
-    master = decoding._fit(image, side)  # the same resize as ingestion, on bare Pillow
+    master = imaging.fit(image, side)  # the same resize as ingestion, on bare Pillow
     outputs = []
     for picture, quality in (
-        (master, decoding.MASTER_QUALITY),
-        (decoding._fit(master, decoding.DISPLAY_SIDE), decoding.DERIVATIVE_QUALITY),
-        (decoding._fit(master, decoding.THUMB_SIDE), decoding.DERIVATIVE_QUALITY),
+        (master, imaging.MASTER_QUALITY),
+        (imaging.fit(master, imaging.DISPLAY_SIDE), imaging.DERIVATIVE_QUALITY),
+        (imaging.fit(master, imaging.THUMB_SIDE), imaging.DERIVATIVE_QUALITY),
     ):
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=quality, optimize=True)
@@ -149,7 +149,8 @@ def _ours(data: bytes, label) -> float:
 
 def _forget(image) -> None:
     """Delete the image's rows and files, so the next upload is a first one again."""
-    from donations.ingest import RENDITIONS, file_name, remove_files
+    from donations.ingest import remove_files
+    from donations.storage import RENDITIONS, file_name
 
     remove_files([file_name(image.uuid, kind, image.extension) for kind in RENDITIONS])
     image.pairs.all().delete()

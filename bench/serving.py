@@ -152,7 +152,7 @@ def api_voters(count: int, seed: int) -> list[dict]:
     """`count` new trusted API voters: token and the address their requests come from."""
     import secrets
 
-    from validation.models import Voter
+    from people.models import Voter
 
     rng = random.Random(seed)
     voters = []

@@ -10,9 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from validation.models import ImageLabel
-
-from .models import Image, ModerationConflict, ModerationDecision, Report
+from .models import Image, ImageLabel, ModerationConflict, ModerationDecision, Report
 
 ACTIONS = {
     "approve": "Approve (make public)",

@@ -8,9 +8,9 @@ from django.db import IntegrityError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from imagemonkey.api import json_error, method_not_allowed, public_read
-from imagemonkey.ratelimits import limit
-from validation.api import api_identity, read_json
+from people.http import allow, json_error, public_read, read_json
+from people.identity import api_identity
+from people.ratelimits import limit
 
 from .forms import parse_labels
 from .ingest import ingest
@@ -23,12 +23,11 @@ SIZES = ("thumb", "display", "master")
 
 
 @csrf_exempt  # token identity only, never cookies: nothing to forge
+@allow("POST")
 @api_identity
 @limit("donate", "DONATION_RATE")
 def donate(request: HttpRequest) -> JsonResponse:
     """POST /v1/donate: multipart with one `image`, optional `label` and `add_sublabels`."""
-    if request.method != "POST":
-        return method_not_allowed("POST")
     if not limit_upload_size(request):
         return json_error(too_large_message(), 413)
     files = request.FILES  # parsed now, under the size limit
@@ -117,12 +116,11 @@ REASON_WORDS = {choice.value for choice in Report.Reason}
 
 
 @csrf_exempt
+@allow("POST")
 @api_identity
 @limit("report", "REPORT_RATE")
 def report(request: HttpRequest, uuid) -> JsonResponse:
     """POST /v1/report/<uuid> with {"reason": "..."}."""
-    if request.method != "POST":
-        return method_not_allowed("POST")
     image = Image.objects.public().filter(uuid=uuid).first()
     if image is None:
         return json_error("no public picture with that id", 404)

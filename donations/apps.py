@@ -1,6 +1,21 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_save
 
 
 class DonationsConfig(AppConfig):
     name = "donations"
     verbose_name = "Donations"
+
+    def ready(self) -> None:
+        from labels.models import Label
+
+        post_save.connect(_label_saved, sender=Label, dispatch_uid="donations-label-servable")
+
+
+def _label_saved(sender, instance, created, raw=False, **kwargs) -> None:
+    """A label edited (activated, deactivated, made a category): its pairs follow."""
+    if created or raw:
+        return  # a new label has no pairs yet
+    from . import pairs
+
+    pairs.sync_servable_for_labels([instance.pk])

@@ -18,23 +18,15 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from labels.models import Label, LabelSuggestion
-from validation.models import ImageLabel, Voter
+from labels.models import Label
+from people.models import Voter
 
-from . import decoding
+from . import decoding, pairs
 from .decoding import Rejected
 from .models import Image
-from .storage import private_storage
+from .storage import RENDITIONS, file_name, private_storage
 
 log = logging.getLogger(__name__)
-
-RENDITIONS = ("master", "display", "thumb")
-
-
-def file_name(image_uuid, kind: str, extension: str) -> str:
-    """Storage name of one rendition: ab/<uuid>.jpg, ab/<uuid>-display.jpg, …"""
-    suffix = "" if kind == "master" else f"-{kind}"
-    return f"{image_uuid.hex[:2]}/{image_uuid}{suffix}.{extension}"
 
 
 @dataclass
@@ -151,17 +143,18 @@ def ingest(
     )
     chosen = expand_labels(list(labels), add_sublabels)
     written: list[str] = []
+    if donor is not None and not donor.exists:
+        donor.save()  # a visitor's first donation makes them a voter
+        image.donor = donor
     try:
         with transaction.atomic():
             # The unique hash columns make the second of two identical uploads
             # wait here for the first, then fail: exactly one image is stored.
             image.save()
             written = write_files(image, decoded)
-            ImageLabel.objects.bulk_create(
-                [ImageLabel(image=image, label=label, added_by=donor) for label in chosen]
-            )
+            pairs.attach_many(image, chosen, added_by=donor)
             for text in suggestions:
-                LabelSuggestion.objects.record(text, image=image)
+                pairs.suggest(text, image)
     except IntegrityError:
         remove_files(written)
         existing = Image.objects.filter(

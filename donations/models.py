@@ -1,8 +1,10 @@
-"""Donated images, their moderation history and the reports visitors make."""
+"""Donated images, their moderation history, the reports visitors make, and the
+image–label pairs the crowd is asked about (created and kept servable by pairs.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import random
 import uuid
 
 from django.conf import settings
@@ -10,6 +12,39 @@ from django.db import models, transaction
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
+
+from labels.models import Label
+from people.models import Voter
+
+from .storage import RENDITIONS, file_name, private_storage, public_storage
+
+
+class ImageStatus(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    PUBLIC = "public", "Public"
+    REJECTED = "rejected", "Rejected"
+    QUARANTINED = "quarantined", "Quarantined"
+    HIDDEN = "hidden", "Hidden after reports"
+
+
+class ImageFormat(models.TextChoices):
+    JPEG = "jpeg", "JPEG"
+    PNG = "png", "PNG"
+
+
+class DecisionAction(models.TextChoices):
+    APPROVE = "approve", "Approved"
+    REJECT = "reject", "Rejected"
+    QUARANTINE = "quarantine", "Quarantined"
+    HIDE = "hide", "Hidden after reports"
+    REOPEN = "reopen", "Sent back to review"
+
+
+class ReportReason(models.TextChoices):
+    SENSITIVE = "sensitive", "Sensitive or offensive content"
+    COPYRIGHT = "copyright", "Copyright: not the donor's to give"
+    PERSONAL = "personal", "Shows personal data or an identifiable person"
+    OTHER = "other", "Something else"
 
 
 class ModerationConflict(Exception):
@@ -39,16 +74,8 @@ class ImageQuerySet(models.QuerySet):
 
 
 class Image(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending review"
-        PUBLIC = "public", "Public"
-        REJECTED = "rejected", "Rejected"
-        QUARANTINED = "quarantined", "Quarantined"
-        HIDDEN = "hidden", "Hidden after reports"
-
-    class Format(models.TextChoices):
-        JPEG = "jpeg", "JPEG"
-        PNG = "png", "PNG"
+    Status = ImageStatus
+    Format = ImageFormat
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
@@ -71,7 +98,7 @@ class Image(models.Model):
     master_sha256 = models.CharField(max_length=64, help_text="sha256 of the stored master file.")
     original_filename = models.CharField(max_length=255, blank=True)
     donor = models.ForeignKey(
-        "validation.Voter",
+        Voter,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
@@ -95,21 +122,23 @@ class Image(models.Model):
         indexes = [
             models.Index(
                 fields=["-created", "-id"],
-                condition=Q(status="public"),
+                condition=Q(status=ImageStatus.PUBLIC),
                 name="image_public_newest",
             ),
             models.Index(fields=["status", "created"], name="image_status_created"),
             # Exports read public images in id order, beside their pairs' (image, label)
             # index: with this the planner merge-joins and streams instead of sorting.
-            models.Index(fields=["id"], condition=Q(status="public"), name="image_public_id"),
+            models.Index(
+                fields=["id"], condition=Q(status=ImageStatus.PUBLIC), name="image_public_id"
+            ),
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "public", "rejected", "quarantined", "hidden"]),
+                condition=Q(status__in=ImageStatus.values),
                 name="image_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(format__in=["jpeg", "png"]), name="image_format_valid"
+                condition=Q(format__in=ImageFormat.values), name="image_format_valid"
             ),
             models.CheckConstraint(
                 condition=Q(width__gt=0) & Q(height__gt=0), name="image_has_size"
@@ -132,8 +161,6 @@ class Image(models.Model):
 
     # --- files ---------------------------------------------------------------
     def file_name(self, kind: str = "master") -> str:
-        from .ingest import file_name
-
         return file_name(self.uuid, kind, self.extension)
 
     def rendition_size(self, kind: str) -> tuple[int, int]:
@@ -146,8 +173,6 @@ class Image(models.Model):
 
     def url(self, kind: str = "display") -> str:
         """Where a browser fetches a rendition: public media, or the moderators' view."""
-        from .storage import public_storage
-
         if self.is_public:
             return public_storage().url(self.file_name(kind))
         return reverse("donations:private-file", args=[self.uuid, kind])
@@ -173,9 +198,6 @@ class Image(models.Model):
         return self.url("master")
 
     def _move_files(self, to_public: bool) -> None:
-        from .ingest import RENDITIONS
-        from .storage import private_storage, public_storage
-
         source, target = (
             (private_storage(), public_storage())
             if to_public
@@ -198,9 +220,6 @@ class Image(models.Model):
         transaction.on_commit(lambda: [source.delete(name) for name in names])
 
     def _delete_files(self) -> None:
-        from .ingest import RENDITIONS
-        from .storage import private_storage, public_storage
-
         names = [self.file_name(kind) for kind in RENDITIONS]
 
         def delete() -> None:
@@ -212,11 +231,23 @@ class Image(models.Model):
 
     # --- moderation ------------------------------------------------------------
     TRANSITIONS = {
-        "approve": ({"pending", "quarantined", "hidden"}, "public"),
-        "reject": ({"pending", "quarantined", "hidden", "public"}, "rejected"),
-        "quarantine": ({"pending", "hidden", "public"}, "quarantined"),
-        "hide": ({"public"}, "hidden"),
-        "reopen": ({"rejected", "quarantined", "hidden"}, "pending"),
+        DecisionAction.APPROVE: (
+            {ImageStatus.PENDING, ImageStatus.QUARANTINED, ImageStatus.HIDDEN},
+            ImageStatus.PUBLIC,
+        ),
+        DecisionAction.REJECT: (
+            {ImageStatus.PENDING, ImageStatus.QUARANTINED, ImageStatus.HIDDEN, ImageStatus.PUBLIC},
+            ImageStatus.REJECTED,
+        ),
+        DecisionAction.QUARANTINE: (
+            {ImageStatus.PENDING, ImageStatus.HIDDEN, ImageStatus.PUBLIC},
+            ImageStatus.QUARANTINED,
+        ),
+        DecisionAction.HIDE: ({ImageStatus.PUBLIC}, ImageStatus.HIDDEN),
+        DecisionAction.REOPEN: (
+            {ImageStatus.REJECTED, ImageStatus.QUARANTINED, ImageStatus.HIDDEN},
+            ImageStatus.PENDING,
+        ),
     }
 
     @transaction.atomic
@@ -246,9 +277,9 @@ class Image(models.Model):
         if action in ("approve", "reject"):
             self.reports.update(resolved=True)
         decision = self.decisions.create(action=action, moderator=moderator, note=note[:500])
-        from validation.voting import sync_servable_for_image
+        from . import pairs  # pairs.py builds on this module
 
-        sync_servable_for_image(self)
+        pairs.sync_servable_for_image(self)
         # Files move last: if copying fails, the copies are removed and the
         # whole decision rolls back.
         if new_status == self.Status.PUBLIC:
@@ -261,6 +292,8 @@ class Image(models.Model):
 
     def report(self, *, reporter, reason: str, text: str = "") -> Report:
         """File a report; enough distinct reporters take the image out of public view."""
+        if not reporter.exists:
+            reporter.save()  # a visitor's first report makes them a voter
         with transaction.atomic():  # a second report by the same person fails alone
             report = Report.objects.create(image=self, reporter=reporter, reason=reason, text=text)
         open_reports = self.reports.filter(resolved=False).count()
@@ -274,12 +307,7 @@ class Image(models.Model):
 class ModerationDecision(models.Model):
     """Who decided what about an image, and when: one row per decision, never edited."""
 
-    class Action(models.TextChoices):
-        APPROVE = "approve", "Approved"
-        REJECT = "reject", "Rejected"
-        QUARANTINE = "quarantine", "Quarantined"
-        HIDE = "hide", "Hidden after reports"
-        REOPEN = "reopen", "Sent back to review"
+    Action = DecisionAction
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="decisions")
     action = models.CharField(max_length=12, choices=Action.choices)
@@ -293,7 +321,7 @@ class ModerationDecision(models.Model):
         ordering = ["-created"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(action__in=["approve", "reject", "quarantine", "hide", "reopen"]),
+                condition=Q(action__in=DecisionAction.values),
                 name="decision_action_valid",
             ),
         ]
@@ -303,16 +331,10 @@ class ModerationDecision(models.Model):
 
 
 class Report(models.Model):
-    class Reason(models.TextChoices):
-        SENSITIVE = "sensitive", "Sensitive or offensive content"
-        COPYRIGHT = "copyright", "Copyright: not the donor's to give"
-        PERSONAL = "personal", "Shows personal data or an identifiable person"
-        OTHER = "other", "Something else"
+    Reason = ReportReason
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="reports")
-    reporter = models.ForeignKey(
-        "validation.Voter", on_delete=models.CASCADE, related_name="reports"
-    )
+    reporter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="reports")
     reason = models.CharField(max_length=10, choices=Reason.choices)
     text = models.CharField(max_length=1000, blank=True)
     created = models.DateTimeField(default=timezone.now)
@@ -327,10 +349,141 @@ class Report(models.Model):
                 violation_error_message="You have already reported this picture.",
             ),
             models.CheckConstraint(
-                condition=Q(reason__in=["sensitive", "copyright", "personal", "other"]),
+                condition=Q(reason__in=ReportReason.values),
                 name="report_reason_valid",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()}: {self.image}"
+
+
+class SuggestionUse(models.Model):
+    """An image a donor wanted to tag with a suggested label; becomes a pair on acceptance."""
+
+    suggestion = models.ForeignKey(
+        "labels.LabelSuggestion", on_delete=models.CASCADE, related_name="uses"
+    )
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="suggestion_uses")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "labels_suggestionuse"
+        constraints = [
+            models.UniqueConstraint(fields=["suggestion", "image"], name="one_use_per_image"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.suggestion} on {self.image_id}"
+
+
+def new_random_key() -> int:
+    return random.randint(0, 2**31 - 1)
+
+
+class PairStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    VALIDATED = "validated", "Validated"
+    REJECTED = "rejected", "Rejected"
+
+
+class ImageLabelQuerySet(models.QuerySet):
+    def public(self) -> ImageLabelQuerySet:
+        return self.filter(image__status=ImageStatus.PUBLIC)
+
+    def validated(self) -> ImageLabelQuerySet:
+        return self.filter(status=PairStatus.VALIDATED)
+
+    def open(self) -> ImageLabelQuerySet:
+        return self.filter(status=PairStatus.OPEN, frozen=False)
+
+
+class ImageLabel(models.Model):
+    """One question for the crowd: is there a <label> in this <image>?
+
+    Pairs are created, and their `servable` flag kept true, by donations.pairs
+    only; validation's voting derives the counts and the status from the votes.
+    """
+
+    Status = PairStatus
+
+    # No single-column indexes: one_pair_per_image_and_label leads with image and
+    # pair_label_status with label; every vote updates this row, and each index costs.
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="pairs", db_index=False)
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="pairs", db_index=False)
+    num_yes = models.PositiveIntegerField(default=0)
+    num_no = models.PositiveIntegerField(default=0)
+    probability = models.FloatField(default=0.0)
+    confidence = models.FloatField(
+        default=0.0,
+        help_text=(
+            "Probability that the label is present, from the counted votes weighted by "
+            "each voter's gold accuracy (0 until a vote carries weight)."
+        ),
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    frozen = models.BooleanField(default=False, help_text="Frozen pairs take no more votes.")
+    # Denormalised "may be served as a task": open, not frozen, on a public image,
+    # with a taggable label (donations.pairs.is_servable). Task selection reads it
+    # through a small partial index.
+    servable = models.BooleanField(default=False)
+    settled_as = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text="The outcome this pair last settled on (for flip alerts).",
+    )
+    settle_after = models.PositiveIntegerField(
+        default=0, help_text="A reopened pair settles only once it has this many counted votes."
+    )
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.BooleanField(null=True, blank=True)
+    random_key = models.IntegerField(default=new_random_key)
+    added_by = models.ForeignKey(
+        Voter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    objects = ImageLabelQuerySet.as_manager()
+
+    class Meta:
+        db_table = "validation_imagelabel"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "label"],
+                name="one_pair_per_image_and_label",
+                violation_error_message="This picture already has this label.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=PairStatus.values),
+                name="pair_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_gold=False) | Q(gold_answer__isnull=False),
+                name="gold_pair_has_answer",
+                violation_error_message="A gold pair needs its known answer.",
+            ),
+            models.CheckConstraint(
+                condition=Q(probability__gte=0) & Q(probability__lte=1),
+                name="probability_in_range",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["label", "status"], name="pair_label_status"),
+            models.Index(
+                fields=["random_key"], condition=Q(servable=True), name="pair_servable_random"
+            ),
+            models.Index(
+                fields=["label", "random_key"],
+                condition=Q(servable=True),
+                name="pair_servable_label_random",
+            ),
+            models.Index(fields=["random_key"], condition=Q(is_gold=True), name="pair_gold_random"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} in {self.image_id}"
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status != PairStatus.OPEN

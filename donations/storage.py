@@ -14,6 +14,14 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, storages
 
+RENDITIONS = ("master", "display", "thumb")
+
+
+def file_name(image_uuid, kind: str, extension: str) -> str:
+    """Storage name of one rendition: ab/<uuid>.jpg, ab/<uuid>-display.jpg, …"""
+    suffix = "" if kind == "master" else f"-{kind}"
+    return f"{image_uuid.hex[:2]}/{image_uuid}{suffix}.{extension}"
+
 
 class AtomicFileSystemStorage(FileSystemStorage):
     """Write to a temporary file, fsync, then link it into place and fsync the folder.

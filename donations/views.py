@@ -19,34 +19,18 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.static import serve
 
-from imagemonkey.ratelimits import limit
 from labels.models import Label
-from validation.models import ImageLabel
+from people.http import wants_json
+from people.ratelimits import limit
 
 from .forms import DonationForm, ReportForm
 from .ingest import Outcome, ingest
-from .models import Image
+from .models import Image, ImageLabel
 from .storage import private_storage
 from .uploads import limit_upload_size, too_large_message
 
 PAGE_SIZE = 48
 BATCH_RE = re.compile(r"^[0-9a-f]{16}$")
-
-
-def wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
-
-
-def label_names() -> list[str]:
-    """What the label field suggests: names, parts as dog/eye, and synonyms."""
-    names = list(Label.objects.taggable().top_level().values_list("name", flat=True))
-    names += [
-        f"{parent}/{part}"
-        for parent, part in Label.objects.taggable()
-        .filter(parent__isnull=False)
-        .values_list("parent__name", "name")
-    ]
-    return sorted(names)
 
 
 def pending_queue_is_full(request: HttpRequest) -> bool:
@@ -76,7 +60,7 @@ def render_donate(
 ) -> HttpResponse:
     context = {
         "form": form,
-        "label_names": label_names(),
+        "label_names": Label.objects.typeable_names(),
         "page_error": page_error,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
         "max_upload_bytes": settings.MAX_UPLOAD_MB * 1024 * 1024,
@@ -235,7 +219,7 @@ def browse(request: HttpRequest) -> HttpResponse:
             "state": state,
             "next_cursor": next_cursor,
             "is_first_page": cursor is None,
-            "label_names": label_names(),
+            "label_names": Label.objects.typeable_names(),
         },
     )
 
@@ -249,7 +233,12 @@ def image_detail(request: HttpRequest, uuid) -> HttpResponse:
     return render(
         request,
         "donations/image.html",
-        {"image": image, "pairs": pairs, "report_form": ReportForm(), "label_names": label_names()},
+        {
+            "image": image,
+            "pairs": pairs,
+            "report_form": ReportForm(),
+            "label_names": Label.objects.typeable_names(),
+        },
     )
 
 
@@ -263,7 +252,12 @@ def report_image(request: HttpRequest, uuid) -> HttpResponse:
         return render(
             request,
             "donations/image.html",
-            {"image": image, "pairs": pairs, "report_form": form, "label_names": label_names()},
+            {
+                "image": image,
+                "pairs": pairs,
+                "report_form": form,
+                "label_names": Label.objects.typeable_names(),
+            },
             status=400,
         )
     try:

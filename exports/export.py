@@ -35,12 +35,10 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Count, Prefetch, Q
 from django.utils.text import slugify
 
-from donations.ingest import file_name
-from donations.models import Image
-from donations.storage import public_storage
+from donations.models import Image, ImageLabel
+from donations.storage import file_name, public_storage
 from labels.models import Label
 
-from .models import ImageLabel
 from .query import LabelQuery, Sql, compose
 
 CSV_HEADER = b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence\r\n"

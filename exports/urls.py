@@ -2,9 +2,9 @@
 
 from django.urls import path
 
-from . import export_views
+from . import views as export_views
 
-app_name = "validation"
+app_name = "exports"
 urlpatterns = [
     path("export", export_views.export_page, name="export"),
     path("v1/export", export_views.export, name="api-export"),

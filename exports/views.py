@@ -12,9 +12,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
-from imagemonkey.api import json_error, public_read
-from imagemonkey.ratelimits import limit
 from labels.models import Label
+from people.http import json_error, public_read
+from people.ratelimits import limit
 
 from .export import FORMATS, Export, count_images, first_images, validation_counts
 from .query import MAX_LENGTH, LabelQuery, QueryError
@@ -203,6 +203,6 @@ def export_page(request: HttpRequest) -> HttpResponse:
             count=count_images(dataset),
             images=first_images(dataset, PREVIEW_IMAGES),
             chosen=FORMATS[form.cleaned_data["format"]],
-            download_url=f"{reverse('validation:api-export')}?{urlencode(parameters)}",
+            download_url=f"{reverse('exports:api-export')}?{urlencode(parameters)}",
         )
-    return render(request, "validation/export.html", context)
+    return render(request, "exports/export.html", context)

@@ -5,7 +5,7 @@ NAVIGATION = [
     ("donations:donate", "Donate"),
     ("validation:validate", "Validate"),
     ("donations:browse", "Browse"),
-    ("validation:export", "Export"),
+    ("exports:export", "Export"),
     ("validation:statistics", "Statistics"),
     ("api-docs", "API"),
     ("about", "About"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from .api import public_read
+from people.http import public_read
 
 
 def _json(schema: dict, description: str) -> dict:

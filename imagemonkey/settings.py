@@ -76,9 +76,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_ratelimit",
+    "people",
     "labels",
     "donations",
     "validation",
+    "exports",
 ]
 
 MIDDLEWARE = [
@@ -91,7 +93,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "validation.middleware.VoterMiddleware",
+    "people.middleware.VoterMiddleware",
 ]
 
 ROOT_URLCONF = "imagemonkey.urls"
@@ -158,7 +160,7 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
-RATELIMIT_VIEW = "imagemonkey.views.ratelimited"
+RATELIMIT_VIEW = "people.ratelimits.ratelimited"
 # Behind nginx the real client address is the one nginx writes into
 # X-Real-IP after checking the trusted proxy list (deploy/nginx); gunicorn
 # listens on a unix socket, so nothing else can set it.

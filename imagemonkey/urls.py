@@ -12,6 +12,7 @@ urlpatterns = [
     path("v1/", include("imagemonkey.api_urls")),
     path("api", views.api_docs, name="api-docs"),
     path("", include("validation.urls")),
+    path("", include("exports.urls")),
     path("", include("labels.urls")),
     path("", include("donations.urls")),
 ]

@@ -7,9 +7,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from donations.models import Image
+from donations.models import Image, ImageLabel
 from labels.models import Label
-from validation.models import ImageLabel
+from people.http import wants_json
 
 HOME_COUNTS_SECONDS = 30
 
@@ -70,25 +70,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
-    """django-ratelimit's answer: 429 with a reason, JSON for the API."""
-    message = "Too many requests in a short time. Please wait a minute and try again."
-    if request.path.startswith("/v1/"):
-        response = JsonResponse({"error": message}, status=429)
-    else:
-        response = render(request, "429.html", {"message": message}, status=429)
-    response["Retry-After"] = "60"
-    return response
-
-
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
-    if request.path.startswith("/v1/"):
+    if wants_json(request):
         return JsonResponse({"error": "not found"}, status=404)
     return render(request, "404.html", status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/v1/"):
+    if wants_json(request):
         return JsonResponse({"error": "internal error; it has been logged"}, status=500)
     # No context processors here: the error may have come from them.
     from django.template import loader

@@ -6,6 +6,12 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from donations import pairs
+from donations.models import ImageLabel
+from validation import statistics
+from validation.merge import merge_labels
+from validation.models import Vote
+
 from . import lookup
 from .models import Label, LabelSuggestion, Synonym
 
@@ -78,7 +84,7 @@ class LabelAdmin(admin.ModelAdmin):
     list_per_page = 100
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_usage().prefetch_related("categories")
+        return statistics.with_usage(super().get_queryset(request)).prefetch_related("categories")
 
     @admin.display(description="kind")
     def kind(self, label):
@@ -104,20 +110,22 @@ class LabelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate the selected labels (stop offering them)")
     def deactivate(self, request, queryset):
-        count = queryset.update(active=False)
+        ids = list(queryset.values_list("pk", flat=True))
+        count = Label.objects.filter(pk__in=ids).update(active=False)
         lookup.forget()
+        pairs.sync_servable_for_labels(ids)
         self.message_user(request, f"{count} label(s) deactivated.", messages.SUCCESS)
 
     @admin.action(description="Activate the selected labels")
     def activate(self, request, queryset):
-        count = queryset.update(active=True)
+        ids = list(queryset.values_list("pk", flat=True))
+        count = Label.objects.filter(pk__in=ids).update(active=True)
         lookup.forget()
+        pairs.sync_servable_for_labels(ids)
         self.message_user(request, f"{count} label(s) activated.", messages.SUCCESS)
 
     @admin.action(description="Merge the selected labels into another label…")
     def merge(self, request, queryset):
-        from validation.models import ImageLabel, Vote
-
         sources = list(queryset.select_related("parent"))
         form = MergeForm(request.POST if "confirm" in request.POST else None)
         form.fields["target"].queryset = Label.objects.exclude(
@@ -129,7 +137,7 @@ class LabelAdmin(admin.ModelAdmin):
                 with transaction.atomic():
                     totals = {"pairs_moved": 0, "pairs_combined": 0, "votes_dropped": 0}
                     for source in sources:
-                        for key, value in source.merge_into(target).items():
+                        for key, value in merge_labels(source, target).items():
                             totals[key] = totals.get(key, 0) + value
             except ValueError as error:
                 self.message_user(request, str(error), messages.ERROR)
@@ -190,7 +198,7 @@ class LabelSuggestionAdmin(admin.ModelAdmin):
     def accept(self, request, queryset):
         for suggestion in queryset:
             try:
-                label = suggestion.accept(by=request.user)
+                label = pairs.accept_suggestion(suggestion, by=request.user)
             except ValueError as error:
                 self.message_user(request, str(error), messages.WARNING)
                 continue
@@ -204,7 +212,7 @@ class LabelSuggestionAdmin(admin.ModelAdmin):
     def reject(self, request, queryset):
         for suggestion in queryset:
             try:
-                suggestion.reject(by=request.user)
+                pairs.reject_suggestion(suggestion, by=request.user)
             except ValueError as error:
                 self.message_user(request, str(error), messages.WARNING)
                 continue

@@ -5,7 +5,7 @@ import random
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, JsonResponse
 
-from imagemonkey.api import flag, json_error, public_read
+from people.http import flag, json_error, public_read
 
 from .models import Label
 

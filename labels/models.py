@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, Lower
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -41,6 +41,17 @@ class LabelQuerySet(models.QuerySet):
     def named(self, name: str) -> LabelQuerySet:
         return self.alias(lname=Lower("name")).filter(lname=normalize_name(name))
 
+    def typeable_names(self) -> list[str]:
+        """What a label field suggests as one types: names, and parts as dog/eye."""
+        names = list(self.taggable().top_level().values_list("name", flat=True))
+        names += [
+            f"{parent}/{part}"
+            for parent, part in self.taggable()
+            .filter(parent__isnull=False)
+            .values_list("parent__name", "name")
+        ]
+        return sorted(names)
+
     def resolve(self, text: str) -> Label | None:
         """The taggable label that `text` names: a label, a synonym, or 'parent/part'."""
         text = normalize_name(text)
@@ -62,37 +73,6 @@ class LabelQuerySet(models.QuerySet):
             .first()
         )
         return synonym.label if synonym else None
-
-    def with_usage(self) -> LabelQuerySet:
-        """Annotate image and vote counts with one subquery each (no N+1, no join fan-out)."""
-        from validation.models import ImageLabel, Vote
-
-        pairs = (
-            ImageLabel.objects.filter(label=OuterRef("pk"))
-            .order_by()
-            .values("label")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        votes = (
-            Vote.objects.filter(pair__label=OuterRef("pk"))
-            .order_by()
-            .values("pair__label")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        gold = (
-            ImageLabel.objects.filter(label=OuterRef("pk"), is_gold=True)
-            .order_by()
-            .values("label")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        return self.annotate(
-            image_count=Coalesce(Subquery(pairs), 0),
-            vote_count=Coalesce(Subquery(votes), 0),
-            gold_count=Coalesce(Subquery(gold), 0),
-        )
 
 
 class Label(models.Model):
@@ -196,45 +176,28 @@ class Label(models.Model):
             seen |= ids
         return seen
 
-    @transaction.atomic
-    def merge_into(self, target: Label) -> dict[str, int]:
-        """Move everything that uses this label onto `target`, then delete this label.
-
-        Pairs on the same image are combined: a voter who voted on both keeps the
-        vote on the target pair, and the counts are recomputed from the votes.
-        Sublabels move under the target (and merge with its sublabels of the
-        same name); this label's name and synonyms become synonyms of the target.
-        """
-        from validation.models import ImageLabel
-
+    def check_merge_into(self, target: Label) -> None:
+        """ValueError when this label cannot be merged into `target`."""
         if target.pk == self.pk:
             raise ValueError("A label cannot be merged into itself.")
         if target.parent_id is not None and target.parent_id == self.pk:
             raise ValueError("A label cannot be merged into one of its own sublabels.")
-        moved = {"pairs_moved": 0, "pairs_combined": 0, "votes_moved": 0, "votes_dropped": 0}
-        for pair in ImageLabel.objects.filter(label=self).select_for_update():
-            existing = ImageLabel.objects.filter(image_id=pair.image_id, label=target).first()
-            if existing is None:
-                pair.label = target
-                pair.save(update_fields=["label"])
-                moved["pairs_moved"] += 1
-                continue
-            dropped = pair.votes.filter(voter__in=existing.votes.values("voter")).delete()[0]
-            moved["votes_dropped"] += dropped
-            moved["votes_moved"] += pair.votes.update(pair=existing)
-            moved["pairs_combined"] += 1
-            pair.delete()
-            existing.recount()
 
-        for sub in list(self.sublabels.all()):
-            twin = target.sublabels.named(sub.name).first()
-            if twin is not None:
-                for key, value in sub.merge_into(twin).items():
-                    moved[key] += value
-            else:
-                sub.parent = target
-                sub.slug = ""
-                sub.save()
+    def move_under(self, parent: Label) -> None:
+        """Make this sublabel a part of another label (a new slug follows)."""
+        self.parent = parent
+        self.slug = ""
+        self.save()
+
+    @transaction.atomic
+    def dissolve_into(self, target: Label) -> None:
+        """The taxonomy's half of a merge, once nothing uses this label any more.
+
+        Its members and categories move to `target`, suggestions that became this
+        label now name the target, its synonyms point to the target, and its
+        name becomes one more synonym when nothing else is called so. The
+        pairs and votes are validation.merge's half, which calls this.
+        """
         for member in self.members.all():
             member.categories.remove(self)
             if member.pk != target.pk:
@@ -252,7 +215,6 @@ class Label(models.Model):
         )
         if self.parent_id is None and target.parent_id is None and name_is_free:
             Synonym.objects.create(name=self.name, label=target)
-        return moved
 
 
 class Synonym(models.Model):
@@ -281,26 +243,27 @@ class LabelSuggestionQuerySet(models.QuerySet):
     def pending(self) -> LabelSuggestionQuerySet:
         return self.filter(status=LabelSuggestion.Status.PENDING)
 
-    def record(self, text: str, image=None) -> LabelSuggestion:
-        """Count one more request for `text`, remembering the image it was meant for."""
+    def record(self, text: str) -> LabelSuggestion:
+        """Count one more request for `text` (donations remembers the images it was for)."""
         name = normalize_name(text)[:100]
         suggestion, _ = self.get_or_create(name=name)
         LabelSuggestion.objects.filter(pk=suggestion.pk).update(
             times_requested=models.F("times_requested") + 1, last_requested=timezone.now()
         )
-        if image is not None:
-            SuggestionUse.objects.get_or_create(suggestion=suggestion, image=image)
         suggestion.refresh_from_db()
         return suggestion
+
+
+class SuggestionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
 
 
 class LabelSuggestion(models.Model):
     """A label that donors typed but the taxonomy lacks; curators accept or reject it."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ACCEPTED = "accepted", "Accepted"
-        REJECTED = "rejected", "Rejected"
+    Status = SuggestionStatus
 
     name = models.CharField(max_length=100)
     times_requested = models.PositiveIntegerField(default=0)
@@ -326,7 +289,7 @@ class LabelSuggestion(models.Model):
                 violation_error_message="This label has already been suggested.",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "accepted", "rejected"]),
+                condition=Q(status__in=SuggestionStatus.values),
                 name="suggestion_status_valid",
             ),
             models.CheckConstraint(
@@ -340,9 +303,11 @@ class LabelSuggestion(models.Model):
 
     @transaction.atomic
     def accept(self, *, by=None, description: str = "", label: Label | None = None) -> Label:
-        """Create the label (or use `label`), and turn every pending use into a real pair."""
-        from validation.models import ImageLabel
+        """Create the label (or use `label`) and mark the suggestion accepted.
 
+        The images waiting for it get their pairs from donations.pairs.accept_suggestion,
+        which calls this.
+        """
         locked = LabelSuggestion.objects.select_for_update().get(pk=self.pk)
         if locked.status != self.Status.PENDING:
             raise ValueError(f"“{self.name}” was already {locked.get_status_display().lower()}.")
@@ -350,9 +315,6 @@ class LabelSuggestion(models.Model):
             label = Label.objects.top_level().named(self.name).first()
         if label is None:
             label = Label.objects.create(name=self.name, description=description)
-        for use in self.uses.select_related("image"):
-            ImageLabel.objects.get_or_create(image=use.image, label=label)
-        self.uses.all().delete()
         self.status = self.Status.ACCEPTED
         self.label = label
         self.decided_at = timezone.now()
@@ -365,26 +327,7 @@ class LabelSuggestion(models.Model):
         locked = LabelSuggestion.objects.select_for_update().get(pk=self.pk)
         if locked.status != self.Status.PENDING:
             raise ValueError(f"“{self.name}” was already {locked.get_status_display().lower()}.")
-        self.uses.all().delete()
         self.status = self.Status.REJECTED
         self.decided_at = timezone.now()
         self.decided_by = by
         self.save()
-
-
-class SuggestionUse(models.Model):
-    """An image a donor wanted to tag with a suggested label; becomes a pair on acceptance."""
-
-    suggestion = models.ForeignKey(LabelSuggestion, on_delete=models.CASCADE, related_name="uses")
-    image = models.ForeignKey(
-        "donations.Image", on_delete=models.CASCADE, related_name="suggestion_uses"
-    )
-    created = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["suggestion", "image"], name="one_use_per_image"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.suggestion} on {self.image_id}"

@@ -3,6 +3,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from validation import statistics
+
 from .models import Label
 
 
@@ -12,11 +14,10 @@ def label_list(request: HttpRequest) -> HttpResponse:
     labels = (
         Label.objects.taggable()
         .top_level()
-        .with_usage()
         .prefetch_related(
             Prefetch("sublabels", queryset=Label.objects.taggable().order_by("name")),
             Prefetch("categories", queryset=Label.objects.order_by("name")),
             "synonyms",
         )
     )
-    return render(request, "labels/list.html", {"labels": labels})
+    return render(request, "labels/list.html", {"labels": statistics.with_usage(labels)})

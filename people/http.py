@@ -1,9 +1,18 @@
-"""Small pieces every /v1/ view shares: JSON errors and CORS for read-only GETs."""
+"""HTTP pieces every app's views share: JSON errors, one vocabulary for flags, JSON bodies,
+and CORS for read-only GETs."""
 
+import json
 from collections.abc import Callable
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """Whether to answer in JSON: the API always, and a page's own scripts, which ask so."""
+    return request.path.startswith("/v1/") or "application/json" in request.headers.get(
+        "Accept", ""
+    )
 
 
 def json_error(reason: str, status: int = 400, **extra) -> JsonResponse:
@@ -14,6 +23,21 @@ def method_not_allowed(*allowed: str) -> JsonResponse:
     response = json_error(f"use {' or '.join(allowed)} here", 405)
     response["Allow"] = ", ".join(allowed)
     return response
+
+
+def allow(*methods: str) -> Callable:
+    """Decorate an API view: any other method gets a JSON 405 before anything else runs."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                return method_not_allowed(*methods)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 def flag(request: HttpRequest, name: str) -> bool:
@@ -48,3 +72,16 @@ def public_read(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     # JSON 405 from the view instead of the CSRF middleware's HTML 403.
     wrapper.csrf_exempt = True
     return wrapper
+
+
+def read_json(request: HttpRequest) -> dict:
+    """The request body as a JSON object; ValueError with a reason otherwise."""
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body

@@ -1,16 +1,25 @@
-"""Who is voting: a voter bound to the session, the account, or an API token."""
+"""Who is voting: a voter bound to the session, the account, or an API token.
+
+A voter row is written only by a request that writes something else too (a
+vote, a donation, a report): a GET or HEAD gets the existing voter, or an
+unsaved stand-in for a visitor who has none, so crawlers write nothing.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+from functools import wraps
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
+from .http import json_error
 from .models import Voter
 
 SESSION_KEY = "voter_id"
 TOKEN_HEADER = "HTTP_X_VOTER_TOKEN"  # noqa: S105 - a header name
+UNKNOWN_TOKEN = "unknown X-Voter-Token; ask POST /v1/voter for a new one"  # noqa: S105
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -50,19 +59,27 @@ def voter_from_token(request: HttpRequest) -> Voter | None:
     token = request.META.get(TOKEN_HEADER, "").strip()
     if not token:
         return None
-    return Voter.objects.filter(token_sha256=Voter.hash_token(token)).first()
+    return Voter.objects.select_related("user").filter(token_sha256=Voter.hash_token(token)).first()
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+
+
+def new_voter(request: HttpRequest) -> Voter:
+    """An unsaved voter for this request's client; saving it is the caller's choice."""
+    return Voter(first_ip_prefix=ip_prefix(client_ip(request)))
 
 
 def voter_for_request(request: HttpRequest) -> Voter:
-    """The request's voter, created on first use.
+    """The request's voter. Created on the first request that writes, never on a read.
 
     Precedence: an API token, then a logged-in account, then the session.
     A token that names no voter acts as a fresh anonymous voter.
     """
+    writes = request.method not in SAFE_METHODS
     if request.META.get(TOKEN_HEADER):
-        voter = voter_from_token(request)
-        if voter is None:
-            voter = Voter(first_ip_prefix=ip_prefix(client_ip(request)))
+        voter = voter_from_token(request) or new_voter(request)
+        if writes and not voter.exists:
             voter.save()
         return voter
     user = getattr(request, "user", None)
@@ -73,12 +90,38 @@ def voter_for_request(request: HttpRequest) -> Voter:
             session_voter = Voter.objects.filter(
                 pk=session.get(SESSION_KEY), user__isnull=True, token_sha256__isnull=True
             ).first()
-            voter = session_voter or Voter(first_ip_prefix=ip_prefix(client_ip(request)))
+            voter = session_voter or new_voter(request)
             voter.user = user
-            voter.save()
+            if writes:
+                voter.save()
         return voter
     voter = Voter.objects.filter(pk=session.get(SESSION_KEY), user__isnull=True).first()
     if voter is None:
-        voter = Voter.objects.create(first_ip_prefix=ip_prefix(client_ip(request)))
-        session[SESSION_KEY] = voter.pk
+        voter = new_voter(request)
+        if writes:
+            voter.save()
+            session[SESSION_KEY] = voter.pk
     return voter
+
+
+def api_identity(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Bind request.voter to the X-Voter-Token's voter, or to a fresh anonymous one.
+
+    Never the session's: another site cannot vote with a visitor's cookies.
+    A token that names no voter is refused rather than silently replaced. The
+    fresh voter is an unsaved stand-in: a read (GET /v1/validate) writes
+    nothing, and a vote saves it (voting.record_vote).
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        token_voter = None
+        if TOKEN_HEADER in request.META:
+            token_voter = voter_from_token(request)
+            if token_voter is None:
+                return json_error(UNKNOWN_TOKEN, 401)
+        request.voter = token_voter or new_voter(request)
+        request.token_voter = token_voter
+        return view(request, *args, **kwargs)
+
+    return wrapper

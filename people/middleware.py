@@ -1,4 +1,4 @@
-"""Attach the pseudonymous voter to every request, lazily."""
+"""Attach the pseudonymous voter to every request, lazily (a read never creates one)."""
 
 from django.utils.functional import SimpleLazyObject
 

@@ -16,7 +16,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import is_ratelimited
 
-from imagemonkey.views import ratelimited
+from .http import wants_json
+from .identity import TOKEN_HEADER, client_ip
+from .models import Voter
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +28,27 @@ UNAVAILABLE = "This is unavailable for a moment (our rate limiter cannot be reac
 def voter_key(group: str, request: HttpRequest) -> str:
     """The voter: by their API token's hash when they send one (one token, one voter:
     no lookup needed), else by request.voter."""
-    from validation.identity import TOKEN_HEADER
-    from validation.models import Voter
-
     if token := request.META.get(TOKEN_HEADER, "").strip():
         return f"token:{Voter.hash_token(token)}"
-    return f"voter:{request.voter.pk}"
+    voter = request.voter
+    if not voter.exists:  # a visitor's first write: the address is all there is to count
+        return f"visitor:{client_ip(request)}"
+    return f"voter:{voter.pk}"
+
+
+def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
+    """The answer over a limit (django-ratelimit's too): 429 with a reason, JSON for the API."""
+    message = "Too many requests in a short time. Please wait a minute and try again."
+    if wants_json(request):
+        response = JsonResponse({"error": message}, status=429)
+    else:
+        response = render(request, "429.html", {"message": message}, status=429)
+    response["Retry-After"] = "60"
+    return response
 
 
 def unavailable(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/v1/"):
+    if wants_json(request):
         response = JsonResponse({"error": UNAVAILABLE}, status=503)
     else:
         response = render(request, "503.html", {"message": UNAVAILABLE}, status=503)

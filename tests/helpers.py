@@ -7,9 +7,12 @@ import random
 
 from PIL import Image as PILImage
 
-from donations.models import Image
+from donations.models import Image, ImageLabel
+from donations.pairs import attach, refresh_servable
 from labels.models import Label
-from validation.models import ImageLabel, Vote, Voter
+from people.models import Voter
+from validation import voting
+from validation.models import Vote
 
 _counter = itertools.count(1)
 
@@ -50,6 +53,12 @@ def make_pair(label: str | Label = "dog", image: Image | None = None, **fields) 
     return ImageLabel.objects.create(image=image or make_image(), label=label, **fields)
 
 
+def serve(pair: ImageLabel) -> ImageLabel:
+    """Set the pair's servable flag as donations.pairs would (rows made raw in tests)."""
+    refresh_servable(pair)
+    return pair
+
+
 def cast(pair: ImageLabel, voter: Voter, answer: bool, counted: bool = True) -> Vote:
     """A raw vote row (the voting rules themselves are tested through the views)."""
     vote = Vote.objects.create(
@@ -57,8 +66,9 @@ def cast(pair: ImageLabel, voter: Voter, answer: bool, counted: bool = True) -> 
         voter=voter,
         answer=Vote.Answer.YES if answer else Vote.Answer.NO,
         counted=counted,
+        weight=voting.weight_of(voter, pair.label_id) if counted else 0.0,
     )
-    pair.recount()
+    voting.recount(pair)
     return vote
 
 
@@ -87,7 +97,5 @@ def real_public_image(*labels: str, size=(320, 240)) -> Image:
         image.decide("approve")
     for name in labels:
         label = Label.objects.top_level().named(name).first() or make_label(name)
-        pair = ImageLabel.objects.create(image=image, label=label)
-        pair.refresh_servable()
-        pair.save()
+        attach(image, label)
     return image

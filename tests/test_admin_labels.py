@@ -3,9 +3,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from labels.models import Label, LabelSuggestion
+from donations.models import ImageLabel
+from donations.pairs import suggest
+from labels.models import Label
 from tests.helpers import cast, make_image, make_label, make_pair, make_voter
-from validation.models import ImageLabel
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +65,7 @@ def test_deactivate_action_keeps_the_label_and_its_pairs(curator):
 
 def test_accepting_a_suggestion_in_the_admin_tags_the_waiting_images(curator):
     image = make_image()
-    suggestion = LabelSuggestion.objects.record("paddle board", image=image)
+    suggestion = suggest("paddle board", image)
     curator.post(
         reverse("admin:labels_labelsuggestion_changelist"),
         {"action": "accept", "_selected_action": [suggestion.pk]},

@@ -78,7 +78,9 @@ def test_the_dataset_is_reused_and_reset(tiny):
     assert 0 < counts["servable_pairs"] < counts["pairs"]
     assert counts["bench_voter_votes"] > 0
 
-    from validation.models import ImageLabel, Vote, Voter
+    from donations.models import ImageLabel
+    from people.models import Voter
+    from validation.models import Vote
 
     pair = ImageLabel.objects.filter(servable=True).first()
     dataset.remember_pairs([pair.pk])

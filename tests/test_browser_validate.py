@@ -2,8 +2,10 @@
 
 import pytest
 
+from donations.models import ImageLabel
+from people.models import Voter
 from tests.helpers import real_public_image
-from validation.models import ImageLabel, Vote, Voter
+from validation.models import Vote
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

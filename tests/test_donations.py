@@ -18,10 +18,9 @@ from PIL import Image as PILImage
 
 from donations import decoding
 from donations.ingest import ingest
-from donations.models import Image
+from donations.models import Image, ImageLabel
 from labels.models import LabelSuggestion
 from tests.helpers import make_label, photo_bytes
-from validation.models import ImageLabel
 
 pytestmark = pytest.mark.django_db
 

@@ -17,12 +17,12 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
 
-from donations.models import Image
+from donations.models import Image, ImageLabel
 from donations.storage import public_storage
+from exports import export as export_module
 from labels.models import Label
 from tests.helpers import cast, make_image, make_label, make_pair, make_voter, photo_bytes
-from validation import export as export_module
-from validation.models import ImageLabel, Vote
+from validation.models import Vote
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

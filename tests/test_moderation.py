@@ -14,8 +14,9 @@ from django.urls import reverse
 
 from donations.ingest import ingest
 from donations.models import Image, ModerationConflict, ModerationDecision
+from people.models import Voter
 from tests.helpers import make_image, make_pair, make_voter, photo_bytes
-from validation.models import Vote, Voter
+from validation.models import Vote
 from validation.voting import record_vote
 
 pytestmark = pytest.mark.django_db
@@ -242,10 +243,10 @@ def test_the_voting_admin_pages_render(moderator):
     pair = make_pair("dog", make_image())
     record_vote(pair, voter, Vote.Answer.YES, "10.0.0.0/24")
     for path in (
-        "/admin/validation/voter/",
-        f"/admin/validation/voter/{voter.pk}/change/",
-        "/admin/validation/imagelabel/",
-        f"/admin/validation/imagelabel/{pair.pk}/change/",
+        "/admin/people/voter/",
+        f"/admin/people/voter/{voter.pk}/change/",
+        "/admin/donations/imagelabel/",
+        f"/admin/donations/imagelabel/{pair.pk}/change/",
         "/admin/validation/alert/",
     ):
         assert client.get(path).status_code == 200, path

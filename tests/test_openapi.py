@@ -30,13 +30,12 @@ def keep_test_connection():
 
 @pytest.fixture
 def some_data(db, keep_test_connection):
-    from tests.helpers import make_label, make_pair
+    from tests.helpers import make_label, make_pair, serve
 
     dog = make_label("dog")
     make_label("eye", parent=dog)
     pair = make_pair(dog)
-    pair.refresh_servable()
-    pair.save()
+    serve(pair)
 
 
 @pytest.mark.django_db

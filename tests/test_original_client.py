@@ -10,8 +10,8 @@ import os
 import pytest
 import requests
 
+from donations.models import ImageLabel
 from tests.helpers import real_public_image
-from validation.models import ImageLabel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

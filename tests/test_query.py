@@ -7,9 +7,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from donations.models import Image
-from labels.models import Label
-from tests.helpers import make_image, make_label, make_pair
-from validation.query import (
+from exports.query import (
     MAX_DEPTH,
     MAX_LENGTH,
     And,
@@ -20,6 +18,8 @@ from validation.query import (
     Term,
     parse,
 )
+from labels.models import Label
+from tests.helpers import make_image, make_label, make_pair
 
 dog, cat, grass = Term("dog"), Term("cat"), Term("grass")
 

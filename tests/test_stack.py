@@ -70,7 +70,8 @@ from django.db import transaction
 from donations.ingest import ingest
 from labels.models import Label
 from tests.helpers import photo_bytes
-from validation.models import ImageLabel, Voter
+from donations.models import ImageLabel
+from people.models import Voter
 
 label = Label.objects.create(name="dog")
 public = []
@@ -218,6 +219,7 @@ class Stack:
             cookies=cookies,
         )
         assert answer.status == 302, answer.body[:2000]
+        self.login_set_cookies = answer.all("Set-Cookie")
         return cookies | set_cookies(answer)
 
     def sql(self, query, database: str = STACK_DB) -> list[tuple]:
@@ -514,6 +516,10 @@ def test_https_pages_answer_with_hsts_csp_nosniff_and_frame_denial(stack):
 
 def test_every_cookie_is_secure_httponly_and_samesite(stack):
     cookies = [cookie for path in PAGES for cookie in stack.request(path).all("Set-Cookie")]
+    names = {cookie.split("=", 1)[0] for cookie in cookies}
+    assert names == {"csrftoken"}, "a page view starts no session (a GET writes nothing)"
+    stack.login()
+    cookies += stack.login_set_cookies
     names = {cookie.split("=", 1)[0] for cookie in cookies}
     assert {"csrftoken", "sessionid"} <= names, names
     for cookie in cookies:

@@ -2,10 +2,13 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from donations.models import ImageLabel
+from donations.pairs import accept_suggestion, reject_suggestion, suggest
 from labels import lookup
 from labels.models import Label, LabelSuggestion, Synonym
 from tests.helpers import cast, make_image, make_label, make_pair, make_voter
-from validation.models import ImageLabel, Vote
+from validation.merge import merge_labels
+from validation.models import Vote
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +46,7 @@ class TestMerge:
         puppy, dog = make_label("doggy"), make_label("dog")
         pair = make_pair(puppy)
         cast(pair, make_voter(), True)
-        moved = puppy.merge_into(dog)
+        moved = merge_labels(puppy, dog)
         pair.refresh_from_db()
         assert pair.label == dog and pair.num_yes == 1
         assert moved["pairs_moved"] == 1
@@ -60,7 +63,7 @@ class TestMerge:
         cast(source_pair, only_source, True)
         cast(target_pair, only_target, True)
 
-        moved = source.merge_into(target)
+        moved = merge_labels(source, target)
 
         assert ImageLabel.objects.filter(image=image).count() == 1
         target_pair.refresh_from_db()
@@ -78,7 +81,7 @@ class TestMerge:
         source_eye, target_eye = make_label("eye", parent=source), make_label("eye", parent=target)
         make_label("tail", parent=source)
         pair = make_pair(source_eye)
-        source.merge_into(target)
+        merge_labels(source, target)
         pair.refresh_from_db()
         assert pair.label == target_eye
         assert sorted(target.sublabels.values_list("name", flat=True)) == ["eye", "tail"]
@@ -91,7 +94,7 @@ class TestMerge:
         )
         dog.categories.add(pet)
         Synonym.objects.create(name="domestic animal", label=pet)
-        pet.merge_into(animal)
+        merge_labels(pet, animal)
         assert list(dog.categories.all()) == [animal]
         assert Label.objects.filter(synonyms__name="domestic animal").get() == animal
 
@@ -99,7 +102,7 @@ class TestMerge:
         source, target = make_label("doggo"), make_label("dog")
         make_pair(source)
         with pytest.raises(ValueError):
-            source.merge_into(source)
+            merge_labels(source, source)
         assert ImageLabel.objects.filter(label=source).count() == 1
         assert ImageLabel.objects.filter(label=target).count() == 0
 
@@ -107,7 +110,7 @@ class TestMerge:
 class TestSuggestions:
     def test_unknown_text_is_counted_as_a_suggestion(self):
         image = make_image()
-        LabelSuggestion.objects.record("Hover Board", image=image)
+        suggest("Hover Board", image)
         suggestion = LabelSuggestion.objects.record("hover  board")
         assert suggestion.name == "hover board"
         assert suggestion.times_requested == 2
@@ -115,9 +118,9 @@ class TestSuggestions:
 
     def test_accepting_creates_the_label_and_turns_uses_into_pairs(self):
         first, second = make_image(), make_image()
-        LabelSuggestion.objects.record("hoverboard", image=first)
-        suggestion = LabelSuggestion.objects.record("hoverboard", image=second)
-        label = suggestion.accept(description="A board that hovers.")
+        suggest("hoverboard", first)
+        suggestion = suggest("hoverboard", second)
+        label = accept_suggestion(suggestion, description="A board that hovers.")
         assert label.name == "hoverboard"
         assert set(ImageLabel.objects.filter(label=label).values_list("image", flat=True)) == {
             first.pk,
@@ -128,13 +131,13 @@ class TestSuggestions:
 
     def test_accepting_twice_is_refused(self):
         suggestion = LabelSuggestion.objects.record("kite surfing")
-        suggestion.accept()
+        accept_suggestion(suggestion)
         with pytest.raises(ValueError, match="already accepted"):
-            LabelSuggestion.objects.get(pk=suggestion.pk).accept()
+            accept_suggestion(LabelSuggestion.objects.get(pk=suggestion.pk))
 
     def test_rejecting_drops_the_waiting_uses(self):
-        suggestion = LabelSuggestion.objects.record("thing", image=make_image())
-        suggestion.reject()
+        suggestion = suggest("thing", make_image())
+        reject_suggestion(suggestion)
         suggestion.refresh_from_db()
         assert suggestion.status == "rejected" and suggestion.uses.count() == 0
         assert not Label.objects.filter(name="thing").exists()

@@ -1,7 +1,6 @@
 """Honest votes: one per voter per pair, training and trust, settling, selection, alerts, limits."""
 
 import ipaddress
-import json
 import math
 import random
 import threading
@@ -12,10 +11,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from tests.helpers import make_image, make_label, make_pair, make_voter
+from donations.models import ImageLabel
+from people.identity import ip_prefix
+from people.models import Voter
+from tests.helpers import make_image, make_label, make_pair, make_voter, serve
 from validation import selection, voting
-from validation.identity import ip_prefix
-from validation.models import Alert, ImageLabel, Vote, Voter, vote_rules, vote_weight_for
+from validation.models import Alert, Vote
+from validation.rules import vote_weight_for
 from validation.voting import VoteRefused, discard_votes, record_vote, reopen
 
 pytestmark = pytest.mark.django_db
@@ -25,8 +27,7 @@ YES, NO, SKIP = Vote.Answer.YES, Vote.Answer.NO, Vote.Answer.SKIP
 
 def open_pair(label="dog", **fields) -> ImageLabel:
     pair = make_pair(label, **fields)
-    pair.refresh_servable()
-    pair.save()
+    serve(pair)
     return pair
 
 
@@ -254,9 +255,11 @@ class TestSettling:
 
     def test_a_vote_weighs_by_its_voters_gold_record(self):
         sure, shaky = trusted(gold_correct=18), trusted(gold_correct=6, gold_wrong=2)
-        assert sure.weight() == pytest.approx(math.log(9))  # 20/21, capped at 0.9
-        assert shaky.weight() == pytest.approx(math.log(8 / 3))  # 8/11
-        assert make_voter(gold_correct=3, gold_wrong=6).weight() == 0, "below chance: nothing"
+        assert voting.weight_of(sure) == pytest.approx(math.log(9))  # 20/21, capped at 0.9
+        assert voting.weight_of(shaky) == pytest.approx(math.log(8 / 3))  # 8/11
+        assert voting.weight_of(make_voter(gold_correct=3, gold_wrong=6)) == 0, (
+            "below chance: nothing"
+        )
         pair = open_pair()
         for voter, answer in ((sure, YES), (shaky, NO), (trusted(), YES)):
             record_vote(pair, voter, answer)
@@ -276,7 +279,7 @@ class TestSettling:
         settings.GOLD_MIN_POOL = 0  # no cold start: the moderator's answer stays a vote
 
         moderator = make_voter(user=User.objects.create_user("mod", is_staff=True))
-        assert moderator.weight() == pytest.approx(math.log(9))
+        assert voting.weight_of(moderator) == pytest.approx(math.log(9))
         pair = open_pair()
         record_vote(pair, moderator, NO)
         record_vote(pair, trusted(gold_correct=5), NO)  # 7/8: × 7
@@ -303,19 +306,17 @@ class TestSettling:
         pair.refresh_from_db()
         assert pair.status == "validated"
 
-    def test_the_database_weighs_votes_exactly_as_python_does(self):
-        records = [None, [0, 0], [3, 0], [0, 2], [5, 5], [20, 1]]
-        rules = vote_rules()
-        with connection.cursor() as cursor:
-            for correct, wrong in [(0, 0), (3, 0), (8, 1), (3, 6), (40, 2), (2, 2)]:
-                for record in records:
-                    for staff in (False, True):
-                        cursor.execute(
-                            "SELECT imagemonkey_vote_weight(%s, %s, %s::jsonb, %s, %s)",
-                            [correct, wrong, json.dumps(record), staff, rules],
-                        )
-                        expected = vote_weight_for(correct, wrong, record, staff)
-                        assert cursor.fetchone()[0] == pytest.approx(expected, abs=1e-12)
+    def test_a_vote_carries_the_weight_its_voters_record_gives_it_when_cast(self):
+        dog = make_label("dog")
+        voter = trusted(gold_correct=5, gold_wrong=1, gold_by_label={f"label:{dog.pk}": [2, 1]})
+        vote = record_vote(open_pair(dog), voter, YES).vote
+        stored = Vote.objects.get(pk=vote.pk)
+        assert stored.counted
+        assert stored.weight == pytest.approx(vote_weight_for(5, 1, [2, 1]))
+
+    def test_a_vote_that_does_not_count_weighs_nothing(self):
+        vote = record_vote(open_pair(), make_voter(), YES).vote
+        assert Vote.objects.values_list("counted", "weight").get(pk=vote.pk) == (False, 0.0)
 
     def test_missing_the_gold_of_one_label_takes_the_say_on_that_label_only(self):
         dog, cat = make_label("dog"), make_label("cat")
@@ -330,8 +331,8 @@ class TestSettling:
         vandal.refresh_from_db()
         assert vandal.gold_by_label == {f"label:{dog.pk}": [0, 1]}
         # Overall 9 right, 1 wrong: a = 11/13. On dog: (0 + 3 × 11/13) / (1 + 3) = 33/52.
-        assert vandal.weight(cat.pk) == pytest.approx(math.log(11 / 2))
-        assert vandal.weight(dog.pk) == pytest.approx(math.log(33 / 19))
+        assert voting.weight_of(vandal, cat.pk) == pytest.approx(math.log(11 / 2))
+        assert voting.weight_of(vandal, dog.pk) == pytest.approx(math.log(33 / 19))
         settled.refresh_from_db()
         assert settled.status == "open", "the pair it helped validate is recounted"
 
@@ -377,7 +378,7 @@ def test_recounting_a_deleted_pair_is_an_error_not_a_pair_of_nones():
     pair = open_pair()
     ImageLabel.objects.filter(pk=pair.pk).delete()
     with pytest.raises(ImageLabel.DoesNotExist):
-        pair.recount()
+        voting.recount(pair)
 
 
 class TestSelection:

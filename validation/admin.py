@@ -4,7 +4,10 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.html import format_html
 
-from .models import Alert, ImageLabel, Vote, Voter
+from donations.models import ImageLabel
+from people.models import Voter
+
+from .models import Alert, Vote
 from .voting import discard_votes, freeze, gold_pool_size, reopen
 
 

@@ -8,98 +8,29 @@ as a fresh anonymous voter, in training like any new voter.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import Callable
-from functools import wraps
 
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.functional import SimpleLazyObject
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from donations.models import Image
-from imagemonkey.api import flag, json_error, method_not_allowed, public_read
-from imagemonkey.ratelimits import limit
+from donations.models import Image, ImageLabel
 from labels import lookup as label_lookup
 from labels.models import Label
+from people.http import allow, flag, json_error, public_read, read_json
+from people.identity import api_identity, client_ip, ip_prefix
+from people.models import Voter
+from people.ratelimits import limit
 
 from . import selection, statistics
-from .identity import TOKEN_HEADER, client_ip, ip_prefix, voter_from_token
-from .models import ImageLabel, Vote, Voter
-from .voting import REFUSALS, VoteRefused, cast_vote, counts_for, record_vote
+from .models import Vote
+from .voting import REFUSALS, VoteRefused, counts_for, record_vote
 
 GRID_LIMIT_DEFAULT = 20
 GRID_LIMIT_MAX = 100
 # A label name must hold something besides these (the OpenAPI description says the same).
 BLANKS = re.compile(r"[ \t\n\r\f\v]+")
-UNKNOWN_TOKEN = "unknown X-Voter-Token; ask POST /v1/voter for a new one"  # noqa: S105
-
-
-def api_identity(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Bind request.voter to the X-Voter-Token's voter, or to a fresh anonymous one.
-
-    Never the session's: another site cannot vote with a visitor's cookies.
-    A token that names no voter is refused rather than silently replaced.
-    The fresh voter is created only when something needs it.
-    """
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        token_voter = None
-        if request.META.get(TOKEN_HEADER):
-            token_voter = voter_from_token(request)
-            if token_voter is None:
-                return json_error(UNKNOWN_TOKEN, 401)
-        request.voter = SimpleLazyObject(
-            lambda: (
-                token_voter or Voter.objects.create(first_ip_prefix=ip_prefix(client_ip(request)))
-            )
-        )
-        request.token_voter = token_voter
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def api_identity_on_demand(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Like api_identity, for a view that checks the token itself: nothing is looked up
-    (or created) until something reads request.voter. The vote's one-round-trip path
-    hands the token to the database instead.
-    """
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        sent = request.META.get(TOKEN_HEADER)
-        if sent and not sent.strip():
-            return json_error(UNKNOWN_TOKEN, 401)  # a header of blanks names nobody
-
-        def find() -> Voter:
-            if sent:
-                found = voter_from_token(request)
-                if found is None:
-                    raise LookupError(UNKNOWN_TOKEN)
-                return found
-            return Voter.objects.create(first_ip_prefix=ip_prefix(client_ip(request)))
-
-        request.voter = SimpleLazyObject(find)
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def read_json(request: HttpRequest) -> dict:
-    """The request body as a JSON object; ValueError with a reason otherwise."""
-    if not request.body:
-        return {}
-    try:
-        body = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    return body
 
 
 def resolve_pair_label(body: dict) -> Label:
@@ -129,10 +60,9 @@ def pair_json(pair: ImageLabel) -> dict:
 
 
 @csrf_exempt
+@allow("POST")
 def voter(request: HttpRequest) -> JsonResponse:
     """POST /v1/voter → a new pseudonymous voter and its token (shown once)."""
-    if request.method != "POST":
-        return method_not_allowed("POST")
     created, token = Voter.create_with_token(first_ip_prefix=ip_prefix(client_ip(request)))
     return JsonResponse({"token": token, "header": "X-Voter-Token"}, status=201)
 
@@ -197,17 +127,11 @@ def _find_pair(image_uuid, label: Label) -> ImageLabel:
 
 
 @csrf_exempt
-@api_identity_on_demand
+@allow("POST")
+@api_identity
 @limit("vote", "VOTE_RATE")
 def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
-    """POST /v1/donation/<uuid>/validate/<yes|no> with {"label", "sublabel"}.
-
-    With a token, the vote is one call into the database (voting.cast_vote);
-    the few votes that need more (a gold pair, a moderator, no token at all)
-    take voting.record_vote's path.
-    """
-    if request.method != "POST":
-        return method_not_allowed("POST")
+    """POST /v1/donation/<uuid>/validate/<yes|no> with {"label", "sublabel"}."""
     try:
         label = resolve_pair_label(read_json(request))
     except ValueError as error:
@@ -215,21 +139,15 @@ def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
     except LookupError as error:
         return json_error(str(error.args[0]), 404)
     choice = Vote.Answer.YES if answer == "yes" else Vote.Answer.NO
-    prefix = ip_prefix(client_ip(request))
-    if token := request.META.get(TOKEN_HEADER, "").strip():
-        try:
-            cast = cast_vote(token, uuid, label.pk, choice, prefix)
-        except VoteRefused as refused:
-            return json_error(refused.message, refused.status)
-        if cast.outcome == "unknown_token":
-            return json_error(UNKNOWN_TOKEN, 401)
-        if cast.outcome == "recorded":
-            return vote_json(uuid, label, answer, cast.replaced, cast.counted)
     try:
-        pair = _find_pair(uuid, label)
-        result = record_vote(pair, request.voter, choice, prefix)
-    except LookupError as error:
-        return json_error(str(error.args[0]), 404)
+        result = record_vote(
+            None,
+            request.voter,
+            choice,
+            ip_prefix(client_ip(request)),
+            image_uuid=uuid,
+            label_id=label.pk,
+        )
     except VoteRefused as refused:
         return json_error(refused.message, refused.status)
     return vote_json(uuid, label, answer, result.replaced, result.vote.counted)
@@ -250,12 +168,11 @@ def vote_json(uuid, label: Label, answer: str, replaced: bool, counted: bool) ->
 
 
 @csrf_exempt
+@allow("PATCH")
 @api_identity
 @limit("vote", "VOTE_RATE")
 def vote_many(request: HttpRequest) -> JsonResponse:
     """PATCH /v1/donation/validate: several answers on one label, all or nothing."""
-    if request.method != "PATCH":
-        return method_not_allowed("PATCH")
     try:
         body = read_json(request)
         label = resolve_pair_label(body)

@@ -22,21 +22,26 @@ that always answering the same cannot pass training.
 
 from __future__ import annotations
 
+import functools
 import random
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from donations.models import Image, ImageLabel
 from labels.models import Label
+from people.models import Voter
 
-from .models import ImageLabel, Vote, Voter
+from .models import Vote
 from .voting import counts_for
 
 WINDOW = 24
 
 
 def _unseen(queryset: QuerySet, voter: Voter) -> QuerySet:
+    if not voter.exists:
+        return queryset  # a visitor who has not written anything has seen nothing
     answered = Vote.objects.filter(pair=OuterRef("pk"), voter=voter)
     return queryset.filter(~Exists(answered)).exclude(
         Q(image__donor_id=voter.pk) & Q(image__donor__isnull=False)
@@ -47,16 +52,18 @@ def _unseen(queryset: QuerySet, voter: Voter) -> QuerySet:
 # pairs) from a random point on, that this voter has neither answered nor
 # donated. Written as SQL because it runs on every task served, and building
 # it with the ORM cost more than PostgreSQL takes to run it.
+# `servable` (donations.pairs) already says open, not frozen, on a public picture,
+# with a taggable label; gold pairs are settled, so for them the picture and the
+# label are checked here, the label by labels' own rule (LabelQuerySet.taggable).
 _POOLS = {
-    "open": "p.servable",  # open, not frozen, on a public picture (partial index)
-    "gold": "p.is_gold AND img.status = 'public'",
+    "open": "p.servable",
+    "gold": "p.is_gold AND img.status = %(public)s AND p.label_id IN ({taggable})",
 }
 _WINDOW_SQL = """
 SELECT p.id, p.num_yes, p.num_no, p.confidence, p.random_key
 FROM validation_imagelabel p
-JOIN labels_label l ON l.id = p.label_id
 JOIN donations_image img ON img.id = p.image_id
-WHERE {pool} AND l.active AND p.random_key {side} %(start)s
+WHERE {pool} AND p.random_key {side} %(start)s
   AND NOT EXISTS (
       SELECT 1 FROM validation_vote v WHERE v.pair_id = p.id AND v.voter_id = %(voter)s
   )
@@ -75,7 +82,17 @@ def _window_rows(
     gold_answer: bool | None = None,
 ) -> list[tuple]:
     """(id, num_yes, num_no, confidence, random_key) of up to `size` pairs, wrapping once."""
-    params = {"voter": voter.pk, "start": random.randint(0, 2**31 - 1), "size": size}
+    params = {
+        "voter": voter.pk or 0,  # a visitor with no voter row has answered and donated nothing
+        "start": random.randint(0, 2**31 - 1),
+        "size": size,
+    }
+    where = _POOLS[pool]
+    if pool == "gold":
+        taggable, taggable_params = _taggable_sql()
+        where = where.format(taggable=taggable)
+        params["public"] = Image.Status.PUBLIC
+        params.update(taggable_params)
     more = ""
     if label is not None:
         more += " AND p.label_id = %(label)s"
@@ -87,13 +104,22 @@ def _window_rows(
         more += " AND p.gold_answer = %(answer)s"
         params["answer"] = gold_answer
     with connection.cursor() as cursor:
-        cursor.execute(_WINDOW_SQL.format(pool=_POOLS[pool], side=">=", more=more), params)
+        cursor.execute(_WINDOW_SQL.format(pool=where, side=">=", more=more), params)
         rows = cursor.fetchall()
         if len(rows) < size:
             params["size"] = size - len(rows)
-            cursor.execute(_WINDOW_SQL.format(pool=_POOLS[pool], side="<", more=more), params)
+            cursor.execute(_WINDOW_SQL.format(pool=where, side="<", more=more), params)
             rows += cursor.fetchall()
     return rows
+
+
+@functools.cache
+def _taggable_sql() -> tuple[str, dict]:
+    """Label.objects.taggable()'s ids as SQL with named parameters, compiled once."""
+    query = Label.objects.taggable().order_by().values("pk").query
+    sql, values = query.sql_with_params()
+    names = {f"taggable_{n}": value for n, value in enumerate(values)}
+    return sql % tuple(f"%({name})s" for name in names), names
 
 
 def _priority(row: tuple) -> tuple:
@@ -161,11 +187,15 @@ def gold_task(
     voter: Voter, label: Label | None = None, exclude: set[int] = frozenset()
 ) -> ImageLabel | None:
     """A gold pair the voter has not seen, preferring the answer they have met less often."""
-    met = dict(
-        Vote.objects.filter(voter=voter, pair__is_gold=True)
-        .values_list("pair__gold_answer")
-        .annotate(n=Count("pk"))
-        .order_by()
+    met = (
+        dict(
+            Vote.objects.filter(voter=voter, pair__is_gold=True)
+            .values_list("pair__gold_answer")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        if voter.exists
+        else {}
     )
     yes, no = met.get(True, 0), met.get(False, 0)
     wanted = random.random() < 0.5 if yes == no else yes < no
@@ -213,14 +243,10 @@ def image_needing_labels(voter: Voter):
     """A public picture with few labels, drawn from a random point of the uuid index."""
     import uuid as uuid_module
 
-    from donations.models import Image
-
     start = uuid_module.uuid4()
-    images = (
-        Image.objects.public()
-        .exclude(Q(donor_id=voter.pk) & Q(donor__isnull=False))
-        .order_by("uuid")
-    )
+    images = Image.objects.public().order_by("uuid")
+    if voter.exists:
+        images = images.exclude(donor_id=voter.pk)
     window = list(images.filter(uuid__gte=start)[:WINDOW])
     if len(window) < WINDOW:
         window += list(images.filter(uuid__lt=start)[: WINDOW - len(window)])

@@ -5,29 +5,49 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from donations.models import Image
+from donations.models import Image, ImageLabel
+from people.models import Voter
 
-from .models import ImageLabel, Vote, Voter
+from .models import Vote
 from .voting import counts_for
+
+VALIDATED, REJECTED, OPEN = (
+    ImageLabel.Status.VALIDATED,
+    ImageLabel.Status.REJECTED,
+    ImageLabel.Status.OPEN,
+)
 
 STATISTICS_SECONDS = 300
 DAYS = 30
 
 
 def voter_numbers(voter: Voter) -> dict:
+    """A voter's own numbers; all zero for a visitor who has not written anything yet."""
+    if not voter.exists:
+        return {
+            "votes": 0,
+            "skipped": 0,
+            "gold_answered": 0,
+            "gold_correct": 0,
+            "trusted": False,
+            "banned": False,
+            "settled_votes": 0,
+            "agreement": None,
+            "donations": 0,
+        }
     votes = Vote.objects.filter(voter=voter)
     answered = votes.exclude(answer=Vote.Answer.SKIP)
-    settled = answered.filter(pair__status__in=["validated", "rejected"])
+    settled = answered.filter(pair__status__in=[VALIDATED, REJECTED])
     agreement = settled.aggregate(
         total=Count("pk"),
         agree=Count(
             "pk",
-            filter=(Q(answer=Vote.Answer.YES) & Q(pair__status="validated"))
-            | (Q(answer=Vote.Answer.NO) & Q(pair__status="rejected")),
+            filter=(Q(answer=Vote.Answer.YES) & Q(pair__status=VALIDATED))
+            | (Q(answer=Vote.Answer.NO) & Q(pair__status=REJECTED)),
         ),
     )
     gold_answered = voter.gold_correct + voter.gold_wrong
@@ -85,12 +105,12 @@ def site_statistics() -> dict:
     cached = cache.get("statistics:site")
     if cached is not None:
         return cached
-    public_pairs = ImageLabel.objects.filter(image__status="public")
+    public_pairs = ImageLabel.objects.public()
     totals = public_pairs.aggregate(
         pairs=Count("pk"),
-        validated=Count("pk", filter=Q(status="validated")),
-        rejected=Count("pk", filter=Q(status="rejected")),
-        open=Count("pk", filter=Q(status="open")),
+        validated=Count("pk", filter=Q(status=VALIDATED)),
+        rejected=Count("pk", filter=Q(status=REJECTED)),
+        open=Count("pk", filter=Q(status=OPEN)),
     )
     totals["images"] = Image.objects.public().count()
     totals["votes"] = Vote.objects.exclude(answer=Vote.Answer.SKIP).count()
@@ -99,9 +119,9 @@ def site_statistics() -> dict:
         public_pairs.values("label__name", "label__parent__name")
         .annotate(
             images=Count("image", distinct=True),
-            validated=Count("pk", filter=Q(status="validated")),
-            rejected=Count("pk", filter=Q(status="rejected")),
-            open=Count("pk", filter=Q(status="open")),
+            validated=Count("pk", filter=Q(status=VALIDATED)),
+            rejected=Count("pk", filter=Q(status=REJECTED)),
+            open=Count("pk", filter=Q(status=OPEN)),
         )
         .order_by("-images", "label__name")[:500]
     )
@@ -137,3 +157,20 @@ def site_statistics() -> dict:
     }
     cache.set("statistics:site", result, STATISTICS_SECONDS)
     return result
+
+
+def with_usage(labels):
+    """Labels annotated with image, vote and gold counts: one subquery each (no N+1, no
+    join fan-out), for the curators' list."""
+
+    def count(queryset, group: str):
+        return Coalesce(
+            Subquery(queryset.order_by().values(group).annotate(n=Count("pk")).values("n")), 0
+        )
+
+    pairs = ImageLabel.objects.filter(label=OuterRef("pk"))
+    return labels.annotate(
+        image_count=count(pairs, "label"),
+        vote_count=count(Vote.objects.filter(pair__label=OuterRef("pk")), "pair__label"),
+        gold_count=count(pairs.filter(is_gold=True), "label"),
+    )

@@ -12,8 +12,3 @@ urlpatterns = [
     path("me", views.me, name="me"),
     path("statistics", views.statistics_page, name="statistics"),
 ]
-
-# The export pages and API share this namespace.
-from .export_urls import urlpatterns as export_patterns  # noqa: E402
-
-urlpatterns += export_patterns

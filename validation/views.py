@@ -11,13 +11,15 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from donations.models import Image
-from imagemonkey.ratelimits import limit
-from labels.models import Label, LabelSuggestion, normalize_name
+from donations.models import Image, ImageLabel
+from donations.pairs import attach, suggest
+from labels.models import Label, normalize_name
+from people.http import wants_json
+from people.identity import client_ip, ip_prefix
+from people.ratelimits import limit
 
 from . import selection, statistics
-from .identity import client_ip, ip_prefix
-from .models import ImageLabel, Vote
+from .models import Vote
 from .voting import VoteRefused, record_vote
 
 ANSWERS = {"yes": Vote.Answer.YES, "no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
@@ -84,10 +86,6 @@ def validate(request: HttpRequest) -> HttpResponse:
         "validation/validate.html",
         {"task": task_context(pair), "pair": pair, "label_filter": label},
     )
-
-
-def wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
 
 
 @require_POST
@@ -203,15 +201,13 @@ def add_label(request: HttpRequest, uuid) -> HttpResponse:
         return redirect(back)
     label = Label.objects.resolve(text)
     if label is None:
-        LabelSuggestion.objects.record(text, image=image)
+        suggest(text, image)
         messages.info(
             request,
             f"“{text}” is not one of our labels yet; we sent it to our curators as a suggestion.",
         )
         return redirect(back)
-    pair, created = ImageLabel.objects.get_or_create(
-        image=image, label=label, defaults={"added_by": request.voter, "servable": True}
-    )
+    _, created = attach(image, label, added_by=request.voter)
     if created:
         messages.success(
             request, f"Added “{label.full_name}”. Other people will now be asked about it."
@@ -228,12 +224,10 @@ def label_mode(request: HttpRequest) -> HttpResponse:
     if image is None:
         return render(request, "validation/done.html", {"label_mode": True})
     pairs = image.pairs.select_related("label__parent").order_by("label__name")
-    from donations.views import label_names
-
     return render(
         request,
         "validation/label_mode.html",
-        {"image": image, "pairs": pairs, "label_names": label_names()},
+        {"image": image, "pairs": pairs, "label_names": Label.objects.typeable_names()},
     )
 
 

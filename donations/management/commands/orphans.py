@@ -2,9 +2,8 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from donations.ingest import RENDITIONS
 from donations.models import Image
-from donations.storage import private_storage, public_storage
+from donations.storage import RENDITIONS, private_storage, public_storage
 
 # Files younger than this may belong to an upload whose transaction is still open.
 GRACE_SECONDS = 3600

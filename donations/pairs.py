@@ -1,0 +1,119 @@
+"""The image–label pair's one home: creating pairs, and keeping `servable` true.
+
+A pair is *servable* — offered to voters as a task — when it is open, not
+frozen, on a public picture, and its label is taggable (active, not a category,
+with an active parent: labels' own rule). Everything that creates a pair or
+changes one of those facts comes through here, so the flag never drifts:
+ingestion, accepted label suggestions, labels added on a picture, moderation
+decisions, label (de)activation, and voting's recount (is_servable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+
+from labels.models import Label, LabelSuggestion
+from people.models import Voter
+
+from .models import Image, ImageLabel, SuggestionUse
+
+
+def is_servable(pair: ImageLabel) -> bool:
+    """Whether this pair may be served as a task (its image and label, with parent, loaded)."""
+    return (
+        pair.status == ImageLabel.Status.OPEN
+        and not pair.frozen
+        and pair.image.status == Image.Status.PUBLIC
+        and pair.label.is_taggable
+    )
+
+
+def _servable_expression():
+    """is_servable, as SQL over the pair table (for updates of many pairs at once)."""
+    taggable = Label.objects.taggable().filter(pk=OuterRef("label_id"))
+    public = Image.objects.public().filter(pk=OuterRef("image_id"))
+    return Case(
+        When(
+            Q(status=ImageLabel.Status.OPEN) & Q(frozen=False) & Exists(public) & Exists(taggable),
+            then=Value(True),
+        ),
+        default=Value(False),
+    )
+
+
+def _sync(pairs) -> int:
+    """Set `servable` right on these pairs, writing only the rows that are wrong."""
+    expression = _servable_expression()
+    wrong = pairs.alias(should=expression).exclude(servable=F("should"))
+    return ImageLabel.objects.filter(pk__in=wrong.values("pk")).update(servable=expression)
+
+
+def sync_servable_for_image(image: Image) -> int:
+    """After an image's status changed: its pairs may (not) be served as tasks."""
+    return _sync(ImageLabel.objects.filter(image=image))
+
+
+def sync_servable_for_labels(label_ids: Iterable[int]) -> int:
+    """After labels were (de)activated or made categories: theirs and their parts' pairs."""
+    ids = list(label_ids)
+    return _sync(ImageLabel.objects.filter(Q(label_id__in=ids) | Q(label__parent_id__in=ids)))
+
+
+def refresh_servable(pair: ImageLabel) -> None:
+    """Recompute one pair's flag after its status or frozen changed, and store it."""
+    servable = is_servable(pair)
+    if servable != pair.servable:
+        pair.servable = servable
+        ImageLabel.objects.filter(pk=pair.pk).update(servable=servable)
+
+
+def attach(image: Image, label: Label, added_by: Voter | None = None) -> tuple[ImageLabel, bool]:
+    """The pair of this image and label, created (servable when it should be) if new."""
+    pair, created = ImageLabel.objects.get_or_create(
+        image=image,
+        label=label,
+        defaults={"added_by": added_by if added_by and added_by.exists else None},
+    )
+    if created:
+        pair.image, pair.label = image, label
+        refresh_servable(pair)
+    return pair, created
+
+
+def attach_many(image: Image, labels: Iterable[Label], added_by: Voter | None = None) -> None:
+    """New pairs of one image (that has none of these labels yet), in one statement."""
+    donor = added_by if added_by and added_by.exists else None
+    rows = [ImageLabel(image=image, label=label, added_by=donor) for label in labels]
+    for row in rows:
+        row.servable = is_servable(row)
+    ImageLabel.objects.bulk_create(rows)
+
+
+def suggest(text: str, image: Image | None = None) -> LabelSuggestion:
+    """Count a request for a label the taxonomy lacks, remembering the image it was for."""
+    suggestion = LabelSuggestion.objects.record(text)
+    if image is not None:
+        SuggestionUse.objects.get_or_create(suggestion=suggestion, image=image)
+    return suggestion
+
+
+@transaction.atomic
+def accept_suggestion(
+    suggestion: LabelSuggestion, *, by=None, description: str = "", label: Label | None = None
+) -> Label:
+    """Accept a suggestion (creating its label) and give every waiting image its pair."""
+    label = suggestion.accept(by=by, description=description, label=label)
+    uses = SuggestionUse.objects.filter(suggestion=suggestion).select_related("image")
+    for use in uses:
+        attach(use.image, label)
+    uses.delete()
+    return label
+
+
+@transaction.atomic
+def reject_suggestion(suggestion: LabelSuggestion, *, by=None) -> None:
+    suggestion.reject(by=by)
+    SuggestionUse.objects.filter(suggestion=suggestion).delete()

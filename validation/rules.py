@@ -1,0 +1,137 @@
+"""The crowd's rules, as plain functions: what a vote weighs and when a pair settles.
+
+They know nothing of which kind of item is voted on (an image–label pair now,
+an outline later) nor of the database: voting.py reads the numbers and calls
+these. Every vote path, the crowd simulation and the tests use these and only
+these.
+
+One-coin Dawid–Skene: a voter right with probability a multiplies the odds that
+the answer is yes by a / (1 − a) with a yes, and divides them by it with a no.
+An item's evidence is the sum of log(a / (1 − a)) over its counted votes (+ for
+yes, − for no); its posterior is the logistic of that sum (prior 0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+
+OPEN, VALIDATED, REJECTED = "open", "validated", "rejected"
+
+
+def voter_accuracy(correct: int, wrong: int) -> float:
+    """How often a voter is expected to answer right: their gold record, smoothed and capped.
+
+    (correct + r) / (correct + wrong + r + w), with the pseudo-counts (r, w) of
+    VOTER_ACCURACY_PRIOR, at most VOTER_ACCURACY_MAX: no record earns certainty.
+    """
+    right_prior, wrong_prior = settings.VOTER_ACCURACY_PRIOR
+    accuracy = (correct + right_prior) / (correct + wrong + right_prior + wrong_prior)
+    return min(accuracy, settings.VOTER_ACCURACY_MAX)
+
+
+def vote_weight(accuracy: float) -> float:
+    """The evidence one vote carries: log(a / (1 − a)), and none at or below chance."""
+    if accuracy <= 0.5:
+        return 0.0
+    return math.log(accuracy / (1 - accuracy))
+
+
+def vote_weight_for(
+    correct: int, wrong: int, on_label: list[int] | None, is_moderator: bool = False
+) -> float:
+    """The weight of a vote, from its voter's gold record overall and on the item's label.
+
+    The record on the label, [right, wrong], counts beside VOTER_LABEL_PRIOR
+    imaginary answers at the overall accuracy: someone careful everywhere but
+    wrong on the gold of one label loses their say on that label only.
+    Moderators weigh as much as a vote can.
+    """
+    if is_moderator:
+        return vote_weight(settings.VOTER_ACCURACY_MAX)
+    accuracy = voter_accuracy(correct, wrong)
+    if on_label:
+        right, missed = on_label
+        strength = settings.VOTER_LABEL_PRIOR
+        accuracy = (right + strength * accuracy) / (right + missed + strength)
+    return vote_weight(min(accuracy, settings.VOTER_ACCURACY_MAX))
+
+
+def posterior(evidence: float) -> float:
+    """The probability that the answer is yes, from the summed log-odds (prior 0.5)."""
+    if evidence >= 0:
+        return 1 / (1 + math.exp(-evidence))
+    odds = math.exp(evidence)
+    return odds / (1 + odds)
+
+
+def settle_bar() -> float:
+    """The evidence at which an item settles: the log-odds of VALIDATION_POSTERIOR."""
+    bar = settings.VALIDATION_POSTERIOR
+    return math.log(bar / (1 - bar))
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What an item's counted votes say (the aggregate voting.py reads)."""
+
+    yes: int
+    no: int
+    evidence: float  # the sum of the counted votes' signed weights
+    weighed: bool  # whether any counted vote carries weight
+
+
+@dataclass(frozen=True)
+class Outcome:
+    probability: float  # the raw share of yes among counted votes
+    confidence: float  # the posterior; 0 until a vote carries weight
+    status: str  # OPEN, VALIDATED or REJECTED
+
+
+def outcome(tally: Tally, settle_after: int = 0) -> Outcome:
+    """An item's probability, confidence and status from its tally.
+
+    Validated when the posterior reaches VALIDATION_POSTERIOR, rejected when it
+    falls to 1 − VALIDATION_POSTERIOR, open otherwise — and open while nothing
+    weighs, or while a reopened item has fewer counted votes than `settle_after`.
+    """
+    votes = tally.yes + tally.no
+    probability = tally.yes / votes if votes else 0.0
+    confidence = posterior(tally.evidence) if tally.weighed else 0.0
+    bar = settle_bar()
+    if not tally.weighed or votes < settle_after:
+        status = OPEN
+    elif tally.evidence >= bar:
+        status = VALIDATED
+    elif tally.evidence <= -bar:
+        status = REJECTED
+    else:
+        status = OPEN
+    return Outcome(probability, confidence, status)
+
+
+def promotes_to_gold(tally: Tally, status: str) -> bool:
+    """Settled by at least GOLD_PROMOTE_MIN_VOTES counted votes, all alike."""
+    return (
+        status != OPEN
+        and tally.yes + tally.no >= settings.GOLD_PROMOTE_MIN_VOTES
+        and (tally.yes == 0 or tally.no == 0)
+    )
+
+
+def swung(probability: float, recent_yes: int, recent: int, tally: Tally) -> float | None:
+    """The yes share before the `recent` counted votes, when it moved by more than ALERT_SWING.
+
+    Needs four counted votes and three recent ones, so that one vote never looks
+    like a swing. None when nothing swung.
+    """
+    if tally.yes + tally.no < 4 or recent < 3:
+        return None
+    base_yes = tally.yes - recent_yes
+    base_no = tally.no - (recent - recent_yes)
+    if base_yes + base_no <= 0:
+        return None
+    base = base_yes / (base_yes + base_no)
+    return base if abs(probability - base) > settings.ALERT_SWING else None
