@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 
 from .common import ROOT, current_database, is_bench_database
 
-GENERATOR_VERSION = 5  # 5: votes carry their weight; status from validation.rules
+GENERATOR_VERSION = 6  # 6: votes carry their weight and quarantine; status from rules
 NULL = "\\N"  # COPY's text format for NULL
 SEED = 7
 BENCH_VOTER_ID = 1
@@ -340,7 +340,7 @@ def generate(pairs: int, seed: int = SEED) -> dict:
                 _copy(
                     raw,
                     "validation_vote",
-                    "id, answer, counted, weight, ip_prefix, created, updated, pair_id, voter_id",
+                    "id, answer, counted, weight, quarantined, ip_prefix, created, updated, pair_id, voter_id",
                     votes,
                 )
         counts = {
@@ -611,7 +611,7 @@ class _World:
                                 no, evidence = no + 1, evidence - weight
                         when = hour_text[min(hours - 1, first_hour + int(expovariate(0.005)))]
                         vote_lines.append(
-                            f"{vote_id}\t{answer}\t{'t' if counted else 'f'}\t{weight!r}\t{prefixes[voter]}\t"
+                            f"{vote_id}\t{answer}\t{'t' if counted else 'f'}\t{weight!r}\tf\t{prefixes[voter]}\t"
                             f"{when}\t{when}\t{pair_id}\t{voter}\n"
                         )
                     bench_votes += chosen_voters[0] == BENCH_VOTER_ID

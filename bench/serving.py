@@ -160,7 +160,7 @@ def api_voters(count: int, seed: int) -> list[dict]:
         token = secrets.token_urlsafe(24)
         ip = f"198.{18 + rng.randint(0, 1)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
         voters.append({"token": token, "ip": ip})
-    Voter.objects.bulk_create(
+    created = Voter.objects.bulk_create(
         [
             Voter(
                 token_sha256=Voter.hash_token(v["token"]),
@@ -171,15 +171,25 @@ def api_voters(count: int, seed: int) -> list[dict]:
             for v in voters
         ]
     )
+    for voter, row in zip(voters, created, strict=True):
+        voter["id"] = row.pk
     return voters
 
 
 def vote_requests(pairs: list[dict], voters: list[dict]) -> list[tuple[str, dict, bytes]]:
-    """One POST per pair, voters taking turns: every (voter, pair) is distinct."""
+    """One POST per pair, voters taking turns: every (voter, pair) is distinct. Each carries
+    the ticket the site would have put in the task that served the pair to that voter."""
+    from donations.models import ImageLabel
+    from people.models import Voter
+    from validation import tickets
+
     out = []
     for index, pair in enumerate(pairs):
         voter = voters[index % len(voters)]
-        body = json.dumps({"label": pair["label"], "sublabel": pair["sublabel"]}).encode()
+        ticket = tickets.issue(Voter(pk=voter["id"]), ImageLabel(pk=pair["pair"]))
+        body = json.dumps(
+            {"label": pair["label"], "sublabel": pair["sublabel"], "ticket": ticket}
+        ).encode()
         headers = {
             "Content-Type": "application/json",
             "X-Voter-Token": voter["token"],

@@ -203,6 +203,8 @@ REPORTS_TO_HIDE = env_int("REPORTS_TO_HIDE", 3)
 DONATION_RATE = env_str("DONATION_RATE", "60/h")
 REPORT_RATE = env_str("REPORT_RATE", "20/h")
 EXPORT_RATE = env_str("EXPORT_RATE", "30/m")
+VOTER_RATE = env_str("VOTER_RATE", "10/h")  # new voter tokens per client address
+VOTER_NETWORK_RATE = env_str("VOTER_NETWORK_RATE", "30/h")  # … and per /24 or /64 network
 
 # --- Crowd validation (see README: "Votes, trust and settling") ------------
 VOTE_RATE = env_str("VOTE_RATE", "60/m")
@@ -232,10 +234,18 @@ GOLD_EVERY = env_int("GOLD_EVERY", 10)  # trusted voters meet gold 1 task in thi
 GOLD_PROBATION = 10  # until a trusted voter has answered this many gold, 1 task in 3 is gold
 GOLD_MIN_POOL = env_int("GOLD_MIN_POOL", 20)  # below this, moderators' answers become gold
 GOLD_PROMOTE_MIN_VOTES = 8  # a settled pair with this many unanimous trusted votes becomes gold
+GOLD_PROMOTE_MIN_NETWORKS = 4  # … from at least this many networks (/24 or /64)
+SETTLE_MIN_VOTERS = env_int("SETTLE_MIN_VOTERS", 3)  # weighing voters a pair needs to settle
+SETTLE_MIN_NETWORKS = env_int("SETTLE_MIN_NETWORKS", 2)  # … from at least this many networks
+GOLD_REPORT_DELAY_HOURS = 24  # /me reports gold answers only once they are this old
+GOLD_REPORT_STEP = 10  # … and rounded down to this many
 REOPEN_EXTRA_VOTES = 3
 ALERT_WINDOW_MINUTES = 10
 ALERT_SWING = 0.5
 ALERT_BURST_VOTES = env_int("ALERT_BURST_VOTES", 30)
+ALERT_BURST_SHARE = 0.5  # … and at least this share of all recent votes on the label
+ALERT_QUARANTINE_HOURS = 24  # a burst's network's votes on the label stay out of counts this long
+TASK_TICKET_SECONDS = env_int("TASK_TICKET_SECONDS", 3600)  # how long a served task may be answered
 FILE_UPLOAD_PERMISSIONS = 0o644
 
 # --- Security --------------------------------------------------------------

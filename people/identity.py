@@ -59,7 +59,7 @@ def voter_from_token(request: HttpRequest) -> Voter | None:
     token = request.META.get(TOKEN_HEADER, "").strip()
     if not token:
         return None
-    return Voter.objects.select_related("user").filter(token_sha256=Voter.hash_token(token)).first()
+    return Voter.objects.with_token(token)
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")

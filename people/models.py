@@ -10,6 +10,16 @@ from django.db import models
 from django.utils import timezone
 
 
+class VoterQuerySet(models.QuerySet):
+    def with_token(self, token: str) -> Voter | None:
+        """The voter an API token names, with whether its account is staff, in one query."""
+        return (
+            self.filter(token_sha256=Voter.hash_token(token))
+            .annotate(account_is_staff=models.F("user__is_staff"))
+            .first()
+        )
+
+
 class Voter(models.Model):
     """A pseudonymous voter: a browser session, an account, or an API token.
 
@@ -40,6 +50,8 @@ class Voter(models.Model):
         default=False, help_text="All of this voter's votes carry no weight."
     )
 
+    objects = VoterQuerySet.as_manager()
+
     class Meta:
         db_table = "validation_voter"
         indexes = [models.Index(fields=["trusted"], name="voter_trusted")]
@@ -60,7 +72,11 @@ class Voter(models.Model):
 
     @property
     def is_moderator(self) -> bool:
-        return bool(self.user_id and self.user.is_staff)
+        if not self.user_id:
+            return False
+        if "account_is_staff" in self.__dict__:  # annotated by with_token
+            return bool(self.account_is_staff)
+        return self.user.is_staff
 
     @property
     def exists(self) -> bool:

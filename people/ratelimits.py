@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django_ratelimit.core import is_ratelimited
 
 from .http import wants_json
-from .identity import TOKEN_HEADER, client_ip
+from .identity import TOKEN_HEADER, client_ip, ip_prefix
 from .models import Voter
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,11 @@ def voter_key(group: str, request: HttpRequest) -> str:
     if not voter.exists:  # a visitor's first write: the address is all there is to count
         return f"visitor:{client_ip(request)}"
     return f"voter:{voter.pk}"
+
+
+def network_key(group: str, request: HttpRequest) -> str:
+    """The client's network: its /24 (IPv4) or /64 (IPv6)."""
+    return f"network:{ip_prefix(client_ip(request))}"
 
 
 def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
@@ -73,13 +78,17 @@ def limit(
     rate_setting: str,
     methods: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE"),
     by_address_only: bool = False,
+    by_network: bool = False,
 ):
     """Decorate a view: over the limit → 429; Redis down → 503.
 
     Limits count per client address and per voter; `by_address_only` is for
-    anonymous reads, where creating a voter per call would be waste.
+    anonymous reads, where creating a voter per call would be waste, and
+    `by_network` counts per /24 (or /64) instead: one count for a whole farm.
     """
-    keys = ("ip",) if by_address_only else ("ip", voter_key)
+    keys = {True: (network_key,), False: ("ip",) if by_address_only else ("ip", voter_key)}[
+        by_network
+    ]
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)

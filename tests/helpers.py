@@ -11,7 +11,7 @@ from donations.models import Image, ImageLabel
 from donations.pairs import attach, refresh_servable
 from labels.models import Label
 from people.models import Voter
-from validation import voting
+from validation import tickets, voting
 from validation.models import Vote
 
 _counter = itertools.count(1)
@@ -57,6 +57,21 @@ def serve(pair: ImageLabel) -> ImageLabel:
     """Set the pair's servable flag as donations.pairs would (rows made raw in tests)."""
     refresh_servable(pair)
     return pair
+
+
+def network_of(voter: Voter) -> str:
+    """A /24 of this voter's own, as if every test voter came from a network of their own."""
+    return f"10.{voter.pk // 250 % 250}.{voter.pk % 250}.0/24"
+
+
+def vote(pair: ImageLabel, voter: Voter, answer: int, ip_prefix: str | None = None):
+    """Answer a pair as if it had been served to this voter (with its task's ticket), from
+    the voter's own network unless `ip_prefix` says otherwise."""
+    ticket = tickets.issue(voter, pair)
+    if not voter.exists:
+        voter.save()
+    prefix = network_of(voter) if ip_prefix is None else ip_prefix
+    return voting.record_vote(pair, voter, answer, prefix, ticket=ticket)
 
 
 def cast(pair: ImageLabel, voter: Voter, answer: bool, counted: bool = True) -> Vote:

@@ -1,6 +1,7 @@
 """The /v1/ API: shapes, errors and identity, as the original ImageMonkey's clients expect."""
 
 import json
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,17 +13,58 @@ from donations.ingest import ingest
 from donations.models import Image, ImageLabel, Report
 from labels.models import Label
 from people.models import Voter
-from tests.helpers import make_image, make_label, make_pair, photo_bytes, real_public_image, serve
+from tests.helpers import (
+    make_image,
+    make_label,
+    make_pair,
+    network_of,
+    photo_bytes,
+    real_public_image,
+    serve,
+    vote,
+)
+from validation import tickets
 from validation.models import Alert, Vote
-from validation.voting import record_vote
 
 pytestmark = pytest.mark.django_db
 
 
+VOTE_PATH = re.compile(r"^/v1/donation/([0-9a-f-]{36})/validate/(yes|no)$")
+
+
 def post_json(client, url, body, method="post", **headers):
+    """Send JSON as a client of the API would: a vote carries the ticket of its task (as if
+    the task had been served, unless the body says "ticket" itself) and comes from the
+    voter's own network."""
+    if isinstance(body, dict) and (VOTE_PATH.match(url) or url == "/v1/donation/validate"):
+        voter = _token_voter(headers.get("HTTP_X_VOTER_TOKEN"))
+        if voter is not None:
+            headers.setdefault("REMOTE_ADDR", network_of(voter).replace("0/24", "7"))
+        label = Label.objects.resolve(
+            f"{body.get('label')}/{body['sublabel']}"
+            if body.get("sublabel")
+            else body.get("label") or ""
+        )
+        if (found := VOTE_PATH.match(url)) and "ticket" not in body:
+            body = {**body, "ticket": _ticket(voter, found[1], label)}
+        for item in body.get("validations") or []:
+            if isinstance(item, dict) and "ticket" not in item:
+                item["ticket"] = _ticket(voter, item.get("uuid"), label)
     return getattr(client, method)(
         url, json.dumps(body), content_type="application/json", **headers
     )
+
+
+def _token_voter(token):
+    return Voter.objects.filter(token_sha256=Voter.hash_token(token)).first() if token else None
+
+
+def _ticket(voter, image_uuid, label):
+    pairs = ImageLabel.objects.filter(image__uuid=image_uuid)
+    pair = pairs.filter(label=label).first() if label else pairs.first()
+    if pair is None:
+        return None
+    return tickets.issue(voter or Voter(), pair)
 
 
 def open_pair(label="dog", image=None):
@@ -83,12 +125,14 @@ class TestValidate:
         eye = make_label("eye", parent=dog)
         pair = open_pair(eye)
         task = client.get("/v1/validate", HTTP_X_VOTER_TOKEN=token).json()
+        ticket = task.pop("ticket")
         assert task == {
             "uuid": str(pair.image.uuid),
             "label": "dog",
             "sublabel": "eye",
             "provider": "donation",
-        }
+        }, "the original shape, and the ticket the vote presents"
+        assert isinstance(ticket, str) and ticket
 
     def test_nothing_left_is_a_404_with_a_reason(self, client, token):
         response = client.get("/v1/validate", HTTP_X_VOTER_TOKEN=token)
@@ -218,12 +262,16 @@ class TestVote:
                 f"/v1/donation/{p.image.uuid}/validate/yes",
                 {"label": "dog"},
                 HTTP_X_VOTER_TOKEN=token,
+                REMOTE_ADDR="127.0.0.1",
             ).status_code
             for p in pairs
         ]
         assert codes == [200, 200, 429]
         limited = post_json(
-            client, f"/v1/donation/{pairs[2].image.uuid}/validate/yes", {"label": "dog"}
+            client,
+            f"/v1/donation/{pairs[2].image.uuid}/validate/yes",
+            {"label": "dog"},
+            REMOTE_ADDR="127.0.0.1",
         )
         assert limited.status_code == 429 and "Too many requests" in limited.json()["error"]
 
@@ -244,9 +292,15 @@ class TestTheVotePath:
         token, _ = trusted_token()
         first, second = open_pair(), open_pair()
         post_json(client, vote_url(first), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+        voter = Voter.objects.get(token_sha256=Voter.hash_token(token))
+        body = {"label": "dog", "ticket": tickets.issue(voter, second)}
         with CaptureQueriesContext(connection) as queries:
-            response = post_json(
-                client, vote_url(second), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token
+            response = client.post(
+                vote_url(second),
+                json.dumps(body),
+                content_type="application/json",
+                HTTP_X_VOTER_TOKEN=token,
+                REMOTE_ADDR="10.0.0.7",
             )
         assert response.status_code == 200 and response.json()["counted"] is True
         statements = [q["sql"] for q in queries.captured_queries]
@@ -261,7 +315,7 @@ class TestTheVotePath:
         for answer in ("yes", "yes", "no", "yes", "yes", "yes"):
             token, voter = trusted_token(gold_wrong=1)
             post_json(client, vote_url(by_api, answer), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
-            record_vote(by_python, voter, Vote.Answer.YES if answer == "yes" else Vote.Answer.NO)
+            vote(by_python, voter, Vote.Answer.YES if answer == "yes" else Vote.Answer.NO)
         by_api.refresh_from_db()
         by_python.refresh_from_db()
         fields = ("num_yes", "num_no", "probability", "confidence", "status", "servable")
@@ -347,10 +401,20 @@ class TestTheVotePath:
         for _ in range(3):
             token, _ = trusted_token()
             pair = open_pair()
-            post_json(client, vote_url(pair), {"label": "dog"}, HTTP_X_VOTER_TOKEN=token)
+            post_json(
+                client,
+                vote_url(pair),
+                {"label": "dog"},
+                HTTP_X_VOTER_TOKEN=token,
+                REMOTE_ADDR="127.0.0.1",
+            )
         alert = Alert.objects.get()
         assert alert.kind == "burst" and alert.ip_prefix == "127.0.0.0/24"
-        assert alert.message == "3+ votes on “dog” from 127.0.0.0/24 within 10 minutes."
+        assert alert.message == (
+            "3+ votes on “dog” from 127.0.0.0/24 within 10 minutes; held out of the counts."
+        )
+        assert not Vote.objects.filter(counted=True).exists(), "the burst's votes are held"
+        assert Vote.objects.filter(quarantined=True).count() == 3
 
 
 class TestDonate:
@@ -489,3 +553,96 @@ def test_the_openapi_description_is_valid_and_lists_every_route(client):
 def test_the_api_page_has_curl_and_python_examples(client):
     body = client.get("/api").content.decode()
     assert "curl " in body and "import requests" in body and "/v1/openapi.json" in body
+
+
+class TestVotesOnlyOnWhatWasServed:
+    def raw_vote(self, client, pair, token, **body):
+        return client.post(
+            vote_url(pair),
+            json.dumps({"label": "dog", **body}),
+            content_type="application/json",
+            HTTP_X_VOTER_TOKEN=token,
+        )
+
+    def test_a_served_task_carries_a_ticket_that_its_vote_presents(self, client):
+        token, _ = trusted_token()
+        pair = open_pair()
+        task = client.get("/v1/validate", HTTP_X_VOTER_TOKEN=token).json()
+        response = self.raw_vote(client, pair, token, ticket=task["ticket"])
+        assert response.status_code == 200 and Vote.objects.count() == 1
+
+    def test_the_ticket_may_come_as_a_header(self, client):
+        token, _ = trusted_token()
+        pair = open_pair()
+        task = client.get("/v1/validate", HTTP_X_VOTER_TOKEN=token).json()
+        response = client.post(
+            vote_url(pair),
+            json.dumps({"label": "dog"}),
+            content_type="application/json",
+            HTTP_X_VOTER_TOKEN=token,
+            HTTP_X_TASK_TICKET=task["ticket"],
+        )
+        assert response.status_code == 200
+
+    @pytest.mark.parametrize("case", ["none", "garbage", "other pair", "other voter", "expired"])
+    def test_a_vote_without_a_valid_ticket_is_403_and_stores_nothing(self, client, case, settings):
+        token, voter = trusted_token()
+        _, someone = trusted_token()
+        pair, other = open_pair(), open_pair()
+        ticket = {
+            "none": None,
+            "garbage": "WzEsMl0:1xY:forged",
+            "other pair": tickets.issue(voter, other),
+            "other voter": tickets.issue(someone, pair),
+            "expired": tickets.issue(voter, pair),
+        }[case]
+        if case == "expired":
+            settings.TASK_TICKET_SECONDS = -1
+        body = {} if ticket is None else {"ticket": ticket}
+        response = self.raw_vote(client, pair, token, **body)
+        assert response.status_code == 403 and response.json()["error"]
+        assert not Vote.objects.exists()
+        pair.refresh_from_db()
+        assert (pair.num_yes, pair.num_no) == (0, 0)
+
+    def test_a_batch_needs_a_ticket_per_item_and_records_nothing_without(self, client):
+        token, voter = trusted_token()
+        first, second = open_pair(), open_pair()
+        items = [
+            {"uuid": str(first.image.uuid), "valid": "yes", "ticket": tickets.issue(voter, first)},
+            {"uuid": str(second.image.uuid), "valid": "yes", "ticket": "nope"},
+        ]
+        response = client.patch(
+            "/v1/donation/validate",
+            json.dumps({"label": "dog", "validations": items}),
+            content_type="application/json",
+            HTTP_X_VOTER_TOKEN=token,
+        )
+        assert response.status_code == 403 and "nothing was recorded" in response.json()["error"]
+        assert not Vote.objects.exists()
+
+    def test_a_moderator_votes_by_uuid_without_a_ticket(self, client):
+        from django.contrib.auth.models import User
+
+        moderator = User.objects.create_user("mod", password="x", is_staff=True)
+        voter, token = Voter.create_with_token(user=moderator)
+        pair = open_pair()
+        response = self.raw_vote(client, pair, token)
+        assert response.status_code == 200 and response.json()["counted"] is True
+        assert Vote.objects.get().voter == voter
+
+    def test_a_pair_that_settled_after_it_was_served_takes_the_vote_without_counting_it(
+        self, client
+    ):
+        token, voter = trusted_token()
+        pair = open_pair()
+        ticket = tickets.issue(voter, pair)  # served, then the others answer first
+        for _ in range(4):
+            vote(pair, trusted_token()[1], Vote.Answer.YES)
+        pair.refresh_from_db()
+        settled = (pair.num_yes, pair.num_no, pair.status)
+        assert pair.status == "validated"
+        response = self.raw_vote(client, pair, token, ticket=ticket)
+        assert response.status_code == 200 and response.json()["counted"] is False
+        pair.refresh_from_db()
+        assert (pair.num_yes, pair.num_no, pair.status) == settled

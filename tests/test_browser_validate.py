@@ -27,7 +27,11 @@ def test_a_new_visitor_validates_with_the_keyboard_passes_training_and_uses_the_
     page.goto("/validate")
     assert "Is there a dog in this picture?" in page.get_by_role("heading", level=1).inner_text()
     page.screenshot(path=str(screenshot_dir / "validate.png"), full_page=True)
-    for step in range(8):
+    # Gold comes at random moments: answer until the three gold pairs have been met (there
+    # are 19 tasks; a trainee is served gold once nothing else is left).
+    for step in range(19):
+        if Voter.objects.filter(trusted=True).exists():
+            break
         pair = current_pair(page)
         truth = pair.gold_answer if pair.is_gold else True
         before = Vote.objects.count()
@@ -64,7 +68,7 @@ def test_a_new_visitor_validates_with_the_keyboard_passes_training_and_uses_the_
     page.goto("/me")
     assert "Yes" in page.locator(".badge").first.inner_text()
     numbers = page.locator(".counts").inner_text()
-    assert str(8 + shown) in numbers
+    assert str(Vote.objects.filter(voter=voter).count()) in numbers
     page.screenshot(path=str(screenshot_dir / "me.png"), full_page=True)
 
 

@@ -1,5 +1,7 @@
 """The pair has one owner and the rules one home: what used to drift between copies."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -8,10 +10,9 @@ from donations.models import Image, ImageLabel
 from donations.pairs import accept_suggestion, is_servable, suggest
 from labels.models import Label
 from people.models import Voter
-from tests.helpers import make_image, make_label, make_pair, make_voter, serve
+from tests.helpers import make_image, make_label, make_pair, make_voter, serve, vote
 from validation import rules, selection
 from validation.models import Vote
-from validation.voting import record_vote
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +63,7 @@ class TestServable:
 
         pair = serve(make_pair("dog"))
         for _ in range(4):
-            record_vote(pair, trusted(), Vote.Answer.YES)
+            vote(pair, trusted(), Vote.Answer.YES)
         pair.refresh_from_db()
         assert pair.status == "validated" and not pair.servable
         reopen(pair)
@@ -103,20 +104,29 @@ class TestGetsWriteNothing:
         assert (Voter.objects.count(), Vote.objects.count()) == before
 
     def test_a_visitors_first_vote_creates_their_voter_and_keeps_it(self):
-        first, second = serve(make_pair("dog")), serve(make_pair("dog"))
+        serve(make_pair("dog")), serve(make_pair("dog"))
         client = Client()
-        client.get("/validate")
+        page = client.get("/validate")
         assert Voter.objects.count() == 0
-        client.post(f"/validate/{first.pk}/vote", {"answer": "yes"})
-        client.post(f"/validate/{second.pk}/vote", {"answer": "no"})
+        pair_id = re.search(r"/validate/(\d+)/vote", page.content.decode())[1]
+        ticket = re.search(r'name="ticket" value="([^"]+)"', page.content.decode())[1]
+        answer = client.post(
+            f"/validate/{pair_id}/vote",
+            {"answer": "yes", "ticket": ticket},
+            HTTP_ACCEPT="application/json",
+        ).json()
+        client.post(
+            answer["next"]["vote_url"], {"answer": "no", "ticket": answer["next"]["ticket"]}
+        )
         assert Voter.objects.count() == 1
         assert Vote.objects.filter(voter=Voter.objects.get()).count() == 2
 
     def test_an_anonymous_api_vote_creates_its_voter(self):
         pair = serve(make_pair("dog"))
+        task = Client().get("/v1/validate").json()
         response = Client().post(
             f"/v1/donation/{pair.image.uuid}/validate/yes",
-            {"label": "dog"},
+            {"label": "dog", "ticket": task["ticket"]},
             content_type="application/json",
         )
         assert response.status_code == 200, response.content
@@ -134,7 +144,7 @@ class TestOneImplementation:
         voters = [trusted(), trusted(), make_voter(trusted=True, gold_correct=9, gold_wrong=1)]
         answers = (Vote.Answer.YES, Vote.Answer.NO, Vote.Answer.YES)
         for voter, answer in zip(voters, answers, strict=True):
-            record_vote(pair, voter, answer)
+            vote(pair, voter, answer)
         pair.refresh_from_db()
         votes = list(Vote.objects.filter(pair=pair, counted=True))
         evidence = sum(v.weight if v.answer == Vote.Answer.YES else -v.weight for v in votes)
@@ -149,22 +159,42 @@ class TestRules:
         assert rules.outcome(rules.Tally(5, 0, 0.0, False)).status == rules.OPEN
 
     def test_a_reopened_item_waits_for_its_extra_votes(self):
-        tally = rules.Tally(4, 0, 20.0, True)
+        tally = rules.Tally(4, 0, 20.0, True, voters=4, networks=4)
         assert rules.outcome(tally, settle_after=5).status == rules.OPEN
         assert rules.outcome(tally, settle_after=4).status == rules.VALIDATED
 
     def test_the_bar_is_symmetric(self):
         bar = rules.settle_bar()
-        assert rules.outcome(rules.Tally(0, 3, -bar, True)).status == rules.REJECTED
-        assert rules.outcome(rules.Tally(3, 0, bar, True)).status == rules.VALIDATED
-        assert rules.outcome(rules.Tally(3, 0, bar * 0.99, True)).status == rules.OPEN
+        many = {"voters": 3, "networks": 3}
+        assert rules.outcome(rules.Tally(0, 3, -bar, True, **many)).status == rules.REJECTED
+        assert rules.outcome(rules.Tally(3, 0, bar, True, **many)).status == rules.VALIDATED
+        assert rules.outcome(rules.Tally(3, 0, bar * 0.99, True, **many)).status == rules.OPEN
+
+    def test_evidence_from_too_few_voters_or_networks_settles_nothing(self, settings):
+        settings.SETTLE_MIN_VOTERS, settings.SETTLE_MIN_NETWORKS = 3, 2
+        strong = 100.0
+        one_network = rules.Tally(50, 0, strong, True, voters=50, networks=1)
+        two_voters = rules.Tally(2, 0, strong, True, voters=2, networks=2)
+        enough = rules.Tally(3, 0, strong, True, voters=3, networks=2)
+        assert rules.outcome(one_network).status == rules.OPEN
+        assert rules.outcome(two_voters).status == rules.OPEN
+        assert rules.outcome(enough).status == rules.VALIDATED
 
     def test_a_swing_needs_enough_votes_before_and_after(self):
         assert rules.swung(1.0, 3, 3, rules.Tally(3, 0, 6.0, True)) is None
         assert rules.swung(0.2, 0, 4, rules.Tally(1, 4, -5.0, True)) == 1.0
 
     def test_unanimous_many_votes_promote_and_one_dissent_does_not(self, settings):
-        settings.GOLD_PROMOTE_MIN_VOTES = 8
-        assert rules.promotes_to_gold(rules.Tally(8, 0, 20.0, True), rules.VALIDATED)
-        assert not rules.promotes_to_gold(rules.Tally(8, 1, 20.0, True), rules.VALIDATED)
-        assert not rules.promotes_to_gold(rules.Tally(8, 0, 20.0, True), rules.OPEN)
+        settings.GOLD_PROMOTE_MIN_VOTES, settings.GOLD_PROMOTE_MIN_NETWORKS = 8, 4
+        settings.GOLD_MIN_POOL = 20
+        spread = {"voters": 8, "networks": 4}
+        unanimous = rules.Tally(8, 0, 20.0, True, **spread)
+        assert rules.promotes_to_gold(unanimous, rules.VALIDATED, pool=20)
+        assert not rules.promotes_to_gold(unanimous, rules.VALIDATED, pool=19)
+        assert not rules.promotes_to_gold(
+            rules.Tally(8, 1, 20.0, True, **spread), rules.VALIDATED, pool=20
+        )
+        assert not rules.promotes_to_gold(unanimous, rules.OPEN, pool=20)
+        assert not rules.promotes_to_gold(
+            rules.Tally(8, 0, 20.0, True, voters=8, networks=3), rules.VALIDATED, pool=20
+        )

@@ -15,9 +15,8 @@ from django.urls import reverse
 from donations.ingest import ingest
 from donations.models import Image, ModerationConflict, ModerationDecision
 from people.models import Voter
-from tests.helpers import make_image, make_pair, make_voter, photo_bytes
+from tests.helpers import make_image, make_pair, make_voter, photo_bytes, vote
 from validation.models import Vote
-from validation.voting import record_vote
 
 pytestmark = pytest.mark.django_db
 
@@ -241,7 +240,7 @@ def test_the_voting_admin_pages_render(moderator):
     )
     voter = Voter.objects.create(trusted=True, gold_correct=5)
     pair = make_pair("dog", make_image())
-    record_vote(pair, voter, Vote.Answer.YES, "10.0.0.0/24")
+    vote(pair, voter, Vote.Answer.YES, "10.0.0.0/24")
     for path in (
         "/admin/people/voter/",
         f"/admin/people/voter/{voter.pk}/change/",

@@ -3,6 +3,7 @@
 import ipaddress
 import math
 import random
+import re
 import threading
 
 import pytest
@@ -14,15 +15,20 @@ from django.test.utils import CaptureQueriesContext
 from donations.models import ImageLabel
 from people.identity import ip_prefix
 from people.models import Voter
-from tests.helpers import make_image, make_label, make_pair, make_voter, serve
+from tests.helpers import make_image, make_label, make_pair, make_voter, serve, vote
 from validation import selection, voting
 from validation.models import Alert, Vote
 from validation.rules import vote_weight_for
-from validation.voting import VoteRefused, discard_votes, record_vote, reopen
+from validation.voting import VoteRefused, discard_votes, reopen
 
 pytestmark = pytest.mark.django_db
 
 YES, NO, SKIP = Vote.Answer.YES, Vote.Answer.NO, Vote.Answer.SKIP
+
+
+def page_ticket(page) -> str:
+    """The task ticket a voting page carries in its form."""
+    return re.search(r'name="ticket" value="([^"]+)"', page.content.decode())[1]
 
 
 def open_pair(label="dog", **fields) -> ImageLabel:
@@ -44,19 +50,19 @@ def trusted(**fields) -> Voter:
 class TestOneVotePerVoter:
     def test_a_trusted_vote_counts(self):
         pair = open_pair()
-        record_vote(pair, trusted(), YES)
+        vote(pair, trusted(), YES)
         pair.refresh_from_db()
         assert (pair.num_yes, pair.num_no, pair.probability) == (1, 0, 1.0)
 
     def test_a_replaced_answer_moves_exactly_one_count(self):
         pair, voter = open_pair(), trusted()
-        record_vote(pair, trusted(), YES)
-        record_vote(pair, voter, YES)
-        record_vote(pair, voter, NO)
+        vote(pair, trusted(), YES)
+        vote(pair, voter, YES)
+        vote(pair, voter, NO)
         pair.refresh_from_db()
         assert (pair.num_yes, pair.num_no) == (1, 1)
         assert Vote.objects.filter(pair=pair, voter=voter).count() == 1
-        record_vote(pair, voter, SKIP)
+        vote(pair, voter, SKIP)
         pair.refresh_from_db()
         assert (pair.num_yes, pair.num_no) == (1, 0)
 
@@ -64,14 +70,14 @@ class TestOneVotePerVoter:
         donor = trusted()
         pair = open_pair(image=make_image(donor=donor))
         with pytest.raises(VoteRefused, match="you donated"):
-            record_vote(pair, donor, YES)
+            vote(pair, donor, YES)
 
     def test_pending_pictures_and_frozen_pairs_take_no_votes(self):
         with pytest.raises(VoteRefused):
-            record_vote(open_pair(image=make_image(status="pending")), trusted(), YES)
+            vote(open_pair(image=make_image(status="pending")), trusted(), YES)
         frozen = open_pair(frozen=True)
         with pytest.raises(VoteRefused, match="closed"):
-            record_vote(frozen, trusted(), YES)
+            vote(frozen, trusted(), YES)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -80,17 +86,17 @@ def test_fifty_identical_concurrent_votes_are_one_vote():
     errors = []
     barrier = threading.Barrier(10)
 
-    def vote():
+    def answer():
         try:
             barrier.wait()
             for _ in range(5):
-                record_vote(pair, voter, YES)
+                vote(pair, voter, YES)
         except Exception as error:  # any failure is a test failure
             errors.append(error)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=vote) for _ in range(10)]
+    threads = [threading.Thread(target=answer) for _ in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -107,32 +113,40 @@ def test_concurrent_votes_of_different_voters_all_count_exactly_once():
     voters = [trusted() for _ in range(20)]
     barrier = threading.Barrier(20)
 
-    def vote(voter, answer):
+    def answer(voter, choice):
         barrier.wait()
         try:
-            record_vote(pair, voter, answer)
+            vote(pair, voter, choice)
         finally:
             connection.close()
 
     threads = [
-        threading.Thread(target=vote, args=(v, YES if n % 4 else NO)) for n, v in enumerate(voters)
+        threading.Thread(target=answer, args=(v, YES if n % 4 else NO))
+        for n, v in enumerate(voters)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     pair.refresh_from_db()
-    assert (pair.num_yes, pair.num_no) == (15, 5)
+    assert Vote.objects.filter(pair=pair).count() == 20
+    counted = Vote.objects.filter(pair=pair, counted=True)
+    # Votes that arrive after the pair settled are stored but do not count.
+    assert (pair.num_yes, pair.num_no) == (
+        counted.filter(answer=YES).count(),
+        counted.filter(answer=NO).count(),
+    )
+    assert pair.num_yes + pair.num_no >= 3
 
 
 class TestTraining:
     def test_training_votes_do_not_count_until_gold_is_passed(self):
         pair, newcomer = open_pair("cat"), make_voter()
-        record_vote(pair, newcomer, YES)
+        vote(pair, newcomer, YES)
         pair.refresh_from_db()
         assert (pair.num_yes, Vote.objects.get(voter=newcomer).counted) == (0, False)
         for answer in (True, False, True):
-            record_vote(gold(answer), newcomer, YES if answer else NO)
+            vote(gold(answer), newcomer, YES if answer else NO)
         newcomer.refresh_from_db()
         assert newcomer.trusted
         pair.refresh_from_db()
@@ -141,20 +155,20 @@ class TestTraining:
     def test_two_wrong_gold_answers_keep_a_voter_in_training(self):
         newcomer = make_voter()
         for answer, said in ((True, YES), (False, YES), (True, NO), (True, YES), (False, NO)):
-            record_vote(gold(answer), newcomer, said)
+            vote(gold(answer), newcomer, said)
         newcomer.refresh_from_db()
         assert (newcomer.gold_correct, newcomer.gold_wrong, newcomer.trusted) == (3, 2, False)
 
     def test_a_voter_who_fails_gold_is_demoted_and_counts_are_recomputed(self):
         voter = make_voter()
         for answer in (True, True, False):
-            record_vote(gold(answer), voter, YES if answer else NO)
+            vote(gold(answer), voter, YES if answer else NO)
         pairs = [open_pair("cat") for _ in range(3)]
         for pair in pairs:
-            record_vote(pair, voter, YES)
+            vote(pair, voter, YES)
         assert ImageLabel.objects.get(pk=pairs[0].pk).num_yes == 1
         for _ in range(2):
-            record_vote(gold(False), voter, YES)  # wrong, twice: 3 of 5 = 0.6
+            vote(gold(False), voter, YES)  # wrong, twice: 3 of 5 = 0.6
         voter.refresh_from_db()
         assert not voter.trusted
         assert [ImageLabel.objects.get(pk=p.pk).num_yes for p in pairs] == [0, 0, 0]
@@ -162,18 +176,18 @@ class TestTraining:
     def test_a_voter_right_only_on_gold_yes_pairs_stays_in_training(self):
         voter = make_voter()
         for _ in range(4):
-            record_vote(gold(True), voter, YES)
+            vote(gold(True), voter, YES)
         voter.refresh_from_db()
         assert (voter.gold_correct, voter.trusted) == (4, False), "never met a gold no"
-        record_vote(gold(False), voter, NO)
+        vote(gold(False), voter, NO)
         voter.refresh_from_db()
         assert voter.trusted
 
     def test_gold_counts_only_the_first_answer(self):
         voter, pair = make_voter(), gold(True)
-        record_vote(pair, voter, YES)
-        record_vote(pair, voter, NO)
-        record_vote(pair, voter, YES)
+        vote(pair, voter, YES)
+        vote(pair, voter, NO)
+        vote(pair, voter, YES)
         voter.refresh_from_db()
         assert (voter.gold_correct, voter.gold_wrong) == (1, 0)
 
@@ -183,21 +197,38 @@ class TestTraining:
 
         moderator = make_voter(user=User.objects.create_user("mod", is_staff=True))
         first, second, third = open_pair(), open_pair(), open_pair()
-        record_vote(first, moderator, YES)
-        record_vote(second, moderator, NO)
-        record_vote(third, moderator, YES)
+        vote(first, moderator, YES)
+        vote(second, moderator, NO)
+        vote(third, moderator, YES)
         gold_pairs = ImageLabel.objects.filter(is_gold=True)
         assert {(p.pk, p.gold_answer) for p in gold_pairs} == {(first.pk, True), (second.pk, False)}
         first.refresh_from_db()
         assert first.num_yes == 1, "a moderator's vote counts"
 
     def test_a_pair_settled_unanimously_by_many_trusted_voters_is_promoted_to_gold(self, settings):
-        settings.GOLD_PROMOTE_MIN_VOTES = 16
-        pair = open_pair()
+        settings.GOLD_PROMOTE_MIN_VOTES, settings.GOLD_MIN_POOL = 16, 0
+        pair = open_pair(settle_after=16)  # a reopened pair, so that votes keep counting
         for _ in range(16):
-            record_vote(pair, trusted(), YES)
+            vote(pair, trusted(), YES)
         pair.refresh_from_db()
         assert pair.status == "validated" and pair.is_gold and pair.gold_answer is True
+
+    def test_unanimous_votes_from_one_network_never_make_gold(self, settings):
+        settings.GOLD_PROMOTE_MIN_VOTES, settings.GOLD_MIN_POOL = 8, 0
+        pair = open_pair(settle_after=8)
+        for _ in range(8):
+            vote(pair, trusted(), YES, ip_prefix="198.51.100.0/24")
+        pair.refresh_from_db()
+        assert not pair.is_gold
+        assert pair.status == "open", "one network alone does not settle a pair either"
+
+    def test_while_the_gold_pool_is_small_only_moderators_make_gold(self, settings):
+        settings.GOLD_PROMOTE_MIN_VOTES, settings.GOLD_MIN_POOL = 8, 20
+        pair = open_pair(settle_after=8)
+        for _ in range(8):
+            vote(pair, trusted(), YES)
+        pair.refresh_from_db()
+        assert pair.status == "validated" and not pair.is_gold
 
 
 class TestSettling:
@@ -214,10 +245,10 @@ class TestSettling:
     def test_a_pair_is_validated_when_the_posterior_reaches_the_threshold(self):
         pair = open_pair()
         for _ in range(2):
-            record_vote(pair, trusted(), YES)  # 3 gold right: a = 5/6, each yes × 5 on the odds
+            vote(pair, trusted(), YES)  # 3 gold right: a = 5/6, each yes × 5 on the odds
         pair.refresh_from_db()
         assert pair.status == "open" and pair.confidence == pytest.approx(25 / 26)
-        record_vote(pair, trusted(), YES)
+        vote(pair, trusted(), YES)
         pair.refresh_from_db()
         assert pair.status == "validated" and pair.confidence == pytest.approx(125 / 126)
         assert (pair.num_yes, pair.num_no, pair.probability) == (3, 0, 1.0)
@@ -226,10 +257,10 @@ class TestSettling:
     def test_a_pair_is_rejected_when_the_posterior_falls_to_one_minus_the_threshold(self):
         pair = open_pair()
         for _ in range(2):
-            record_vote(pair, trusted(), NO)
+            vote(pair, trusted(), NO)
         pair.refresh_from_db()
         assert pair.status == "open"
-        record_vote(pair, trusted(), NO)
+        vote(pair, trusted(), NO)
         pair.refresh_from_db()
         assert pair.status == "rejected" and pair.probability == 0
         assert pair.confidence == pytest.approx(1 / 126)
@@ -237,7 +268,7 @@ class TestSettling:
     def test_a_dissenting_vote_cancels_an_agreeing_one_of_the_same_weight(self):
         pair = open_pair()
         for answer in (YES, YES, NO, YES):
-            record_vote(pair, trusted(), answer)
+            vote(pair, trusted(), answer)
         pair.refresh_from_db()
         assert pair.status == "open" and pair.confidence == pytest.approx(25 / 26)
         assert (pair.num_yes, pair.num_no, pair.probability) == (3, 1, 0.75)
@@ -246,10 +277,10 @@ class TestSettling:
         pair = open_pair()
         experts = [trusted(gold_correct=40) for _ in range(3)]  # 42/43, capped at 0.9: × 9
         for expert in experts[:2]:
-            record_vote(pair, expert, YES)
+            vote(pair, expert, YES)
         pair.refresh_from_db()
         assert pair.status == "open" and pair.confidence == pytest.approx(81 / 82)
-        record_vote(pair, experts[2], YES)
+        vote(pair, experts[2], YES)
         pair.refresh_from_db()
         assert pair.status == "validated" and pair.confidence == pytest.approx(729 / 730)
 
@@ -262,14 +293,14 @@ class TestSettling:
         )
         pair = open_pair()
         for voter, answer in ((sure, YES), (shaky, NO), (trusted(), YES)):
-            record_vote(pair, voter, answer)
+            vote(pair, voter, answer)
         pair.refresh_from_db()
         odds = 9 / (8 / 3) * 5
         assert pair.confidence == pytest.approx(odds / (1 + odds))
 
     def test_a_pair_without_a_vote_that_weighs_has_no_confidence(self):
         pair = open_pair()
-        record_vote(pair, make_voter(), YES)  # in training
+        vote(pair, make_voter(), YES)  # in training
         pair.refresh_from_db()
         assert (pair.num_yes, pair.confidence, pair.status) == (0, 0.0, "open")
 
@@ -281,52 +312,52 @@ class TestSettling:
         moderator = make_voter(user=User.objects.create_user("mod", is_staff=True))
         assert voting.weight_of(moderator) == pytest.approx(math.log(9))
         pair = open_pair()
-        record_vote(pair, moderator, NO)
-        record_vote(pair, trusted(gold_correct=5), NO)  # 7/8: × 7
+        vote(pair, moderator, NO)
+        vote(pair, trusted(gold_correct=5), NO)  # 7/8: × 7
         pair.refresh_from_db()
         assert pair.status == "open" and pair.confidence == pytest.approx(1 / 64)
-        record_vote(pair, trusted(), NO)
+        vote(pair, trusted(), NO)
         pair.refresh_from_db()
         assert pair.status == "rejected" and pair.confidence == pytest.approx(1 / 316)
 
     def test_a_moderator_can_reopen_a_settled_pair(self):
         pair = open_pair()
         for _ in range(3):
-            record_vote(pair, trusted(), YES)
+            vote(pair, trusted(), YES)
         pair.refresh_from_db()
         assert pair.status == "validated"
         reopen(pair)
         pair.refresh_from_db()
         assert pair.status == "open" and pair.servable and pair.settle_after == 6
         for _ in range(2):
-            record_vote(pair, trusted(), YES)
+            vote(pair, trusted(), YES)
         pair.refresh_from_db()
         assert pair.status == "open", "a reopened pair waits for REOPEN_EXTRA_VOTES more votes"
-        record_vote(pair, trusted(), YES)
+        vote(pair, trusted(), YES)
         pair.refresh_from_db()
         assert pair.status == "validated"
 
     def test_a_vote_carries_the_weight_its_voters_record_gives_it_when_cast(self):
         dog = make_label("dog")
         voter = trusted(gold_correct=5, gold_wrong=1, gold_by_label={f"label:{dog.pk}": [2, 1]})
-        vote = record_vote(open_pair(dog), voter, YES).vote
-        stored = Vote.objects.get(pk=vote.pk)
+        cast_vote = vote(open_pair(dog), voter, YES).vote
+        stored = Vote.objects.get(pk=cast_vote.pk)
         assert stored.counted
         assert stored.weight == pytest.approx(vote_weight_for(5, 1, [2, 1]))
 
     def test_a_vote_that_does_not_count_weighs_nothing(self):
-        vote = record_vote(open_pair(), make_voter(), YES).vote
-        assert Vote.objects.values_list("counted", "weight").get(pk=vote.pk) == (False, 0.0)
+        cast_vote = vote(open_pair(), make_voter(), YES).vote
+        assert Vote.objects.values_list("counted", "weight").get(pk=cast_vote.pk) == (False, 0.0)
 
     def test_missing_the_gold_of_one_label_takes_the_say_on_that_label_only(self):
         dog, cat = make_label("dog"), make_label("cat")
         vandal = trusted(gold_correct=9)  # a = 11/12, capped at 0.9 everywhere: × 9
         settled = open_pair(dog)
         for voter in (vandal, trusted(), trusted()):  # × 9 × 5 × 5
-            record_vote(settled, voter, YES)
+            vote(settled, voter, YES)
         settled.refresh_from_db()
         assert settled.status == "validated"
-        result = record_vote(gold(False, label=dog), vandal, YES)  # wrong on dog's gold
+        result = vote(gold(False, label=dog), vandal, YES)  # wrong on dog's gold
         assert result.gold_missed and not result.trust_changed
         vandal.refresh_from_db()
         assert vandal.gold_by_label == {f"label:{dog.pk}": [0, 1]}
@@ -344,7 +375,7 @@ class TestSettling:
         bot = make_voter()
         for _ in range(24):
             task = selection.next_task(bot)
-            record_vote(task, bot, YES)
+            vote(task, bot, YES)
         bot.refresh_from_db()
         assert not bot.trusted and bot.gold_correct >= 3
         assert bot.gold_wrong >= bot.gold_correct - 1, "gold answers alternate yes and no"
@@ -353,20 +384,20 @@ class TestSettling:
 
     def test_discarding_a_voters_votes_recomputes_the_counts(self):
         vandal, pair = trusted(), open_pair()
-        record_vote(pair, vandal, NO)
-        record_vote(pair, trusted(), YES)
+        vote(pair, vandal, NO)
+        vote(pair, trusted(), YES)
         discard_votes(vandal)
         pair.refresh_from_db()
         assert (pair.num_yes, pair.num_no) == (1, 0)
-        record_vote(open_pair(), Voter.objects.get(pk=vandal.pk), NO)
+        vote(open_pair(), Voter.objects.get(pk=vandal.pk), NO)
         assert not Vote.objects.filter(voter=vandal, counted=True).exists()
 
 
 def test_recounting_a_voter_skips_pairs_deleted_meanwhile():
     voter = trusted()
     kept, gone = open_pair(), open_pair()
-    record_vote(kept, voter, YES)
-    record_vote(gone, voter, YES)
+    vote(kept, voter, YES)
+    vote(gone, voter, YES)
     gone_id = gone.pk
     gone.delete()
     assert voting._resettle([kept.pk, gone_id]) == 2
@@ -386,7 +417,7 @@ class TestSelection:
         voter = trusted()
         seen, own = open_pair(), open_pair(image=make_image(donor=voter))
         fresh = open_pair()
-        record_vote(seen, voter, SKIP)
+        vote(seen, voter, SKIP)
         served = {selection.next_task(voter).pk for _ in range(20)}
         assert served == {fresh.pk}
         assert own.pk not in served
@@ -412,12 +443,13 @@ class TestSelection:
         first = selection.next_task(newcomer)
         assert first.pk == golden.pk
 
-    def test_a_newcomer_is_served_gold_until_answering_one(self):
-        newcomer = make_voter()
+    def test_a_newcomers_first_task_is_gold_only_by_chance(self):
+        random.seed(7)
         golden = {gold(True).pk, gold(False).pk}
         for _ in range(20):
             open_pair()
-        assert {selection.next_task(newcomer).pk for _ in range(10)} <= golden
+        firsts = [selection.next_task(make_voter()).pk in golden for _ in range(200)]
+        assert 0.35 < sum(firsts) / len(firsts) < 0.65, "gold is not the first task every time"
 
     def test_serving_a_task_loads_only_the_winner_and_writes_nothing(self, settings):
         settings.GOLD_EVERY = 10**9  # no gold draw in this test
@@ -472,14 +504,14 @@ class TestSelection:
         for _ in range(8):
             task = selection.gold_task(voter)
             answers.append(task.pk in yes)
-            record_vote(task, voter, YES)
+            vote(task, voter, YES)
         assert answers.count(True) == answers.count(False) == 4
 
     def test_a_pair_close_to_settling_comes_before_a_fresh_one(self, settings):
         settings.VALIDATION_POSTERIOR = 0.995
         almost = open_pair()
         for _ in range(3):
-            record_vote(almost, trusted(), YES)  # odds 125: 0.992, short of 0.995
+            vote(almost, trusted(), YES)  # odds 125: 0.992, short of 0.995
         almost.refresh_from_db()
         assert almost.status == "open"
         for _ in range(3):
@@ -490,7 +522,7 @@ class TestSelection:
         voter = trusted()
         busy, quiet = open_pair(), open_pair()
         for _ in range(4):
-            record_vote(busy, trusted(), YES)
+            vote(busy, trusted(), YES)
         assert selection.next_task(voter).pk == quiet.pk
 
 
@@ -499,20 +531,20 @@ class TestAlerts:
         pair = open_pair()
         voters = [trusted() for _ in range(16)]
         for voter in voters:
-            record_vote(pair, voter, YES)
+            vote(pair, voter, YES)
         for voter in voters:
-            record_vote(pair, voter, NO)
+            vote(pair, voter, NO)
         alert = Alert.objects.get(kind="flip")
         assert alert.pair == pair and "validated to rejected" in alert.message
         assert alert.votes().count() == 16
 
     def test_a_fast_probability_swing_raises_an_alert(self):
         pair = open_pair()
-        for _ in range(4):
-            record_vote(pair, trusted(), YES)
+        for _ in range(4):  # voters of a modest record: the pair stays open throughout
+            vote(pair, trusted(gold_wrong=1), YES)
         Vote.objects.filter(pair=pair).update(updated="2000-01-01T00:00:00Z")
         for _ in range(8):
-            record_vote(pair, trusted(), NO)
+            vote(pair, trusted(gold_wrong=1), NO)
         alert = Alert.objects.get(kind="swing")
         assert alert.details["from"] == 1.0 and alert.details["to"] < 0.5
 
@@ -520,12 +552,49 @@ class TestAlerts:
         settings.ALERT_BURST_VOTES = 5
         dog = make_label("dog")
         for _ in range(6):
-            record_vote(open_pair(dog), make_voter(), YES, ip_prefix="203.0.113.0/24")
+            vote(open_pair(dog), make_voter(), YES, ip_prefix="203.0.113.0/24")
         alert = Alert.objects.get(kind="burst")
         assert alert.ip_prefix == "203.0.113.0/24" and alert.label == dog
         assert alert.votes().count() == 6
-        record_vote(open_pair(dog), make_voter(), YES, ip_prefix="198.51.100.0/24")
+        vote(open_pair(dog), make_voter(), YES, ip_prefix="198.51.100.0/24")
         assert Alert.objects.count() == 1
+
+    def test_a_burst_holds_its_networks_votes_on_the_label_until_a_moderator_clears_it(
+        self, settings
+    ):
+        settings.ALERT_BURST_VOTES = 4
+        dog, cat = make_label("dog"), make_label("cat")
+        farm = "203.0.113.0/24"
+        pairs = [open_pair(dog) for _ in range(3)]
+        for pair in pairs:  # three honest networks first
+            for _ in range(2):
+                vote(pair, trusted(), YES)
+        for pair in pairs + [open_pair(dog) for _ in range(3)]:
+            vote(pair, trusted(), NO, ip_prefix=farm)  # half of the label's recent votes
+        alert = Alert.objects.get(kind="burst")
+        held = Vote.objects.filter(ip_prefix=farm)
+        assert held.count() == 6 and not held.filter(counted=True).exists()
+        for pair in pairs:
+            pair.refresh_from_db()
+            assert (pair.num_yes, pair.num_no) == (2, 0), "the held votes are out of the counts"
+        later = vote(open_pair(dog), trusted(), NO, ip_prefix=farm)
+        assert not Vote.objects.get(pk=later.vote.pk).counted, "the quarantine goes on"
+        elsewhere = vote(open_pair(cat), trusted(), NO, ip_prefix=farm)
+        assert Vote.objects.get(pk=elsewhere.vote.pk).counted, "other labels are not held"
+
+        voting.release_quarantine(alert)
+        pairs[0].refresh_from_db()
+        assert (pairs[0].num_yes, pairs[0].num_no) == (2, 1)
+        assert not Vote.objects.filter(quarantined=True).exists()
+
+    def test_a_busy_networks_share_of_a_busy_label_is_no_burst(self, settings):
+        settings.ALERT_BURST_VOTES = 4
+        dog = make_label("dog")
+        for _ in range(12):  # most of the label's traffic comes from elsewhere
+            vote(open_pair(dog), trusted(), YES)
+        for _ in range(4):
+            vote(open_pair(dog), trusted(), YES, ip_prefix="192.0.2.0/24")
+        assert not Alert.objects.filter(kind="burst").exists()
 
 
 class TestVotingPages:
@@ -537,7 +606,8 @@ class TestVotingPages:
 
     def test_a_vote_redirects_to_the_next_task(self, client):
         pair = open_pair()
-        response = client.post(f"/validate/{pair.pk}/vote", {"answer": "yes"})
+        ticket = page_ticket(client.get("/validate"))
+        response = client.post(f"/validate/{pair.pk}/vote", {"answer": "yes", "ticket": ticket})
         assert response.status_code == 302 and response["Location"] == "/validate"
         assert Vote.objects.get().answer == YES
 
@@ -557,14 +627,19 @@ class TestVotingPages:
 
     def test_the_json_answer_carries_the_next_task_and_the_one_after(self, client):
         first, second, third = open_pair(), open_pair(), open_pair()
+        page = client.get("/validate")
+        shown = int(re.search(r"/validate/(\d+)/vote", page.content.decode())[1])
         answer = client.post(
-            f"/validate/{first.pk}/vote", {"answer": "no"}, HTTP_ACCEPT="application/json"
+            f"/validate/{shown}/vote",
+            {"answer": "no", "ticket": page_ticket(page)},
+            HTTP_ACCEPT="application/json",
         ).json()
+        first, second, third = sorted((first, second, third), key=lambda pair: pair.pk != shown)
         assert answer["next"]["pair"] in {second.pk, third.pk}
         assert answer["then"]["pair"] in {second.pk, third.pk} - {answer["next"]["pair"]}
         following = client.post(
             answer["next"]["vote_url"],
-            {"answer": "yes", "prefer": answer["then"]["pair"]},
+            {"answer": "yes", "prefer": answer["then"]["pair"], "ticket": answer["next"]["ticket"]},
             HTTP_ACCEPT="application/json",
         ).json()
         assert following["next"]["pair"] == answer["then"]["pair"], (
@@ -582,9 +657,12 @@ class TestVotingPages:
         page = client.get("/validate/grid?label=dog")
         assert page.content.decode().count('name="shown"') == 12
         marked = [p.pk for p in pairs[:5]]
+        grid_tickets = dict(
+            re.findall(r'name="(ticket-\d+)" value="([^"]+)"', page.content.decode())
+        )
         response = client.post(
             "/validate/grid?label=dog",
-            {"label": "dog", "shown": [p.pk for p in pairs], "yes": marked},
+            {"label": "dog", "shown": [p.pk for p in pairs], "yes": marked, **grid_tickets},
         )
         assert response.status_code == 302
         answers = dict(Vote.objects.values_list("pair_id", "answer"))

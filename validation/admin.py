@@ -8,7 +8,7 @@ from donations.models import ImageLabel
 from people.models import Voter
 
 from .models import Alert, Vote
-from .voting import discard_votes, freeze, gold_pool_size, reopen
+from .voting import discard_votes, freeze, gold_pool_size, release_quarantine, reopen
 
 
 class VoteInline(admin.TabularInline):
@@ -168,7 +168,7 @@ class AlertAdmin(admin.ModelAdmin):
         "votes_involved",
     ]
     fields = [*readonly_fields, "resolved"]
-    actions = ["freeze_pair", "discard_voters", "resolve"]
+    actions = ["freeze_pair", "discard_voters", "release_votes", "resolve"]
 
     def has_add_permission(self, request):
         return False
@@ -211,6 +211,14 @@ class AlertAdmin(admin.ModelAdmin):
         queryset.update(resolved=True)
         self.message_user(
             request, f"Discarded the votes of {len(voters)} voter(s); counts recomputed."
+        )
+
+    @admin.action(description="Clear a burst: count its held votes again", permissions=["change"])
+    def release_votes(self, request, queryset):
+        bursts = queryset.filter(kind=Alert.Kind.BURST)
+        recounted = sum(release_quarantine(alert) for alert in bursts)
+        self.message_user(
+            request, f"{bursts.count()} burst(s) cleared; {recounted} pair(s) recounted."
         )
 
     @admin.action(description="Mark as resolved")

@@ -23,10 +23,11 @@ from people.identity import api_identity, client_ip, ip_prefix
 from people.models import Voter
 from people.ratelimits import limit
 
-from . import selection, statistics
+from . import selection, statistics, tickets
 from .models import Vote
 from .voting import REFUSALS, VoteRefused, counts_for, record_vote
 
+TICKET_HEADER = "HTTP_X_TASK_TICKET"
 GRID_LIMIT_DEFAULT = 20
 GRID_LIMIT_MAX = 100
 # A label name must hold something besides these (the OpenAPI description says the same).
@@ -55,12 +56,20 @@ def label_json(label: Label) -> dict:
     }
 
 
-def pair_json(pair: ImageLabel) -> dict:
-    return {"uuid": str(pair.image.uuid), **label_json(pair.label), "provider": "donation"}
+def pair_json(pair: ImageLabel, voter: Voter) -> dict:
+    """A task in the original API's shape, with the ticket its vote must present."""
+    return {
+        "uuid": str(pair.image.uuid),
+        **label_json(pair.label),
+        "provider": "donation",
+        "ticket": tickets.issue(voter, pair),
+    }
 
 
 @csrf_exempt
 @allow("POST")
+@limit("voter", "VOTER_RATE", by_address_only=True)
+@limit("voter-network", "VOTER_NETWORK_RATE", by_network=True)
 def voter(request: HttpRequest) -> JsonResponse:
     """POST /v1/voter → a new pseudonymous voter and its token (shown once)."""
     created, token = Voter.create_with_token(first_ip_prefix=ip_prefix(client_ip(request)))
@@ -104,6 +113,7 @@ def next_validation(request: HttpRequest) -> JsonResponse:
                         "provider": "donation",
                         "width": p.image.width,
                         "height": p.image.height,
+                        "ticket": tickets.issue(caller, p),
                     }
                     for p in pairs
                 ],
@@ -112,7 +122,7 @@ def next_validation(request: HttpRequest) -> JsonResponse:
     pair = selection.next_task(caller, label)
     if pair is None:
         return json_error("nothing left to validate for you right now", 404)
-    return JsonResponse(pair_json(pair))
+    return JsonResponse(pair_json(pair, caller))
 
 
 def _find_pair(image_uuid, label: Label) -> ImageLabel:
@@ -133,7 +143,8 @@ def _find_pair(image_uuid, label: Label) -> ImageLabel:
 def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
     """POST /v1/donation/<uuid>/validate/<yes|no> with {"label", "sublabel"}."""
     try:
-        label = resolve_pair_label(read_json(request))
+        body = read_json(request)
+        label = resolve_pair_label(body)
     except ValueError as error:
         return json_error(str(error), 400)
     except LookupError as error:
@@ -145,12 +156,19 @@ def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
             request.voter,
             choice,
             ip_prefix(client_ip(request)),
+            ticket=ticket_of(request, body),
             image_uuid=uuid,
             label_id=label.pk,
         )
     except VoteRefused as refused:
         return json_error(refused.message, refused.status)
     return vote_json(uuid, label, answer, result.replaced, result.vote.counted)
+
+
+def ticket_of(request: HttpRequest, item: dict) -> str | None:
+    """The task ticket a vote presents: the body's (or item's) `ticket`, else X-Task-Ticket."""
+    ticket = item.get("ticket")
+    return ticket if ticket is not None else request.META.get(TICKET_HEADER)
 
 
 def vote_json(uuid, label: Label, answer: str, replaced: bool, counted: bool) -> JsonResponse:
@@ -184,9 +202,11 @@ def vote_many(request: HttpRequest) -> JsonResponse:
         answers = []
         for item in items:
             if not isinstance(item, dict) or item.get("valid") not in ("yes", "no"):
-                raise ValueError('each validation is {"uuid": "...", "valid": "yes"|"no"}')
-            answers.append((str(item.get("uuid", "")), item["valid"]))
-        pairs = [(_find_pair(_uuid(text), label), valid) for text, valid in answers]
+                raise ValueError(
+                    'each validation is {"uuid": "...", "valid": "yes"|"no", "ticket": "..."}'
+                )
+            answers.append((str(item.get("uuid", "")), item["valid"], ticket_of(request, item)))
+        pairs = [(_find_pair(_uuid(text), label), valid, ticket) for text, valid, ticket in answers]
     except ValueError as error:
         return json_error(str(error), 400)
     except LookupError as error:
@@ -195,10 +215,9 @@ def vote_many(request: HttpRequest) -> JsonResponse:
     prefix = ip_prefix(client_ip(request))
     try:
         with transaction.atomic():
-            for pair, valid in pairs:
-                record_vote(
-                    pair, caller, Vote.Answer.YES if valid == "yes" else Vote.Answer.NO, prefix
-                )
+            for pair, valid, ticket in pairs:
+                answer = Vote.Answer.YES if valid == "yes" else Vote.Answer.NO
+                record_vote(pair, caller, answer, prefix, ticket=ticket)
     except VoteRefused as refused:
         return json_error(f"nothing was recorded: {refused.message}", refused.status)
     return JsonResponse({"recorded": len(pairs)})

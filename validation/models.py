@@ -49,6 +49,11 @@ class Vote(models.Model):
             "the label changes."
         ),
     )
+    quarantined = models.BooleanField(
+        default=False,
+        help_text="Held out of the counts after a burst from its network, until a moderator "
+        "clears the alert.",
+    )
     ip_prefix = models.CharField(max_length=50, blank=True)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
@@ -66,6 +71,10 @@ class Vote(models.Model):
             models.CheckConstraint(
                 condition=~Q(answer=VoteAnswer.SKIP) | Q(counted=False),
                 name="skips_are_not_counted",
+            ),
+            models.CheckConstraint(
+                condition=Q(quarantined=False) | Q(counted=False),
+                name="quarantined_votes_are_not_counted",
             ),
         ]
         indexes = [

@@ -14,6 +14,7 @@ yes, − for no); its posterior is the logistic of that sum (prior 0.5).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -81,6 +82,8 @@ class Tally:
     no: int
     evidence: float  # the sum of the counted votes' signed weights
     weighed: bool  # whether any counted vote carries weight
+    voters: int = 0  # distinct voters whose counted votes carry weight
+    networks: int = 0  # distinct networks (/24 or /64) those votes came from
 
 
 @dataclass(frozen=True)
@@ -95,13 +98,16 @@ def outcome(tally: Tally, settle_after: int = 0) -> Outcome:
 
     Validated when the posterior reaches VALIDATION_POSTERIOR, rejected when it
     falls to 1 − VALIDATION_POSTERIOR, open otherwise — and open while nothing
-    weighs, or while a reopened item has fewer counted votes than `settle_after`.
+    weighs, while the evidence is not diverse (fewer than SETTLE_MIN_VOTERS
+    voters or SETTLE_MIN_NETWORKS networks carry weight: one farm of identities
+    in one network cannot settle anything alone), or while a reopened item has
+    fewer counted votes than `settle_after`.
     """
     votes = tally.yes + tally.no
     probability = tally.yes / votes if votes else 0.0
     confidence = posterior(tally.evidence) if tally.weighed else 0.0
     bar = settle_bar()
-    if not tally.weighed or votes < settle_after:
+    if not tally.weighed or votes < settle_after or not diverse(tally):
         status = OPEN
     elif tally.evidence >= bar:
         status = VALIDATED
@@ -112,12 +118,35 @@ def outcome(tally: Tally, settle_after: int = 0) -> Outcome:
     return Outcome(probability, confidence, status)
 
 
-def promotes_to_gold(tally: Tally, status: str) -> bool:
-    """Settled by at least GOLD_PROMOTE_MIN_VOTES counted votes, all alike."""
+def diverse(tally: Tally) -> bool:
+    """Whether the weighing votes come from enough independent voters and networks."""
+    return (
+        tally.voters >= settings.SETTLE_MIN_VOTERS
+        and tally.networks >= settings.SETTLE_MIN_NETWORKS
+    )
+
+
+def promotes_to_gold(tally: Tally, status: str, pool: int | Callable[[], int]) -> bool:
+    """Settled by at least GOLD_PROMOTE_MIN_VOTES counted votes, all alike, from at least
+    GOLD_PROMOTE_MIN_NETWORKS networks — and never while the gold pool is smaller than
+    GOLD_MIN_POOL (`pool`, or a function that counts it, asked last): then only a
+    moderator's answer makes gold."""
     return (
         status != OPEN
         and tally.yes + tally.no >= settings.GOLD_PROMOTE_MIN_VOTES
         and (tally.yes == 0 or tally.no == 0)
+        and tally.networks >= settings.GOLD_PROMOTE_MIN_NETWORKS
+        and (pool() if callable(pool) else pool) >= settings.GOLD_MIN_POOL
+    )
+
+
+def bursts(network_votes: int, label_votes: int) -> bool:
+    """Whether one network's recent votes on a label are a burst: at least ALERT_BURST_VOTES,
+    and at least ALERT_BURST_SHARE of all recent votes on the label — measured against the
+    label's own traffic, so a busy label's honest networks do not raise alerts all day."""
+    return (
+        network_votes >= settings.ALERT_BURST_VOTES
+        and network_votes >= settings.ALERT_BURST_SHARE * label_votes
     )
 
 

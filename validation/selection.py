@@ -10,8 +10,8 @@ settling, and only the winner is loaded with its image and label. The cost
 depends on the window, not on the table: a million pairs answer as fast as ten
 thousand (bench/ measures it). Serving a task writes nothing.
 
-Voters in training get gold pairs among their tasks (every task until they
-have answered one, then each task with a chance of one half); newly trusted
+Voters in training get gold pairs among their tasks (each task with a chance
+of one half, the first one too); newly trusted
 voters on each task with a chance of one in three until they have answered
 GOLD_PROBATION gold pairs, and then now and then (each task with a chance of
 1 / GOLD_EVERY). Gold comes at random moments, never at fixed positions, so
@@ -176,7 +176,9 @@ def in_training(voter: Voter) -> bool:
 
 def wants_gold(voter: Voter) -> bool:
     if in_training(voter):
-        return voter.gold_correct + voter.gold_wrong == 0 or random.random() < 0.5
+        # Half of a trainee's tasks, at random from the very first: nothing about a
+        # task's position says whether it is gold.
+        return random.random() < 0.5
     on_probation = voter.gold_correct + voter.gold_wrong < settings.GOLD_PROBATION
     if on_probation and not voter.is_moderator:
         return random.random() < 1 / 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, TruncDate
@@ -50,18 +51,42 @@ def voter_numbers(voter: Voter) -> dict:
             | (Q(answer=Vote.Answer.NO) & Q(pair__status=REJECTED)),
         ),
     )
-    gold_answered = voter.gold_correct + voter.gold_wrong
+    checked = checked_answers(voter)
     return {
         "votes": answered.count(),
         "skipped": votes.filter(answer=Vote.Answer.SKIP).count(),
-        "gold_answered": gold_answered,
-        "gold_correct": voter.gold_correct,
+        "gold_answered": checked["answered"],
+        "gold_correct": checked["right"],
         "trusted": counts_for(voter),
         "banned": voter.banned,
         "settled_votes": agreement["total"],
         "agreement": (agreement["agree"] / agreement["total"]) if agreement["total"] else None,
         "donations": Image.objects.donated_by(voter).count(),
     }
+
+
+def checked_answers(voter: Voter) -> dict:
+    """How many of a voter's answers were checked against known answers, and how many were
+    right — coarse and late, so that no single answer's fate can be read from it.
+
+    Only answers older than GOLD_REPORT_DELAY_HOURS count, rounded down to tens
+    (GOLD_REPORT_STEP); "right" is rounded down the same way. A voter cannot tell
+    which task was a check from watching these numbers move.
+    """
+    since = timezone.now() - timedelta(hours=settings.GOLD_REPORT_DELAY_HOURS)
+    answers = Vote.objects.filter(voter=voter, pair__is_gold=True, created__lt=since).exclude(
+        answer=Vote.Answer.SKIP
+    )
+    numbers = answers.aggregate(
+        answered=Count("pk"),
+        right=Count(
+            "pk",
+            filter=(Q(answer=Vote.Answer.YES) & Q(pair__gold_answer=True))
+            | (Q(answer=Vote.Answer.NO) & Q(pair__gold_answer=False)),
+        ),
+    )
+    step = settings.GOLD_REPORT_STEP
+    return {name: value // step * step for name, value in numbers.items()}
 
 
 def activity_chart(days: list, votes: dict, donations: dict) -> dict:

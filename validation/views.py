@@ -18,7 +18,7 @@ from people.http import wants_json
 from people.identity import client_ip, ip_prefix
 from people.ratelimits import limit
 
-from . import selection, statistics
+from . import selection, statistics, tickets
 from .models import Vote
 from .voting import VoteRefused, record_vote
 
@@ -42,7 +42,7 @@ def validate_url(label: Label | None) -> str:
     return f"{url}?{urlencode({'label': label.slug})}" if label else url
 
 
-def task_context(pair: ImageLabel) -> dict:
+def task_context(pair: ImageLabel, voter) -> dict:
     width, height = pair.image.display_size
     label = pair.label
     return {
@@ -56,6 +56,7 @@ def task_context(pair: ImageLabel) -> dict:
         "question": question_for(label),
         "description": label.description,
         "vote_url": reverse("validation:vote", args=[pair.pk]),
+        "ticket": tickets.issue(voter, pair),
     }
 
 
@@ -84,7 +85,7 @@ def validate(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "validation/validate.html",
-        {"task": task_context(pair), "pair": pair, "label_filter": label},
+        {"task": task_context(pair, request.voter), "pair": pair, "label_filter": label},
     )
 
 
@@ -97,7 +98,13 @@ def vote(request: HttpRequest, pair_id: int) -> HttpResponse:
         return vote_error(request, "Please answer yes, no or skip.", 400, label)
     pair = get_object_or_404(ImageLabel, pk=pair_id)
     try:
-        record_vote(pair, request.voter, answer, ip_prefix(client_ip(request)))
+        record_vote(
+            pair,
+            request.voter,
+            answer,
+            ip_prefix(client_ip(request)),
+            ticket=request.POST.get("ticket"),
+        )
     except VoteRefused as refused:
         return vote_error(request, refused.message, refused.status, label)
     if wants_json(request):
@@ -121,8 +128,8 @@ def next_tasks_json(request: HttpRequest, label: Label | None) -> dict:
     after = selection.next_task(voter, label, exclude={following.pk})
     return {
         "recorded": True,
-        "next": task_context(following),
-        "then": task_context(after) if after else None,
+        "next": task_context(following, voter),
+        "then": task_context(after, voter) if after else None,
     }
 
 
@@ -157,7 +164,11 @@ def grid(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "validation/grid.html",
-        {"label": label, "pairs": pairs, "question": question_for(label)},
+        {
+            "label": label,
+            "tasks": [(pair, tickets.issue(request.voter, pair)) for pair in pairs],
+            "question": question_for(label),
+        },
     )
 
 
@@ -180,7 +191,8 @@ def grid_post(request: HttpRequest, label: Label) -> HttpResponse:
                 if pk not in pairs:
                     raise VoteRefused("One of the pictures is no longer part of this label.", 404)
                 answer = Vote.Answer.YES if pk in marked else Vote.Answer.NO
-                record_vote(pairs[pk], request.voter, answer, prefix)
+                ticket = request.POST.get(f"ticket-{pk}")
+                record_vote(pairs[pk], request.voter, answer, prefix, ticket=ticket)
     except VoteRefused as refused:
         messages.error(request, f"Nothing was recorded: {refused.message}")
         return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))

@@ -33,20 +33,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from donations import pairs as pair_rules
 from donations.models import Image, ImageLabel
+from labels.models import Label
 from people.models import Voter
 
-from . import rules
+from . import rules, tickets
 from .models import Alert, Vote
 
 log = logging.getLogger("imagemonkey.votes")
@@ -104,6 +103,7 @@ REFUSALS = {
     "frozen": ("A moderator has closed this picture for votes.", 409),
     "answer": ("An answer is yes, no or skip.", 400),
 }
+UNSERVED = 403  # the status of a vote without a valid ticket
 
 
 def refuse(reason: str) -> VoteRefused:
@@ -118,6 +118,7 @@ class VoteResult:
     trust_changed: bool
     gold_missed: bool = False  # a first answer on a gold pair, and a wrong one
     label_record_changed: bool = False
+    quarantined_pairs: list[int] = field(default_factory=list)  # to recount after commit
 
 
 def record_vote(
@@ -126,15 +127,18 @@ def record_vote(
     answer: int,
     ip_prefix: str = "",
     *,
+    ticket: str | None = None,
     image_uuid=None,
     label_id: int | None = None,
 ) -> VoteResult:
     """Record (or replace) `voter`'s answer on a pair, then settle the pair.
 
     The pair is `pair`, or the one of the public picture `image_uuid` with
-    `label_id` (the API names pairs so). An unsaved voter (a visitor's first
-    write) is saved first. Raises VoteRefused for a pair that cannot take this
-    vote, with nothing written.
+    `label_id` (the API names pairs so). Only a pair served to this voter can
+    be answered: `ticket` is the one its task carried (validation.tickets);
+    moderators need none. An unsaved voter (a visitor's first write) is saved
+    first. Raises VoteRefused for a vote that cannot be taken, with nothing
+    written.
     """
     if answer not in Vote.Answer.values:
         raise refuse("answer")
@@ -144,7 +148,9 @@ def record_vote(
         else {"image__uuid": image_uuid, "label_id": label_id, "image__status": Image.Status.PUBLIC}
     )
     with transaction.atomic():
-        result = _record(lookup, voter, answer, ip_prefix, by_uuid=pair is None)
+        result = _record(lookup, voter, answer, ip_prefix, pair is None, ticket)
+    if result.quarantined_pairs:
+        _resettle(result.quarantined_pairs)
     if result.trust_changed:
         recount_voter(voter)
         result.pair.refresh_from_db()
@@ -157,19 +163,70 @@ def record_vote(
     return result
 
 
+# The vote path's statements are written as SQL: they run on every vote, and building
+# them with the ORM cost more Python than PostgreSQL takes to run them.
+_LOCK = """
+SELECT p.id, p.status, p.frozen, p.is_gold, p.gold_answer, p.settled_as, p.settle_after,
+       p.servable, p.num_yes, p.num_no, p.label_id, p.image_id,
+       i.uuid, i.status, i.donor_id,
+       l.name, l.active, l.is_meta, l.parent_id, parent.name, parent.active
+FROM validation_imagelabel p
+JOIN donations_image i ON i.id = p.image_id
+JOIN labels_label l ON l.id = p.label_id
+LEFT JOIN labels_label parent ON parent.id = l.parent_id
+WHERE {where}
+FOR UPDATE OF p
+"""
+_LOCK_BY_ID = _LOCK.format(where="p.id = %s")
+_LOCK_BY_UUID = _LOCK.format(where="i.uuid = %s AND p.label_id = %s AND i.status = %s")
+
+
 def _lock_pair(lookup: dict) -> ImageLabel | None:
-    return (
-        ImageLabel.objects.select_for_update(of=("self",))
-        .select_related("image", "label__parent")
-        .filter(**lookup)
-        .first()
+    """The pair, locked until the transaction ends, with its image and label (and parent)."""
+    if "pk" in lookup:
+        sql, params = _LOCK_BY_ID, [lookup["pk"]]
+    else:
+        sql = _LOCK_BY_UUID
+        params = [lookup["image__uuid"], lookup["label_id"], Image.Status.PUBLIC]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (pk, status, frozen, is_gold, gold_answer, settled_as, settle_after, servable, num_yes,
+     num_no, label_id, image_id, uuid, image_status, donor_id, name, active, is_meta,
+     parent_id, parent_name, parent_active) = row  # fmt: skip
+    label = Label(id=label_id, name=name, active=active, is_meta=is_meta, parent_id=parent_id)
+    if parent_id is not None:
+        label.parent = Label(id=parent_id, name=parent_name, active=parent_active)
+    pair = ImageLabel(
+        id=pk,
+        status=status,
+        frozen=frozen,
+        is_gold=is_gold,
+        gold_answer=gold_answer,
+        settled_as=settled_as,
+        settle_after=settle_after,
+        servable=servable,
+        num_yes=num_yes,
+        num_no=num_no,
     )
+    pair.image = Image(id=image_id, uuid=uuid, status=image_status, donor_id=donor_id)
+    pair.label = label
+    return pair
 
 
-def _record(lookup: dict, voter: Voter, answer: int, ip_prefix: str, by_uuid: bool) -> VoteResult:
+def _record(
+    lookup: dict, voter: Voter, answer: int, ip_prefix: str, by_uuid: bool, ticket: str | None
+) -> VoteResult:
     pair = _lock_pair(lookup)
     if pair is None:
         raise refuse("not_found" if by_uuid else "closed")
+    if not voter.is_moderator:
+        try:
+            tickets.verify(ticket, voter, pair.pk)
+        except tickets.TicketRefused as refused:
+            raise VoteRefused(str(refused), UNSERVED) from None
     if pair.image.status != Image.Status.PUBLIC or not pair.label.is_taggable:
         raise refuse("closed")
     if pair.image.donor_id is not None and pair.image.donor_id == voter.pk:
@@ -179,9 +236,18 @@ def _record(lookup: dict, voter: Voter, answer: int, ip_prefix: str, by_uuid: bo
     if not voter.exists:
         voter.save()
 
-    counted = counts_for(voter) and answer != Vote.Answer.SKIP
+    network = _network_on_label(ip_prefix, pair.label_id)
+    # A vote counts only on an open pair (one that settled since it was served, or a
+    # gold pair, settled by definition, keeps the counts it settled with), and not
+    # while its network is in quarantine on this label after a burst.
+    counted = (
+        counts_for(voter)
+        and answer != Vote.Answer.SKIP
+        and pair.status == ImageLabel.Status.OPEN
+        and not network.quarantined
+    )
     weight = weight_of(voter, pair.label_id) if counted else 0.0
-    vote = _store(pair, voter, answer, counted, weight, ip_prefix)
+    vote = _store(pair, voter, answer, counted, weight, ip_prefix, network.quarantined)
     replaced = vote.created != vote.updated
 
     trust_changed = gold_missed = label_record_changed = False
@@ -199,8 +265,12 @@ def _record(lookup: dict, voter: Voter, answer: int, ip_prefix: str, by_uuid: bo
         pair.is_gold, pair.gold_answer = True, answer == Vote.Answer.YES
         ImageLabel.objects.filter(pk=pair.pk).update(is_gold=True, gold_answer=pair.gold_answer)
 
+    quarantined = []
+    if not network.quarantined and network.recent is not None:
+        quarantined = _maybe_quarantine(pair, vote.ip_prefix, network.recent + 1, vote.updated)
     _settle_locked(pair, vote.ip_prefix, vote.updated)
     return VoteResult(
+        quarantined_pairs=quarantined,
         vote=vote,
         pair=pair,
         replaced=replaced,
@@ -214,18 +284,25 @@ def _record(lookup: dict, voter: Voter, answer: int, ip_prefix: str, by_uuid: bo
 # A replaced vote keeps its `created`, so created != updated tells the two apart.
 _UPSERT = """
 INSERT INTO validation_vote AS v
-    (pair_id, voter_id, answer, counted, weight, ip_prefix, created, updated)
-VALUES (%(pair)s, %(voter)s, %(answer)s, %(counted)s, %(weight)s, %(prefix)s, %(now)s, %(now)s)
+    (pair_id, voter_id, answer, counted, weight, quarantined, ip_prefix, created, updated)
+VALUES (%(pair)s, %(voter)s, %(answer)s, %(counted)s, %(weight)s, %(quarantined)s, %(prefix)s,
+        %(now)s, %(now)s)
 ON CONFLICT (pair_id, voter_id) DO UPDATE
 SET answer = excluded.answer, counted = excluded.counted, weight = excluded.weight,
-    updated = excluded.updated,
+    quarantined = excluded.quarantined, updated = excluded.updated,
     ip_prefix = CASE WHEN excluded.ip_prefix <> '' THEN excluded.ip_prefix ELSE v.ip_prefix END
 RETURNING v.id, v.ip_prefix, v.created
 """
 
 
 def _store(
-    pair: ImageLabel, voter: Voter, answer: int, counted: bool, weight: float, ip_prefix: str
+    pair: ImageLabel,
+    voter: Voter,
+    answer: int,
+    counted: bool,
+    weight: float,
+    ip_prefix: str,
+    quarantined: bool = False,
 ) -> Vote:
     # The time is read once the pair is locked: votes on a pair are stamped in
     # the order they are counted.
@@ -239,6 +316,7 @@ def _store(
                 "answer": answer,
                 "counted": counted,
                 "weight": weight,
+                "quarantined": quarantined,
                 "prefix": ip_prefix,
                 "now": now,
             },
@@ -251,6 +329,7 @@ def _store(
         answer=answer,
         counted=counted,
         weight=weight,
+        quarantined=quarantined,
         ip_prefix=used_prefix,
         created=created,
         updated=now,
@@ -285,27 +364,27 @@ def score_gold(voter: Voter, said_yes: bool, truth: bool, label_id: int) -> bool
 # --- settling ------------------------------------------------------------------
 
 
+_TALLY = """
+SELECT count(*) FILTER (WHERE answer = 1),
+       count(*) FILTER (WHERE answer = 0),
+       coalesce(sum(CASE WHEN answer = 1 THEN weight ELSE -weight END), 0),
+       count(*) FILTER (WHERE weight > 0),
+       count(*) FILTER (WHERE updated >= %(since)s),
+       count(*) FILTER (WHERE updated >= %(since)s AND answer = 1),
+       count(DISTINCT ip_prefix) FILTER (WHERE weight > 0 AND ip_prefix NOT IN ('', 'unknown'))
+FROM validation_vote
+WHERE pair_id = %(pair)s AND counted
+"""
+
+
 def _tally(pair_id: int, since) -> tuple[rules.Tally, int, int]:
     """The pair's counted votes in one aggregate: the tally, and how many (and how many
     yes) were cast since `since`."""
-    yes = Q(answer=Vote.Answer.YES)
-    recent = Q(updated__gte=since)
-    numbers = Vote.objects.filter(pair_id=pair_id, counted=True).aggregate(
-        yes=Count("pk", filter=yes),
-        no=Count("pk", filter=Q(answer=Vote.Answer.NO)),
-        yes_weight=Coalesce(Sum("weight", filter=yes), 0.0),
-        no_weight=Coalesce(Sum("weight", filter=Q(answer=Vote.Answer.NO)), 0.0),
-        weighed=Count("pk", filter=Q(weight__gt=0)),
-        recent=Count("pk", filter=recent),
-        recent_yes=Count("pk", filter=recent & yes),
-    )
-    tally = rules.Tally(
-        yes=numbers["yes"],
-        no=numbers["no"],
-        evidence=numbers["yes_weight"] - numbers["no_weight"],
-        weighed=numbers["weighed"] > 0,
-    )
-    return tally, numbers["recent"], numbers["recent_yes"]
+    with connection.cursor() as cursor:
+        cursor.execute(_TALLY, {"pair": pair_id, "since": since})
+        yes, no, evidence, weighing, recent, recent_yes, networks = cursor.fetchone()
+    tally = rules.Tally(yes, no, evidence, weighing > 0, voters=weighing, networks=networks)
+    return tally, recent, recent_yes
 
 
 def recount(pair: ImageLabel) -> None:
@@ -357,16 +436,22 @@ def _apply(pair: ImageLabel, tally: rules.Tally, now, **more) -> rules.Outcome:
     for name, value in more.items():
         setattr(pair, name, value)
     pair.servable = pair_rules.is_servable(pair)
-    ImageLabel.objects.filter(pk=pair.pk).update(
-        num_yes=pair.num_yes,
-        num_no=pair.num_no,
-        probability=pair.probability,
-        confidence=pair.confidence,
-        status=pair.status,
-        servable=pair.servable,
-        updated=now,
+    fields = {
+        "num_yes": pair.num_yes,
+        "num_no": pair.num_no,
+        "probability": pair.probability,
+        "confidence": pair.confidence,
+        "status": pair.status,
+        "servable": pair.servable,
+        "updated": now,
         **more,
-    )
+    }
+    assignments = ", ".join(f"{name} = %({name})s" for name in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE validation_imagelabel SET {assignments} WHERE id = %(id)s",  # noqa: S608 - field names are ours
+            {**fields, "id": pair.pk},
+        )
     return result
 
 
@@ -379,7 +464,11 @@ def _settle_locked(pair: ImageLabel, ip_prefix: str, now) -> list[str]:
     flipped_from = None
     if status != rules.OPEN and status != pair.settled_as:
         flipped_from, more["settled_as"] = pair.settled_as, status
-    if not pair.is_gold and rules.promotes_to_gold(tally, status):
+    if (
+        not pair.is_gold
+        and status != rules.OPEN
+        and rules.promotes_to_gold(tally, status, gold_pool_size)
+    ):
         more["is_gold"], more["gold_answer"] = True, status == rules.VALIDATED
     result = _apply(pair, tally, now, **more)
 
@@ -413,34 +502,120 @@ def _settle_locked(pair: ImageLabel, ip_prefix: str, now) -> list[str]:
             created=now,
         )
         raised.append(Alert.Kind.SWING)
-    if ip_prefix not in ("", "unknown") and _burst(pair.label_id, ip_prefix, window_start):
-        Alert.objects.create(
-            kind=Alert.Kind.BURST,
-            label_id=pair.label_id,
-            ip_prefix=ip_prefix,
-            message=(
-                f"{settings.ALERT_BURST_VOTES}+ votes on “{label_name}” from {ip_prefix} "
-                f"within {settings.ALERT_WINDOW_MINUTES} minutes."
-            ),
-            details={"votes": settings.ALERT_BURST_VOTES, "prefix": ip_prefix},
-            created=now,
-        )
-        raised.append(Alert.Kind.BURST)
+
     log_alerts(raised, pair.label_id, pair.pk, ip_prefix)
     return raised
 
 
+@dataclass(frozen=True)
+class _Network:
+    recent: int | None  # its votes on the label within the alert window (None: no network)
+    quarantined: bool  # an unresolved burst alert on the label holds its votes
+
+
+_NETWORK = """
+SELECT (SELECT count(*) FROM (
+            SELECT 1 FROM validation_vote v JOIN validation_imagelabel p ON p.id = v.pair_id
+            WHERE v.ip_prefix = %(prefix)s AND v.updated >= %(since)s AND p.label_id = %(label)s
+            LIMIT %(enough)s
+        ) recent),
+       EXISTS (SELECT 1 FROM validation_alert
+               WHERE kind = 'burst' AND ip_prefix = %(prefix)s AND label_id = %(label)s
+                 AND NOT resolved AND created >= %(held_since)s)
+"""
+
+_LABEL_TRAFFIC = """
+SELECT count(*) FROM (
+    SELECT 1 FROM validation_vote v JOIN validation_imagelabel p ON p.id = v.pair_id
+    WHERE v.updated >= %s AND p.label_id = %s
+    LIMIT %s
+) recent
+"""
+
+
+_NETWORK_TRAFFIC = """
+SELECT count(*) FROM (
+    SELECT 1 FROM validation_vote v JOIN validation_imagelabel p ON p.id = v.pair_id
+    WHERE v.ip_prefix = %s AND v.updated >= %s AND p.label_id = %s
+    LIMIT %s
+) recent
+"""
+BURST_COUNT_LIMIT = 10_000
+
+
+def _network_on_label(ip_prefix: str, label_id: int) -> _Network:
+    """What the vote's network has done on this label lately, in one statement."""
+    if ip_prefix in ("", "unknown"):
+        return _Network(None, False)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _NETWORK,
+            {
+                "prefix": ip_prefix,
+                "label": label_id,
+                "since": now - timedelta(minutes=settings.ALERT_WINDOW_MINUTES),
+                "enough": settings.ALERT_BURST_VOTES,
+                "held_since": now - timedelta(hours=settings.ALERT_QUARANTINE_HOURS),
+            },
+        )
+        recent, quarantined = cursor.fetchone()
+    return _Network(recent, quarantined)
+
+
+def _maybe_quarantine(pair: ImageLabel, ip_prefix: str, recent: int, now) -> list[int]:
+    """A burst from one network on one label: alert, and take that network's recent votes on
+    the label out of the counts until a moderator clears them (release_quarantine) or
+    ALERT_QUARANTINE_HOURS pass. Returns the other pairs to recount."""
+    if recent < settings.ALERT_BURST_VOTES:
+        return []
+    since = now - timedelta(minutes=settings.ALERT_WINDOW_MINUTES)
+    with connection.cursor() as cursor:
+        # The per-vote count stopped at the threshold; now count the network's votes on
+        # the label (within reason), and the label's, as far as the share needs.
+        cursor.execute(_NETWORK_TRAFFIC, [ip_prefix, since, pair.label_id, BURST_COUNT_LIMIT])
+        recent = cursor.fetchone()[0]
+        enough = int(recent / settings.ALERT_BURST_SHARE) + 1
+        cursor.execute(_LABEL_TRAFFIC, [since, pair.label_id, enough])
+        label_votes = cursor.fetchone()[0]
+    if not rules.bursts(recent, label_votes):
+        return []
+    Alert.objects.create(
+        kind=Alert.Kind.BURST,
+        label_id=pair.label_id,
+        ip_prefix=ip_prefix,
+        message=(
+            f"{settings.ALERT_BURST_VOTES}+ votes on “{pair.label.full_name}” from {ip_prefix} "
+            f"within {settings.ALERT_WINDOW_MINUTES} minutes; held out of the counts."
+        ),
+        details={"votes": recent, "label_votes": label_votes, "prefix": ip_prefix},
+        created=now,
+    )
+    log_alerts([Alert.Kind.BURST], pair.label_id, pair.pk, ip_prefix)
+    held = Vote.objects.filter(
+        ip_prefix=ip_prefix, updated__gte=since, pair__label_id=pair.label_id
+    )
+    pair_ids = list(held.filter(counted=True).values_list("pair_id", flat=True).distinct())
+    held.update(counted=False, weight=0.0, quarantined=True)
+    return [pk for pk in pair_ids if pk != pair.pk]
+
+
+def release_quarantine(alert: Alert) -> int:
+    """A moderator clears a burst: its votes count again as their voters' records say."""
+    votes = Vote.objects.filter(
+        quarantined=True, ip_prefix=alert.ip_prefix, pair__label_id=alert.label_id
+    )
+    voters = set(votes.values_list("voter_id", flat=True))
+    pair_ids = set(votes.values_list("pair_id", flat=True))
+    votes.update(quarantined=False)
+    Alert.objects.filter(pk=alert.pk).update(resolved=True)
+    for voter in Voter.objects.filter(pk__in=voters):
+        pair_ids.update(_rewrite_weights(voter, alert.label_id))
+    return _resettle(pair_ids)
+
+
 def _alerted(kind: str, since, **about) -> bool:
     return Alert.objects.filter(kind=kind, created__gte=since, **about).exists()
-
-
-def _burst(label_id: int, ip_prefix: str, since) -> bool:
-    """ALERT_BURST_VOTES votes on the label from this network since `since`, not yet alerted."""
-    threshold = settings.ALERT_BURST_VOTES
-    votes = Vote.objects.filter(ip_prefix=ip_prefix, updated__gte=since, pair__label_id=label_id)
-    if votes.values("pk")[:threshold].count() < threshold:
-        return False
-    return not _alerted(Alert.Kind.BURST, since, ip_prefix=ip_prefix, label_id=label_id)
 
 
 def log_alerts(kinds: list[str], label_id: int, pair_id: int, ip_prefix: str) -> None:
@@ -459,18 +634,21 @@ def _rewrite_weights(voter: Voter, label_id: int | None = None) -> list[int]:
 
     Writes one statement per distinct weight; returns the pairs whose votes changed.
     """
-    counted = counts_for(voter)
-    votes = Vote.objects.filter(voter=voter).exclude(answer=Vote.Answer.SKIP)
+    counts_for_now = counts_for(voter)
+    votes = Vote.objects.filter(voter=voter, quarantined=False).exclude(answer=Vote.Answer.SKIP)
     if label_id is not None:
         votes = votes.filter(pair__label_id=label_id)
     wanted: dict[tuple[bool, float], list[int]] = defaultdict(list)
     changed_pairs = []
-    for pk, pair_id, on_label, was_counted, was_weight in votes.values_list(
-        "pk", "pair_id", "pair__label_id", "counted", "weight"
+    for pk, pair_id, on_label, pair_status, was_counted, was_weight in votes.values_list(
+        "pk", "pair_id", "pair__label_id", "pair__status", "counted", "weight"
     ):
-        weight = weight_of(voter, on_label) if counted else 0.0
-        if (was_counted, was_weight) != (counted, weight):
-            wanted[(counted, weight)].append(pk)
+        # A vote starts to count only on a pair still open: trust earned later never
+        # reaches back into pairs that settled meanwhile.
+        now_counted = counts_for_now and (was_counted or pair_status == ImageLabel.Status.OPEN)
+        weight = weight_of(voter, on_label) if now_counted else 0.0
+        if (was_counted, was_weight) != (now_counted, weight):
+            wanted[(now_counted, weight)].append(pk)
             changed_pairs.append(pair_id)
     for (now_counted, weight), ids in wanted.items():
         Vote.objects.filter(pk__in=ids).update(counted=now_counted, weight=weight)

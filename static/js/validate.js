@@ -16,6 +16,7 @@
 
   function show(task) {
     form.action = task.vote_url;
+    form.elements.ticket.value = task.ticket;
     question.textContent = task.question;
     description.textContent = task.description;
     image.width = task.width;

@@ -1,0 +1,70 @@
+"""Task tickets: a vote is taken only on a pair that was served to its voter.
+
+Serving a task writes nothing, so what was served is carried by the task itself:
+a short signed string naming the voter, the pair and the time it was served
+(HMAC with the site's secret, django.core.signing). A vote presents it back;
+one without a valid ticket for this voter and this pair is refused and stores
+nothing. Gold and ordinary pairs get tickets of the same form and length.
+
+A visitor who has no voter yet (their first task) gets a ticket for "no voter";
+it is good for a voter younger than the ticket: the one the visitor's first
+write creates. (Since serving writes nothing, anyone may ask again for another
+task; a ticket bounds them to what selection offers — open pairs in a random
+window — never an arbitrary or settled pair, and never one it picks as gold.)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core import signing
+
+from donations.models import ImageLabel
+from people.models import Voter
+
+_SALT = "imagemonkey.task-ticket"
+NO_VOTER = 0
+MAX_LENGTH = 200  # a ticket is about 70 characters
+
+
+class TicketRefused(Exception):
+    """The vote's ticket does not let this voter answer this pair."""
+
+
+def issue(voter: Voter, pair: ImageLabel) -> str:
+    """The ticket of one served task."""
+    return signing.dumps([voter.pk or NO_VOTER, pair.pk], salt=_SALT, compress=False)
+
+
+def verify(ticket: object, voter: Voter, pair_id: int) -> None:
+    """Raise TicketRefused unless `ticket` was issued, lately, for this voter and pair."""
+    if not isinstance(ticket, str) or not ticket or len(ticket) > MAX_LENGTH:
+        raise TicketRefused("This vote has no ticket: answer a task you were served.")
+    try:
+        voter_id, ticketed_pair = signing.loads(
+            ticket, salt=_SALT, max_age=timedelta(seconds=settings.TASK_TICKET_SECONDS)
+        )
+    except signing.SignatureExpired:
+        raise TicketRefused("This task has expired; ask for a new one.") from None
+    except (signing.BadSignature, ValueError, TypeError):
+        raise TicketRefused("This vote's ticket is not valid.") from None
+    if ticketed_pair != pair_id:
+        raise TicketRefused("This vote's ticket is for another task.")
+    if voter.pk is not None and voter_id == voter.pk:
+        return
+    if voter_id == NO_VOTER and _first_write_since(voter, ticket):
+        return
+    raise TicketRefused("This vote's ticket was issued to someone else.")
+
+
+def _first_write_since(voter: Voter, ticket: str) -> bool:
+    """Whether this voter did not exist yet when the no-voter ticket was served: the
+    visitor the task was served to, whose first write created them."""
+    return not voter.exists or voter.created >= _served_at(ticket)
+
+
+def _served_at(ticket: str) -> datetime:
+    """When a ticket whose signature has been checked was issued."""
+    _, timestamp, _ = ticket.rsplit(":", 2)
+    return datetime.fromtimestamp(signing.b62_decode(timestamp), tz=UTC)
