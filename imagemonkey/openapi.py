@@ -60,21 +60,40 @@ LABEL_BODY = {
         },
     },
 }
+TICKET = {
+    "type": "string",
+    "description": "The ticket of the served task; the vote on it presents it (validation.tickets).",
+}
+PAIR = {
+    "uuid": {"type": "string", "format": "uuid"},
+    "label": {"type": "string"},
+    "sublabel": {"type": "string"},
+    "provider": {"type": "string", "enum": ["donation"]},
+}
 TASK = {
     "type": "object",
-    "required": ["uuid", "label", "sublabel", "provider"],
+    "required": ["uuid", "label", "sublabel", "provider", "ticket"],
+    "properties": {**PAIR, "ticket": TICKET},
+}
+VOTE_BODY = {
+    **LABEL_BODY,
     "properties": {
-        "uuid": {"type": "string", "format": "uuid"},
-        "label": {"type": "string"},
-        "sublabel": {"type": "string"},
-        "provider": {"type": "string", "enum": ["donation"]},
+        **LABEL_BODY["properties"],
+        "ticket": {**TICKET, "description": "The `ticket` of the task (or send X-Task-Ticket)."},
     },
+}
+TICKET_HEADER = {
+    "name": "X-Task-Ticket",
+    "in": "header",
+    "required": False,
+    "description": "The task's ticket, when the body does not carry it.",
+    "schema": {"type": "string"},
 }
 VOTED = {
     "type": "object",
     "required": ["uuid", "label", "sublabel", "valid", "replaced", "counted"],
     "properties": {
-        **TASK["properties"],
+        **PAIR,
         "valid": {"type": "string", "enum": ["yes", "no"]},
         "replaced": {"type": "boolean", "description": "This voter had answered this pair before."},
         "counted": {
@@ -88,8 +107,9 @@ VOTED = {
 def build() -> dict:
     vote_operation = {
         "summary": "Vote on whether the label is in the picture",
-        "parameters": [UUID_PATH, TOKEN],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": LABEL_BODY}}},
+        "description": "Needs the ticket of a task served to this voter (403 without).",
+        "parameters": [UUID_PATH, TOKEN, TICKET_HEADER],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": VOTE_BODY}}},
         "responses": {
             "200": _json(VOTED, "Recorded (or replaced)."),
             **_errors(400, 401, 403, 404, 409, 429, 503),
@@ -305,13 +325,14 @@ def build() -> dict:
                                                 "type": "array",
                                                 "items": {
                                                     "type": "object",
-                                                    "required": ["uuid", "provider"],
+                                                    "required": ["uuid", "provider", "ticket"],
                                                     "properties": {
                                                         "uuid": {
                                                             "type": "string",
                                                             "format": "uuid",
                                                         },
                                                         "provider": {"type": "string"},
+                                                        "ticket": TICKET,
                                                         "width": {"type": "integer"},
                                                         "height": {"type": "integer"},
                                                     },
@@ -355,6 +376,7 @@ def build() -> dict:
                                                 "required": ["uuid", "valid"],
                                                 "properties": {
                                                     "uuid": {"type": "string", "format": "uuid"},
+                                                    "ticket": TICKET,
                                                     "valid": {
                                                         "type": "string",
                                                         "enum": ["yes", "no"],
