@@ -41,24 +41,26 @@ def network_key(group: str, request: HttpRequest) -> str:
     return f"network:{ip_prefix(client_ip(request))}"
 
 
-def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
-    """The answer over a limit (django-ratelimit's too): 429 with a reason, JSON for the API."""
-    message = "Too many requests in a short time. Please wait a minute and try again."
+TOO_MANY = "Too many requests in a short time. Please wait a minute and try again."
+
+
+def _try_later(request: HttpRequest, status: int, message: str, seconds: int) -> HttpResponse:
+    """A refusal with a reason and a Retry-After: JSON for the API, the page for people."""
     if wants_json(request):
-        response = JsonResponse({"error": message}, status=429)
+        response = JsonResponse({"error": message}, status=status)
     else:
-        response = render(request, "429.html", {"message": message}, status=429)
-    response["Retry-After"] = "60"
+        response = render(request, f"{status}.html", {"message": message}, status=status)
+    response["Retry-After"] = str(seconds)
     return response
+
+
+def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
+    """The answer over a limit (django-ratelimit's too): 429 with a reason."""
+    return _try_later(request, 429, TOO_MANY, 60)
 
 
 def unavailable(request: HttpRequest) -> HttpResponse:
-    if wants_json(request):
-        response = JsonResponse({"error": UNAVAILABLE}, status=503)
-    else:
-        response = render(request, "503.html", {"message": UNAVAILABLE}, status=503)
-    response["Retry-After"] = "30"
-    return response
+    return _try_later(request, 503, UNAVAILABLE, 30)
 
 
 def over_limit(

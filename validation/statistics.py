@@ -26,6 +26,13 @@ STATISTICS_SECONDS = 300
 DAYS = 30
 
 
+def _agrees(field: str, yes_value, no_value) -> Q:
+    """Votes that say what `field` says: yes where it is `yes_value`, no where `no_value`."""
+    return (Q(answer=Vote.Answer.YES) & Q(**{field: yes_value})) | (
+        Q(answer=Vote.Answer.NO) & Q(**{field: no_value})
+    )
+
+
 def voter_numbers(voter: Voter) -> dict:
     """A voter's own numbers; all zero for a visitor who has not written anything yet."""
     if not voter.exists:
@@ -45,11 +52,7 @@ def voter_numbers(voter: Voter) -> dict:
     settled = answered.filter(pair__status__in=[VALIDATED, REJECTED])
     agreement = settled.aggregate(
         total=Count("pk"),
-        agree=Count(
-            "pk",
-            filter=(Q(answer=Vote.Answer.YES) & Q(pair__status=VALIDATED))
-            | (Q(answer=Vote.Answer.NO) & Q(pair__status=REJECTED)),
-        ),
+        agree=Count("pk", filter=_agrees("pair__status", VALIDATED, REJECTED)),
     )
     checked = checked_answers(voter)
     return {
@@ -79,11 +82,7 @@ def checked_answers(voter: Voter) -> dict:
     )
     numbers = answers.aggregate(
         answered=Count("pk"),
-        right=Count(
-            "pk",
-            filter=(Q(answer=Vote.Answer.YES) & Q(pair__gold_answer=True))
-            | (Q(answer=Vote.Answer.NO) & Q(pair__gold_answer=False)),
-        ),
+        right=Count("pk", filter=_agrees("pair__gold_answer", True, False)),
     )
     step = settings.GOLD_REPORT_STEP
     return {name: value // step * step for name, value in numbers.items()}
