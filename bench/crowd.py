@@ -15,6 +15,13 @@ them, and empties them before each scenario; it refuses any database whose
 name lacks a "crowd" part, so it never touches the development database.
 Results go to bench/crowd.json and bench/CROWD.md.
 
+Every task served carries a ticket (`validation.tickets.issue`, as the site
+puts in each task) and every vote presents it. The attackers of issue 13
+(scenarios 7–11) are groups voting from /24s of their own: sleepers who are
+right on everything but one label, sleepers and a crowd that recognise gold,
+a sybil farm in one /24, and trusted tokens that try to vote on pairs they
+were never served (`record_vote` must refuse each such vote: they are counted).
+
 Time is simulated: `django.utils.timezone.now` follows a clock that moves one
 vote at a time at the pace of `active_sessions` people answering ten questions
 a minute each (plus the bot's share), so the 10-minute alert windows see a
@@ -39,6 +46,7 @@ import platform
 import random
 import sys
 import time
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -51,6 +59,7 @@ from bench.common import ensure_database
 from bench.crowd_scenarios import (
     BOT_PREFIX,
     LABELS,
+    SCALE_SCENARIOS,
     SCALES,
     SCENARIOS,
     START,
@@ -153,6 +162,8 @@ class Session:
     accuracy: float
     budget: int  # votes this visitor will cast
     cast: int = 0
+    refusals: int = 0  # of its served votes, refused by the site
+    last_ticket: str | None = None  # the ticket of its last task
 
 
 def draw_accuracy(kind: str, rng: random.Random) -> float:
@@ -160,13 +171,22 @@ def draw_accuracy(kind: str, rng: random.Random) -> float:
         return min(0.98, max(0.75, rng.gauss(0.9, 0.04)))
     if kind == "careless":
         return min(0.7, max(0.5, rng.gauss(0.6, 0.05)))
+    if kind in {"sleeper", "gold_sleeper", "wherever"}:
+        return min(0.99, max(0.9, rng.gauss(0.95, 0.02)))
+    if kind == "sybil":
+        return 0.9
     return 0.0
 
 
-def answer_for(session: Session, truth: bool, label: str, rng: random.Random) -> int:
+def answer_for(
+    session: Session, truth: bool, label: str, rng: random.Random, gold: bool = False
+) -> int:
+    """What this visitor answers on a pair; `gold` is what the served pair says (is_gold)."""
     from validation.models import Vote
 
     kind = session.kind
+    if kind in ATTACKERS_OF_13:
+        return _attacker_answer(session, truth, label, rng, gold)
     if kind in {"always_yes", "bot"}:
         return Vote.Answer.YES
     if kind == "always_no":
@@ -176,6 +196,35 @@ def answer_for(session: Session, truth: bool, label: str, rng: random.Random) ->
     if rng.random() < (0.05 if kind == "careless" else 0.02):
         return Vote.Answer.SKIP
     right = rng.random() < session.accuracy
+    return Vote.Answer.YES if truth == right else Vote.Answer.NO
+
+
+# How a voter who votes where they like presents a vote on a pair never served to them.
+UNSERVED_WAYS = ("no ticket", "ticket of another pair", "ticket of another voter")
+ATTACKERS_OF_13 = {"sleeper", "gold_sleeper", "sybil", "gold_detector", "wherever"}
+
+
+def _attacker_answer(
+    session: Session, truth: bool, label: str, rng: random.Random, gold: bool
+) -> int:
+    """Issue 13's attackers: they never skip."""
+    from validation.models import Vote
+    from validation.voting import counts_for
+
+    kind = session.kind
+    right = None
+    if kind in {"gold_sleeper", "gold_detector"} and gold:
+        right = True  # a perfect gold detector: careful on every gold pair
+    elif kind in {"sleeper", "gold_sleeper", "wherever"} and label == VANDALISED_LABEL:
+        right = False  # from the first vote on, gold included (unless recognised)
+    elif kind == "gold_detector":
+        right = False
+    elif kind == "sybil":
+        session.voter.refresh_from_db()
+        if counts_for(session.voter):
+            return Vote.Answer.YES
+    if right is None:
+        right = rng.random() < session.accuracy
     return Vote.Answer.YES if truth == right else Vote.Answer.NO
 
 
@@ -268,16 +317,24 @@ class Trace:
     bot_alert_at: int | None = None  # votes cast before the first alert naming the bot
     bot_snapshot: dict | None = None
     times: list[float] = field(default_factory=list)  # simulated seconds since the start
-    refused: int = 0
+    refused: int = 0  # served votes the site refused
+    refused_by: Counter = field(default_factory=Counter)  # "kind status": served votes refused
     starved: int = 0  # visitors who found nothing left to answer
     visitors: int = 0
+    voters: list[int] = field(default_factory=list)  # who cast each vote
+    served: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    # Votes on pairs never served to the voter (scenario 11): "way" → attempts, refused, taken.
+    unserved: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    unserved_statuses: Counter = field(default_factory=Counter)  # refusal status → count
+    unserved_clicks: dict[tuple[int, int], int] = field(default_factory=dict)  # (voter, pair)
 
 
 def run_scenario(scenario: Scenario, scale: Scale, seed: int, progress: bool = True) -> dict:
     from donations.models import ImageLabel
     from labels.models import Label
     from people.models import Voter
-    from validation.models import Alert
+    from validation import tickets
+    from validation.models import Alert, Vote
     from validation.selection import next_task
     from validation.voting import VoteRefused, record_vote
 
@@ -292,16 +349,92 @@ def run_scenario(scenario: Scenario, scale: Scale, seed: int, progress: bool = T
         target = Label.objects.filter(name=VANDALISED_LABEL).first()
         kinds, weights = zip(*scenario.mix.items(), strict=True)
         visitors = 0
+        # Attacker groups: their tokens (voter, prefix, accuracy), and whose turn is next.
+        crews = {kind: [] for kind in scenario.crews}
+        turn = Counter()
+        members = dict.fromkeys(scenario.crews, 0)  # voters each group has had
+        for kind, crew in scenario.crews.items():
+            for n in range(crew.tokens):
+                prefix = crew.prefixes[n % len(crew.prefixes)]
+                trusted = {"trusted": True, "gold_correct": 10} if crew.trusted else {}
+                voter = Voter.objects.create(first_ip_prefix=prefix, **trusted)
+                trace.voter_kind[voter.pk] = kind
+                crews[kind].append((voter, prefix, draw_accuracy(kind, rng)))
+
+        def crew_voter(kind: str) -> tuple:
+            crew = scenario.crews[kind]
+            if crew.tokens:  # the next token of the group comes back
+                voter, prefix, accuracy = crews[kind][turn[kind] % crew.tokens]
+                turn[kind] += 1
+                voter.refresh_from_db()
+                return voter, prefix, accuracy
+            prefix = crew.prefixes[members[kind] % len(crew.prefixes)]
+            members[kind] += 1
+            voter = Voter.objects.create(first_ip_prefix=prefix)
+            trace.voter_kind[voter.pk] = kind
+            return voter, prefix, draw_accuracy(kind, rng)
+
+        def draw_budget() -> int:
+            return int(min(400, max(3, rng.lognormvariate(math.log(scale.session_median), 0.9))))
 
         def arrive() -> Session:
             nonlocal visitors
             visitors += 1
             kind = rng.choices(kinds, weights)[0]
+            if kind in crews:
+                voter, prefix, accuracy = crew_voter(kind)
+                return Session(kind, voter, prefix, accuracy, draw_budget())
+            # Everyone else: a new voter from a /24 of their own.
             prefix = f"10.{visitors // 250}.{visitors % 250}.0/24"
             voter = Voter.objects.create(first_ip_prefix=prefix)
             trace.voter_kind[voter.pk] = kind
-            budget = int(min(400, max(3, rng.lognormvariate(math.log(scale.session_median), 0.9))))
+            budget = draw_budget()
             return Session(kind, voter, prefix, draw_accuracy(kind, rng), budget)
+
+        # What a voter who votes where they like aims at: every pair of the label.
+        aimed = []
+        if "wherever" in crews and target is not None:
+            aimed = list(ImageLabel.objects.filter(label=target).values_list("pk", "image__uuid"))
+
+        def vote_unserved(session: Session) -> None:
+            """Vote, by picture and label, on pairs of the label this voter was never served."""
+            served = trace.served[session.voter.pk]
+            others = [v for v, _, _ in crews[session.kind] if v.pk != session.voter.pk]
+            for way in UNSERVED_WAYS:
+                candidates = [
+                    c for c in rng.sample(aimed, min(8, len(aimed))) if c[0] not in served
+                ]
+                if not candidates:
+                    continue
+                pk, uuid = candidates[0]
+                if way == "no ticket":
+                    ticket = None
+                elif way == "ticket of another pair":
+                    ticket = session.last_ticket  # its own, from the task it just answered
+                else:  # as if another token of the group had been served this pair
+                    ticket = (
+                        tickets.issue(rng.choice(others), ImageLabel(pk=pk)) if others else None
+                    )
+                wrong = Vote.Answer.NO if world.truth[pk] else Vote.Answer.YES
+                tally = trace.unserved[way]
+                tally["attempts"] += 1
+                trace.unserved_clicks.setdefault((session.voter.pk, pk), int(wrong))
+                try:
+                    result = record_vote(
+                        None,
+                        session.voter,
+                        wrong,
+                        session.prefix,
+                        ticket=ticket,
+                        image_uuid=uuid,
+                        label_id=target.pk,
+                    )
+                except VoteRefused as refused:
+                    tally["refused"] += 1
+                    trace.unserved_statuses[str(refused.status)] += 1
+                    continue
+                tally["taken"] += 1
+                tally["counted_when_cast"] += bool(result.vote.counted)
 
         def bot_session() -> Session:
             voter = Voter.objects.create(first_ip_prefix=BOT_PREFIX)
@@ -334,15 +467,33 @@ def run_scenario(scenario: Scenario, scale: Scale, seed: int, progress: bool = T
                 else:
                     active[slot] = arrive()
                 continue
-            answer = answer_for(session, world.truth[pair.pk], world.label_of[pair.pk], rng)
+            # The ticket the site puts in every task it serves; the vote presents it.
+            ticket = tickets.issue(session.voter, pair)
+            trace.served[session.voter.pk].add(pair.pk)
+            answer = answer_for(
+                session, world.truth[pair.pk], world.label_of[pair.pk], rng, gold=pair.is_gold
+            )
             clock.advance(seconds_per_vote * rng.uniform(0.5, 1.5))
             try:
-                result = record_vote(pair, session.voter, answer, session.prefix)
-            except VoteRefused:
+                result = record_vote(pair, session.voter, answer, session.prefix, ticket=ticket)
+            except VoteRefused as refused:
+                # The site refused a served vote (a rule of its own): counted, and a
+                # visitor refused again and again gives up.
                 trace.refused += 1
+                trace.refused_by[f"{session.kind} {refused.status}"] += 1
+                session.refusals += 1
+                if trace.refused > 10 * scale.votes:
+                    break
+                if session.refusals >= 5:
+                    if use_bot:
+                        bot = bot_session()
+                    else:
+                        active[slot] = arrive()
                 continue
+            session.last_ticket = ticket
             cast += 1
             session.cast += 1
+            trace.voters.append(session.voter.pk)
             trace.kinds.append(session.kind)
             trace.pairs.append(pair.pk)
             trace.answers.append(int(answer))
@@ -352,6 +503,8 @@ def run_scenario(scenario: Scenario, scale: Scale, seed: int, progress: bool = T
             if bot_named and Alert.objects.filter(ip_prefix=BOT_PREFIX).exists():
                 trace.bot_alert_at = cast
                 trace.bot_snapshot = snapshot(world, trace)
+            if session.kind == "wherever" and aimed:
+                vote_unserved(session)
             if session.cast >= session.budget:
                 if use_bot:
                     bot = bot_session()
@@ -377,9 +530,15 @@ def snapshot(world: World, trace: Trace) -> dict:
     return wrong_settles(world, trace)
 
 
+def scenarios_for(scale: Scale, only: list[str] | None = None) -> list[Scenario]:
+    """The scenarios asked for, else those of this scale (all but at the tiny scale)."""
+    keys = only or SCALE_SCENARIOS.get(scale.name)
+    return [s for s in SCENARIOS if not keys or s.key in keys]
+
+
 def run(scale: Scale, seed: int = 8, only: list[str] | None = None, progress=True) -> dict:
     """Every scenario at this scale, one after the other, in the current database."""
-    scenarios = [s for s in SCENARIOS if not only or s.key in only]
+    scenarios = scenarios_for(scale, only)
     results = []
     for scenario in scenarios:
         if progress:
@@ -400,7 +559,7 @@ def _worker_run(key: str, scale_name: str, seed: int) -> dict:
 
 def run_in_parallel(scale: Scale, seed: int, only: list[str] | None, jobs: int) -> dict:
     """The scenarios spread over `jobs` processes, each with a database of its own."""
-    scenarios = [s for s in SCENARIOS if not only or s.key in only]
+    scenarios = scenarios_for(scale, only)
     context = multiprocessing.get_context("spawn")
     databases = context.Queue()
     for n in range(jobs):
@@ -425,6 +584,10 @@ def rules_in_force() -> dict:
         "GOLD_EVERY",
         "GOLD_MIN_POOL",
         "GOLD_PROMOTE_MIN_VOTES",
+        "GOLD_PROMOTE_MIN_NETWORKS",
+        "SETTLE_MIN_VOTERS",
+        "SETTLE_MIN_NETWORKS",
+        "TASK_TICKET_SECONDS",
         "VOTER_ACCURACY_PRIOR",
         "VOTER_ACCURACY_MAX",
         "VOTER_LABEL_PRIOR",
@@ -485,7 +648,9 @@ def main(argv: list[str] | None = None) -> int:
             "jobs": args.jobs,
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "fingerprint": scenario_fingerprint(scale, args.seed),
+            "fingerprint": scenario_fingerprint(
+                scale, args.seed, [s["key"] for s in result["scenarios"]]
+            ),
         }
     )
     # One entry per scale, so that a quick run never replaces the full one.
@@ -493,9 +658,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = document.setdefault(scale.name, {})
     runs[args.section] = result
     before, after = runs.get("before"), runs.get("after")
-    if before and after and before["fingerprint"] != after["fingerprint"]:
-        print("note: the stored 'before' run measured other scenarios: dropped", flush=True)
-        del runs["before"]
+    # A 'before' run is kept while its scenarios are still defined as they were when
+    # it ran (later scenarios, run after it only, are reported without a 'before').
+    if before and after:
+        keys = [s["key"] for s in before["scenarios"]]
+        if before["fingerprint"] != scenario_fingerprint(scale, before["seed"], keys):
+            print("note: the stored 'before' run measured other scenarios: dropped", flush=True)
+            del runs["before"]
     args.out.write_text(json.dumps(document, indent=1) + "\n")
     markdown = args.out.with_name("CROWD.md")
     if any("after" in runs for runs in document.values()):

@@ -45,8 +45,68 @@ def _quality(exported: set[int], truth: dict[int, bool], universe: set[int]) -> 
     }
 
 
+def _unserved_clicks(trace) -> tuple[list[int], list[int]]:
+    """The pairs and answers of the votes cast on pairs never served to their voter
+    (scenario 11), one per voter and pair, less those the voter was served later on.
+
+    The site refuses them; the original site, which served no tickets, took them,
+    so the original rule counts them beside the votes the site stored."""
+    stored = set(zip(getattr(trace, "voters", []), trace.pairs, strict=False))
+    clicks = getattr(trace, "unserved_clicks", {})
+    kept = [
+        (pair, answer) for (voter, pair), answer in clicks.items() if (voter, pair) not in stored
+    ]
+    return [pair for pair, _ in kept], [answer for _, answer in kept]
+
+
+def _unserved(trace) -> dict:
+    """What came of the votes on pairs never served (scenario 11), way by way."""
+    ways = {way: dict(tally) for way, tally in getattr(trace, "unserved", {}).items()}
+    total = Counter()
+    for tally in ways.values():
+        total.update(tally)
+    return {
+        "attempts": total["attempts"],
+        "refused": total["refused"],
+        "taken": total["taken"],
+        "taken_counted_when_cast": total["counted_when_cast"],
+        "statuses": dict(getattr(trace, "unserved_statuses", {})),
+        "by_way": ways,
+    }
+
+
+def _votes_off_what_was_served(trace) -> dict:
+    """Stored votes on pairs never served to their voter: by anyone, and attackers' counted."""
+    from bench.crowd_scenarios import ADVERSARIAL
+    from validation.models import Vote
+
+    served = getattr(trace, "served", {})
+    found = Counter()
+    rows = Vote.objects.values_list("voter_id", "pair_id", "counted")
+    for voter, pair, counted in rows.iterator():
+        if pair in served.get(voter, ()):
+            continue
+        attacker = trace.voter_kind.get(voter) in ADVERSARIAL
+        found["votes"] += 1
+        found["counted"] += counted
+        found["attacker_votes"] += attacker
+        found["attacker_votes_counted"] += attacker and counted
+    return {
+        "votes": found["votes"],
+        "counted": found["counted"],
+        "attacker_votes": found["attacker_votes"],
+        "attacker_votes_counted": found["attacker_votes_counted"],
+    }
+
+
 def scenario_metrics(scenario, world, trace) -> dict:
-    from bench.crowd_scenarios import BOT_PREFIX, START, VANDALISED_LABEL
+    from bench.crowd_scenarios import (
+        START,
+        VANDALISED_LABEL,
+        attacker_prefixes,
+        is_adversarial,
+        targets_label,
+    )
     from donations.models import ImageLabel
     from validation.models import Alert, Vote
 
@@ -60,8 +120,14 @@ def scenario_metrics(scenario, world, trace) -> dict:
     rejected = {pk for pk, s in status.items() if s == "rejected"}
     settled = validated | rejected
 
-    raw = _raw_counts(trace.pairs, trace.answers)
     votes_on = Counter(p for p, a in zip(trace.pairs, trace.answers, strict=True) if a != SKIP)
+    # The original rule counts every click: the votes stored, and those on pairs never
+    # served, which the site refuses and the original site took (none but in scenario 11).
+    click_pairs, click_answers = _unserved_clicks(trace)
+    raw = _raw_counts(trace.pairs + click_pairs, trace.answers + click_answers)
+    clicks_on = votes_on + Counter(
+        p for p, a in zip(click_pairs, click_answers, strict=True) if a != SKIP
+    )
     original = _original_validated(raw, ORIGINAL_THRESHOLD)
     original_rejected = {
         pair
@@ -86,8 +152,9 @@ def scenario_metrics(scenario, world, trace) -> dict:
     theirs.update(
         {
             "settled_share": _ratio(len(decided), len(universe)),
-            "votes_per_settled_pair": _ratio(sum(votes_on[p] for p in decided), len(decided)),
-            "all_votes_per_settled_pair": _ratio(len(trace.pairs), len(decided)),
+            "votes_per_settled_pair": _ratio(sum(clicks_on[p] for p in decided), len(decided)),
+            "all_votes_per_settled_pair": _ratio(len(trace.pairs) + len(click_pairs), len(decided)),
+            "unserved_votes_taken": len(click_pairs),
         }
     )
 
@@ -100,9 +167,7 @@ def scenario_metrics(scenario, world, trace) -> dict:
         tally = by_kind[kind]
         tally["votes"] += 1
         tally["counted"] += counted
-        if kind in {"always_yes", "always_no", "bot"} or (
-            kind == "vandal" and label == vandal_label
-        ):
+        if is_adversarial(kind, label == vandal_label):
             tally["adversarial"] += 1
             tally["adversarial_counted"] += counted
     for kind, counted in zip(trace.kinds, trace.counted_when_cast, strict=True):
@@ -119,8 +184,9 @@ def scenario_metrics(scenario, world, trace) -> dict:
         return bisect.bisect_left(trace.times, (moment - START).total_seconds())
 
     first = alerts[0] if alerts else None
-    vandalised = vandal_label if scenario.mix.get("vandal") else None
-    naming = [a for a in alerts if a[2] == BOT_PREFIX or (vandalised and a[3] == vandalised)]
+    vandalised = vandal_label if targets_label(scenario) else None
+    networks = attacker_prefixes(scenario)
+    naming = [a for a in alerts if a[2] in networks or (vandalised and a[3] == vandalised)]
     result = {
         "key": scenario.key,
         "title": scenario.title,
@@ -140,8 +206,7 @@ def scenario_metrics(scenario, world, trace) -> dict:
         "adversarial_votes_counted_when_cast": sum(
             c
             for k, c, p in zip(trace.kinds, trace.counted_when_cast, trace.pairs, strict=True)
-            if k in {"always_yes", "always_no", "bot"}
-            or (k == "vandal" and world.label_of[p] == VANDALISED_LABEL)
+            if is_adversarial(k, world.label_of[p] == VANDALISED_LABEL)
         ),
         "alerts": dict(Counter(kind for kind, *_ in alerts)),
         "first_alert_after_votes": votes_before(first[1]) if first else None,
@@ -151,15 +216,20 @@ def scenario_metrics(scenario, world, trace) -> dict:
         "attacked_label": None,
         "simulated_minutes": round((trace.times[-1] if trace.times else 0) / 60, 1),
         "refused": trace.refused,
+        "refused_by": dict(getattr(trace, "refused_by", {})),
+        "issue": getattr(scenario, "issue", 8),
+        "unserved": _unserved(trace),
+        "off_served": _votes_off_what_was_served(trace),
     }
-    if scenario.mix.get("vandal"):
-        on_label = {p for p in universe if world.label_of[p] == VANDALISED_LABEL}
-        result["attacked_label"] = {
-            "label": VANDALISED_LABEL,
-            "alerts": sum(1 for a in alerts if a[3] == vandal_label),
-            "ours": _quality(validated & on_label, world.truth, on_label),
-            "original": _quality(original & on_label, world.truth, on_label),
-        }
+    # The label the attackers of 4, 6, 7, 8 and 11 aim at, in every scenario alike.
+    on_label = {p for p in universe if world.label_of[p] == VANDALISED_LABEL}
+    result["attacked_label"] = {
+        "label": VANDALISED_LABEL,
+        "targeted": targets_label(scenario),
+        "alerts": sum(1 for a in alerts if a[3] == vandal_label),
+        "ours": _quality(validated & on_label, world.truth, on_label),
+        "original": _quality(original & on_label, world.truth, on_label),
+    }
     if scenario.bot_share:
         result["bot"] = {
             "first_alert_after_votes": trace.bot_alert_at,
@@ -176,15 +246,14 @@ def _weights_at_the_end(trace, vandal_label) -> dict | None:
     A counted vote can weigh next to nothing (a vandal's, on the label where
     they missed the gold). None with rules that do not weigh votes.
     """
+    from bench.crowd_scenarios import is_adversarial
     from validation.models import Vote
 
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     rows = Vote.objects.filter(counted=True).values_list("voter_id", "pair__label_id", "weight")
     for voter, label, weight in rows.iterator():
         kind = trace.voter_kind.get(voter, "?")
-        adversarial = kind in {"always_yes", "always_no", "bot"} or (
-            kind == "vandal" and label == vandal_label
-        )
+        adversarial = is_adversarial(kind, label == vandal_label)
         group = sums["adversarial" if adversarial else "others"]
         group[0] += weight
         group[1] += 1
@@ -234,17 +303,22 @@ def wrong_settles(world, trace) -> dict:
     }
 
 
-def scenario_fingerprint(scale, seed: int) -> str:
+def scenario_fingerprint(scale, seed: int, keys: list[str] | None = None) -> str:
+    """What a run measured: the scale, the seed, and the scenarios (`keys`, else all) with
+    the kinds of voter they have. Two runs of the same scenarios share it, whatever else
+    is defined beside them."""
     from dataclasses import asdict
 
-    from bench.crowd_scenarios import KINDS, LABELS, SCENARIOS
+    from bench.crowd_scenarios import KINDS, LABELS, SCENARIOS, kinds_of, scenario_spec
 
+    scenarios = [s for s in SCENARIOS if keys is None or s.key in keys]
+    used = set().union(*(kinds_of(s) for s in scenarios)) if scenarios else set()
     spec = {
         "scale": asdict(scale),
         "seed": seed,
         "labels": LABELS,
-        "kinds": KINDS,
-        "scenarios": [asdict(s) for s in SCENARIOS],
+        "kinds": {kind: what for kind, what in KINDS.items() if kind in used},
+        "scenarios": [scenario_spec(s) for s in scenarios],
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -292,6 +366,17 @@ def _rules_line(rules: dict) -> str:
             f"{rules['TRAINING_GOLD_REQUIRED']} gold right, at least {rules['TRAINING_MIN_ACCURACY']} "
             "accurate, a gold yes and a gold no among them; then gold on 1 task in 3 until "
             f"{rules.get('GOLD_PROBATION', 10)} gold answered, 1 in {rules['GOLD_EVERY']} after"
+            + (
+                f"; a pair settles only once {rules['SETTLE_MIN_VOTERS']} voters from "
+                f"{rules['SETTLE_MIN_NETWORKS']} networks (/24) weigh on it"
+                if "SETTLE_MIN_NETWORKS" in rules
+                else ""
+            )
+            + (
+                "; every vote presents the ticket of its task"
+                if "TASK_TICKET_SECONDS" in rules
+                else ""
+            )
         )
     return (
         f"unweighted counted votes: validated when the Wilson 95 % lower bound of the yes share "
@@ -301,10 +386,10 @@ def _rules_line(rules: dict) -> str:
 
 
 def _targets(run: dict) -> list[str]:
-    lines = []
-    # The target names scenarios 1–5; the others are ours, reported beside it.
+    lines = ["Issue 8 (a hostile crowd):", ""]
+    # The target names scenarios 1–5; 6 is ours, reported beside it.
     named = [s for s in run["scenarios"] if s["key"][:2] in {"1-", "2-", "3-", "4-", "5-"}]
-    extra = [s for s in run["scenarios"] if s not in named]
+    extra = [s for s in run["scenarios"] if s not in named and s.get("issue", 8) == 8]
     worst = min(
         (s for s in named if s["ours"]["precision"] is not None),
         key=lambda s: s["ours"]["precision"],
@@ -355,17 +440,101 @@ def _targets(run: dict) -> list[str]:
                 else "."
             )
         )
+    return [*lines, "", "Issue 13 (votes an attacker cannot game):", "", *_targets_13(run)]
+
+
+def _targets_13(run: dict) -> list[str]:
+    scenarios = run["scenarios"]
+    lines = []
+    overall = [(s["ours"]["precision"], s["key"]) for s in scenarios]
+    on_label = [  # runs before issue 13 measured the label only where vandals attacked it
+        (s["attacked_label"]["ours"]["precision"], s["key"])
+        for s in scenarios
+        if s.get("attacked_label")
+    ]
+    measured = [(p, k) for p, k in overall + on_label if p is not None]
+    every = all(p >= 0.99 for p, _ in measured)
+    label = next((s["attacked_label"]["label"] for s in scenarios if s.get("attacked_label")), "")
+    lowest = min((pk for pk in overall if pk[0] is not None), default=None)
+    lowest_label = min((pk for pk in on_label if pk[0] is not None), default=None)
+    empty = [k for p, k in on_label if p is None]
+    text = (
+        f"- Precision of validated pairs ≥ 0.99 in every scenario, on the attacked label "
+        f"“{label}” too: **{'met' if every else 'missed'}**"
+    )
+    if lowest:
+        text += f" (lowest overall: {_f(lowest[0])} in {lowest[1]}"
+        if lowest_label:
+            text += f"; lowest on “{label}”: {_f(lowest_label[0])} in {lowest_label[1]}"
+        text += ")"
+    if empty:
+        text += f"; nothing validated on “{label}” in {', '.join(empty)}"
+    lines.append(text + ".")
+    tried = [s for s in scenarios if (s.get("unserved") or {}).get("attempts")]
+    off = [s.get("off_served") for s in scenarios]
+    if all(o is not None for o in off):
+        counted = sum(o["attacker_votes_counted"] for o in off)
+        stored = sum(o["attacker_votes"] for o in off)
+        attempts = sum(s["unserved"]["attempts"] for s in tried)
+        refused = sum(s["unserved"]["refused"] for s in tried)
+        lines.append(
+            f"- No attacker vote counted on a pair the attacker was not served: "
+            f"**{'met' if counted == 0 else 'missed'}** ({counted} counted, {stored} stored, "
+            f"in all scenarios; of the {attempts:,} votes scenario 11's attackers cast on pairs "
+            f"never served to them the site refused {refused:,}"
+            + (f", the original rule took all {attempts:,})." if attempts else ").")
+        )
+    else:
+        lines.append(
+            "- No attacker vote counted on a pair the attacker was not served: not measured "
+            "in this run (it predates the ticket)."
+        )
+    honest = next((s for s in scenarios if s["key"].startswith("1-")), None)
+    if honest:
+        recall, cost = honest["ours"]["recall"], honest["ours"]["votes_per_settled_pair"]
+        met = recall is not None and recall >= 0.40 and cost is not None and cost <= 3.5
+        lines.append(
+            f"- An honest crowd (scenario 1) no worse than recall 0.40 and 3.5 votes per "
+            f"settled pair: **{'met' if met else 'missed'}** (recall {_f(recall)}, "
+            f"{_f(cost, 2)} votes per settled pair)."
+        )
     return lines
 
 
+def _on_label(s: dict, rule: str) -> str:
+    quality = (s.get("attacked_label") or {}).get(rule)
+    if not quality:
+        return "–"
+    return f"{_f(quality['precision'])} ({quality['wrong']} wrong of {quality['exported']:,})"
+
+
+def _refused(s: dict) -> str:
+    """Served votes the site refused · votes on pairs never served it refused."""
+    u = s.get("unserved") or {}
+    unserved = f"{u['refused']:,} of {u['attempts']:,}" if u.get("attempts") else "–"
+    return f"{s.get('refused', 0):,} · {unserved}"
+
+
+def _off_served(s: dict) -> str:
+    off = s.get("off_served")
+    return "–" if off is None else f"{off['attacker_votes_counted']:,}"
+
+
 def _scenario_table(run: dict) -> list[str]:
+    label = next(
+        (s["attacked_label"]["label"] for s in run["scenarios"] if s.get("attacked_label")), "?"
+    )
     lines = [
-        "| Scenario | Rule | Precision | Recall | Settled | Votes per settled pair "
-        "| All votes per settled pair | Adversarial votes counted | Alerts |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| Scenario | Rule | Precision | Precision on “{label}” | Recall | Settled "
+        "| Votes per settled pair | All votes per settled pair | Adversarial votes counted "
+        "| Refused: served · unserved | Attacker votes counted on unserved pairs | Alerts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in run["scenarios"]:
         ours, theirs = s["ours"], s["original"]
+        taken = theirs.get("unserved_votes_taken", 0)
+        their_refused = f"– · none of {taken:,}" if taken else "–"
+        their_off = f"{taken:,} (all)" if taken else "–"
         adversarial = (
             f"{s['adversarial_votes_counted']:,} of {s['adversarial_votes']:,}"
             if s["adversarial_votes"]
@@ -379,20 +548,18 @@ def _scenario_table(run: dict) -> list[str]:
             )
         lines.append(
             f"| {s['key']} | ours | **{_f(ours['precision'])}** ({ours['wrong']} wrong of "
-            f"{ours['exported']:,}) | {_f(ours['recall'])} | {_pct(ours['settled_share'])} "
+            f"{ours['exported']:,}) | {_on_label(s, 'ours')} | {_f(ours['recall'])} "
+            f"| {_pct(ours['settled_share'])} "
             f"| {_f(ours['votes_per_settled_pair'], 2)} | {_f(ours['all_votes_per_settled_pair'], 2)} "
-            f"| {adversarial} | {_alerts(s)} |"
+            f"| {adversarial} | {_refused(s)} | {_off_served(s)} | {_alerts(s)} |"
         )
+        their_adversarial = f"{s['adversarial_votes']:,} (all)" if s["adversarial_votes"] else "–"
         lines.append(
             f"| | original | {_f(theirs['precision'])} ({theirs['wrong']} wrong of "
-            f"{theirs['exported']:,}) | {_f(theirs['recall'])} | {_pct(theirs['settled_share'])} "
+            f"{theirs['exported']:,}) | {_on_label(s, 'original')} | {_f(theirs['recall'])} "
+            f"| {_pct(theirs['settled_share'])} "
             f"| {_f(theirs['votes_per_settled_pair'], 2)} | {_f(theirs['all_votes_per_settled_pair'], 2)} "
-            f"| {s['adversarial_votes']:,} (all) | – |"
-            if s["adversarial_votes"]
-            else f"| | original | {_f(theirs['precision'])} ({theirs['wrong']} wrong of "
-            f"{theirs['exported']:,}) | {_f(theirs['recall'])} | {_pct(theirs['settled_share'])} "
-            f"| {_f(theirs['votes_per_settled_pair'], 2)} | {_f(theirs['all_votes_per_settled_pair'], 2)} "
-            "| – | – |"
+            f"| {their_adversarial} | {their_refused} | {their_off} | – |"
         )
     return lines
 
@@ -464,7 +631,7 @@ def _threshold_table(s: dict) -> list[str]:
 
 def render(document: dict) -> str:
     """CROWD.md: the full run if there is one (else the latest), with what came before."""
-    from bench.crowd_scenarios import KINDS, LABELS
+    from bench.crowd_scenarios import KINDS, LABELS, SCENARIOS, VANDALISED_LABEL
 
     with_after = [name for name, runs in document.items() if "after" in runs]
     headline = "full" if "full" in with_after else with_after[-1]
@@ -496,14 +663,36 @@ def render(document: dict) -> str:
         f"- **Gold seed**: {scale['gold_per_label']} pairs per label "
         f"({scale['gold_per_label'] * len(labels)} in all), half yes and half no, marked gold "
         "with their true answer the way a moderator does with the admin's “Make gold” "
-        "actions (the pair stays open). That is above GOLD_MIN_POOL, so no moderator votes "
-        "are needed (no cold start).",
+        "actions (the pair stays open). "
+        + (
+            "That is above GOLD_MIN_POOL, so no moderator votes are needed (no cold start)."
+            if scale["gold_per_label"] * len(labels) >= run["rules"].get("GOLD_MIN_POOL", 0)
+            else f"That is below GOLD_MIN_POOL ({run['rules']['GOLD_MIN_POOL']}) at this "
+            "scale: no settled pair is promoted to gold."
+        ),
         f"- **Visitors** arrive one after another ({scale['active_sessions']} voting at any "
         f"moment, answers interleaved at random); each casts a log-normal number of votes "
         f"(median {scale['session_median']}, 3–400) and leaves; honest and careless "
         "voters answer “can't tell” on 2 % and 5 % of their tasks. Kinds: "
         + "; ".join(f"*{kind}* {what}" for kind, what in KINDS.items())
-        + ". Everyone but the bot comes from a /24 of their own.",
+        + ". Honest, careless, always-yes and always-no voters and vandals each come from a "
+        "/24 of their own; the bot and each attacker group of issue 13 from their group's: "
+        + "; ".join(
+            f"{kind} (scenario {sc.key.split('-')[0]}) {', '.join(crew.prefixes)}"
+            for sc in SCENARIOS
+            for kind, crew in sc.crews.items()
+        )
+        + ".",
+        "- **Tickets**: every task served carries a ticket (`validation.tickets.issue`, "
+        "signed, naming the voter and the pair) and every vote presents it; `record_vote` "
+        "refuses a vote without a valid ticket for its voter and pair (403) and stores "
+        "nothing. Scenario 11's attackers also vote, by picture and label as the API "
+        "names pairs, on pairs of their label never served to them (settled ones "
+        "included): without a ticket, with the ticket of the task they just answered, "
+        "and with one issued to another token of their group. Attackers who recognise "
+        "gold (8, 10) read `is_gold` off the pair they were served: what a perfect gold "
+        "detector knows, the worst case. A served vote the site refuses is counted and not "
+        "retried; a visitor refused five times leaves.",
         f"- **Budget**: {scale['votes']:,} votes per scenario, gold and training included. "
         f"The real code path took {_ms_per_vote(run):.0f} ms per task and vote in each "
         "process on this shared machine (ten-odd ORM queries), hence the modest budget.",
@@ -511,7 +700,9 @@ def render(document: dict) -> str:
         f"votes: a pair counts as validated when yes / (yes + no) ≥ {ORIGINAL_THRESHOLD} over "
         "every vote cast on it (training, bots and all), with at least one vote. Its “settled” "
         "share counts pairs at ≥ 0.8 or ≤ 0.2. It rides on our task selection, so it gets the "
-        "same votes, not the ones the original site would have collected.",
+        "same votes, not the ones the original site would have collected; in scenario 11 it "
+        "also counts the attackers' votes on pairs never served to them (one per attacker "
+        "and pair), which the original site, serving no tickets, took.",
         "",
         f"Rules measured: {_rules_line(run['rules'])}.",
         "",
@@ -524,8 +715,16 @@ def render(document: dict) -> str:
         "votes per settled pair* divides every vote cast (gold, training, open pairs) instead. "
         "Votes per settled pair favour the easy pairs when a budget runs out (pairs with a "
         "dissent are the ones still open), so they understate the cost of a contested pair. "
-        "*Adversarial votes*: the votes of always-yes, always-no and bot voters, and the "
-        "vandals' votes on their label; *counted* ones are from voters trusted at the end of "
+        "*Precision on “"
+        + VANDALISED_LABEL
+        + "”*: the same, on the pairs of the label attacked in 4, 6, 7, 8 and 11 alone "
+        "(reported in every scenario). *Refused*: the served votes the site refused, and the "
+        "votes on pairs never served to their voter it refused of those tried (scenario 11); "
+        "*attacker votes counted on unserved pairs*: stored votes of attackers, counted, on "
+        "a pair never served to them. "
+        "*Adversarial votes*: the votes of always-yes, always-no, bot, sybil and gold-detector "
+        "voters, and the votes of vandals, sleepers and scenario 11's attackers on their "
+        "label; *counted* ones are from voters trusted at the end of "
         "the run, and their mean weight (log-odds per vote) says how much they still weigh: "
         "a vandal who missed the gold of their label keeps their trust elsewhere but little "
         "say on that label.",
@@ -543,7 +742,8 @@ def render(document: dict) -> str:
             "## Before and after the rule change",
             "",
             f"Before: {_rules_line(before['rules'])}; measured {before['date']} on the code "
-            "before the change, with the same scenarios, scale and seed. After: the rules "
+            "before the change, with the same scenarios (those it has), scale and seed. After: "
+            "the rules "
             "above. The previous rule needs at least 16 counted votes, all agreeing, to "
             "validate a pair (the Wilson lower bound of 15 yes out of 15 is 0.796), so with "
             f"{scale['votes'] / scale['pairs']:g} votes per pair it settles nothing at all.",
@@ -650,14 +850,32 @@ def render(document: dict) -> str:
             f"Rejected wrongly (a label that is there): {s['ours']['rejected_wrongly']} of "
             f"{s['ours']['rejected']:,} rejected."
         )
-        if s.get("attacked_label"):
+        if s.get("attacked_label") and s["attacked_label"].get("targeted", True):
             a = s["attacked_label"]
             out.append(
-                f"  On the vandalised label “{a['label']}” alone: ours {_f(a['ours']['precision'])} "
+                f"  On the attacked label “{a['label']}” alone: ours {_f(a['ours']['precision'])} "
                 f"precision ({a['ours']['wrong']} wrong of {a['ours']['exported']}), the original "
                 f"rule {_f(a['original']['precision'])} ({a['original']['wrong']} wrong of "
                 f"{a['original']['exported']}); alerts on that label: {a['alerts']}."
             )
+        u = s.get("unserved") or {}
+        if u.get("attempts"):
+            ways = "; ".join(
+                f"{way}: {t.get('refused', 0):,} of {t.get('attempts', 0):,} refused"
+                for way, t in u["by_way"].items()
+            )
+            statuses = ", ".join(f"{n:,} with {code}" for code, n in sorted(u["statuses"].items()))
+            off = s.get("off_served") or {}
+            out.append(
+                f"  Votes on pairs never served to the voter: {u['attempts']:,} tried, "
+                f"{u['refused']:,} refused ({statuses or 'none'}), {u['taken']:,} taken "
+                f"({u['taken_counted_when_cast']:,} counted when cast) — {ways}. Attacker "
+                f"votes stored on pairs never served to them: {off.get('attacker_votes', 0):,}, "
+                f"counted: {off.get('attacker_votes_counted', 0):,}."
+            )
+        if s.get("refused"):
+            by = ", ".join(f"{n:,} {what}" for what, n in sorted(s.get("refused_by", {}).items()))
+            out.append(f"  Served votes the site refused: {s['refused']:,} ({by}).")
     out += [
         "",
         "## Limits of this simulation",
@@ -667,7 +885,8 @@ def render(document: dict) -> str:
         "rule look better here than it is.",
         "- The gold seed is small and every newcomer meets it, so gold pairs collect many "
         "votes; someone patient could spot them by their vote counts in the API and answer "
-        "them with care. More gold, and gold promoted from settled pairs, dilutes that.",
+        "them with care. More gold, and gold promoted from settled pairs, dilutes that. "
+        "Scenarios 8 and 10 measure the worst case, a perfect gold detector.",
         "- A settled pair is recomputed when one of its voters gains or loses trust or is "
         "banned, not each time a voter's weight drifts with a new gold answer.",
         "- The bot here answers yes to everything and never keeps a session long enough to "
