@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 
 from .common import ROOT, current_database, is_bench_database
 
-GENERATOR_VERSION = 6  # 6: votes carry their weight and quarantine; status from rules
+GENERATOR_VERSION = 7  # 7: votes carry weight and quarantine, voters consensus; status from rules
 NULL = "\\N"  # COPY's text format for NULL
 SEED = 7
 BENCH_VOTER_ID = 1
@@ -316,7 +316,7 @@ def generate(pairs: int, seed: int = SEED) -> dict:
                 raw,
                 "validation_voter",
                 "id, token_sha256, created, first_ip_prefix, trusted, gold_correct, "
-                "gold_wrong, banned, user_id, gold_by_label",
+                "gold_wrong, banned, user_id, gold_by_label, consensus_by_label",
                 world.voter_lines(),
             )
             _copy(
@@ -489,7 +489,7 @@ class _World:
             prefix = f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.0/24"
             yield (
                 f"{voter}\t\\N\t{created}\t{prefix}\t{'t' if trusted else 'f'}\t{correct}\t"
-                f"{wrong}\tf\t\\N\t{{}}\n"
+                f"{wrong}\tf\t\\N\t{{}}\t{{}}\n"
             )
         # Zipf-like activity (s = 0.8) among the crowd; the bench voter is drawn apart.
         self.crowd = list(range(2, self.voter_count + 1))

@@ -234,6 +234,7 @@ GOLD_EVERY = env_int("GOLD_EVERY", 10)  # trusted voters meet gold 1 task in thi
 GOLD_PROBATION = 10  # until a trusted voter has answered this many gold, 1 task in 3 is gold
 GOLD_MIN_POOL = env_int("GOLD_MIN_POOL", 20)  # below this, moderators' answers become gold
 GOLD_PROMOTE_MIN_VOTES = 8  # a settled pair with this many unanimous trusted votes becomes gold
+CONSENSUS_EVIDENCE = 0.5  # an answer that agreed (or not) with a settled outcome, in gold answers
 GOLD_PROMOTE_MIN_NETWORKS = 4  # … from at least this many networks (/24 or /64)
 SETTLE_MIN_VOTERS = env_int("SETTLE_MIN_VOTERS", 3)  # weighing voters a pair needs to settle
 SETTLE_MIN_NETWORKS = env_int("SETTLE_MIN_NETWORKS", 2)  # … from at least this many networks

@@ -46,6 +46,12 @@ class Voter(models.Model):
         blank=True,
         help_text='Gold answers per label: {"label:<id>": [right, wrong]}.',
     )
+    consensus_by_label = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Counted answers per label on pairs that then settled: {"label:<id>": '
+        "[agreed, disagreed]} with the outcome.",
+    )
     banned = models.BooleanField(
         default=False, help_text="All of this voter's votes carry no weight."
     )
@@ -90,3 +96,7 @@ class Voter(models.Model):
     def record_on(self, label_id: int) -> list[int] | None:
         """This voter's gold answers on one label, [right, wrong], if any."""
         return self.gold_by_label.get(self.label_key(label_id))
+
+    def consensus_on(self, label_id: int) -> list[int] | None:
+        """How often this voter's counted answers on a label agreed with the settled outcome."""
+        return self.consensus_by_label.get(self.label_key(label_id))

@@ -361,11 +361,30 @@ class TestSettling:
         assert result.gold_missed and not result.trust_changed
         vandal.refresh_from_db()
         assert vandal.gold_by_label == {f"label:{dog.pk}": [0, 1]}
-        # Overall 9 right, 1 wrong: a = 11/13. On dog: (0 + 3 × 11/13) / (1 + 3) = 33/52.
+        # Overall 9 right, 1 wrong: a = 11/13. On dog, beside the missed gold, one answer
+        # that agreed with a settled outcome (worth half a gold answer):
+        # (0 + 0.5 + 3 × 11/13) / (1 + 0.5 + 3).
+        assert vandal.consensus_by_label == {f"label:{dog.pk}": [1, 0]}
         assert voting.weight_of(vandal, cat.pk) == pytest.approx(math.log(11 / 2))
-        assert voting.weight_of(vandal, dog.pk) == pytest.approx(math.log(33 / 19))
+        on_dog = (0.5 + 3 * 11 / 13) / 4.5
+        assert voting.weight_of(vandal, dog.pk) == pytest.approx(math.log(on_dog / (1 - on_dog)))
         settled.refresh_from_db()
         assert settled.status == "open", "the pair it helped validate is recounted"
+
+    def test_answering_against_settled_outcomes_on_a_label_takes_the_say_there(self):
+        dog, cat = make_label("dog"), make_label("cat")
+        detector = trusted(gold_correct=20)  # perfect on gold: as heavy as a vote can be
+        for _ in range(6):
+            pair = open_pair(dog)
+            vote(pair, detector, NO)  # against the truth, which the others tell
+            for _ in range(5):
+                vote(pair, trusted(), YES)
+            pair.refresh_from_db()
+            assert pair.status == "validated"
+        detector.refresh_from_db()
+        assert detector.consensus_by_label == {f"label:{dog.pk}": [0, 6]}
+        assert voting.weight_of(detector, dog.pk) < 0.5, "gold cannot tell, the crowd can"
+        assert voting.weight_of(detector, cat.pk) == pytest.approx(math.log(9))
 
     def test_an_always_yes_voter_never_gets_weight(self):
         random.seed(6)

@@ -41,22 +41,35 @@ def vote_weight(accuracy: float) -> float:
 
 
 def vote_weight_for(
-    correct: int, wrong: int, on_label: list[int] | None, is_moderator: bool = False
+    correct: int,
+    wrong: int,
+    on_label: list[int] | None,
+    is_moderator: bool = False,
+    consensus: list[int] | None = None,
 ) -> float:
-    """The weight of a vote, from its voter's gold record overall and on the item's label.
+    """The weight of a vote, from its voter's gold record overall and on the item's label,
+    and from how their answers on the label agreed with the settled outcomes.
 
     The record on the label, [right, wrong], counts beside VOTER_LABEL_PRIOR
     imaginary answers at the overall accuracy: someone careful everywhere but
-    wrong on the gold of one label loses their say on that label only.
+    wrong on the gold of one label loses their say on that label only. Agreement
+    with the crowd's settled outcomes on the label, [agreed, disagreed], counts
+    too, each answer as CONSENSUS_EVIDENCE of a gold answer: someone who is right
+    on the gold but answers against the settled consensus on a label (a gold
+    detector, a sleeper) loses their say there although gold cannot catch them.
     Moderators weigh as much as a vote can.
     """
     if is_moderator:
         return vote_weight(settings.VOTER_ACCURACY_MAX)
     accuracy = voter_accuracy(correct, wrong)
-    if on_label:
-        right, missed = on_label
+    if on_label or consensus:
+        right, missed = on_label or (0, 0)
+        agreed, disagreed = consensus or (0, 0)
+        share = settings.CONSENSUS_EVIDENCE
         strength = settings.VOTER_LABEL_PRIOR
-        accuracy = (right + strength * accuracy) / (right + missed + strength)
+        accuracy = (right + share * agreed + strength * accuracy) / (
+            right + missed + share * (agreed + disagreed) + strength
+        )
     return vote_weight(min(accuracy, settings.VOTER_ACCURACY_MAX))
 
 

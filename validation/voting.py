@@ -65,8 +65,15 @@ def counts_for(voter: Voter) -> bool:
 
 def weight_of(voter: Voter, label_id: int | None = None) -> float:
     """The weight a counted vote of this voter's (on this label) carries now."""
-    record = voter.record_on(label_id) if label_id is not None else None
-    return rules.vote_weight_for(voter.gold_correct, voter.gold_wrong, record, voter.is_moderator)
+    if label_id is None:
+        return rules.vote_weight_for(voter.gold_correct, voter.gold_wrong, None, voter.is_moderator)
+    return rules.vote_weight_for(
+        voter.gold_correct,
+        voter.gold_wrong,
+        voter.record_on(label_id),
+        voter.is_moderator,
+        voter.consensus_on(label_id),
+    )
 
 
 def gold_pool_size() -> int:
@@ -471,6 +478,8 @@ def _settle_locked(pair: ImageLabel, ip_prefix: str, now) -> list[str]:
     ):
         more["is_gold"], more["gold_answer"] = True, status == rules.VALIDATED
     result = _apply(pair, tally, now, **more)
+    if "settled_as" in more:
+        _record_consensus(pair, status)
 
     raised = []
     label_name, image_uuid = pair.label.full_name, pair.image.uuid
@@ -612,6 +621,37 @@ def release_quarantine(alert: Alert) -> int:
     for voter in Voter.objects.filter(pk__in=voters):
         pair_ids.update(_rewrite_weights(voter, alert.label_id))
     return _resettle(pair_ids)
+
+
+# When a pair settles, every counted voter's agreement with the outcome on its label is
+# remembered (rules.vote_weight_for weighs it): one statement for all of them.
+_CONSENSUS = """
+UPDATE validation_voter r
+SET consensus_by_label = jsonb_set(
+    r.consensus_by_label, ARRAY[%(key)s],
+    jsonb_build_array(
+        coalesce((r.consensus_by_label -> %(key)s ->> 0)::int, 0) + v.agreed::int,
+        coalesce((r.consensus_by_label -> %(key)s ->> 1)::int, 0) + (NOT v.agreed)::int
+    )
+)
+FROM (
+    SELECT voter_id, (answer = 1) = %(validated)s AS agreed
+    FROM validation_vote WHERE pair_id = %(pair)s AND counted
+) v
+WHERE r.id = v.voter_id
+"""
+
+
+def _record_consensus(pair: ImageLabel, status: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CONSENSUS,
+            {
+                "key": Voter.label_key(pair.label_id),
+                "validated": status == rules.VALIDATED,
+                "pair": pair.pk,
+            },
+        )
 
 
 def _alerted(kind: str, since, **about) -> bool:
