@@ -59,6 +59,8 @@ class ImageQuerySet(models.QuerySet):
         return self.filter(status=Image.Status.PENDING)
 
     def donated_by(self, voter) -> ImageQuerySet:
+        if not voter.exists:  # a visitor who has not written anything has donated nothing
+            return self.none()
         return self.filter(donor=voter)
 
     def reported(self) -> ImageQuerySet:

@@ -40,7 +40,7 @@ def _is_octet(text: str) -> bool:
 
 
 def ip_prefix(address: str) -> str:
-    """The /24 of an IPv4 address or the /64 of an IPv6 address, as a network string."""
+    """The /24 of an IPv4 address or the /48 of an IPv6 address, as a network string."""
     octets = address.split(".")
     if len(octets) == 4 and all(_is_octet(o) for o in octets):
         # The common case, without building ipaddress objects on every vote.
@@ -51,7 +51,8 @@ def ip_prefix(address: str) -> str:
         return "unknown"
     if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    bits = 24 if ip.version == 4 else 64
+    # A home or a small cloud customer gets a /48 (or /56) of IPv6: one network, not 65,536.
+    bits = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 

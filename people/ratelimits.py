@@ -37,7 +37,7 @@ def voter_key(group: str, request: HttpRequest) -> str:
 
 
 def network_key(group: str, request: HttpRequest) -> str:
-    """The client's network: its /24 (IPv4) or /64 (IPv6)."""
+    """The client's network: its /24 (IPv4) or /48 (IPv6)."""
     return f"network:{ip_prefix(client_ip(request))}"
 
 
@@ -86,7 +86,7 @@ def limit(
 
     Limits count per client address and per voter; `by_address_only` is for
     anonymous reads, where creating a voter per call would be waste, and
-    `by_network` counts per /24 (or /64) instead: one count for a whole farm.
+    `by_network` counts per /24 (or /48) instead: one count for a whole farm.
     """
     keys = {True: (network_key,), False: ("ip",) if by_address_only else ("ip", voter_key)}[
         by_network

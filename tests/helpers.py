@@ -67,9 +67,9 @@ def network_of(voter: Voter) -> str:
 def vote(pair: ImageLabel, voter: Voter, answer: int, ip_prefix: str | None = None):
     """Answer a pair as if it had been served to this voter (with its task's ticket), from
     the voter's own network unless `ip_prefix` says otherwise."""
-    ticket = tickets.issue(voter, pair)
     if not voter.exists:
         voter.save()
+    ticket = tickets.issue(voter, pair)
     prefix = network_of(voter) if ip_prefix is None else ip_prefix
     return voting.record_vote(pair, voter, answer, prefix, ticket=ticket)
 

@@ -11,7 +11,7 @@ from donations.pairs import accept_suggestion, is_servable, suggest
 from labels.models import Label
 from people.models import Voter
 from tests.helpers import make_image, make_label, make_pair, make_voter, serve, vote
-from validation import rules, selection
+from validation import rules, selection, tickets
 from validation.models import Vote
 
 pytestmark = pytest.mark.django_db
@@ -198,3 +198,50 @@ class TestRules:
         assert not rules.promotes_to_gold(
             rules.Tally(8, 0, 20.0, True, voters=8, networks=3), rules.VALIDATED, pool=20
         )
+
+
+class TestReviewFindings:
+    def test_skipping_gold_first_and_answering_later_is_still_checked(self):
+        from validation.voting import record_vote
+
+        voter = trusted()
+        pair = make_pair("dog", is_gold=True, gold_answer=True, status="validated")
+        ticket = tickets.issue(voter, pair)
+        record_vote(pair, voter, Vote.Answer.SKIP, "10.9.9.0/24", ticket=ticket)
+        record_vote(pair, voter, Vote.Answer.NO, "10.9.9.0/24", ticket=ticket)
+        voter.refresh_from_db()
+        assert (voter.gold_correct, voter.gold_wrong) == (3, 1)
+
+    def test_answering_again_from_another_network_does_not_release_a_held_vote(self, settings):
+        settings.ALERT_BURST_VOTES = 3
+        dog = make_label("dog")
+        farm = [(serve(make_pair(dog)), trusted()) for _ in range(3)]
+        for pair, voter in farm:
+            vote(pair, voter, Vote.Answer.NO, ip_prefix="203.0.113.0/24")
+        assert Vote.objects.filter(quarantined=True).count() == 3
+        pair, voter = farm[0]
+        vote(pair, voter, Vote.Answer.NO, ip_prefix="198.51.100.0/24")
+        held = Vote.objects.get(pair=pair, voter=voter)
+        assert held.quarantined and not held.counted
+
+    def test_a_visitors_ticket_is_good_only_from_the_network_it_was_served_to(self):
+        from validation.voting import VoteRefused, record_vote
+
+        pair = serve(make_pair("dog"))
+        ticket = tickets.issue(Voter(), pair, "10.1.1.0/24")
+        with pytest.raises(VoteRefused) as refused:
+            record_vote(pair, Voter(), Vote.Answer.YES, "10.2.2.0/24", ticket=ticket)
+        assert refused.value.status == 403
+        record_vote(pair, Voter(), Vote.Answer.YES, "10.1.1.0/24", ticket=ticket)
+        assert Vote.objects.count() == 1
+
+    def test_my_donations_for_a_signed_in_person_without_a_voter_is_a_page(self, client):
+        from django.contrib.auth.models import User
+
+        client.force_login(User.objects.create_user("ann", password="x"))
+        assert client.get("/donate/mine").status_code == 200
+        assert not Voter.objects.exists()
+
+    def test_frozen_gold_is_never_served(self):
+        make_pair("dog", is_gold=True, gold_answer=True, status="validated", frozen=True)
+        assert selection.gold_task(make_voter()) is None

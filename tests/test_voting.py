@@ -658,12 +658,41 @@ class TestVotingPages:
         assert answer["then"]["pair"] in {second.pk, third.pk} - {answer["next"]["pair"]}
         following = client.post(
             answer["next"]["vote_url"],
-            {"answer": "yes", "prefer": answer["then"]["pair"], "ticket": answer["next"]["ticket"]},
+            {
+                "answer": "yes",
+                "prefer": answer["then"]["pair"],
+                "prefer_ticket": answer["then"]["ticket"],
+                "ticket": answer["next"]["ticket"],
+            },
             HTTP_ACCEPT="application/json",
         ).json()
         assert following["next"]["pair"] == answer["then"]["pair"], (
             "the preloaded picture comes next"
         )
+
+    def test_a_preferred_pair_is_served_next_only_with_the_ticket_it_was_served_with(self, client):
+        pairs = [open_pair() for _ in range(40)]
+        page = client.get("/validate")
+        url, ticket = re.search(r'action="([^"]+)"', page.content.decode())[1], page_ticket(page)
+        target = pairs[-1]
+        served_target = []
+        for _ in range(5):  # asking for a pair it was never served gets what selection picks
+            answer = client.post(
+                url,
+                {"answer": "skip", "ticket": ticket, "prefer": str(target.pk)},
+                HTTP_ACCEPT="application/json",
+            ).json()
+            served_target.append(answer["next"]["pair"] == target.pk)
+            url, ticket = answer["next"]["vote_url"], answer["next"]["ticket"]
+        assert not all(served_target)
+        then = answer["then"]
+        following = client.post(
+            url,
+            {"answer": "skip", "ticket": ticket, "prefer": "²", "prefer_ticket": "x"},
+            HTTP_ACCEPT="application/json",
+        )
+        assert following.status_code == 200, "an odd digit in prefer is no 500"
+        assert then is not None
 
     def test_a_friendly_page_when_nothing_is_left(self, client):
         response = client.get("/validate?label=dog")
@@ -788,6 +817,10 @@ def test_the_network_prefix_of_an_address_matches_the_ipaddress_module(address):
     else:
         if ip.version == 6 and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
-        bits = 24 if ip.version == 4 else 64
+        bits = 24 if ip.version == 4 else 48
         expected = str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
     assert ip_prefix(address) == expected
+
+
+def test_addresses_of_one_ipv6_customer_are_one_network():
+    assert ip_prefix("2001:db8:1:2::1") == ip_prefix("2001:db8:1:ff00::9") == "2001:db8:1::/48"

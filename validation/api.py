@@ -56,13 +56,13 @@ def label_json(label: Label) -> dict:
     }
 
 
-def pair_json(pair: ImageLabel, voter: Voter) -> dict:
+def pair_json(pair: ImageLabel, voter: Voter, network: str) -> dict:
     """A task in the original API's shape, with the ticket its vote must present."""
     return {
         "uuid": str(pair.image.uuid),
         **label_json(pair.label),
         "provider": "donation",
-        "ticket": tickets.issue(voter, pair),
+        "ticket": tickets.issue(voter, pair, network),
     }
 
 
@@ -95,6 +95,7 @@ def next_validation(request: HttpRequest) -> JsonResponse:
         return json_error(message, 400)
     if not 1 <= size <= GRID_LIMIT_MAX:
         return json_error(f"limit must be between 1 and {GRID_LIMIT_MAX}", 400)
+    network = ip_prefix(client_ip(request))
     if grouped:
         if label is None:
             # No label named: group by the label of the caller's next task.
@@ -113,7 +114,7 @@ def next_validation(request: HttpRequest) -> JsonResponse:
                         "provider": "donation",
                         "width": p.image.width,
                         "height": p.image.height,
-                        "ticket": tickets.issue(caller, p),
+                        "ticket": tickets.issue(caller, p, network),
                     }
                     for p in pairs
                 ],
@@ -122,7 +123,7 @@ def next_validation(request: HttpRequest) -> JsonResponse:
     pair = selection.next_task(caller, label)
     if pair is None:
         return json_error("nothing left to validate for you right now", 404)
-    return JsonResponse(pair_json(pair, caller))
+    return JsonResponse(pair_json(pair, caller, ip_prefix(client_ip(request))))
 
 
 def _find_pair(image_uuid, label: Label) -> ImageLabel:
@@ -162,7 +163,10 @@ def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
         )
     except VoteRefused as refused:
         return json_error(refused.message, refused.status)
-    return vote_json(uuid, label, answer, result.replaced, result.vote.counted)
+    # "counted" says whether this voter's votes carry weight, not what became of this
+    # one: a vote held out (its pair settled meanwhile, a gold pair, a quarantine)
+    # answers the same, so the answer tells nothing of the pair.
+    return vote_json(uuid, label, answer, result.replaced, counts_for(request.voter))
 
 
 def ticket_of(request: HttpRequest, item: dict) -> str | None:

@@ -96,7 +96,7 @@ class Tally:
     evidence: float  # the sum of the counted votes' signed weights
     weighed: bool  # whether any counted vote carries weight
     voters: int = 0  # distinct voters whose counted votes carry weight
-    networks: int = 0  # distinct networks (/24 or /64) those votes came from
+    networks: int = 0  # distinct networks (/24 or /48) those votes came from
 
 
 @dataclass(frozen=True)

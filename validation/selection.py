@@ -57,7 +57,7 @@ def _unseen(queryset: QuerySet, voter: Voter) -> QuerySet:
 # label are checked here, the label by labels' own rule (LabelQuerySet.taggable).
 _POOLS = {
     "open": "p.servable",
-    "gold": "p.is_gold AND img.status = %(public)s AND p.label_id IN ({taggable})",
+    "gold": "p.is_gold AND NOT p.frozen AND img.status = %(public)s AND p.label_id IN ({taggable})",
 }
 _WINDOW_SQL = """
 SELECT p.id, p.num_yes, p.num_no, p.confidence, p.random_key
@@ -222,7 +222,8 @@ def next_task(
 
 def still_open_for(voter: Voter, pair_id: int) -> ImageLabel | None:
     """The pair the page preloaded, if this voter may still answer it."""
-    pairs = ImageLabel.objects.filter(pk=pair_id).filter(Q(servable=True) | Q(is_gold=True))
+    servable_gold = Q(is_gold=True, frozen=False, image__status=Image.Status.PUBLIC)
+    pairs = ImageLabel.objects.filter(pk=pair_id).filter(Q(servable=True) | servable_gold)
     return _unseen(pairs, voter).select_related("image", "label__parent").first()
 
 

@@ -49,7 +49,9 @@ def voter_numbers(voter: Voter) -> dict:
         }
     votes = Vote.objects.filter(voter=voter)
     answered = votes.exclude(answer=Vote.Answer.SKIP)
-    settled = answered.filter(pair__status__in=[VALIDATED, REJECTED])
+    # Gold pairs are settled too; leaving them out keeps these live numbers from telling
+    # which answer was a check.
+    settled = answered.filter(pair__status__in=[VALIDATED, REJECTED], pair__is_gold=False)
     agreement = settled.aggregate(
         total=Count("pk"),
         agree=Count("pk", filter=_agrees("pair__status", VALIDATED, REJECTED)),

@@ -7,8 +7,8 @@ one without a valid ticket for this voter and this pair is refused and stores
 nothing. Gold and ordinary pairs get tickets of the same form and length.
 
 A visitor who has no voter yet (their first task) gets a ticket for "no voter";
-it is good for a voter younger than the ticket: the one the visitor's first
-write creates. (Since serving writes nothing, anyone may ask again for another
+it is good for a voter younger than the ticket, voting from the network the
+task was served to: the one the visitor's first write creates. (Since serving writes nothing, anyone may ask again for another
 task; a ticket bounds them to what selection offers — open pairs in a random
 window — never an arbitrary or settled pair, and never one it picks as gold.)
 """
@@ -32,17 +32,20 @@ class TicketRefused(Exception):
     """The vote's ticket does not let this voter answer this pair."""
 
 
-def issue(voter: Voter, pair: ImageLabel) -> str:
-    """The ticket of one served task."""
-    return signing.dumps([voter.pk or NO_VOTER, pair.pk], salt=_SALT, compress=False)
+def issue(voter: Voter, pair: ImageLabel, network: str = "") -> str:
+    """The ticket of one served task; a visitor's (no voter yet) names their network."""
+    if voter.pk is None:
+        return signing.dumps([NO_VOTER, pair.pk, network], salt=_SALT, compress=False)
+    return signing.dumps([voter.pk, pair.pk], salt=_SALT, compress=False)
 
 
-def verify(ticket: object, voter: Voter, pair_id: int) -> None:
-    """Raise TicketRefused unless `ticket` was issued, lately, for this voter and pair."""
+def verify(ticket: object, voter: Voter, pair_id: int, network: str = "") -> None:
+    """Raise TicketRefused unless `ticket` was issued, lately, for this voter and pair
+    (`network`: where the vote comes from, which a visitor's ticket must match)."""
     if not isinstance(ticket, str) or not ticket or len(ticket) > MAX_LENGTH:
         raise TicketRefused("This vote has no ticket: answer a task you were served.")
     try:
-        voter_id, ticketed_pair = signing.loads(
+        voter_id, ticketed_pair, *served_to = signing.loads(
             ticket, salt=_SALT, max_age=timedelta(seconds=settings.TASK_TICKET_SECONDS)
         )
     except signing.SignatureExpired:
@@ -53,7 +56,7 @@ def verify(ticket: object, voter: Voter, pair_id: int) -> None:
         raise TicketRefused("This vote's ticket is for another task.")
     if voter.pk is not None and voter_id == voter.pk:
         return
-    if voter_id == NO_VOTER and _first_write_since(voter, ticket):
+    if voter_id == NO_VOTER and served_to == [network] and _first_write_since(voter, ticket):
         return
     raise TicketRefused("This vote's ticket was issued to someone else.")
 

@@ -42,7 +42,7 @@ def validate_url(label: Label | None) -> str:
     return f"{url}?{urlencode({'label': label.slug})}" if label else url
 
 
-def task_context(pair: ImageLabel, voter) -> dict:
+def task_context(pair: ImageLabel, voter, network: str) -> dict:
     width, height = pair.image.display_size
     label = pair.label
     return {
@@ -56,7 +56,7 @@ def task_context(pair: ImageLabel, voter) -> dict:
         "question": question_for(label),
         "description": label.description,
         "vote_url": reverse("validation:vote", args=[pair.pk]),
-        "ticket": tickets.issue(voter, pair),
+        "ticket": tickets.issue(voter, pair, network),
     }
 
 
@@ -85,7 +85,11 @@ def validate(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "validation/validate.html",
-        {"task": task_context(pair, request.voter), "pair": pair, "label_filter": label},
+        {
+            "task": task_context(pair, request.voter, ip_prefix(client_ip(request))),
+            "pair": pair,
+            "label_filter": label,
+        },
     )
 
 
@@ -119,8 +123,10 @@ def next_tasks_json(request: HttpRequest, label: Label | None) -> dict:
     when this voter may still answer it.
     """
     voter = request.voter
+    network = ip_prefix(client_ip(request))
     following = None
-    if (prefer := request.POST.get("prefer", "")).isdigit():
+    prefer = request.POST.get("prefer", "")
+    if prefer.isascii() and prefer.isdigit() and _was_served(request, voter, int(prefer)):
         following = selection.still_open_for(voter, int(prefer))
     following = following or selection.next_task(voter, label)
     if following is None:
@@ -128,9 +134,19 @@ def next_tasks_json(request: HttpRequest, label: Label | None) -> dict:
     after = selection.next_task(voter, label, exclude={following.pk})
     return {
         "recorded": True,
-        "next": task_context(following, voter),
-        "then": task_context(after, voter) if after else None,
+        "next": task_context(following, voter, network),
+        "then": task_context(after, voter, network) if after else None,
     }
+
+
+def _was_served(request: HttpRequest, voter, pair_id: int) -> bool:
+    """Whether the preloaded pair comes with the ticket it was served with."""
+    try:
+        network = ip_prefix(client_ip(request))
+        tickets.verify(request.POST.get("prefer_ticket"), voter, pair_id, network)
+    except tickets.TicketRefused:
+        return False
+    return True
 
 
 def vote_error(
@@ -166,7 +182,10 @@ def grid(request: HttpRequest) -> HttpResponse:
         "validation/grid.html",
         {
             "label": label,
-            "tasks": [(pair, tickets.issue(request.voter, pair)) for pair in pairs],
+            "tasks": [
+                (pair, tickets.issue(request.voter, pair, ip_prefix(client_ip(request))))
+                for pair in pairs
+            ],
             "question": question_for(label),
         },
     )

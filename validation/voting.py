@@ -26,7 +26,7 @@ and settling" explains them):
   GOLD_PROMOTE_MIN_VOTES unanimous counted votes is promoted to gold.
 - Alerts: a flip when a settled pair changes sides, a swing when the yes share
   moved by more than ALERT_SWING within ALERT_WINDOW_MINUTES, a burst when
-  ALERT_BURST_VOTES votes on one label came from one /24 (or /64) in the window.
+  ALERT_BURST_VOTES votes on one label came from one /24 (or /48) in the window.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def _record(
         raise refuse("not_found" if by_uuid else "closed")
     if not voter.is_moderator:
         try:
-            tickets.verify(ticket, voter, pair.pk)
+            tickets.verify(ticket, voter, pair.pk, ip_prefix)
         except tickets.TicketRefused as refused:
             raise VoteRefused(str(refused), UNSERVED) from None
     if pair.image.status != Image.Status.PUBLIC or not pair.label.is_taggable:
@@ -258,7 +258,10 @@ def _record(
     replaced = vote.created != vote.updated
 
     trust_changed = gold_missed = label_record_changed = False
-    if pair.is_gold and not replaced and answer != Vote.Answer.SKIP and not voter.is_moderator:
+    # Gold scores the first answer that is not a skip: skipping first and answering
+    # later is still checked.
+    first_answer = vote.earlier_answer in (None, Vote.Answer.SKIP)
+    if pair.is_gold and first_answer and answer != Vote.Answer.SKIP and not voter.is_moderator:
         said_yes = answer == Vote.Answer.YES
         gold_missed = said_yes != pair.gold_answer
         trust_changed = score_gold(voter, said_yes, pair.gold_answer, pair.label_id)
@@ -289,16 +292,26 @@ def _record(
 
 # An upsert: one statement whether the voter answers for the first time or again.
 # A replaced vote keeps its `created`, so created != updated tells the two apart.
+# It also returns the answer it replaced (the pair is locked, so `earlier` cannot move),
+# and a vote held in quarantine stays held, whatever network answers again.
 _UPSERT = """
+WITH earlier AS (
+    SELECT answer, quarantined FROM validation_vote
+    WHERE pair_id = %(pair)s AND voter_id = %(voter)s
+)
 INSERT INTO validation_vote AS v
     (pair_id, voter_id, answer, counted, weight, quarantined, ip_prefix, created, updated)
 VALUES (%(pair)s, %(voter)s, %(answer)s, %(counted)s, %(weight)s, %(quarantined)s, %(prefix)s,
         %(now)s, %(now)s)
 ON CONFLICT (pair_id, voter_id) DO UPDATE
-SET answer = excluded.answer, counted = excluded.counted, weight = excluded.weight,
-    quarantined = excluded.quarantined, updated = excluded.updated,
+SET answer = excluded.answer,
+    counted = excluded.counted AND NOT v.quarantined,
+    weight = CASE WHEN v.quarantined THEN 0 ELSE excluded.weight END,
+    quarantined = v.quarantined OR excluded.quarantined,
+    updated = excluded.updated,
     ip_prefix = CASE WHEN excluded.ip_prefix <> '' THEN excluded.ip_prefix ELSE v.ip_prefix END
-RETURNING v.id, v.ip_prefix, v.created
+RETURNING v.id, v.ip_prefix, v.created, v.counted, v.weight, v.quarantined,
+          (SELECT answer FROM earlier)
 """
 
 
@@ -328,8 +341,8 @@ def _store(
                 "now": now,
             },
         )
-        pk, used_prefix, created = cursor.fetchone()
-    return Vote(
+        pk, used_prefix, created, counted, weight, quarantined, earlier = cursor.fetchone()
+    vote = Vote(
         pk=pk,
         pair=pair,
         voter=voter,
@@ -341,6 +354,8 @@ def _store(
         created=created,
         updated=now,
     )
+    vote.earlier_answer = earlier  # None for a first answer
+    return vote
 
 
 def score_gold(voter: Voter, said_yes: bool, truth: bool, label_id: int) -> bool:
@@ -691,7 +706,10 @@ def _rewrite_weights(voter: Voter, label_id: int | None = None) -> list[int]:
             wanted[(now_counted, weight)].append(pk)
             changed_pairs.append(pair_id)
     for (now_counted, weight), ids in wanted.items():
-        Vote.objects.filter(pk__in=ids).update(counted=now_counted, weight=weight)
+        # quarantined=False again: a burst may have held one of them meanwhile.
+        Vote.objects.filter(pk__in=ids, quarantined=False).update(
+            counted=now_counted, weight=weight
+        )
     return changed_pairs
 
 

@@ -36,7 +36,10 @@
     busy = true;
     var data = new FormData(form);
     data.append("answer", answer);
-    if (preloaded) data.append("prefer", preloaded.pair);
+    if (preloaded) {
+      data.append("prefer", preloaded.pair);
+      data.append("prefer_ticket", preloaded.ticket);
+    }
     fetch(form.action, {
       method: "POST",
       body: data,
