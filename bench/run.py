@@ -147,41 +147,30 @@ depending on the moment; a miss means ours was slowed by load while the original
 **What would reach it:** run again on a quieter machine.
 """,
     "vote_vs_hello": """\
-**Why.** `/ping` runs the middleware and nothing else; a vote has to be stored durably and
-settled. Measured per request in one process on the 1M tables, after the changes below (CPU
-time; `bench/` in this run shows the throughput):
+**Why.** Issue 12 moved the rules out of PostgreSQL: a vote is no longer one call of a
+PL/pgSQL function but Python (`validation/rules.py`, applied by `validation/voting.py`)
+around a few SQL statements in one transaction — find the voter, lock the pair with its
+picture and label, check the network's recent votes (burst and quarantine), upsert the vote
+with its weight, tally the pair's counted votes, update the pair — and issue 13 added the
+ticket check (an HMAC) and the network rules. Side by side on this machine, in the same
+half hour, at the quick scale: the previous release's one-statement vote (commit 594cdd8)
+made **996 votes/s against 3,269 pings/s (0.288)**; this one makes **486 against 3,688
+(0.126)**, and {vote_vs_hello} at the full scale. In one process (test Client, rate limits
+off, 100k pairs) a vote costs 2.9 ms against 0.14 ms for `/ping`: about 1.4 ms is
+PostgreSQL executing the eight statements (round trips included) and 1.5 ms Python, of
+which Django's handling of a JSON POST is about 0.5 ms, finding the voter 0.5 ms (an ORM
+query), and the vote path itself (ticket, rules, building the statements) 0.5 ms.
 
-| | Python (Django) | PostgreSQL | Total |
-|---|---|---|---|
-| `GET /ping` | 0.35 ms | – | 0.35 ms |
-| vote (`imagemonkey_cast_vote`, one statement, one commit) | 1.8 ms | 2.2 ms | 4.0 ms |
+**What was done.** The ORM is gone from the vote path's statements (lock, tally, update,
+network check: 5.3 → 2.9 ms per vote in process), the voter's staff flag comes with the
+voter in one query, and the label is resolved from the per-process map.
 
-Of PostgreSQL's share, storing the vote (the `INSERT … ON CONFLICT` and its commit) is
-0.33 ms, recounting the pair from its weighted votes 0.53 ms, the flip, swing and burst
-checks 0.36 ms, finding the voter and locking the pair the rest. Through gunicorn each
-request also costs ~1.1 ms of HTTP handling (and the load generator's share), so a vote
-costs four to five pings: a ratio of 0.22–0.33 from run to run (lowest on a quiet machine,
-where `/ping` gains more from idle cores than a vote does). At 0.5 a vote would have to
-cost ~2.9 ms in all, less than PostgreSQL and Python now spend on it without the HTTP part.
-
-**What was done** (0.048 → {vote_vs_hello}): a vote through the API went from twelve ORM
-statements to one call of `imagemonkey_cast_vote` (migration `validation/0006`), with the
-label resolved from a per-process map and the rate limit keyed by the token's hash; the
-settling rules run in PostgreSQL with plans kept per connection (`imagemonkey_vote_weight`
-in PL/pgSQL: as an SQL function it was planned on every call, 3.4 → 1.2 ms per vote); pairs
-are updated in place (fillfactor 85: 97 % HOT updates); four redundant indexes are gone;
-the burst check reads only the window's votes of a network.
-
-**What would reach it.** Not a faster query: the vote's one statement is already cheap next
-to what it must do. Taking the settling out of the request (store the vote, ~0.3 ms of
-PostgreSQL, and let a background worker recount the pairs touched in the last fraction of a
-second in one set-based statement) would save perhaps 0.7 ms of PostgreSQL per vote, but
-the worker runs on the same two cores, and the Python side alone (1.8 ms: Django's handling
-of a JSON POST through the `/v1/` URL tree, the connection's health check, the response) is
-five pings' worth of `/ping`'s own work: by these measurements that reaches about 0.35, and
-it would change what a vote's answer means (a pair's new status shows a moment later). We
-leave the vote synchronous. Tuning tried that does not move the ratio: asynchronous commit
-(0.33 → 0.38, within noise: CPU is the bottleneck, not fsync).
+**What would reach 0.2.** Fewer round trips, not faster ones: folding the network check
+into the upsert and the tally into the pair's update would save two of the eight statements
+(~0.35 ms), and a raw query for the voter ~0.3 ms; by these numbers that reaches about 0.17.
+Beyond that the rules would have to run in the database again, which the house issue rules
+out: one implementation, in Python. Taking the settling out of the request (a background
+worker recounting touched pairs) would change what a vote's answer means.
 """,
 }
 
