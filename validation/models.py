@@ -118,6 +118,14 @@ class Alert(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=AlertKind.values), name="alert_kind_valid"),
         ]
+        indexes = [
+            # Every vote asks whether its network is held on its label: open bursts only.
+            models.Index(
+                fields=["ip_prefix", "label", "created"],
+                condition=Q(kind=AlertKind.BURST, resolved=False),
+                name="alert_open_burst",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.message
