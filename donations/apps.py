@@ -9,7 +9,17 @@ class DonationsConfig(AppConfig):
     def ready(self) -> None:
         from labels.models import Label
 
+        from . import models
+
         post_save.connect(_label_saved, sender=Label, dispatch_uid="donations-label-servable")
+        models.status_changed.connect(_image_decided, dispatch_uid="donations-image-servable")
+
+
+def _image_decided(sender, image, **kwargs) -> None:
+    """An image was approved, hidden, rejected…: its pairs may (not) be served now."""
+    from . import pairs
+
+    pairs.sync_servable_for_image(image)
 
 
 def _label_saved(sender, instance, created, raw=False, **kwargs) -> None:

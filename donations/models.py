@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Count, Q
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,6 +46,10 @@ class ReportReason(models.TextChoices):
     COPYRIGHT = "copyright", "Copyright: not the donor's to give"
     PERSONAL = "personal", "Shows personal data or an identifiable person"
     OTHER = "other", "Something else"
+
+
+# Sent inside the transaction of a moderation decision, once the image's status changed.
+status_changed = Signal()
 
 
 class ModerationConflict(Exception):
@@ -279,9 +284,8 @@ class Image(models.Model):
         if action in ("approve", "reject"):
             self.reports.update(resolved=True)
         decision = self.decisions.create(action=action, moderator=moderator, note=note[:500])
-        from . import pairs  # pairs.py builds on this module
-
-        pairs.sync_servable_for_image(self)
+        # Its pairs follow (donations.pairs listens: it builds on this module).
+        status_changed.send(sender=Image, image=self)
         # Files move last: if copying fails, the copies are removed and the
         # whole decision rolls back.
         if new_status == self.Status.PUBLIC:
