@@ -98,7 +98,7 @@ VOTED = {
         "replaced": {"type": "boolean", "description": "This voter had answered this pair before."},
         "counted": {
             "type": "boolean",
-            "description": "The vote carries weight (the voter passed training).",
+            "description": "This voter's votes carry weight (they passed training); says nothing of the pair.",
         },
     },
 }
