@@ -22,10 +22,15 @@ def _image_decided(sender, image, **kwargs) -> None:
     pairs.sync_servable_for_image(image)
 
 
-def _label_saved(sender, instance, created, raw=False, **kwargs) -> None:
+TAGGABILITY = {"active", "is_meta", "parent"}
+
+
+def _label_saved(sender, instance, created, raw=False, update_fields=None, **kwargs) -> None:
     """A label edited (activated, deactivated, made a category): its pairs follow."""
     if created or raw:
         return  # a new label has no pairs yet
+    if update_fields is not None and not TAGGABILITY & set(update_fields):
+        return  # a description or a plural changes nothing a pair depends on
     from . import pairs
 
     pairs.sync_servable_for_labels([instance.pk])

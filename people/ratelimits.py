@@ -88,9 +88,12 @@ def limit(
     anonymous reads, where creating a voter per call would be waste, and
     `by_network` counts per /24 (or /48) instead: one count for a whole farm.
     """
-    keys = {True: (network_key,), False: ("ip",) if by_address_only else ("ip", voter_key)}[
-        by_network
-    ]
+    if by_network:
+        keys = (network_key,)
+    elif by_address_only:
+        keys = ("ip",)
+    else:
+        keys = ("ip", voter_key)
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)

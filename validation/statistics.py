@@ -33,21 +33,14 @@ def _agrees(field: str, yes_value, no_value) -> Q:
     )
 
 
+def votes_of(voter: Voter):
+    """A voter's votes; none for a visitor without a voter row (who has cast none)."""
+    return Vote.objects.filter(voter=voter) if voter.exists else Vote.objects.none()
+
+
 def voter_numbers(voter: Voter) -> dict:
     """A voter's own numbers; all zero for a visitor who has not written anything yet."""
-    if not voter.exists:
-        return {
-            "votes": 0,
-            "skipped": 0,
-            "gold_answered": 0,
-            "gold_correct": 0,
-            "trusted": False,
-            "banned": False,
-            "settled_votes": 0,
-            "agreement": None,
-            "donations": 0,
-        }
-    votes = Vote.objects.filter(voter=voter)
+    votes = votes_of(voter)
     answered = votes.exclude(answer=Vote.Answer.SKIP)
     # Gold pairs are settled too; leaving them out keeps these live numbers from telling
     # which answer was a check.
@@ -79,8 +72,10 @@ def checked_answers(voter: Voter) -> dict:
     which task was a check from watching these numbers move.
     """
     since = timezone.now() - timedelta(hours=settings.GOLD_REPORT_DELAY_HOURS)
-    answers = Vote.objects.filter(voter=voter, pair__is_gold=True, created__lt=since).exclude(
-        answer=Vote.Answer.SKIP
+    answers = (
+        votes_of(voter)
+        .filter(pair__is_gold=True, created__lt=since)
+        .exclude(answer=Vote.Answer.SKIP)
     )
     numbers = answers.aggregate(
         answered=Count("pk"),

@@ -56,12 +56,12 @@ def verify(ticket: object, voter: Voter, pair_id: int, network: str = "") -> Non
         raise TicketRefused("This vote's ticket is for another task.")
     if voter.pk is not None and voter_id == voter.pk:
         return
-    if voter_id == NO_VOTER and served_to == [network] and _first_write_since(voter, ticket):
+    if voter_id == NO_VOTER and served_to == [network] and _new_since(voter, ticket):
         return
     raise TicketRefused("This vote's ticket was issued to someone else.")
 
 
-def _first_write_since(voter: Voter, ticket: str) -> bool:
+def _new_since(voter: Voter, ticket: str) -> bool:
     """Whether this voter did not exist yet when the no-voter ticket was served: the
     visitor the task was served to, whose first write created them."""
     return not voter.exists or voter.created >= _served_at(ticket)

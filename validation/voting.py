@@ -150,9 +150,7 @@ def record_vote(
     if answer not in Vote.Answer.values:
         raise refuse("answer")
     lookup = (
-        {"pk": pair.pk}
-        if pair is not None
-        else {"image__uuid": image_uuid, "label_id": label_id, "image__status": Image.Status.PUBLIC}
+        {"pk": pair.pk} if pair is not None else {"image_uuid": image_uuid, "label_id": label_id}
     )
     with transaction.atomic():
         result = _record(lookup, voter, answer, ip_prefix, pair is None, ticket)
@@ -188,13 +186,13 @@ _LOCK_BY_ID = _LOCK.format(where="p.id = %s")
 _LOCK_BY_UUID = _LOCK.format(where="i.uuid = %s AND p.label_id = %s AND i.status = %s")
 
 
-def _lock_pair(lookup: dict) -> ImageLabel | None:
-    """The pair, locked until the transaction ends, with its image and label (and parent)."""
-    if "pk" in lookup:
-        sql, params = _LOCK_BY_ID, [lookup["pk"]]
+def _lock_pair(pk: int | None = None, *, image_uuid=None, label_id=None) -> ImageLabel | None:
+    """The pair (by id, or by public picture and label), locked until the transaction ends,
+    with its image and label (and parent)."""
+    if pk is not None:
+        sql, params = _LOCK_BY_ID, [pk]
     else:
-        sql = _LOCK_BY_UUID
-        params = [lookup["image__uuid"], lookup["label_id"], Image.Status.PUBLIC]
+        sql, params = _LOCK_BY_UUID, [image_uuid, label_id, Image.Status.PUBLIC]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -226,7 +224,7 @@ def _lock_pair(lookup: dict) -> ImageLabel | None:
 def _record(
     lookup: dict, voter: Voter, answer: int, ip_prefix: str, by_uuid: bool, ticket: str | None
 ) -> VoteResult:
-    pair = _lock_pair(lookup)
+    pair = _lock_pair(**lookup)
     if pair is None:
         raise refuse("not_found" if by_uuid else "closed")
     if not voter.is_moderator:
@@ -255,7 +253,7 @@ def _record(
     )
     weight = weight_of(voter, pair.label_id) if counted else 0.0
     vote = _store(pair, voter, answer, counted, weight, ip_prefix, network.quarantined)
-    replaced = vote.created != vote.updated
+    replaced = vote.earlier_answer is not None
 
     trust_changed = gold_missed = label_record_changed = False
     # Gold scores the first answer that is not a skip: skipping first and answering
@@ -278,7 +276,7 @@ def _record(
     quarantined = []
     if not network.quarantined and network.recent is not None:
         quarantined = _maybe_quarantine(pair, vote.ip_prefix, network.recent + 1, vote.updated)
-    _settle_locked(pair, vote.ip_prefix, vote.updated)
+    _settle_locked(pair, vote.updated)
     return VoteResult(
         quarantined_pairs=quarantined,
         vote=vote,
@@ -290,13 +288,12 @@ def _record(
     )
 
 
-# An upsert: one statement whether the voter answers for the first time or again.
-# A replaced vote keeps its `created`, so created != updated tells the two apart.
-# It also returns the answer it replaced (the pair is locked, so `earlier` cannot move),
+# An upsert: one statement whether the voter answers for the first time or again. It
+# returns the answer it replaced, if any (the pair is locked, so `earlier` cannot move),
 # and a vote held in quarantine stays held, whatever network answers again.
 _UPSERT = """
 WITH earlier AS (
-    SELECT answer, quarantined FROM validation_vote
+    SELECT answer FROM validation_vote
     WHERE pair_id = %(pair)s AND voter_id = %(voter)s
 )
 INSERT INTO validation_vote AS v
@@ -416,38 +413,38 @@ def recount(pair: ImageLabel) -> None:
     when it is gone. No alerts, no promotion: for merges and reopened pairs.
     """
     with transaction.atomic():
-        locked = _lock_pair({"pk": pair.pk})
+        locked = _lock_pair(pair.pk)
         if locked is None:
             raise ImageLabel.DoesNotExist(f"no pair {pair.pk} to recount")
-        _apply(locked, _tally(locked.pk, timezone.now())[0], timezone.now())
+        now = timezone.now()
+        tally = _tally(locked.pk, now)[0]
+        _apply(locked, tally, rules.outcome(tally, locked.settle_after), now)
     _copy_counts(locked, pair)
-
-
-_DERIVED = ("num_yes", "num_no", "probability", "confidence", "status", "servable", "updated")
 
 
 def _copy_counts(source: ImageLabel, target: ImageLabel) -> None:
-    for name in (*_DERIVED, "settled_as", "is_gold", "gold_answer"):
+    for name in (
+        *("num_yes", "num_no", "probability", "confidence", "status", "servable", "updated"),
+        *("settled_as", "is_gold", "gold_answer"),
+    ):
         setattr(target, name, getattr(source, name))
 
 
-def settle(pair: ImageLabel, ip_prefix: str = "") -> None:
+def settle(pair: ImageLabel) -> None:
     """Recount the pair from its votes and act on the outcome (alerts, promotion to gold).
 
-    `ip_prefix` is the network of the vote that caused it, for the burst check.
     A pair deleted meanwhile is left alone.
     """
     with transaction.atomic():
-        locked = _lock_pair({"pk": pair.pk})
+        locked = _lock_pair(pair.pk)
         if locked is None:
             return  # deleted meanwhile (its picture was): nothing left to settle
-        _settle_locked(locked, ip_prefix, timezone.now())
+        _settle_locked(locked, timezone.now())
     _copy_counts(locked, pair)
 
 
-def _apply(pair: ImageLabel, tally: rules.Tally, now, **more) -> rules.Outcome:
-    """Write what the tally says (and `more` fields) onto the locked pair, in one update."""
-    result = rules.outcome(tally, pair.settle_after)
+def _apply(pair: ImageLabel, tally: rules.Tally, result: rules.Outcome, now, **more) -> None:
+    """Write the tally and its outcome (and `more` fields) onto the locked pair, in one update."""
     pair.num_yes, pair.num_no = tally.yes, tally.no
     pair.probability, pair.confidence, pair.status = (
         result.probability,
@@ -474,14 +471,14 @@ def _apply(pair: ImageLabel, tally: rules.Tally, now, **more) -> rules.Outcome:
             f"UPDATE validation_imagelabel SET {assignments} WHERE id = %(id)s",  # noqa: S608 - field names are ours
             {**fields, "id": pair.pk},
         )
-    return result
 
 
-def _settle_locked(pair: ImageLabel, ip_prefix: str, now) -> list[str]:
+def _settle_locked(pair: ImageLabel, now) -> None:
     """settle() for a pair this transaction has locked (image and label loaded)."""
     window_start = now - timedelta(minutes=settings.ALERT_WINDOW_MINUTES)
     tally, recent, recent_yes = _tally(pair.pk, window_start)
-    status = rules.outcome(tally, pair.settle_after).status
+    result = rules.outcome(tally, pair.settle_after)
+    status = result.status
     more = {}
     flipped_from = None
     if status != rules.OPEN and status != pair.settled_as:
@@ -492,8 +489,10 @@ def _settle_locked(pair: ImageLabel, ip_prefix: str, now) -> list[str]:
         and rules.promotes_to_gold(tally, status, gold_pool_size)
     ):
         more["is_gold"], more["gold_answer"] = True, status == rules.VALIDATED
-    result = _apply(pair, tally, now, **more)
-    if "settled_as" in more:
+    _apply(pair, tally, result, now, **more)
+    if flipped_from == "":
+        # Settled for the first time: who agreed with the outcome. (A flip is an alert
+        # for a moderator, not a second verdict on the same answers.)
         _record_consensus(pair, status)
 
     raised = []
@@ -526,9 +525,8 @@ def _settle_locked(pair: ImageLabel, ip_prefix: str, now) -> list[str]:
             created=now,
         )
         raised.append(Alert.Kind.SWING)
-
-    log_alerts(raised, pair.label_id, pair.pk, ip_prefix)
-    return raised
+    for kind in raised:
+        log.warning("alert: pair %s %s", pair.pk, "flipped" if kind == Alert.Kind.FLIP else "swung")
 
 
 @dataclass(frozen=True)
@@ -537,30 +535,25 @@ class _Network:
     quarantined: bool  # an unresolved burst alert on the label holds its votes
 
 
-_NETWORK = """
-SELECT (SELECT count(*) FROM (
-            SELECT 1 FROM validation_vote v JOIN validation_imagelabel p ON p.id = v.pair_id
-            WHERE v.ip_prefix = %(prefix)s AND v.updated >= %(since)s AND p.label_id = %(label)s
-            LIMIT %(enough)s
-        ) recent),
+# One network's votes on one label since a moment, counted as far as `enough`.
+_NETWORK_VOTES = """
+SELECT count(*) FROM (
+    SELECT 1 FROM validation_vote v JOIN validation_imagelabel p ON p.id = v.pair_id
+    WHERE v.ip_prefix = %(prefix)s AND v.updated >= %(since)s AND p.label_id = %(label)s
+    LIMIT %(enough)s
+) recent
+"""
+_NETWORK = f"""
+SELECT ({_NETWORK_VOTES}),
        EXISTS (SELECT 1 FROM validation_alert
                WHERE kind = 'burst' AND ip_prefix = %(prefix)s AND label_id = %(label)s
                  AND NOT resolved AND created >= %(held_since)s)
-"""
+"""  # noqa: S608 - built from a constant of this module
 
 _LABEL_TRAFFIC = """
 SELECT count(*) FROM (
     SELECT 1 FROM validation_vote v JOIN validation_imagelabel p ON p.id = v.pair_id
     WHERE v.updated >= %s AND p.label_id = %s
-    LIMIT %s
-) recent
-"""
-
-
-_NETWORK_TRAFFIC = """
-SELECT count(*) FROM (
-    SELECT 1 FROM validation_vote v JOIN validation_imagelabel p ON p.id = v.pair_id
-    WHERE v.ip_prefix = %s AND v.updated >= %s AND p.label_id = %s
     LIMIT %s
 ) recent
 """
@@ -589,15 +582,24 @@ def _network_on_label(ip_prefix: str, label_id: int) -> _Network:
 
 def _maybe_quarantine(pair: ImageLabel, ip_prefix: str, recent: int, now) -> list[int]:
     """A burst from one network on one label: alert, and take that network's recent votes on
-    the label out of the counts until a moderator clears them (release_quarantine) or
-    ALERT_QUARANTINE_HOURS pass. Returns the other pairs to recount."""
+    the label out of the counts until a moderator clears them (release_quarantine); its new
+    votes there are held too while the alert is open and younger than
+    ALERT_QUARANTINE_HOURS. Returns the other pairs to recount."""
     if recent < settings.ALERT_BURST_VOTES:
         return []
     since = now - timedelta(minutes=settings.ALERT_WINDOW_MINUTES)
     with connection.cursor() as cursor:
         # The per-vote count stopped at the threshold; now count the network's votes on
         # the label (within reason), and the label's, as far as the share needs.
-        cursor.execute(_NETWORK_TRAFFIC, [ip_prefix, since, pair.label_id, BURST_COUNT_LIMIT])
+        cursor.execute(
+            _NETWORK_VOTES,
+            {
+                "prefix": ip_prefix,
+                "since": since,
+                "label": pair.label_id,
+                "enough": BURST_COUNT_LIMIT,
+            },
+        )
         recent = cursor.fetchone()[0]
         enough = int(recent / settings.ALERT_BURST_SHARE) + 1
         cursor.execute(_LABEL_TRAFFIC, [since, pair.label_id, enough])
@@ -615,7 +617,7 @@ def _maybe_quarantine(pair: ImageLabel, ip_prefix: str, recent: int, now) -> lis
         details={"votes": recent, "label_votes": label_votes, "prefix": ip_prefix},
         created=now,
     )
-    log_alerts([Alert.Kind.BURST], pair.label_id, pair.pk, ip_prefix)
+    log.warning("alert: burst of votes on label %s from %s", pair.label_id, ip_prefix)
     held = Vote.objects.filter(
         ip_prefix=ip_prefix, updated__gte=since, pair__label_id=pair.label_id
     )
@@ -629,12 +631,13 @@ def release_quarantine(alert: Alert) -> int:
     votes = Vote.objects.filter(
         quarantined=True, ip_prefix=alert.ip_prefix, pair__label_id=alert.label_id
     )
-    voters = set(votes.values_list("voter_id", flat=True))
-    pair_ids = set(votes.values_list("pair_id", flat=True))
-    votes.update(quarantined=False)
-    Alert.objects.filter(pk=alert.pk).update(resolved=True)
-    for voter in Voter.objects.filter(pk__in=voters):
-        pair_ids.update(_rewrite_weights(voter, alert.label_id))
+    with transaction.atomic():
+        voters = set(votes.values_list("voter_id", flat=True))
+        pair_ids = set(votes.values_list("pair_id", flat=True))
+        votes.update(quarantined=False)
+        Alert.objects.filter(pk=alert.pk).update(resolved=True)
+        for voter in Voter.objects.filter(pk__in=voters):
+            pair_ids.update(_rewrite_weights(voter, alert.label_id))
     return _resettle(pair_ids)
 
 
@@ -671,14 +674,6 @@ def _record_consensus(pair: ImageLabel, status: str) -> None:
 
 def _alerted(kind: str, since, **about) -> bool:
     return Alert.objects.filter(kind=kind, created__gte=since, **about).exists()
-
-
-def log_alerts(kinds: list[str], label_id: int, pair_id: int, ip_prefix: str) -> None:
-    for kind in kinds:
-        if kind == Alert.Kind.BURST:
-            log.warning("alert: burst of votes on label %s from %s", label_id, ip_prefix)
-        else:
-            log.warning("alert: pair %s %s", pair_id, "flipped" if kind == "flip" else "swung")
 
 
 # --- a voter's weight changes ----------------------------------------------------
@@ -739,7 +734,7 @@ def discard_votes(voter: Voter) -> int:
 
 @transaction.atomic
 def freeze(pair: ImageLabel, frozen: bool = True) -> None:
-    locked = _lock_pair({"pk": pair.pk})
+    locked = _lock_pair(pair.pk)
     locked.frozen = frozen
     ImageLabel.objects.filter(pk=pair.pk).update(frozen=frozen)
     pair_rules.refresh_servable(locked)
@@ -749,7 +744,7 @@ def freeze(pair: ImageLabel, frozen: bool = True) -> None:
 @transaction.atomic
 def reopen(pair: ImageLabel) -> None:
     """Send a settled pair back to the crowd; it needs REOPEN_EXTRA_VOTES more counted votes."""
-    locked = _lock_pair({"pk": pair.pk})
+    locked = _lock_pair(pair.pk)
     settle_after = locked.num_yes + locked.num_no + settings.REOPEN_EXTRA_VOTES
     ImageLabel.objects.filter(pk=pair.pk).update(frozen=False, settle_after=settle_after)
     pair.frozen, pair.settle_after = False, settle_after
