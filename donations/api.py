@@ -8,7 +8,7 @@ from django.db import IntegrityError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from people.http import allow, json_error, public_read, read_json
+from people.http import allow, flag, json_error, public_read, read_json
 from people.identity import api_identity
 from people.ratelimits import limit
 
@@ -40,9 +40,10 @@ def donate(request: HttpRequest) -> JsonResponse:
         labels, suggestions = parse_labels(request.POST.get("label", ""))
     except forms.ValidationError as error:
         return json_error(" ".join(error.messages), 400)
-    add_sublabels = request.POST.get("add_sublabels", "false").lower()
-    if add_sublabels not in {"true", "false", "1", "0", "yes", "no", ""}:
-        return json_error("add_sublabels is true or false", 400)
+    try:
+        add_sublabels = flag(request, "add_sublabels", in_body=True)
+    except ValueError as error:
+        return json_error(str(error), 400)
     if pending_queue_is_full(request):
         response = json_error(
             "too many pictures are waiting for review; please try again later", 503
@@ -55,7 +56,7 @@ def donate(request: HttpRequest) -> JsonResponse:
         donor=request.voter,
         labels=labels,
         suggestions=suggestions,
-        add_sublabels=add_sublabels in {"true", "1", "yes"},
+        add_sublabels=add_sublabels,
     )
     if outcome.accepted:
         return JsonResponse({"uuid": str(outcome.image.uuid)}, status=201)

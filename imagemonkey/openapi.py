@@ -451,7 +451,7 @@ def build() -> dict:
                                         },
                                         "add_sublabels": {
                                             "type": "string",
-                                            "enum": ["true", "false"],
+                                            "enum": ["true", "false", "1", "0"],
                                         },
                                     },
                                 }

@@ -40,11 +40,13 @@ def allow(*methods: str) -> Callable:
     return decorator
 
 
-def flag(request: HttpRequest, name: str) -> bool:
-    """A true/false query parameter; ValueError for anything else."""
-    if name not in request.GET:
+def flag(request: HttpRequest, name: str, *, in_body: bool = False) -> bool:
+    """A true/false parameter of the query (or, `in_body`, of the form body); absent is
+    false; ValueError for anything else."""
+    values = request.POST if in_body else request.GET
+    if name not in values:
         return False
-    value = request.GET[name]
+    value = values[name]
     if value in FLAG_VALUES:
         return FLAG_VALUES[value]
     raise ValueError(f"{name} is true or false")

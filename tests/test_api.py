@@ -477,12 +477,17 @@ class TestDonate:
         )
         assert response.status_code == 413 and "larger than 1 MB" in response.json()["error"]
 
-    def test_a_bad_add_sublabels_value_is_400(self, client):
+    @pytest.mark.parametrize("value", ["perhaps", "", "yes", "TRUE"])
+    def test_add_sublabels_speaks_the_flags_one_vocabulary_and_refuses_the_rest(
+        self, client, value
+    ):
         response = client.post(
             "/v1/donate",
-            {"image": SimpleUploadedFile("a.jpg", photo_bytes()), "add_sublabels": "perhaps"},
+            {"image": SimpleUploadedFile("a.jpg", photo_bytes()), "add_sublabels": value},
         )
         assert response.status_code == 400
+        assert response.json()["error"] == "add_sublabels is true or false"
+        assert not Image.objects.exists()
 
 
 class TestDonationImage:
