@@ -180,15 +180,15 @@ class ImageAdmin(admin.ModelAdmin):
             flags.append(f"{image.report_count} report(s)")
         return ", ".join(flags) or "—"
 
-    @admin.action(description=ACTIONS["approve"])
+    @admin.action(description=ACTIONS["approve"], permissions=["change"])
     def approve(self, request, queryset):
         apply_decision(request, queryset, "approve")
 
-    @admin.action(description=ACTIONS["reject"])
+    @admin.action(description=ACTIONS["reject"], permissions=["change"])
     def reject(self, request, queryset):
         apply_decision(request, queryset, "reject")
 
-    @admin.action(description=ACTIONS["quarantine"])
+    @admin.action(description=ACTIONS["quarantine"], permissions=["change"])
     def quarantine(self, request, queryset):
         apply_decision(request, queryset, "quarantine")
 

@@ -108,7 +108,9 @@ class LabelAdmin(admin.ModelAdmin):
     def category_list(self, label):
         return ", ".join(c.name for c in label.categories.all())
 
-    @admin.action(description="Deactivate the selected labels (stop offering them)")
+    @admin.action(
+        description="Deactivate the selected labels (stop offering them)", permissions=["change"]
+    )
     def deactivate(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         count = Label.objects.filter(pk__in=ids).update(active=False)
@@ -116,7 +118,7 @@ class LabelAdmin(admin.ModelAdmin):
         pairs.sync_servable_for_labels(ids)
         self.message_user(request, f"{count} label(s) deactivated.", messages.SUCCESS)
 
-    @admin.action(description="Activate the selected labels")
+    @admin.action(description="Activate the selected labels", permissions=["change"])
     def activate(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
         count = Label.objects.filter(pk__in=ids).update(active=True)
@@ -124,7 +126,13 @@ class LabelAdmin(admin.ModelAdmin):
         pairs.sync_servable_for_labels(ids)
         self.message_user(request, f"{count} label(s) activated.", messages.SUCCESS)
 
-    @admin.action(description="Merge the selected labels into another label…")
+    def has_merge_permission(self, request):
+        """Merging moves pairs and votes onto the target and deletes the source labels."""
+        return self.has_change_permission(request) and self.has_delete_permission(request)
+
+    @admin.action(
+        description="Merge the selected labels into another label…", permissions=["merge"]
+    )
     def merge(self, request, queryset):
         sources = list(queryset.select_related("parent"))
         form = MergeForm(request.POST if "confirm" in request.POST else None)
@@ -194,7 +202,13 @@ class LabelSuggestionAdmin(admin.ModelAdmin):
     def pending_images(self, suggestion):
         return suggestion.n_uses
 
-    @admin.action(description="Accept: create the label and tag the waiting images")
+    def has_accept_permission(self, request):
+        """Accepting creates a label, so it takes the right to add labels too."""
+        return self.has_change_permission(request) and request.user.has_perm("labels.add_label")
+
+    @admin.action(
+        description="Accept: create the label and tag the waiting images", permissions=["accept"]
+    )
     def accept(self, request, queryset):
         for suggestion in queryset:
             try:
@@ -208,7 +222,7 @@ class LabelSuggestionAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
-    @admin.action(description="Reject the selected suggestions")
+    @admin.action(description="Reject the selected suggestions", permissions=["change"])
     def reject(self, request, queryset):
         for suggestion in queryset:
             try:

@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.db.models import Count
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from donations.models import ImageLabel
 from people.models import Voter
@@ -71,34 +71,34 @@ class ImageLabelAdmin(admin.ModelAdmin):
             )
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Make gold: the label IS in the picture")
+    @admin.action(description="Make gold: the label IS in the picture", permissions=["change"])
     def gold_yes(self, request, queryset):
         count = queryset.update(is_gold=True, gold_answer=True)
         self.message_user(request, f"{count} gold pair(s) with the answer yes.")
 
-    @admin.action(description="Make gold: the label is NOT in the picture")
+    @admin.action(description="Make gold: the label is NOT in the picture", permissions=["change"])
     def gold_no(self, request, queryset):
         count = queryset.update(is_gold=True, gold_answer=False)
         self.message_user(request, f"{count} gold pair(s) with the answer no.")
 
-    @admin.action(description="Remove from gold")
+    @admin.action(description="Remove from gold", permissions=["change"])
     def not_gold(self, request, queryset):
         count = queryset.update(is_gold=False, gold_answer=None)
         self.message_user(request, f"{count} pair(s) are no longer gold.")
 
-    @admin.action(description="Freeze (take no more votes)")
+    @admin.action(description="Freeze (take no more votes)", permissions=["change"])
     def freeze_pairs(self, request, queryset):
         for pair in queryset:
             freeze(pair, True)
         self.message_user(request, f"{queryset.count()} pair(s) frozen.")
 
-    @admin.action(description="Unfreeze")
+    @admin.action(description="Unfreeze", permissions=["change"])
     def unfreeze_pairs(self, request, queryset):
         for pair in queryset:
             freeze(pair, False)
         self.message_user(request, f"{queryset.count()} pair(s) unfrozen.")
 
-    @admin.action(description="Reopen (ask the crowd again)")
+    @admin.action(description="Reopen (ask the crowd again)", permissions=["change"])
     def reopen_pairs(self, request, queryset):
         for pair in queryset:
             reopen(pair)
@@ -144,7 +144,10 @@ class VoterAdmin(admin.ModelAdmin):
     def votes(self, voter):
         return voter.vote_count
 
-    @admin.action(description="Discard all votes of these voters (counts are recomputed)")
+    @admin.action(
+        description="Discard all votes of these voters (counts are recomputed)",
+        permissions=["change"],
+    )
     def discard(self, request, queryset):
         for voter in queryset:
             pairs = discard_votes(voter)
@@ -177,11 +180,13 @@ class AlertAdmin(admin.ModelAdmin):
     def votes_involved(self, alert):
         rows = alert.votes()[:200]
         return format_html(
-            "<table><tr><th>voter</th><th>pair</th><th>answer</th><th>counted</th><th>network</th><th>when</th></tr>{}</table>",
-            format_html(
-                "".join(
-                    format_html(
-                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<table><tr><th>voter</th><th>pair</th><th>answer</th><th>counted</th>"
+            "<th>network</th><th>when</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
                         vote.voter_id,
                         vote.pair,
                         vote.get_answer_display(),
@@ -190,11 +195,21 @@ class AlertAdmin(admin.ModelAdmin):
                         vote.updated,
                     )
                     for vote in rows
-                )
+                ),
             ),
         )
 
-    @admin.action(description="Freeze the pair of each alert")
+    def has_freeze_permission(self, request):
+        """Freezing changes the alert's pair."""
+        return self.has_change_permission(request) and request.user.has_perm(
+            "donations.change_imagelabel"
+        )
+
+    def has_discard_permission(self, request):
+        """Discarding bans every voter in the alert."""
+        return self.has_change_permission(request) and request.user.has_perm("people.change_voter")
+
+    @admin.action(description="Freeze the pair of each alert", permissions=["freeze"])
     def freeze_pair(self, request, queryset):
         frozen = 0
         for alert in queryset.select_related("pair"):
@@ -203,7 +218,9 @@ class AlertAdmin(admin.ModelAdmin):
                 frozen += 1
         self.message_user(request, f"{frozen} pair(s) frozen.")
 
-    @admin.action(description="Discard all votes of every voter in these alerts")
+    @admin.action(
+        description="Discard all votes of every voter in these alerts", permissions=["discard"]
+    )
     def discard_voters(self, request, queryset):
         voters = {vote.voter for alert in queryset for vote in alert.votes()}
         for voter in voters:
@@ -221,6 +238,6 @@ class AlertAdmin(admin.ModelAdmin):
             request, f"{bursts.count()} burst(s) cleared; {recounted} pair(s) recounted."
         )
 
-    @admin.action(description="Mark as resolved")
+    @admin.action(description="Mark as resolved", permissions=["change"])
     def resolve(self, request, queryset):
         self.message_user(request, f"{queryset.update(resolved=True)} alert(s) resolved.")
