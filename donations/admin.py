@@ -56,7 +56,7 @@ class ReportInline(admin.TabularInline):
     model = Report
     extra = 0
     can_delete = False
-    readonly_fields = ["reason", "text", "reporter", "created", "resolved"]
+    readonly_fields = ["reason", "text", "reporter", "network", "created", "resolved"]
 
 
 class DecisionInline(admin.TabularInline):
@@ -240,9 +240,9 @@ class ImageAdmin(admin.ModelAdmin):
 
 @admin.register(Report)
 class ReportAdmin(admin.ModelAdmin):
-    list_display = ["image", "reason", "text", "created", "resolved"]
+    list_display = ["image", "reason", "text", "network", "created", "resolved"]
     list_filter = ["resolved", "reason"]
-    readonly_fields = ["image", "reporter", "reason", "text", "created"]
+    readonly_fields = ["image", "reporter", "reason", "text", "network", "created"]
     list_select_related = ["image"]
 
     def has_add_permission(self, request):

@@ -8,8 +8,8 @@ from django.db import IntegrityError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from people.http import allow, flag, json_error, public_read, read_json
-from people.identity import api_identity
+from people.http import BadBody, allow, flag, json_error, public_read, read_json
+from people.identity import api_identity, client_ip, ip_prefix
 from people.ratelimits import limit
 
 from .forms import parse_labels
@@ -127,15 +127,20 @@ def report(request: HttpRequest, uuid) -> JsonResponse:
         return json_error("no public picture with that id", 404)
     try:
         body = read_json(request)
-    except ValueError as error:
-        return json_error(str(error), 400)
+    except BadBody as error:
+        return json_error(str(error), error.status)
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         return json_error('give a reason, e.g. {"reason": "shows a person\'s face"}', 400)
     reason = reason.strip()[:1000]
     kind = reason.lower() if reason.lower() in REASON_WORDS else Report.Reason.OTHER
     try:
-        image.report(reporter=request.voter, reason=kind, text="" if kind != "other" else reason)
+        image.report(
+            reporter=request.voter,
+            reason=kind,
+            text="" if kind != "other" else reason,
+            network=ip_prefix(client_ip(request)),
+        )
     except IntegrityError:
         return json_error("you have already reported this picture", 409)
     return JsonResponse({"reported": True}, status=201)

@@ -296,17 +296,22 @@ class Image(models.Model):
             self._move_files(to_public=False)
         return decision
 
-    def report(self, *, reporter, reason: str, text: str = "") -> Report:
-        """File a report; enough distinct reporters take the image out of public view."""
+    def report(self, *, reporter, reason: str, text: str = "", network: str = "") -> Report:
+        """File a report. Every report is kept for moderators; the picture leaves public
+        view once voters with a history (Voter.objects.with_history) from REPORTS_TO_HIDE
+        different networks have reported it. Fresh identities cost nothing to mint, so
+        their reports alone never hide anything."""
         if not reporter.exists:
             reporter.save()  # a visitor's first report makes them a voter
         with transaction.atomic():  # a second report by the same person fails alone
-            report = Report.objects.create(image=self, reporter=reporter, reason=reason, text=text)
-        open_reports = self.reports.filter(resolved=False).count()
-        if self.is_public and open_reports >= settings.REPORTS_TO_HIDE:
+            report = Report.objects.create(
+                image=self, reporter=reporter, reason=reason, text=text, network=network
+            )
+        networks = self.reports.open().that_count().values("network").distinct().count()
+        if self.is_public and networks >= settings.REPORTS_TO_HIDE:
             # A moderator may have acted in the meantime; their decision stands.
             with contextlib.suppress(ModerationConflict):
-                self.decide("hide", note=f"{open_reports} reports")
+                self.decide("hide", note=f"reports from {networks} networks")
         return report
 
 
@@ -336,6 +341,15 @@ class ModerationDecision(models.Model):
         return f"{self.get_action_display()} {self.image} by {self.moderator or 'system'}"
 
 
+class ReportQuerySet(models.QuerySet):
+    def open(self) -> ReportQuerySet:
+        return self.filter(resolved=False)
+
+    def that_count(self) -> ReportQuerySet:
+        """Reports that can take a picture down: those of voters with a history."""
+        return self.filter(reporter__in=Voter.objects.with_history())
+
+
 class Report(models.Model):
     Reason = ReportReason
 
@@ -343,8 +357,13 @@ class Report(models.Model):
     reporter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="reports")
     reason = models.CharField(max_length=10, choices=Reason.choices)
     text = models.CharField(max_length=1000, blank=True)
+    network = models.CharField(
+        max_length=50, blank=True, help_text="The /24 or /48 network the report came from."
+    )
     created = models.DateTimeField(default=timezone.now)
     resolved = models.BooleanField(default=False)
+
+    objects = ReportQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created"]

@@ -21,6 +21,7 @@ from django.views.static import serve
 
 from labels.models import Label
 from people.http import wants_json
+from people.identity import client_ip, ip_prefix
 from people.ratelimits import limit
 
 from .forms import DonationForm, ReportForm
@@ -265,6 +266,7 @@ def report_image(request: HttpRequest, uuid) -> HttpResponse:
             reporter=request.voter,
             reason=form.cleaned_data["reason"],
             text=form.cleaned_data["text"],
+            network=ip_prefix(client_ip(request)),
         )
     except IntegrityError:
         messages.info(

@@ -76,14 +76,61 @@ def public_read(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return wrapper
 
 
+class BadBody(ValueError):
+    """A request body refused, with the reason and the status to answer with."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
+
+
+JSON_DEPTH_MAX = 20  # no body of the API nests deeper than 3
+
+
 def read_json(request: HttpRequest) -> dict:
-    """The request body as a JSON object; ValueError with a reason otherwise."""
+    """The request body as a JSON object; BadBody with a reason otherwise.
+
+    The body must say it is JSON: a page elsewhere can make a browser send text/plain
+    or a form without asking first (a CORS-simple request), never application/json.
+    Strings may not hold NUL or lone surrogates, which no database text can store.
+    """
     if not request.body:
         return {}
+    if request.content_type != "application/json":
+        raise BadBody("send the body as JSON, with Content-Type: application/json", 415)
     try:
         body = json.loads(request.body)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError("the body is not valid JSON") from None
+        raise BadBody("the body is not valid JSON") from None
+    except RecursionError:
+        raise BadBody("the body is nested too deeply") from None
     if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
+        raise BadBody("the body must be a JSON object")
+    _check_values(body)
     return body
+
+
+def _check_values(body: dict) -> None:
+    stack = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > JSON_DEPTH_MAX:
+            raise BadBody("the body is nested too deeply")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value)  # the keys
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and not is_storable_text(value):
+            raise BadBody("text may not contain NUL or unpaired surrogate characters")
+
+
+def is_storable_text(text: str) -> bool:
+    """Whether PostgreSQL can store this text: no NUL, and valid UTF-8 once encoded."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -11,6 +11,13 @@ from django.utils import timezone
 
 
 class VoterQuerySet(models.QuerySet):
+    def with_history(self) -> VoterQuerySet:
+        """Voters who are more than a freshly minted identity: trusted by their gold
+        record, or an account; never banned ones. Anyone can mint the others for free."""
+        return self.filter(banned=False).filter(
+            models.Q(trusted=True) | models.Q(user__isnull=False)
+        )
+
     def with_token(self, token: str) -> Voter | None:
         """The voter an API token names, with whether its account is staff, in one query."""
         return (

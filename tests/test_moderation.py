@@ -149,26 +149,104 @@ def test_two_moderators_deciding_at_once_leave_one_decision():
     assert public == (image.status == "public")
 
 
-def test_enough_reports_from_different_people_hide_a_picture(
-    client, settings, django_capture_on_commit_callbacks
-):
-    settings.REPORTS_TO_HIDE = 2
+def report_as(voter: Voter | None, image: Image, address: str, reason: str = "personal"):
+    """A report through the API by `voter` (None: no token, a new voter), from `address`."""
+    headers = {}
+    if voter is not None:
+        token = f"token-{voter.pk}"
+        Voter.objects.filter(pk=voter.pk).update(token_sha256=Voter.hash_token(token))
+        headers["HTTP_X_VOTER_TOKEN"] = token
+    return Client().post(
+        f"/v1/report/{image.uuid}",
+        {"reason": reason},
+        content_type="application/json",
+        REMOTE_ADDR=address,
+        **headers,
+    )
+
+
+def public_image(django_capture_on_commit_callbacks) -> Image:
     image = pending_image()
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("approve")
-    first, second = Client(), Client()
-    response = first.post(f"/image/{image.uuid}/report", {"reason": "personal"})
-    assert response.status_code == 302
-    again = first.post(f"/image/{image.uuid}/report", {"reason": "personal"}, follow=True)
-    assert "already reported" in again.content.decode()
+    return image
+
+
+def test_reports_by_voters_with_a_history_from_different_networks_hide_a_picture(
+    client, settings, django_capture_on_commit_callbacks
+):
+    settings.REPORTS_TO_HIDE = 2
+    image = public_image(django_capture_on_commit_callbacks)
+    first, second = make_voter(trusted=True), make_voter(trusted=True)
+    assert report_as(first, image, "198.51.100.7").status_code == 201
+    assert report_as(first, image, "198.51.100.7").status_code == 409
     image.refresh_from_db()
     assert image.status == "public"
     with django_capture_on_commit_callbacks(execute=True):
-        second.post(f"/image/{image.uuid}/report", {"reason": "copyright"})
+        assert report_as(second, image, "203.0.113.9", "copyright").status_code == 201
     image.refresh_from_db()
     assert image.status == "hidden"
     assert private_path(image).exists() and not public_path(image).exists()
     assert client.get(f"/image/{image.uuid}").status_code == 404
+
+
+def test_fresh_identities_report_for_moderators_but_hide_nothing(
+    settings, django_capture_on_commit_callbacks
+):
+    """The red team's attack: token-less reports, each a brand-new voter, from anywhere."""
+    settings.REPORTS_TO_HIDE = 3
+    image = public_image(django_capture_on_commit_callbacks)
+    for n in range(10):
+        assert report_as(None, image, f"192.0.{n}.1").status_code == 201
+    for n in range(3):  # and the page's form, each from a new browser
+        Client(REMOTE_ADDR=f"10.{n}.0.1").post(
+            f"/image/{image.uuid}/report", {"reason": "other", "text": "no"}
+        )
+    image.refresh_from_db()
+    assert image.status == "public"
+    assert image.reports.count() == 13
+    assert Image.objects.reported().filter(pk=image.pk).exists()  # the moderators' list
+
+
+def test_voters_with_a_history_on_one_network_count_once(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.REPORTS_TO_HIDE = 2
+    image = public_image(django_capture_on_commit_callbacks)
+    for n in range(5):
+        report_as(make_voter(trusted=True), image, f"198.51.100.{n + 1}")
+    image.refresh_from_db()
+    assert image.status == "public"
+
+
+def test_an_account_counts_and_a_banned_voter_does_not(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.REPORTS_TO_HIDE = 2
+    image = public_image(django_capture_on_commit_callbacks)
+    banned = make_voter(trusted=True, banned=True)
+    report_as(banned, image, "198.51.100.1")
+    member = make_voter(user=User.objects.create_user("member", password="x" * 20))
+    report_as(member, image, "203.0.113.1")
+    image.refresh_from_db()
+    assert image.status == "public"
+    with django_capture_on_commit_callbacks(execute=True):
+        report_as(make_voter(trusted=True), image, "192.0.2.1")
+    image.refresh_from_db()
+    assert image.status == "hidden"
+
+
+def test_a_report_sent_as_plain_text_is_refused_and_creates_no_one(
+    django_capture_on_commit_callbacks,
+):
+    """A page elsewhere can make a browser send text/plain without asking first."""
+    image = public_image(django_capture_on_commit_callbacks)
+    response = Client().post(
+        f"/v1/report/{image.uuid}", '{"reason": "sensitive"}', content_type="text/plain"
+    )
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+    assert not image.reports.exists() and not Voter.objects.exists()
 
 
 def test_a_report_of_kind_other_needs_words(client):

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from donations.models import Image, ImageLabel
 from labels import lookup as label_lookup
 from labels.models import Label
-from people.http import allow, flag, json_error, public_read, read_json
+from people.http import BadBody, allow, flag, json_error, public_read, read_json
 from people.identity import api_identity, client_ip, ip_prefix
 from people.models import Voter
 from people.ratelimits import limit
@@ -146,6 +146,8 @@ def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
     try:
         body = read_json(request)
         label = resolve_pair_label(body)
+    except BadBody as error:
+        return json_error(str(error), error.status)
     except ValueError as error:
         return json_error(str(error), 400)
     except LookupError as error:
@@ -211,6 +213,8 @@ def vote_many(request: HttpRequest) -> JsonResponse:
                 )
             answers.append((str(item.get("uuid", "")), item["valid"], ticket_of(request, item)))
         pairs = [(_find_pair(_uuid(text), label), valid, ticket) for text, valid, ticket in answers]
+    except BadBody as error:
+        return json_error(str(error), error.status)
     except ValueError as error:
         return json_error(str(error), 400)
     except LookupError as error:
