@@ -22,7 +22,7 @@ from django.views.static import serve
 from labels.models import Label
 from people.http import wants_json
 from people.identity import client_ip, ip_prefix
-from people.ratelimits import limit
+from people.ratelimits import limit, spend
 
 from .forms import DonationForm, ReportForm
 from .ingest import Outcome, ingest
@@ -93,6 +93,10 @@ def upload_too_large(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 def donate_post(request: HttpRequest) -> HttpResponse:
+    # Every file sent counts against the donation limit, not only the request.
+    sent = len(request.FILES.getlist("images"))
+    if refused := spend(request, "donate", "DONATION_RATE", sent - 1):
+        return refused
     form = DonationForm(request.POST, request.FILES)
     if pending_queue_is_full(request):
         message = (

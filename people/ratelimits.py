@@ -1,8 +1,11 @@
 """Rate limits on Redis, shared by every gunicorn worker.
 
 `limit("vote", "VOTE_RATE")` counts requests per client address and per
-voter. When Redis cannot be reached the limited view answers 503 with a
-reason: a limit must never silently fail open, and never turn into a 500.
+voter. A request that carries several items (a batch of votes, a form of
+files) spends one unit per item: the view calls `spend()` for the rest once it
+knows how many there are. When Redis cannot be reached the limited view
+answers 503 with a reason: a limit must never silently fail open, and never
+turn into a 500.
 """
 
 from __future__ import annotations
@@ -75,6 +78,38 @@ def over_limit(
     return False
 
 
+def keys_for(by_address_only: bool = False, by_network: bool = False) -> tuple:
+    if by_network:
+        return (network_key,)
+    if by_address_only:
+        return ("ip",)
+    return ("ip", voter_key)
+
+
+def _refusal(
+    request: HttpRequest, group: str, rate_setting: str, units: int, keys
+) -> HttpResponse | None:
+    """Spend `units` against the limit; the answer to send when that goes over, else None."""
+    if not settings.RATELIMIT_ENABLE or units <= 0:
+        return None
+    rate = getattr(settings, rate_setting)
+    try:
+        limited = any(over_limit(request, group, rate, keys) for _ in range(units))
+    except Exception as error:  # redis.exceptions.ConnectionError and friends
+        log.error("rate limiter unavailable for %s: %s", group, error)
+        return unavailable(request)
+    if limited:
+        log.warning("rate limit %s hit by %s", group, request.META.get("REMOTE_ADDR"))
+        return ratelimited(request)
+    return None
+
+
+def spend(request: HttpRequest, group: str, rate_setting: str, units: int) -> HttpResponse | None:
+    """Spend `units` more of the limit the view's `limit()` already charged one for (the
+    other items of a batch); the 429 or 503 to answer with when that goes over, else None."""
+    return _refusal(request, group, rate_setting, units, keys_for())
+
+
 def limit(
     group: str,
     rate_setting: str,
@@ -88,25 +123,15 @@ def limit(
     anonymous reads, where creating a voter per call would be waste, and
     `by_network` counts per /24 (or /48) instead: one count for a whole farm.
     """
-    if by_network:
-        keys = (network_key,)
-    elif by_address_only:
-        keys = ("ip",)
-    else:
-        keys = ("ip", voter_key)
+    keys = keys_for(by_address_only, by_network)
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if request.method in methods and settings.RATELIMIT_ENABLE:
-                try:
-                    limited = over_limit(request, group, getattr(settings, rate_setting), keys)
-                except Exception as error:  # redis.exceptions.ConnectionError and friends
-                    log.error("rate limiter unavailable for %s: %s", group, error)
-                    return unavailable(request)
-                if limited:
-                    log.warning("rate limit %s hit by %s", group, request.META.get("REMOTE_ADDR"))
-                    return ratelimited(request)
+            if request.method in methods and (
+                refused := _refusal(request, group, rate_setting, 1, keys)
+            ):
+                return refused
             return view(request, *args, **kwargs)
 
         return wrapper

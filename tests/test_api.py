@@ -277,6 +277,34 @@ class TestVote:
         )
         assert limited.status_code == 429 and "Too many requests" in limited.json()["error"]
 
+    def test_every_vote_of_a_batch_counts_against_the_limit(self, client, token, settings):
+        settings.VOTE_RATE = "10/m"
+        pairs = [open_pair() for _ in range(11)]
+        body = {
+            "label": "dog",
+            "validations": [{"uuid": str(p.image.uuid), "valid": "yes"} for p in pairs],
+        }
+        response = post_json(
+            client, "/v1/donation/validate", body, method="patch", HTTP_X_VOTER_TOKEN=token
+        )
+        assert response.status_code == 429
+        assert not Vote.objects.exists()
+        body["validations"] = body["validations"][:2]
+        assert (
+            post_json(
+                client, "/v1/donation/validate", body, method="patch", HTTP_X_VOTER_TOKEN=token
+            ).status_code
+            == 429
+        ), "the refused batch was spent too"
+
+    def test_new_voter_tokens_are_limited_per_address_and_per_network(self, settings):
+        settings.VOTER_RATE, settings.VOTER_NETWORK_RATE = "3/h", "5/h"
+        one = [Client().post("/v1/voter", REMOTE_ADDR="198.51.100.1") for _ in range(4)]
+        assert [r.status_code for r in one] == [201, 201, 201, 429]
+        farm = [Client().post("/v1/voter", REMOTE_ADDR=f"198.51.100.{n}") for n in range(2, 6)]
+        assert [r.status_code for r in farm] == [201, 201, 429, 429]
+        assert Client().post("/v1/voter", REMOTE_ADDR="203.0.113.1").status_code == 201
+
 
 def trusted_token(**fields) -> tuple[str, Voter]:
     voter, token = Voter.create_with_token(trusted=True, gold_correct=8, **fields)

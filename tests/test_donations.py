@@ -241,3 +241,12 @@ def test_killing_the_decoder_mid_upload_costs_one_answer_and_nothing_else(client
     assert Image.objects.count() == 0 and media_files() == []
     follow_up = donate(client, upload("fine.jpg"), json=True)
     assert follow_up.status_code == 201, "the service answers the next upload at once"
+
+
+def test_every_file_of_a_donation_form_counts_against_the_limit(client, settings):
+    settings.DONATION_RATE = "4/h"
+    files = [upload(f"p{n}.jpg", photo_bytes(color=(n * 40, 0, 0))) for n in range(5)]
+    response = donate(client, *files)
+    assert response.status_code == 429
+    assert Image.objects.count() == 0
+    assert donate(Client(), upload("one.jpg"), REMOTE_ADDR="203.0.113.5").status_code == 302

@@ -716,6 +716,21 @@ class TestVotingPages:
         answers = dict(Vote.objects.values_list("pair_id", "answer"))
         assert answers == {p.pk: (YES if p.pk in marked else NO) for p in pairs}
 
+    def test_every_answer_of_a_grid_counts_against_the_vote_limit(self, client, settings):
+        settings.VOTE_RATE = "5/m"
+        dog = make_label("dog")
+        pairs = [open_pair(dog) for _ in range(12)]
+        page = client.get("/validate/grid?label=dog")
+        grid_tickets = dict(
+            re.findall(r'name="(ticket-\d+)" value="([^"]+)"', page.content.decode())
+        )
+        response = client.post(
+            "/validate/grid?label=dog",
+            {"label": "dog", "shown": [p.pk for p in pairs], **grid_tickets},
+        )
+        assert response.status_code == 429
+        assert not Vote.objects.exists()
+
     def test_a_grid_with_one_bad_picture_records_nothing(self, client):
         dog = make_label("dog")
         pairs = [open_pair(dog) for _ in range(3)]

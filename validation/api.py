@@ -21,7 +21,7 @@ from labels.models import Label
 from people.http import BadBody, allow, flag, json_error, public_read, read_json
 from people.identity import api_identity, client_ip, ip_prefix
 from people.models import Voter
-from people.ratelimits import limit
+from people.ratelimits import limit, spend
 
 from . import selection, statistics, tickets
 from .models import Vote
@@ -219,6 +219,8 @@ def vote_many(request: HttpRequest) -> JsonResponse:
         return json_error(str(error), 400)
     except LookupError as error:
         return json_error(str(error.args[0]), 404)
+    if refused := spend(request, "vote", "VOTE_RATE", len(pairs) - 1):  # each vote counts
+        return refused
     caller = request.voter
     prefix = ip_prefix(client_ip(request))
     try:

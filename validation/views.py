@@ -16,7 +16,7 @@ from donations.pairs import attach, suggest
 from labels.models import Label, normalize_name
 from people.http import wants_json
 from people.identity import client_ip, ip_prefix
-from people.ratelimits import limit
+from people.ratelimits import limit, spend
 
 from . import selection, statistics, tickets
 from .models import Vote
@@ -202,6 +202,8 @@ def grid_post(request: HttpRequest, label: Label) -> HttpResponse:
     if not shown:
         messages.error(request, "There was nothing to answer.")
         return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
+    if refused := spend(request, "vote", "VOTE_RATE", len(shown) - 1):  # each answer counts
+        return refused
     pairs = {p.pk: p for p in ImageLabel.objects.filter(pk__in=shown, label=label)}
     prefix = ip_prefix(client_ip(request))
     try:
