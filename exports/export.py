@@ -14,6 +14,10 @@ Three promises shape this module:
 - **Nothing personal.** Exports select an explicit list of columns: the
   image's uuid, size and format, the label names and the vote counts. Voters,
   donors, addresses and original file names never appear.
+- **Bounded cost.** Before anything runs, PostgreSQL's planner estimates the
+  query; one estimated above EXPORT_MAX_COST is refused with the reason
+  (``check_cost``). Counts and previews run under a short statement timeout
+  (EXPORT_COUNT_TIMEOUT_MS), streams under a long one (EXPORT_STREAM_TIMEOUT_S).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 from django.db.models import Count, Prefetch, Q
 from django.utils.text import slugify
 
@@ -52,6 +57,14 @@ IDLE_TIMEOUT = "10min"
 
 class ExportError(RuntimeError):
     """The stream cannot go on; the client sees a truncated download."""
+
+
+class TooCostly(ValueError):
+    """The planner expects this query to cost more than one request may spend."""
+
+
+class TooSlow(RuntimeError):
+    """A count or preview ran past its statement timeout and was cancelled."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,10 @@ def snapshot() -> Iterator[Snapshot]:
             # Compiling a million-row query costs more than it saves (bench/RESULTS.md).
             cursor.execute("SET LOCAL jit = off")
             cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_TIMEOUT}'")
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [f"{int(settings.EXPORT_STREAM_TIMEOUT_S)}s"],
+            )
             # The first query fixes the snapshot; now() is the time it was taken.
             cursor.execute("SELECT now()")
             (taken,) = cursor.fetchone()
@@ -619,9 +636,61 @@ FORMATS = {
 # --- Counts and previews (the request's own connection; no snapshot needed) -------------
 
 
+# --- Counts and previews: cheap, bounded queries on the request's connection ---------
+
+
+def estimated_cost(export: Export) -> float:
+    """The planner's estimate (its own units, see EXPLAIN) for counting the export's images."""
+    sql = compose(
+        "EXPLAIN (FORMAT JSON) SELECT count(*) FROM donations_image img WHERE ", export.matching()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql.text, sql.params)
+        (plan,) = cursor.fetchone()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Total Cost"])
+
+
+def check_cost(export: Export) -> None:
+    """TooCostly, with the reason in words, for a query too expensive to run at all.
+
+    The estimate grows with the number of images a query makes PostgreSQL test
+    against each label. Negations inside `|` are the usual cause: every image is
+    checked against every negated label.
+    """
+    cost, ceiling = estimated_cost(export), settings.EXPORT_MAX_COST
+    if cost > ceiling:
+        raise TooCostly(
+            f"this query is too costly to run (PostgreSQL estimates {cost:,.0f}; at most "
+            f"{ceiling:,.0f} is allowed): it makes every image be tested against every "
+            "label. Name the labels you want with & and |, and keep ~ (not) for a few "
+            "labels joined with &."
+        )
+
+
+@contextmanager
+def bounded() -> Iterator[None]:
+    """Run the queries inside under EXPORT_COUNT_TIMEOUT_MS; TooSlow when it fires."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [f"{int(settings.EXPORT_COUNT_TIMEOUT_MS)}ms"],
+            )
+            yield
+    except OperationalError as error:
+        if getattr(error.__cause__, "pgcode", None) != "57014":  # query_canceled
+            raise
+        raise TooSlow(
+            f"counting this query took longer than {settings.EXPORT_COUNT_TIMEOUT_MS / 1000:g} s "
+            "and was stopped; try a simpler query, or again in a minute"
+        ) from None
+
+
 def count_images(export: Export) -> int:
     sql = compose("SELECT count(*) FROM donations_image img WHERE ", export.matching())
-    with connection.cursor() as cursor:
+    with bounded(), connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         return cursor.fetchone()[0]
 
@@ -633,7 +702,7 @@ def first_images(export: Export, limit: int) -> list[Image]:
         export.matching(),
         Sql(" ORDER BY img.id LIMIT %s", [limit]),
     )
-    with connection.cursor() as cursor:
+    with bounded(), connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         ids = [pk for (pk,) in cursor.fetchall()]
     pairs = (
@@ -661,7 +730,8 @@ def validation_counts(min_probability: float, min_count: int) -> list[dict]:
         .order_by("-count", "parent__name", "name")
         .values_list("name", "parent__name", "count")
     )
-    return [
-        {"label": parent or name, "sublabel": name if parent else "", "count": count}
-        for name, parent, count in rows
-    ]
+    with bounded():
+        return [
+            {"label": parent or name, "sublabel": name if parent else "", "count": count}
+            for name, parent, count in rows
+        ]

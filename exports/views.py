@@ -16,7 +16,16 @@ from labels.models import Label
 from people.http import json_error, public_read
 from people.ratelimits import limit
 
-from .export import FORMATS, Export, count_images, first_images, validation_counts
+from .export import (
+    FORMATS,
+    Export,
+    TooCostly,
+    TooSlow,
+    check_cost,
+    count_images,
+    first_images,
+    validation_counts,
+)
 from .query import MAX_LENGTH, LabelQuery, QueryError
 
 PREVIEW_IMAGES = 10
@@ -72,14 +81,17 @@ class ExportForm(forms.Form):
         return self.cleaned_data["format"] or "json"
 
     def export(self, request: HttpRequest) -> Export:
+        """The export asked for; TooCostly when its query is too expensive to run."""
         data = self.cleaned_data
-        return Export(
+        dataset = Export(
             query=data["query"],
             min_probability=data["min_probability"] or 0.0,
             min_confidence=data["min_confidence"] or 0.0,
             annotations_only=data["annotations_only"],
             image_url_prefix=request.build_absolute_uri(IMAGE_PATH),
         )
+        check_cost(dataset)
+        return dataset
 
     def api_error(self) -> JsonResponse:
         """400 for a wrong query or format (with the position), 422 for a malformed number."""
@@ -111,7 +123,10 @@ def export(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return form.api_error()
     chosen = FORMATS[form.cleaned_data["format"]]
-    dataset = form.export(request)
+    try:
+        dataset = form.export(request)
+    except TooCostly as error:
+        return json_error(str(error), 400)
     # A HEAD request gets the headers without running the export.
     body = iter(()) if request.method == "HEAD" else chosen.render(dataset)
     response = StreamingHttpResponse(body, content_type=chosen.content_type)
@@ -129,7 +144,18 @@ def export_count(request: HttpRequest) -> JsonResponse:
     form = ExportForm(request.GET)
     if not form.is_valid():
         return form.api_error()
-    return JsonResponse({"images": count_images(form.export(request))})
+    try:
+        return JsonResponse({"images": count_images(form.export(request))})
+    except TooCostly as error:
+        return json_error(str(error), 400)
+    except TooSlow as error:
+        return busy(str(error))
+
+
+def busy(reason: str) -> JsonResponse:
+    response = json_error(reason, 503)
+    response["Retry-After"] = "60"
+    return response
 
 
 class StatisticsForm(forms.Form):
@@ -147,16 +173,20 @@ class StatisticsForm(forms.Form):
 
 
 @public_read
+@limit("statistics", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def validation_statistics(request: HttpRequest) -> JsonResponse:
     """Per label, the public pairs at or above min_probability: [{"label", "sublabel", "count"}]."""
     form = StatisticsForm(request.GET)
     if not form.is_valid():
         name, errors = next(iter(form.errors.items()))
         return json_error(f"{name}: {errors[0]}", 422)
-    counts = validation_counts(
-        min_probability=form.cleaned_data["min_probability"] or 0.0,
-        min_count=form.cleaned_data["min_count"] or 0,
-    )
+    try:
+        counts = validation_counts(
+            min_probability=form.cleaned_data["min_probability"] or 0.0,
+            min_count=form.cleaned_data["min_count"] or 0,
+        )
+    except TooSlow as error:
+        return busy(str(error))
     return JsonResponse(counts, safe=False)
 
 
@@ -183,6 +213,7 @@ def with_added_label(data, how: str) -> dict:
 
 
 @require_GET
+@limit("export-preview", "EXPORT_RATE", methods=("GET",), by_address_only=True)
 def export_page(request: HttpRequest) -> HttpResponse:
     """Build a query, preview what matches, then download it in a chosen format."""
     data = request.GET
@@ -190,19 +221,27 @@ def export_page(request: HttpRequest) -> HttpResponse:
         data = with_added_label(data, data["add"])
     form = ExportForm(data or None, initial={"format": "json"})
     context = {"form": form, "accessors": label_accessors(), "formats": FORMATS}
+    status = 200
     if form.is_bound and form.is_valid():
-        dataset = form.export(request)
-        parameters = {
-            "query": str(dataset.query),
-            "min_probability": dataset.min_probability,
-            "min_confidence": dataset.min_confidence,
-            "format": form.cleaned_data["format"],
-        }
-        context.update(
-            dataset=dataset,
-            count=count_images(dataset),
-            images=first_images(dataset, PREVIEW_IMAGES),
-            chosen=FORMATS[form.cleaned_data["format"]],
-            download_url=f"{reverse('exports:api-export')}?{urlencode(parameters)}",
-        )
-    return render(request, "exports/export.html", context)
+        try:
+            dataset = form.export(request)
+            context.update(
+                dataset=dataset,
+                count=count_images(dataset),
+                images=first_images(dataset, PREVIEW_IMAGES),
+            )
+        except (TooCostly, TooSlow) as error:
+            form.add_error("query", str(error))
+            status = 400 if isinstance(error, TooCostly) else 503
+        else:
+            parameters = {
+                "query": str(dataset.query),
+                "min_probability": dataset.min_probability,
+                "min_confidence": dataset.min_confidence,
+                "format": form.cleaned_data["format"],
+            }
+            context.update(
+                chosen=FORMATS[form.cleaned_data["format"]],
+                download_url=f"{reverse('exports:api-export')}?{urlencode(parameters)}",
+            )
+    return render(request, "exports/export.html", context, status=status)

@@ -202,7 +202,13 @@ MAX_PENDING_ANONYMOUS = env_int("MAX_PENDING_ANONYMOUS", 2000)
 REPORTS_TO_HIDE = env_int("REPORTS_TO_HIDE", 3)
 DONATION_RATE = env_str("DONATION_RATE", "60/h")
 REPORT_RATE = env_str("REPORT_RATE", "20/h")
-EXPORT_RATE = env_str("EXPORT_RATE", "30/m")
+EXPORT_RATE = env_str("EXPORT_RATE", "30/m")  # downloads, counts, previews, statistics
+# The planner's estimate above which an export query is refused (400). Ordinary
+# queries of up to 50 labels estimate ≤ 250,000 on a million images; 50 negations
+# joined by | estimate 130 million there (bench/RESULTS.md, "export cost").
+EXPORT_MAX_COST = env_int("EXPORT_MAX_COST", 10_000_000)
+EXPORT_COUNT_TIMEOUT_MS = env_int("EXPORT_COUNT_TIMEOUT_MS", 5000)  # counts and previews
+EXPORT_STREAM_TIMEOUT_S = env_int("EXPORT_STREAM_TIMEOUT_S", 1800)  # one download's statements
 VOTER_RATE = env_str("VOTER_RATE", "10/h")  # new voter tokens per client address
 VOTER_NETWORK_RATE = env_str("VOTER_NETWORK_RATE", "30/h")  # … and per /24 or /64 network
 

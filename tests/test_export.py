@@ -666,3 +666,79 @@ class TestPage:
         assert 'value="dog | cat"' in page.content.decode()
         page = client.get("/export", {"query": "dog | cat", "add_label": "grass", "add": "and"})
         assert 'value="(dog | cat) &amp; grass"' in page.content.decode()
+
+
+class TestCostBounds:
+    """Exports, counts, previews and statistics cannot be turned into a denial of service."""
+
+    PATHOLOGICAL = " | ".join(f"~label{n}" for n in range(40))
+
+    @pytest.fixture
+    def labels(self, data):
+        for n in range(40):
+            make_pair(f"label{n}", image=data.c)
+        return data
+
+    def costs(self):
+        from exports.query import LabelQuery
+
+        simple = export_module.Export(query=LabelQuery.parse("dog | cat"))
+        bad = export_module.Export(query=LabelQuery.parse(self.PATHOLOGICAL))
+        return export_module.estimated_cost(simple), export_module.estimated_cost(bad)
+
+    def test_a_query_the_planner_expects_to_be_costly_is_refused_everywhere(
+        self, client, labels, settings
+    ):
+        simple, bad = self.costs()
+        assert bad > 10 * simple
+        settings.EXPORT_MAX_COST = (simple + bad) / 2
+        for url in ("/v1/export", "/v1/export/count"):
+            response = client.get(url, {"query": self.PATHOLOGICAL})
+            assert response.status_code == 400
+            assert "too costly" in response.json()["error"]
+            assert client.get(url, {"query": "dog | cat"}).status_code == 200
+        page = client.get("/export", {"query": self.PATHOLOGICAL})
+        assert page.status_code == 400
+        assert "too costly" in page.content.decode()
+
+    def test_ordinary_queries_stay_far_below_the_default_ceiling(self, labels, settings):
+        simple, _ = self.costs()
+        assert simple * 100 < settings.EXPORT_MAX_COST
+
+    def test_a_count_past_its_statement_timeout_is_stopped(self, settings):
+        settings.EXPORT_COUNT_TIMEOUT_MS = 50
+        with pytest.raises(export_module.TooSlow, match="longer than 0.05 s"):
+            with export_module.bounded(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(2)")
+        with connection.cursor() as cursor:  # the request's connection is usable again
+            cursor.execute("SELECT 1")
+
+    def test_a_count_that_times_out_answers_503_with_a_reason(self, client, data, monkeypatch):
+        def too_slow(export):
+            raise export_module.TooSlow("counting this query took longer than 5 s")
+
+        monkeypatch.setattr("exports.views.count_images", too_slow)
+        response = client.get("/v1/export/count", {"query": "dog"})
+        assert response.status_code == 503 and "longer than" in response.json()["error"]
+        assert response["Retry-After"]
+        page = client.get("/export", {"query": "dog"})
+        assert page.status_code == 503 and "longer than" in page.content.decode()
+
+    def test_a_download_runs_under_the_stream_timeout(self, settings):
+        settings.EXPORT_STREAM_TIMEOUT_S = 7
+        with export_module.snapshot() as snap:
+            assert snap.one(export_module.Sql("SHOW statement_timeout")) == ("7s",)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "/v1/export?query=dog",
+            "/v1/export/count?query=dog",
+            "/export?query=dog",
+            "/v1/statistics/validations/count",
+        ],
+    )
+    def test_every_export_like_endpoint_is_rate_limited(self, client, data, settings, url):
+        settings.EXPORT_RATE = "2/m"
+        codes = [client.get(url, REMOTE_ADDR="198.51.100.9").status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
