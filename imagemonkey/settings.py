@@ -214,6 +214,8 @@ VOTER_NETWORK_RATE = env_str("VOTER_NETWORK_RATE", "30/h")  # … and per /24 or
 
 # --- Crowd validation (see README: "Votes, trust and settling") ------------
 VOTE_RATE = env_str("VOTE_RATE", "60/m")
+# Failed sign-ins per client address and per user name (the admin's today).
+LOGIN_FAILURE_RATE = env_str("LOGIN_FAILURE_RATE", "10/h")
 
 
 def _env_probability(name: str, default: float) -> float:

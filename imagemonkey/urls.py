@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from people.ratelimits import throttle_sign_in
+
 from . import views
 
 urlpatterns = [
@@ -8,6 +10,8 @@ urlpatterns = [
     path("about", views.about, name="about"),
     path("healthz", views.healthz, name="healthz"),
     path("ping", views.ping, name="ping"),
+    # Before the admin's own URLs, so that its sign-in is throttled.
+    path("admin/login/", throttle_sign_in(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
     path("v1/", include("imagemonkey.api_urls")),
     path("api", views.api_docs, name="api-docs"),

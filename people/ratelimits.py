@@ -10,6 +10,7 @@ turn into a 500.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -17,7 +18,7 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage, is_ratelimited
 
 from .http import wants_json
 from .identity import TOKEN_HEADER, client_ip, ip_prefix
@@ -137,3 +138,58 @@ def limit(
         return wrapper
 
     return decorator
+
+
+# --- Sign-in ------------------------------------------------------------------------
+
+
+def username_key(group: str, request: HttpRequest) -> str:
+    """The account a sign-in names (hashed: no user name is stored in Redis)."""
+    name = request.POST.get("username", "").strip().lower()
+    return "username:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def _sign_in_counts(request: HttpRequest, *, increment: bool) -> bool:
+    """Whether failed sign-ins have reached the limit for the address or the user name
+    (counting one more failure first when `increment`)."""
+    reached = False
+    for key in ("ip", username_key):
+        usage = get_usage(
+            request,
+            group="sign-in",
+            key=key,
+            rate=settings.LOGIN_FAILURE_RATE,
+            increment=increment,
+        )
+        reached |= usage is not None and usage["count"] >= usage["limit"]
+    return reached
+
+
+def throttle_sign_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorate a sign-in view: failed attempts count per address and per user name.
+
+    Past LOGIN_FAILURE_RATE the next attempt is refused (429) before any password is
+    checked. Only failures count, so an account's owner is not locked out by their own
+    successful sign-ins; a success is the view's redirect (a 3xx).
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST" or not settings.RATELIMIT_ENABLE:
+            return view(request, *args, **kwargs)
+        try:
+            if _sign_in_counts(request, increment=False):
+                log.warning("sign-in throttled for %s", request.META.get("REMOTE_ADDR"))
+                return ratelimited(request)
+        except Exception as error:  # redis.exceptions.ConnectionError and friends
+            log.error("rate limiter unavailable for sign-in: %s", error)
+            return unavailable(request)
+        response = view(request, *args, **kwargs)
+        if not 300 <= response.status_code < 400:
+            try:
+                _sign_in_counts(request, increment=True)
+            except Exception as error:
+                log.error("rate limiter unavailable for sign-in: %s", error)
+        return response
+
+    return wrapper

@@ -707,9 +707,12 @@ class TestCostBounds:
 
     def test_a_count_past_its_statement_timeout_is_stopped(self, settings):
         settings.EXPORT_COUNT_TIMEOUT_MS = 50
-        with pytest.raises(export_module.TooSlow, match="longer than 0.05 s"):
-            with export_module.bounded(), connection.cursor() as cursor:
-                cursor.execute("SELECT pg_sleep(2)")
+        with (
+            pytest.raises(export_module.TooSlow, match="longer than 0.05 s"),
+            export_module.bounded(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("SELECT pg_sleep(2)")
         with connection.cursor() as cursor:  # the request's connection is usable again
             cursor.execute("SELECT 1")
 
