@@ -17,7 +17,7 @@ from .ingest import ingest
 from .models import Image, Report
 from .storage import public_storage
 from .uploads import limit_upload_size, too_large_message
-from .views import pending_queue_is_full
+from .views import waiting_room_full
 
 SIZES = ("thumb", "display", "master")
 
@@ -44,16 +44,15 @@ def donate(request: HttpRequest) -> JsonResponse:
         add_sublabels = flag(request, "add_sublabels", in_body=True)
     except ValueError as error:
         return json_error(str(error), 400)
-    if pending_queue_is_full(request):
-        response = json_error(
-            "too many pictures are waiting for review; please try again later", 503
-        )
+    if message := waiting_room_full(request):
+        response = json_error(message, 503)
         response["Retry-After"] = "3600"
         return response
     outcome = ingest(
         uploads[0].read(),
         filename=uploads[0].name,
         donor=request.voter,
+        network=ip_prefix(client_ip(request)),
         labels=labels,
         suggestions=suggestions,
         add_sublabels=add_sublabels,

@@ -105,6 +105,7 @@ def ingest(
     *,
     filename: str = "",
     donor: Voter | None = None,
+    network: str = "",
     labels: list[Label] = (),
     suggestions: list[str] = (),
     add_sublabels: bool = False,
@@ -139,6 +140,7 @@ def ingest(
         phash_band3=bands[3],
         original_filename=filename,
         donor=donor,
+        donor_network=network,
         similar_to=similar,
     )
     chosen = expand_labels(list(labels), add_sublabels)

@@ -76,8 +76,28 @@ class ImageQuerySet(models.QuerySet):
             report_count=Count("reports", filter=Q(reports__resolved=False), distinct=True)
         )
 
-    def anonymous_pending_count(self) -> int:
-        return self.pending().filter(Q(donor__isnull=True) | Q(donor__user__isnull=True)).count()
+    def anonymous_pending(self) -> ImageQuerySet:
+        return self.pending().filter(Q(donor__isnull=True) | Q(donor__user__isnull=True))
+
+    def waiting_room_full(self, donor: Voter, network: str) -> str | None:
+        """Why a new donation must wait, or None when it may come in.
+
+        Pending pictures wait for a moderator; anonymous donors may not bury them.
+        Accounts and trusted donors always come in. For everyone else there is a cap
+        on anonymous pending pictures for the whole site (MAX_PENDING_ANONYMOUS) and
+        one per network (MAX_PENDING_PER_NETWORK), so one client cannot close the
+        site to everyone else. The answer is "site" or "network".
+        """
+        if donor.user_id is not None or donor.trusted:
+            return None
+        per_network = settings.MAX_PENDING_PER_NETWORK
+        waiting_here = self.anonymous_pending().filter(donor_network=network)
+        if per_network > 0 and network and waiting_here.count() >= per_network:
+            return "network"
+        site = settings.MAX_PENDING_ANONYMOUS
+        if site > 0 and self.anonymous_pending().count() >= site:
+            return "site"
+        return None
 
 
 class Image(models.Model):
@@ -104,6 +124,9 @@ class Image(models.Model):
     phash_band3 = models.IntegerField(db_index=True)
     master_sha256 = models.CharField(max_length=64, help_text="sha256 of the stored master file.")
     original_filename = models.CharField(max_length=255, blank=True)
+    donor_network = models.CharField(
+        max_length=50, blank=True, help_text="The /24 or /48 network the donation came from."
+    )
     donor = models.ForeignKey(
         Voter,
         null=True,
@@ -133,6 +156,11 @@ class Image(models.Model):
                 name="image_public_newest",
             ),
             models.Index(fields=["status", "created"], name="image_status_created"),
+            models.Index(
+                fields=["donor_network"],
+                condition=Q(status=ImageStatus.PENDING),
+                name="image_pending_network",
+            ),
             # Exports read public images in id order, beside their pairs' (image, label)
             # index: with this the planner merge-joins and streams instead of sorting.
             models.Index(

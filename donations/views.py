@@ -34,11 +34,22 @@ PAGE_SIZE = 48
 BATCH_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
-def pending_queue_is_full(request: HttpRequest) -> bool:
-    cap = settings.MAX_PENDING_ANONYMOUS
-    if cap <= 0 or request.user.is_authenticated:
-        return False
-    return Image.objects.anonymous_pending_count() >= cap
+WAITING_ROOM_FULL = {
+    "site": (
+        "So many pictures are waiting for review that we cannot take more from anonymous "
+        "donors right now. Please try again later — thank you for your patience."
+    ),
+    "network": (
+        "So many pictures from your network are waiting for review that we cannot take "
+        "more from it right now. Please try again once a moderator has looked at them."
+    ),
+}
+
+
+def waiting_room_full(request: HttpRequest) -> str | None:
+    """The reason, in words, that this donor's upload must wait; None when it may come in."""
+    why = Image.objects.waiting_room_full(request.voter, ip_prefix(client_ip(request)))
+    return WAITING_ROOM_FULL[why] if why else None
 
 
 def outcome_summary(outcome: Outcome) -> dict:
@@ -98,11 +109,7 @@ def donate_post(request: HttpRequest) -> HttpResponse:
     if refused := spend(request, "donate", "DONATION_RATE", sent - 1):
         return refused
     form = DonationForm(request.POST, request.FILES)
-    if pending_queue_is_full(request):
-        message = (
-            "So many pictures are waiting for review that we cannot take more from anonymous "
-            "donors right now. Please try again later — thank you for your patience."
-        )
+    if message := waiting_room_full(request):
         if wants_json(request):
             response = JsonResponse({"error": message}, status=503)
         else:
@@ -119,6 +126,7 @@ def donate_post(request: HttpRequest) -> HttpResponse:
             upload.read(),
             filename=upload.name,
             donor=request.voter,
+            network=ip_prefix(client_ip(request)),
             labels=form.labels_found,
             suggestions=form.suggestions,
             add_sublabels=form.cleaned_data["add_sublabels"],

@@ -198,7 +198,8 @@ IMAGE_WORKER_MAX_TASKS = 500  # uploads per decoding process before it is replac
 # Perceptual hashes within this Hamming distance flag a possible duplicate.
 # The four 16-bit band indexes find every match up to 3 without a scan.
 NEAR_DUPLICATE_DISTANCE = 3
-MAX_PENDING_ANONYMOUS = env_int("MAX_PENDING_ANONYMOUS", 2000)
+MAX_PENDING_ANONYMOUS = env_int("MAX_PENDING_ANONYMOUS", 2000)  # anonymous, site-wide
+MAX_PENDING_PER_NETWORK = env_int("MAX_PENDING_PER_NETWORK", 200)  # … and per /24 or /48
 REPORTS_TO_HIDE = env_int("REPORTS_TO_HIDE", 3)
 DONATION_RATE = env_str("DONATION_RATE", "60/h")
 REPORT_RATE = env_str("REPORT_RATE", "20/h")

@@ -20,7 +20,8 @@ from donations import decoding
 from donations.ingest import ingest
 from donations.models import Image, ImageLabel
 from labels.models import LabelSuggestion
-from tests.helpers import make_label, photo_bytes
+from people.models import Voter
+from tests.helpers import make_image, make_label, photo_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -250,3 +251,42 @@ def test_every_file_of_a_donation_form_counts_against_the_limit(client, settings
     assert response.status_code == 429
     assert Image.objects.count() == 0
     assert donate(Client(), upload("one.jpg"), REMOTE_ADDR="203.0.113.5").status_code == 302
+
+
+def test_one_network_cannot_fill_the_waiting_room_for_everyone(client, settings):
+    settings.MAX_PENDING_PER_NETWORK, settings.MAX_PENDING_ANONYMOUS = 2, 100
+    for n in range(2):
+        donor = Client(REMOTE_ADDR=f"198.51.100.{n + 1}")
+        assert (
+            donate(donor, upload(f"{n}.jpg", photo_bytes(color=(n * 90, 9, 9)))).status_code == 302
+        )
+    response = donate(Client(REMOTE_ADDR="198.51.100.77"), upload("3.jpg"))
+    assert response.status_code == 503
+    assert "from your network" in response.content.decode()
+    elsewhere = Client(REMOTE_ADDR="203.0.113.1")
+    assert donate(elsewhere, upload("4.jpg", photo_bytes(color=(1, 200, 1)))).status_code == 302
+    assert set(Image.objects.values_list("donor_network", flat=True)) == {
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+    }
+
+
+def test_trusted_donors_and_accounts_are_not_held_by_the_caps(settings):
+    settings.MAX_PENDING_PER_NETWORK, settings.MAX_PENDING_ANONYMOUS = 1, 1
+    make_image(status=Image.Status.PENDING, donor_network="198.51.100.0/24")
+    voter, token = Voter.create_with_token(trusted=True)
+    response = Client().post(
+        "/v1/donate",
+        {"image": upload("t.jpg", photo_bytes(color=(3, 3, 240)))},
+        HTTP_X_VOTER_TOKEN=token,
+        REMOTE_ADDR="198.51.100.5",
+    )
+    assert response.status_code == 201
+    _, fresh = Voter.create_with_token()
+    refused = Client().post(
+        "/v1/donate",
+        {"image": upload("f.jpg", photo_bytes(color=(240, 3, 3)))},
+        HTTP_X_VOTER_TOKEN=fresh,
+        REMOTE_ADDR="198.51.100.6",
+    )
+    assert refused.status_code == 503 and "your network" in refused.json()["error"]
