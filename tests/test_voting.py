@@ -16,7 +16,7 @@ from donations.models import ImageLabel
 from people.identity import ip_prefix
 from people.models import Voter
 from tests.helpers import make_image, make_label, make_pair, make_voter, serve, vote
-from validation import selection, voting
+from validation import selection, tickets, voting
 from validation.models import Alert, Vote
 from validation.rules import vote_weight_for
 from validation.voting import VoteRefused, discard_votes, reopen
@@ -693,6 +693,46 @@ class TestVotingPages:
         )
         assert following.status_code == 200, "an odd digit in prefer is no 500"
         assert then is not None
+
+    def preferring(self, client, target: ImageLabel) -> dict:
+        """A vote on another pair that asks for `target` next, with target's real ticket."""
+        first = open_pair()
+        network = ip_prefix("127.0.0.1")
+        client.post(
+            f"/validate/{first.pk}/vote",
+            {"answer": "skip", "ticket": tickets.issue(Voter(), first, network)},
+        )
+        voter = Voter.objects.get()
+        other = open_pair()
+        return client.post(
+            f"/validate/{other.pk}/vote",
+            {
+                "answer": "skip",
+                "ticket": tickets.issue(voter, other, network),
+                "prefer": str(target.pk),
+                "prefer_ticket": tickets.issue(voter, target, network),
+            },
+            HTTP_ACCEPT="application/json",
+        ).json()
+
+    @pytest.mark.parametrize("gold", [False, True], ids=["ordinary", "gold"])
+    def test_a_preloaded_pair_that_settled_meanwhile_comes_next_alike_gold_or_not(
+        self, client, gold
+    ):
+        target = open_pair()
+        ImageLabel.objects.filter(pk=target.pk).update(
+            status=ImageLabel.Status.VALIDATED,
+            servable=False,
+            is_gold=gold,
+            gold_answer=True if gold else None,
+        )
+        assert self.preferring(client, target)["next"]["pair"] == target.pk
+
+    def test_a_preloaded_pair_whose_picture_was_hidden_is_not_served(self, client):
+        target = open_pair(is_gold=True, gold_answer=True)
+        target.image.decide("hide")
+        answer = self.preferring(client, target)
+        assert answer["next"] is None or answer["next"]["pair"] != target.pk
 
     def test_a_friendly_page_when_nothing_is_left(self, client):
         response = client.get("/validate?label=dog")

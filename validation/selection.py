@@ -221,9 +221,19 @@ def next_task(
 
 
 def still_open_for(voter: Voter, pair_id: int) -> ImageLabel | None:
-    """The pair the page preloaded, if this voter may still answer it."""
-    servable_gold = Q(is_gold=True, frozen=False, image__status=Image.Status.PUBLIC)
-    pairs = ImageLabel.objects.filter(pk=pair_id).filter(Q(servable=True) | servable_gold)
+    """The pair the page preloaded (it was served with a ticket), if it may still be shown.
+
+    One test for every pair, gold or not, settled or open: its picture is public, it is
+    not frozen and its label is taggable. Whether the pair settled since it was served
+    must not decide it, or the answer would tell gold pairs (which stay in the pool)
+    from ordinary ones; a vote on a pair settled meanwhile is held out like any other.
+    """
+    pairs = ImageLabel.objects.filter(
+        pk=pair_id,
+        frozen=False,
+        image__status=Image.Status.PUBLIC,
+        label__in=Label.objects.taggable(),
+    )
     return _unseen(pairs, voter).select_related("image", "label__parent").first()
 
 
