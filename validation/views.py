@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from donations.models import Image, ImageLabel
 from donations.pairs import attach, suggest
 from labels.models import Label, normalize_name
-from people.http import wants_json
+from people.http import is_storable_text, wants_json
 from people.identity import client_ip, ip_prefix
 from people.ratelimits import limit, spend
 
@@ -30,6 +30,8 @@ def label_from_query(request: HttpRequest) -> tuple[Label | None, str]:
     text = request.GET.get("label", "").strip() or request.POST.get("label", "").strip()
     if not text:
         return None, ""
+    if not is_storable_text(text):
+        return None, "A label name cannot contain a NUL character."
     label = Label.objects.taggable().filter(slug=text).select_related("parent").first()
     label = label or Label.objects.resolve(text)
     if label is None:
