@@ -8,14 +8,22 @@ from django.db import IntegrityError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from people.http import BadBody, allow, flag, json_error, public_read, read_json
+from people.http import (
+    BadBody,
+    allow,
+    flag,
+    is_storable_text,
+    json_error,
+    public_read,
+    read_json,
+)
 from people.identity import api_identity, client_ip, ip_prefix
 from people.ratelimits import limit
 
 from .forms import parse_labels
 from .ingest import ingest
 from .models import Image, Report
-from .storage import public_storage
+from .storage import PUBLIC_FILE_CACHE_CONTROL, public_storage
 from .uploads import limit_upload_size, too_large_message
 from .views import waiting_room_full
 
@@ -106,7 +114,7 @@ def donation_image(request: HttpRequest, uuid) -> HttpResponse:
         if not storage.exists(name):
             return json_error("the picture's file is missing; it has been reported", 404)
         response = FileResponse(storage.open(name), content_type=content_type)
-    response["Cache-Control"] = "public, max-age=86400"
+    response["Cache-Control"] = PUBLIC_FILE_CACHE_CONTROL
     response["Content-Disposition"] = f'inline; filename="{image.uuid}.{image.extension}"'
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
@@ -131,6 +139,8 @@ def report(request: HttpRequest, uuid) -> JsonResponse:
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         return json_error('give a reason, e.g. {"reason": "shows a person\'s face"}', 400)
+    if not is_storable_text(reason):
+        return json_error("the reason may not contain NUL or unpaired surrogate characters", 400)
     reason = reason.strip()[:1000]
     kind = reason.lower() if reason.lower() in REASON_WORDS else Report.Reason.OTHER
     try:

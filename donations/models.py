@@ -17,7 +17,13 @@ from django.utils import timezone
 from labels.models import Label
 from people.models import Voter
 
-from .storage import RENDITIONS, file_name, private_storage, public_storage
+from .storage import (
+    RENDITIONS,
+    file_name,
+    new_publication_key,
+    private_storage,
+    public_storage,
+)
 
 
 class ImageStatus(models.TextChoices):
@@ -127,6 +133,11 @@ class Image(models.Model):
     donor_network = models.CharField(
         max_length=50, blank=True, help_text="The /24 or /48 network the donation came from."
     )
+    publication = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="Part of the public files' names; new each time the picture is published.",
+    )
     donor = models.ForeignKey(
         Voter,
         null=True,
@@ -195,8 +206,10 @@ class Image(models.Model):
         return self.status == self.Status.PUBLIC
 
     # --- files ---------------------------------------------------------------
-    def file_name(self, kind: str = "master") -> str:
-        return file_name(self.uuid, kind, self.extension)
+    def file_name(self, kind: str = "master", *, public: bool | None = None) -> str:
+        """The rendition's name in the store the picture is in (or the one `public` says)."""
+        public = self.is_public if public is None else public
+        return file_name(self.uuid, kind, self.extension, self.publication if public else "")
 
     def rendition_size(self, kind: str) -> tuple[int, int]:
         """Width and height of a rendition, derived from the master's size."""
@@ -241,24 +254,28 @@ class Image(models.Model):
         copied: list[str] = []
         try:
             for kind in RENDITIONS:
-                name = self.file_name(kind)
-                if source.exists(name) and not target.exists(name):
+                name = self.file_name(kind, public=not to_public)
+                copy = self.file_name(kind, public=to_public)
+                if source.exists(name) and not target.exists(copy):
                     with source.open(name) as handle:
-                        target.save(name, handle)
-                    copied.append(name)
+                        target.save(copy, handle)
+                    copied.append(copy)
         except BaseException:
             for name in copied:
                 target.delete(name)
             raise
         # Remove the old copies only once the decision is committed.
-        names = [self.file_name(kind) for kind in RENDITIONS]
+        names = [self.file_name(kind, public=not to_public) for kind in RENDITIONS]
         transaction.on_commit(lambda: [source.delete(name) for name in names])
 
     def _delete_files(self) -> None:
-        names = [self.file_name(kind) for kind in RENDITIONS]
+        stores = {
+            private_storage(): [self.file_name(kind, public=False) for kind in RENDITIONS],
+            public_storage(): [self.file_name(kind, public=True) for kind in RENDITIONS],
+        }
 
         def delete() -> None:
-            for storage in (private_storage(), public_storage()):
+            for storage, names in stores.items():
                 for name in names:
                     storage.delete(name)
 
@@ -307,8 +324,14 @@ class Image(models.Model):
         if action == "reopen" and locked.status == self.Status.REJECTED:
             raise ModerationConflict("A rejected picture's files are gone; it cannot be reopened.")
         was_public = locked.status == self.Status.PUBLIC
-        Image.objects.filter(pk=self.pk).update(status=new_status, decided_at=timezone.now())
+        # The files' names are the locked row's: another moderator may have moved them.
+        self.publication = locked.publication
+        changes = {"status": new_status, "decided_at": timezone.now()}
+        if new_status == self.Status.PUBLIC:
+            changes["publication"] = new_publication_key()  # new URLs for a new publication
+        Image.objects.filter(pk=self.pk).update(**changes)
         self.status = new_status
+        self.publication = changes.get("publication", self.publication)
         if action in ("approve", "reject"):
             self.reports.update(resolved=True)
         decision = self.decisions.create(action=action, moderator=moderator, note=note[:500])

@@ -17,10 +17,27 @@ from django.core.files.storage import FileSystemStorage, storages
 RENDITIONS = ("master", "display", "thumb")
 
 
-def file_name(image_uuid, kind: str, extension: str) -> str:
-    """Storage name of one rendition: ab/<uuid>.jpg, ab/<uuid>-display.jpg, …"""
+def file_name(image_uuid, kind: str, extension: str, publication: str = "") -> str:
+    """Storage name of one rendition: ab/<uuid>.jpg, ab/<uuid>-display.jpg, …
+
+    A public copy's name carries the picture's publication key, ab/<uuid>-<key>.jpg,
+    new each time the picture is published: once hidden, a picture that comes back
+    comes back at new URLs, and nothing cached under the old ones shows it again.
+    Private copies (and pictures published before keys existed) have none.
+    """
     suffix = "" if kind == "master" else f"-{kind}"
-    return f"{image_uuid.hex[:2]}/{image_uuid}{suffix}.{extension}"
+    key = f"-{publication}" if publication else ""
+    return f"{image_uuid.hex[:2]}/{image_uuid}{key}{suffix}.{extension}"
+
+
+def new_publication_key() -> str:
+    return secrets.token_hex(8)
+
+
+# How long a public file may be kept: an hour by a browser, a minute by a shared
+# cache before it asks again. A hidden picture's files are gone from the origin, so
+# a hide reaches every shared cache within a minute and every browser within an hour.
+PUBLIC_FILE_CACHE_CONTROL = "public, max-age=3600, s-maxage=60, proxy-revalidate"
 
 
 class AtomicFileSystemStorage(FileSystemStorage):

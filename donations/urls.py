@@ -16,7 +16,7 @@ urlpatterns = [
         name="private-file",
     ),
     re_path(
-        r"^media/(?P<path>[0-9a-f]{2}/[0-9a-f-]{36}(?:-display|-thumb)?\.(?:jpg|png))$",
+        r"^media/(?P<path>[0-9a-f]{2}/[0-9a-f-]{36}(?:-[0-9a-f]{16})?(?:-display|-thumb)?\.(?:jpg|png))$",
         views.public_media,
         name="media",
     ),

@@ -27,7 +27,7 @@ from people.ratelimits import limit, spend
 from .forms import DonationForm, ReportForm
 from .ingest import Outcome, ingest
 from .models import Image, ImageLabel
-from .storage import private_storage
+from .storage import PUBLIC_FILE_CACHE_CONTROL, private_storage
 from .uploads import limit_upload_size, too_large_message
 
 PAGE_SIZE = 48
@@ -212,7 +212,7 @@ def browse(request: HttpRequest) -> HttpResponse:
         images = images.filter(created__lte=moment).exclude(created=moment, pk__gte=pk)
     page = list(
         images.order_by("-created", "-pk")
-        .only("uuid", "width", "height", "format", "status", "created")
+        .only("uuid", "width", "height", "format", "status", "publication", "created")
         .prefetch_related(
             Prefetch(
                 "pairs",
@@ -321,7 +321,7 @@ def private_file(request: HttpRequest, uuid, kind: str) -> HttpResponse:
 def public_media(request: HttpRequest, path: str) -> HttpResponse:
     """Approved files, when no web server sits in front (`make run`); nginx serves them in production."""
     response = serve(request, path, document_root=str(settings.MEDIA_ROOT / "public"))
-    response["Cache-Control"] = "public, max-age=2592000, immutable"
+    response["Cache-Control"] = PUBLIC_FILE_CACHE_CONTROL
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -382,7 +382,7 @@ def coco_categories(export: Export) -> Sql:
 
 
 def tar_members(export: Export) -> Sql:
-    """(uuid, format, master sha256, label id) for each file of the ImageFolder tar.
+    """(uuid, format, master sha256, publication key, label id) for each file of the tar.
 
     An image goes into the folder of every queried label it has a passing
     pair on; an image matched only through `~` (it has none of them) goes
@@ -390,7 +390,7 @@ def tar_members(export: Export) -> Sql:
     """
     named = export.query.named_label_ids
     return compose(
-        """SELECT img.uuid, img.format, img.master_sha256, p.label_id
+        """SELECT img.uuid, img.format, img.master_sha256, img.publication, p.label_id
         FROM donations_image img JOIN validation_imagelabel p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
@@ -555,12 +555,12 @@ def _image_members(export, snap, archive, counts, hashes) -> Iterator[bytes]:
     folders = folder_names(snap)
     storage = public_storage()
     missing = last = None
-    for uuid, image_format, master_sha256, label_id in snap.rows(tar_members(export)):
+    for uuid, image_format, master_sha256, publication, label_id in snap.rows(tar_members(export)):
         if uuid == missing:  # one image, several folders: report its missing file once
             continue
         extension = "png" if image_format == Image.Format.PNG else "jpg"
         try:
-            handle = storage.open(file_name(uuid, "master", extension), "rb")
+            handle = storage.open(file_name(uuid, "master", extension, publication), "rb")
         except OSError:
             counts.missing, missing = counts.missing + 1, uuid
             hashes.write(f"# missing, not in the archive: {uuid}.{extension}\n".encode())

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from donations.storage import PUBLIC_FILE_CACHE_CONTROL
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 SCRIPTS = ["install.sh", "update.sh", "backup.sh", "restore.sh", "lib.sh", "with-env"]
@@ -161,6 +163,7 @@ def test_it_serves_media_and_private_files_without_executing_anything(rendered):
         assert "imagemonkey-file-headers.conf" in block
     assert "internal;" in private
     assert r"\.(?:jpg|png))$" in media
+    assert f'"~^/media/" "{PUBLIC_FILE_CACHE_CONTROL}";' in config  # the app's own lifetime
     headers = (rendered / "rendered" / "nginx" / "imagemonkey-file-headers.conf").read_text()
     assert "X-Content-Type-Options nosniff always" in headers
     assert "Strict-Transport-Security" in headers

@@ -96,6 +96,31 @@ def test_approving_moves_the_files_to_public_media(
     assert (decision.action, decision.moderator) == ("approve", user)
 
 
+def test_a_hidden_picture_comes_back_at_new_urls_and_caches_must_ask_again(
+    client, django_capture_on_commit_callbacks
+):
+    image = pending_image()
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("approve")
+    first = image.url("display")
+    response = client.get(first)
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "public, max-age=3600, s-maxage=60, proxy-revalidate"
+    assert "immutable" not in response["Cache-Control"]
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("hide")
+    assert client.get(first).status_code == 404
+    assert all(private_path(image, kind).exists() for kind in ("master", "display", "thumb"))
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("approve")
+    again = image.url("display")
+    assert again != first and str(image.uuid) in again
+    assert client.get(again).status_code == 200
+    assert client.get(first).status_code == 404, "the old URL never shows the picture again"
+    image.refresh_from_db()
+    assert public_path(image).exists() and not private_path(image).exists()
+
+
 def test_rejecting_deletes_the_files_and_blocks_the_same_file_from_returning(
     moderator, django_capture_on_commit_callbacks
 ):

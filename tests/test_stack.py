@@ -39,6 +39,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from donations.storage import PUBLIC_FILE_CACHE_CONTROL
 from tests.test_deploy import (
     DEPLOY,
     ROOT,
@@ -619,7 +620,7 @@ def test_static_files_and_public_pictures_come_from_nginx_with_cache_headers(sta
         assert response.status == 200, name
         assert response.body == (media_root / "public" / name).read_bytes()
         assert response.header("Content-Type") == "image/jpeg"
-        assert response.header("Cache-Control") == "public, max-age=2592000, immutable"
+        assert response.header("Cache-Control") == PUBLIC_FILE_CACHE_CONTROL
         assert response.header("Content-Security-Policy") == "default-src 'none'; sandbox"
         assert response.header("X-Content-Type-Options") == "nosniff"
     stack.assert_gunicorn_never_saw(*markers)
