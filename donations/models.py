@@ -131,11 +131,15 @@ class Image(models.Model):
     master_sha256 = models.CharField(max_length=64, help_text="sha256 of the stored master file.")
     original_filename = models.CharField(max_length=255, blank=True)
     donor_network = models.CharField(
-        max_length=50, blank=True, help_text="The /24 or /48 network the donation came from."
+        max_length=50,
+        blank=True,
+        db_default="",  # bulk loaders (bench/dataset.py) may leave it out
+        help_text="The /24 or /48 network the donation came from.",
     )
     publication = models.CharField(
         max_length=16,
         blank=True,
+        db_default="",
         help_text="Part of the public files' names; new each time the picture is published.",
     )
     donor = models.ForeignKey(
