@@ -6,11 +6,11 @@ from django import forms
 from django.conf import settings
 from django.db import IntegrityError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 
 from people.http import (
     BadBody,
     allow,
+    api_write,
     flag,
     is_storable_text,
     json_error,
@@ -30,7 +30,7 @@ from .views import waiting_room_full
 SIZES = ("thumb", "display", "master")
 
 
-@csrf_exempt  # token identity only, never cookies: nothing to forge
+@api_write
 @allow("POST")
 @api_identity
 @limit("donate", "DONATION_RATE")
@@ -123,7 +123,7 @@ def donation_image(request: HttpRequest, uuid) -> HttpResponse:
 REASON_WORDS = {choice.value for choice in Report.Reason}
 
 
-@csrf_exempt
+@api_write
 @allow("POST")
 @api_identity
 @limit("report", "REPORT_RATE")

@@ -4,6 +4,7 @@ and CORS for read-only GETs."""
 import json
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -38,6 +39,37 @@ def allow(*methods: str) -> Callable:
         return wrapper
 
     return decorator
+
+
+def from_another_site(request: HttpRequest) -> bool:
+    """Whether a browser sent this request from a page of another site.
+
+    Browsers name the page's origin on every cross-origin POST; scripts and apps send
+    none. "null" is a sandboxed or local page, which may be anyone's. Browser
+    extensions (chrome-extension://…) are the user's own choice and may write.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    if origin == "null":
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc != request.get_host()
+
+
+def api_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorate an API view that changes something: no CSRF token (API clients carry
+    none, and identify by token, never by cookie), but a page of another site cannot
+    make a visitor's browser send it: 403 with the reason."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if from_another_site(request):
+            return json_error("pages of other sites cannot write through this API", 403)
+        return view(request, *args, **kwargs)
+
+    wrapper.csrf_exempt = True
+    return wrapper
 
 
 def flag(request: HttpRequest, name: str, *, in_body: bool = False) -> bool:

@@ -683,3 +683,33 @@ class TestVotesOnlyOnWhatWasServed:
         assert Vote.objects.get(voter=voter).counted is False
         pair.refresh_from_db()
         assert (pair.num_yes, pair.num_no, pair.status) == settled
+
+
+class TestPagesOfOtherSites:
+    """A page elsewhere cannot make its visitors' browsers write through the API."""
+
+    @pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://127.0.0.1:9"])
+    def test_a_browser_write_from_another_site_is_refused(self, client, origin):
+        image = real_public_image()
+        upload = SimpleUploadedFile("p.jpg", photo_bytes(), "image/jpeg")
+        refused = [
+            client.post("/v1/donate", {"image": upload}, HTTP_ORIGIN=origin),
+            client.post("/v1/voter", HTTP_ORIGIN=origin),
+            client.post(
+                f"/v1/report/{image.uuid}",
+                {"reason": "sensitive"},
+                content_type="application/json",
+                HTTP_ORIGIN=origin,
+            ),
+        ]
+        assert [r.status_code for r in refused] == [403, 403, 403]
+        assert "other sites" in refused[0].json()["error"]
+        assert Image.objects.count() == 1 and not Voter.objects.exists()
+
+    def test_scripts_extensions_and_our_own_pages_may_write(self, client):
+        for headers in (
+            {},
+            {"HTTP_ORIGIN": "chrome-extension://abc"},
+            {"HTTP_ORIGIN": "http://testserver"},
+        ):
+            assert client.post("/v1/voter", **headers).status_code == 201

@@ -13,12 +13,11 @@ import uuid
 
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 
 from donations.models import Image, ImageLabel
 from labels import lookup as label_lookup
 from labels.models import Label
-from people.http import BadBody, allow, flag, json_error, public_read, read_json
+from people.http import BadBody, allow, api_write, flag, json_error, public_read, read_json
 from people.identity import api_identity, client_ip, ip_prefix
 from people.models import Voter
 from people.ratelimits import limit, spend
@@ -66,7 +65,7 @@ def pair_json(pair: ImageLabel, voter: Voter, network: str) -> dict:
     }
 
 
-@csrf_exempt
+@api_write
 @allow("POST")
 @limit("voter", "VOTER_RATE", by_address_only=True)
 @limit("voter-network", "VOTER_NETWORK_RATE", by_network=True)
@@ -137,7 +136,7 @@ def _find_pair(image_uuid, label: Label) -> ImageLabel:
     return pair
 
 
-@csrf_exempt
+@api_write
 @allow("POST")
 @api_identity
 @limit("vote", "VOTE_RATE")
@@ -191,7 +190,7 @@ def vote_json(uuid, label: Label, answer: str, replaced: bool, counted: bool) ->
     )
 
 
-@csrf_exempt
+@api_write
 @allow("PATCH")
 @api_identity
 @limit("vote", "VOTE_RATE")
