@@ -713,3 +713,54 @@ class TestPagesOfOtherSites:
             {"HTTP_ORIGIN": "http://testserver"},
         ):
             assert client.post("/v1/voter", **headers).status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_batches_over_the_same_pairs_in_opposite_orders_both_succeed(monkeypatch):
+    """Pairs are locked in one order whatever order a batch names them in: no deadlock."""
+    import contextlib
+    import threading
+
+    from validation import api as validation_api
+
+    pairs = [open_pair() for _ in range(2)]
+    tokens = [trusted_token()[0] for _ in range(2)]
+    barrier = threading.Barrier(2, timeout=3)
+    recorded = validation_api.record_vote
+    local = threading.local()
+
+    def record_then_wait(*args, **kwargs):
+        result = recorded(*args, **kwargs)
+        if not getattr(local, "waited", False):  # both hold their first lock, then go on
+            local.waited = True
+            # A broken barrier: the other batch waits for our lock; go on and release it.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+        return result
+
+    monkeypatch.setattr(validation_api, "record_vote", record_then_wait)
+    codes = []
+
+    def batch(token, order):
+        try:
+            body = {
+                "label": "dog",
+                "validations": [{"uuid": str(p.image.uuid), "valid": "yes"} for p in order],
+            }
+            response = post_json(
+                Client(), "/v1/donation/validate", body, method="patch", HTTP_X_VOTER_TOKEN=token
+            )
+            codes.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=batch, args=(tokens[0], pairs)),
+        threading.Thread(target=batch, args=(tokens[1], pairs[::-1])),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == [200, 200]
+    assert Vote.objects.count() == 4
