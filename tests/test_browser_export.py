@@ -80,3 +80,18 @@ def test_a_wrong_query_is_explained_without_javascript(browser, live_server, pic
     assert "expected ')' at position 10" in page.locator("#query-errors").inner_text()
     assert page.get_by_label("Query", exact=True).get_attribute("aria-invalid") == "true"
     context.close()
+
+
+def test_a_query_too_costly_to_run_is_explained_as_it_is_typed_and_on_preview(
+    page, pictures, settings, screenshot_dir
+):
+    settings.EXPORT_MAX_COST = 1  # every query is too costly: the refusal is what is shown
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/export")
+    page.get_by_label("Query", exact=True).fill("~dog | ~cat")
+    page.locator("#live-count").filter(has_text="too costly to run").wait_for()
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_url(re.compile(r"preview=1"))
+    assert "too costly to run" in page.locator("#query-errors").inner_text()
+    assert page.get_by_role("link", name=re.compile("^Download")).count() == 0
+    page.screenshot(path=str(screenshot_dir / "export-too-costly-phone.png"), full_page=True)
