@@ -134,14 +134,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, sessions, rate limits -----------------------------------
 REDIS_URL = env_str("REDIS_URL", f"unix://{DATA_DIR / 'redis' / 'redis.sock'}?db=0")
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "im")
+# Values are stored as JSON, never pickled: whoever can write to Redis must not be able to
+# run code in a web worker by planting a value (django-redis unpickles what it reads).
+# Counters (rate limits) are stored as plain integers either way.
+_REDIS_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 CACHES = {
-    # Pages and sessions degrade gracefully when Redis is down: errors are
-    # swallowed and sessions fall back to the database (cached_db).
+    # Pages degrade gracefully when Redis is down: errors are swallowed.
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_KEY_PREFIX,
         "OPTIONS": {
+            "SERIALIZER": _REDIS_SERIALIZER,
             "IGNORE_EXCEPTIONS": True,
             "SOCKET_CONNECT_TIMEOUT": 0.5,
             "SOCKET_TIMEOUT": 0.5,
@@ -153,11 +157,18 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_KEY_PREFIX + ":rl",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        "OPTIONS": {
+            "SERIALIZER": _REDIS_SERIALIZER,
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+        },
     },
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in PostgreSQL only. A cached session would sit in Redis under a key that
+# holds the session id itself, so anyone who can list Redis's keys could sign in as its
+# owner (an admin). `manage.py clearsessions` (a daily job in deploy/) purges expired ones.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
 RATELIMIT_VIEW = "people.ratelimits.ratelimited"
