@@ -7,6 +7,7 @@ The helpers at the top are shared with tests/test_stack.py.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -249,6 +250,22 @@ def test_it_renders_supervisor_and_the_daily_jobs(tmp_path):
         assert "Persistent=true" in (tmp_path / "systemd" / timer).read_text()
 
 
+def test_redis_lets_in_only_the_app_with_its_password(tmp_path):
+    digest = hashlib.sha256(b"s3cret-Redis-pw").hexdigest()
+    render_config(tmp_path, server_name="example.org", redis_password_sha256=digest)
+    users = (tmp_path / "redis" / "imagemonkey.conf").read_text()
+    directives = [line for line in users.splitlines() if line and not line.startswith("#")]
+    assert directives == [
+        "user default off",
+        f"user imagemonkey on #{digest} ~im:* resetchannels +@all -@admin -@dangerous",
+    ]
+    assert "s3cret-Redis-pw" not in users
+    # Without a password the app's user is off too: nobody gets in.
+    render_config(tmp_path / "none", server_name="example.org")
+    users = (tmp_path / "none" / "redis" / "imagemonkey.conf").read_text()
+    assert "user imagemonkey off" in users and " on " not in users
+
+
 # --- gunicorn's settings (also used by `make run`) -----------------------------------------
 
 
@@ -353,6 +370,10 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "nginx -t -q",
         "/etc/supervisor/conf.d/imagemonkey.conf",
         "supervisorctl update imagemonkey",
+        "install -D -m 640 ",
+        "/redis/imagemonkey.conf /etc/redis/imagemonkey.conf",
+        "append to /etc/redis/redis.conf: include /etc/redis/imagemonkey.conf",
+        "systemctl restart redis-server",
         "systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer",
         "certbot certonly --webroot -w /var/www/letsencrypt --cert-name example.org "
         "-d example.org -d api.example.org --email admin@example.org",
@@ -374,6 +395,7 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "GUNICORN_BIND=unix:/run/imagemonkey/gunicorn.sock",
         "MAX_UPLOAD_MB=20",
         "SECRET_KEY=<generated>",
+        "REDIS_URL=redis://imagemonkey:<generated>@127.0.0.1:6379/0",
     ]:
         assert re.search(rf"^\s+{re.escape(line)}$", out, re.MULTILINE), line
     assert machine_state() == before

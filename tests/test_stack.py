@@ -3,8 +3,9 @@ configuration, gunicorn with 4 workers on its unix socket, PostgreSQL and Redis.
 
 Only names, ports and paths differ from production: loopback ports, a self-signed
 certificate, a scratch folder, databases of their own (imagemonkey_stack and
-imagemonkey_scratch on the test server) and a Redis key prefix of their own. 127.0.0.2
-plays a trusted load balancer (all of 127/8 is loopback).
+imagemonkey_scratch on the test server), and a Redis of its own on a unix socket, with
+the users file install.sh installs (a password, no default user). 127.0.0.2 plays a trusted
+load balancer (all of 127/8 is loopback).
 
     .venv/bin/pytest -m stack
 """
@@ -130,6 +131,8 @@ class Stack:
     data: dict
     moderator_password: str
     acme_root: Path
+    redis_socket: Path
+    redis_url: str
     cookies: dict[str, str] = field(default_factory=dict)
 
     def request(
@@ -361,7 +364,6 @@ def stack():
     prefix = f"stack{secrets.token_hex(4)}"
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, root, ignore_errors=True)
-        cleanup.callback(forget_redis_keys, prefix)
         cleanup.callback(drop_database, SCRATCH_DB)
         cleanup.callback(drop_database, STACK_DB)
         drop_abandoned_databases()
@@ -376,6 +378,51 @@ def stack():
             folder.mkdir(parents=True)
         socket_path = run_dir / "gunicorn.sock"
         password = secrets.token_urlsafe(16)
+        redis_password = secrets.token_hex(32)
+
+        cert, key = self_signed_certificate(root / "tls", SITE, API)
+        nginx_root = root / "nginx"
+        render_config(
+            nginx_root / "rendered",
+            server_name=SITE,
+            api_server_name=API,
+            http_listen=f"127.0.0.1:{http_port}",
+            https_listen=f"127.0.0.1:{https_port}",
+            app_root=str(ROOT),
+            data_dir=str(data_dir),
+            gunicorn_socket=str(socket_path),
+            max_upload_mb=str(MAX_UPLOAD_MB),
+            trusted_proxies=PROXY,
+            acme_root=str(root / "acme"),
+            # The app's exact limits are under test here; nginx's coarse guard for votes
+            # must not interfere, while the donation guard is low enough to be seen.
+            vote_rate="200r/s",
+            vote_burst="400",
+            donate_rate="2r/s",
+            donate_burst="5",
+            redis_key_prefix=prefix,
+            redis_password_sha256=hashlib.sha256(redis_password.encode()).hexdigest(),
+            **local_nginx_variables(nginx_root, cert, key),
+        )
+
+        redis_dir = root / "redis"
+        redis_dir.mkdir()
+        redis_socket = redis_dir / "redis.sock"
+        redis_log = redis_dir / "redis.log"
+        with open(redis_log, "w") as log:
+            redis_server = subprocess.Popen(
+                [
+                    "redis-server", str(nginx_root / "rendered" / "redis" / "imagemonkey.conf"),
+                    "--port", "0", "--unixsocket", str(redis_socket), "--unixsocketperm", "700",
+                    "--dir", str(redis_dir), "--save", "", "--appendonly", "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        cleanup.callback(stop, redis_server)
+        wait_for(redis_socket.exists, "redis-server", redis_server, redis_log, timeout=20)
+        redis_url = f"unix://imagemonkey:{redis_password}@{redis_socket}?db=0"
         origins = f"https://{SITE}:{https_port},https://{API}:{https_port}"
         env_file = root / "stack.env"
         env_file.write_text(
@@ -387,7 +434,7 @@ def stack():
                     f"ALLOWED_HOSTS={SITE},{API}",
                     f"CSRF_TRUSTED_ORIGINS={origins}",
                     f"DATABASE_URL={database_url(STACK_DB)}",
-                    f"REDIS_URL={settings.REDIS_URL}",
+                    f"REDIS_URL={redis_url}",
                     f"CACHE_KEY_PREFIX={prefix}",
                     f"DATA_DIR={data_dir}",
                     f"MEDIA_ROOT={data_dir / 'media'}",
@@ -445,28 +492,6 @@ def stack():
             )  # fmt: skip
         cleanup.callback(stop, gunicorn)
 
-        cert, key = self_signed_certificate(root / "tls", SITE, API)
-        nginx_root = root / "nginx"
-        render_config(
-            nginx_root / "rendered",
-            server_name=SITE,
-            api_server_name=API,
-            http_listen=f"127.0.0.1:{http_port}",
-            https_listen=f"127.0.0.1:{https_port}",
-            app_root=str(ROOT),
-            data_dir=str(data_dir),
-            gunicorn_socket=str(socket_path),
-            max_upload_mb=str(MAX_UPLOAD_MB),
-            trusted_proxies=PROXY,
-            acme_root=str(root / "acme"),
-            # The app's exact limits are under test here; nginx's coarse guard for votes
-            # must not interfere, while the donation guard is low enough to be seen.
-            vote_rate="200r/s",
-            vote_burst="400",
-            donate_rate="2r/s",
-            donate_burst="5",
-            **local_nginx_variables(nginx_root, cert, key),
-        )
         nginx_log = nginx_root / "logs" / "stderr.log"
         conf = nginx_root / "rendered" / "nginx" / "local.conf"
         command = [nginx, "-p", str(nginx_root / "local"), "-c", str(conf)]
@@ -494,15 +519,9 @@ def stack():
             data=data,
             moderator_password=password,
             acme_root=root / "acme",
+            redis_socket=redis_socket,
+            redis_url=redis_url,
         )
-
-
-def forget_redis_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    with contextlib.closing(client):
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
 
 
 # --- The checks, in the order of the issue's list -------------------------------------------
@@ -850,3 +869,26 @@ def test_nginx_answers_429_when_a_client_floods_the_donation_page(stack):
     assert len(refused) >= 10, [response.status for response in responses]
     assert {response.status for response in responses} == {200, 429}
     stack.assert_gunicorn_never_saw(*refused)
+
+
+def test_redis_asks_for_a_password_and_holds_no_session_id_and_no_pickle(stack):
+    anonymous = redis.Redis(unix_socket_path=str(stack.redis_socket))
+    with contextlib.closing(anonymous), pytest.raises(redis.exceptions.AuthenticationError):
+        anonymous.ping()
+    cookies = stack.login()
+    for path in ("/", "/statistics"):  # pages that cache what they computed
+        assert stack.request(path, cookies=cookies).status == 200
+    session = cookies[next(name for name in cookies if name.endswith("sessionid"))]
+    with contextlib.closing(redis.Redis.from_url(stack.redis_url)) as app:
+        # The app's user cannot reconfigure, empty or watch the server, nor reach other keys.
+        for command in (("CONFIG", "GET", "*"), ("FLUSHALL",), ("KEYS", "*"), ("MONITOR",)):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                app.execute_command(*command)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.set("elsewhere", "x")
+        stored = {key: app.get(key) for key in app.scan_iter(count=1000)}
+    assert any(b"home:counts" in key for key in stored), stored.keys()
+    for key, value in stored.items():
+        assert session.encode() not in key and session.encode() not in value, key
+        if not value.lstrip(b"-").isdigit():  # counters are plain integers
+            json.loads(value)  # everything else is JSON, never a pickle
