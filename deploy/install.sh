@@ -291,7 +291,8 @@ render_and_install() {
   install_file "$out/supervisor/imagemonkey.conf" /etc/supervisor/conf.d/imagemonkey.conf 644 || true
   local unit
   for unit in imagemonkey-orphans.service imagemonkey-orphans.timer \
-    imagemonkey-backup.service imagemonkey-backup.timer; do
+    imagemonkey-backup.service imagemonkey-backup.timer \
+    imagemonkey-clearsessions.service imagemonkey-clearsessions.timer; do
     install_file "$out/systemd/$unit" "/etc/systemd/system/$unit" 644 || true
   done
   install_file "$out/systemd/imagemonkey.tmpfiles" /etc/tmpfiles.d/imagemonkey.conf 644 || true
@@ -341,7 +342,8 @@ start_app() {
     reload_app
   fi
   run systemctl daemon-reload
-  run systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer
+  run systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer \
+    imagemonkey-clearsessions.timer
   say "Health check through gunicorn's socket"
   if [ "$DRY_RUN" = 1 ]; then
     printf '  + curl --unix-socket %s -H "Host: %s" http://localhost/healthz\n' \

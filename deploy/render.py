@@ -35,6 +35,8 @@ TEMPLATES = {
     "systemd/imagemonkey-orphans.timer": "systemd/imagemonkey-orphans.timer",
     "systemd/imagemonkey-backup.service": "systemd/imagemonkey-backup.service",
     "systemd/imagemonkey-backup.timer": "systemd/imagemonkey-backup.timer",
+    "systemd/imagemonkey-clearsessions.service": "systemd/imagemonkey-clearsessions.service",
+    "systemd/imagemonkey-clearsessions.timer": "systemd/imagemonkey-clearsessions.timer",
     "systemd/imagemonkey.tmpfiles": "systemd/imagemonkey.tmpfiles",
     "redis/imagemonkey.conf": "redis/imagemonkey.conf",
 }

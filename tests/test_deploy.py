@@ -246,8 +246,20 @@ def test_it_renders_supervisor_and_the_daily_jobs(tmp_path):
     assert "manage.py orphans" in orphans
     backup = (tmp_path / "systemd" / "imagemonkey-backup.service").read_text()
     assert "--dest /var/backups/imagemonkey --keep-days 14" in backup
-    for timer in ("imagemonkey-orphans.timer", "imagemonkey-backup.timer"):
-        assert "Persistent=true" in (tmp_path / "systemd" / timer).read_text()
+    clearsessions = (tmp_path / "systemd" / "imagemonkey-clearsessions.service").read_text()
+    assert (
+        "ExecStart=/home/imagemonkey/app/deploy/with-env /etc/imagemonkey/env "
+        "/home/imagemonkey/app/.venv/bin/python manage.py clearsessions"
+    ) in clearsessions
+    assert "User=imagemonkey" in clearsessions
+    assert "WorkingDirectory=/home/imagemonkey/app" in clearsessions
+    for timer in (
+        "imagemonkey-orphans.timer",
+        "imagemonkey-backup.timer",
+        "imagemonkey-clearsessions.timer",
+    ):
+        timer_text = (tmp_path / "systemd" / timer).read_text()
+        assert "Persistent=true" in timer_text and "OnCalendar=" in timer_text, timer
 
 
 def test_redis_lets_in_only_the_app_with_its_password(tmp_path):
@@ -374,7 +386,10 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "/redis/imagemonkey.conf /etc/redis/imagemonkey.conf",
         "append to /etc/redis/redis.conf: include /etc/redis/imagemonkey.conf",
         "systemctl restart redis-server",
-        "systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer",
+        "systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer "
+        "imagemonkey-clearsessions.timer",
+        "/etc/systemd/system/imagemonkey-clearsessions.service",
+        "/etc/systemd/system/imagemonkey-clearsessions.timer",
         "certbot certonly --webroot -w /var/www/letsencrypt --cert-name example.org "
         "-d example.org -d api.example.org --email admin@example.org",
         "--var ssl_certificate=/etc/letsencrypt/live/example.org/fullchain.pem",
