@@ -153,6 +153,8 @@ VARIABLES: dict[str, Variable] = {
     "donate_burst": Variable("10", _count, "donation requests above the rate before 429"),
     "api_rate": Variable("10r/s", _rate, "other /v1/ requests per client address"),
     "api_burst": Variable("50", _count, "/v1/ requests above the rate before 429"),
+    "login_rate": Variable("2r/m", _rate, "sign-in attempts (POST) per client address"),
+    "login_burst": Variable("5", _count, "sign-in attempts above the rate before 429"),
     "media_rate": Variable("50r/s", _rate, "pictures per client address"),
     "media_burst": Variable("200", _count, "pictures above the rate before 429 (a grid page)"),
     "trusted_proxies": Variable(

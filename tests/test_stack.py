@@ -892,3 +892,29 @@ def test_redis_asks_for_a_password_and_holds_no_session_id_and_no_pickle(stack):
         assert session.encode() not in key and session.encode() not in value, key
         if not value.lstrip(b"-").isdigit():  # counters are plain integers
             json.loads(value)  # everything else is JSON, never a pickle
+
+
+def test_nginx_answers_429_to_a_client_guessing_admin_passwords(stack):
+    guesser = "127.0.0.3"  # an address of its own: the other tests' sign-ins are not refused
+    markers = [f"guess-{number}-{secrets.token_hex(3)}" for number in range(12)]
+    responses = [
+        stack.request(
+            f"/admin/login/?probe={marker}",
+            method="POST",
+            body=urlencode({"username": "moderator", "password": marker}).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            source=guesser,
+        )
+        for marker in markers
+    ]
+    refused = [
+        marker
+        for marker, response in zip(markers, responses, strict=True)
+        if response.status == 429
+    ]
+    # 2 a minute with a burst of 5: the first six are let through, most of the rest are not.
+    assert len(refused) >= 4, [response.status for response in responses]
+    assert all(response.status in (403, 429) for response in responses)
+    stack.assert_gunicorn_never_saw(*refused)
+    # Showing the form is not an attempt: the same address still gets the page.
+    assert stack.request("/admin/login/", source=guesser).status == 200
