@@ -155,6 +155,9 @@ VARIABLES: dict[str, Variable] = {
     "api_burst": Variable("50", _count, "/v1/ requests above the rate before 429"),
     "login_rate": Variable("2r/m", _rate, "sign-in attempts (POST) per client address"),
     "login_burst": Variable("5", _count, "sign-in attempts above the rate before 429"),
+    "export_connections": Variable("4", _count, "export downloads at once per client address"),
+    "export_buffer_mb": Variable("1024", _count, "nginx's buffer file for one export download"),
+    "export_send_timeout": Variable("60", _count, "seconds a reader may take nothing"),
     "media_rate": Variable("50r/s", _rate, "pictures per client address"),
     "media_burst": Variable("200", _count, "pictures above the rate before 429 (a grid page)"),
     "trusted_proxies": Variable(

@@ -61,6 +61,8 @@ STACK_DB = f"imagemonkey_stack_{os.getpid()}"
 SCRATCH_DB = f"imagemonkey_scratch_{os.getpid()}"
 MB = 1024 * 1024
 TRUSTED_VOTERS = 120
+EXPORT_LABELS = 6
+WORKERS, THREADS = 4, 4
 
 # Run inside the stack's own Django (manage.py shell): the rows the checks need, made the
 # way the app makes them. It prints what the test needs to know as JSON.
@@ -84,6 +86,20 @@ for _ in range(3):
     ImageLabel.objects.create(image=outcome.image, label=label, servable=True)
     public.append(outcome.image)
 pending = ingest(photo_bytes(320, 240), filename="pending.jpg").image
+# A picture of noise (JPEG cannot shrink it) under several labels of its own, never served
+# as a task: an export of those labels is a tar of several megabytes.
+import io, random
+from PIL import Image as PILImage
+noise = PILImage.frombytes("RGB", (1600, 1200), random.randbytes(1600 * 1200 * 3))
+buffer = io.BytesIO()
+noise.save(buffer, "JPEG", quality=95)
+big = ingest(buffer.getvalue(), filename="noise.jpg")
+assert big.accepted, big.message
+with transaction.atomic():
+    big.image.decide("approve")
+export_labels = [f"noise{number}" for number in range(int(os.environ["STACK_EXPORT_LABELS"]))]
+for name in export_labels:
+    ImageLabel.objects.create(image=big.image, label=Label.objects.create(name=name))
 get_user_model().objects.create_superuser(
     "moderator", "moderator@example.org", os.environ["STACK_MODERATOR_PASSWORD"]
 )
@@ -95,6 +111,7 @@ print(json.dumps({
     "pending": str(pending.uuid),
     "pending_file": pending.file_name("master"),
     "tokens": tokens,
+    "export_labels": export_labels,
 }))
 """
 
@@ -445,7 +462,8 @@ def stack():
                     # clock, and a minute boundary inside the burst would allow 2N.
                     f"VOTE_RATE={VOTE_LIMIT}/h",
                     f"GUNICORN_BIND=unix:{socket_path}",
-                    "WORKERS=4",
+                    f"WORKERS={WORKERS}",
+                    f"THREADS={THREADS}",
                     "LOG_LEVEL=WARNING",
                 ]
             )
@@ -457,6 +475,7 @@ def stack():
             "LANG": "C.UTF-8",
             "STACK_MODERATOR_PASSWORD": password,
             "STACK_TRUSTED_VOTERS": str(TRUSTED_VOTERS),
+            "STACK_EXPORT_LABELS": str(EXPORT_LABELS),
         }
         python = [str(DEPLOY / "with-env"), str(env_file), sys.executable, "manage.py"]
         # collectstatic needs no database: it runs while the database is prepared.
@@ -695,7 +714,7 @@ def worker_pids(master: int) -> set[int]:
 
 
 def test_the_vote_limit_holds_across_four_workers_and_spoofed_addresses(stack):
-    assert len(worker_pids(stack.gunicorn.pid)) == 4
+    assert len(worker_pids(stack.gunicorn.pid)) == WORKERS
     start = threading.Barrier(3 * VOTE_LIMIT)
     voted_on = set()
 
@@ -918,3 +937,44 @@ def test_nginx_answers_429_to_a_client_guessing_admin_passwords(stack):
     stack.assert_gunicorn_never_saw(*refused)
     # Showing the form is not an attempt: the same address still gets the page.
     assert stack.request("/admin/login/", source=guesser).status == 200
+
+
+def test_a_stalled_export_reader_holds_no_gunicorn_thread(stack):
+    query = urlencode(
+        {"query": " | ".join(stack.data["export_labels"]), "format": "tar", "min_probability": 0}
+    )
+    size = len(stack.request(f"/v1/export?{query}").body)
+    assert size > 6 * MB, size  # more than socket buffers between gunicorn and a reader hold
+    threads = WORKERS * THREADS
+    markers = [f"slow-{number}-{secrets.token_hex(3)}" for number in range(threads)]
+    readers = []
+    try:
+        # As many readers as gunicorn has threads, each from an address of its own, each with
+        # a tiny receive window, and none reads a byte.
+        for number, marker in enumerate(markers):
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.settimeout(20)
+            raw.bind((f"127.0.0.{10 + number}", 0))
+            raw.connect(("127.0.0.1", stack.https_port))
+            reader = stack.tls.wrap_socket(raw, server_hostname=SITE)
+            readers.append(reader)
+            reader.sendall(
+                f"GET /v1/export?{query}&probe={marker} HTTP/1.1\r\n"
+                f"Host: {SITE}:{stack.https_port}\r\nConnection: close\r\n\r\n".encode()
+            )
+        # gunicorn logs a request once it has sent the whole answer: nginx takes each export
+        # in full while its reader stalls, so every thread is free again...
+        held = set(markers)
+        deadline = time.monotonic() + 30
+        while held and time.monotonic() < deadline:
+            held = {marker for marker in held if not stack.gunicorn_lines(marker)}
+            time.sleep(0.1)
+        assert not held, f"{len(held)} of {threads} gunicorn threads held by stalled readers"
+        # ...the site answers others, and the readers still get their downloads.
+        assert stack.request("/healthz").status == 200
+        for reader in readers:
+            assert reader.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        for reader in readers:
+            reader.close()
