@@ -308,6 +308,12 @@ def test_gunicorn_binds_loopback_for_make_run_and_the_socket_in_production():
     }
 
 
+def test_gunicorn_makes_its_socket_for_owner_and_group_only():
+    code = "import runpy; print(oct(runpy.run_path('deploy/gunicorn.conf.py')['umask']))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.strip() == "0o117", result.stderr  # a socket of mode 0660
+
+
 # --- install.sh and the other scripts ------------------------------------------------------
 
 WATCHED = [
@@ -365,6 +371,7 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "apt-get install -y -q --no-install-recommends postgresql redis-server nginx supervisor certbot",
         "iptables-persistent",
         "useradd --system --create-home --home-dir /home/imagemonkey",
+        "usermod -a -G imagemonkey www-data",
         "install -d -o imagemonkey -g www-data -m 750 /var/lib/imagemonkey/media/private",
         "CREATE ROLE imagemonkey LOGIN PASSWORD '<generated>'",
         "createdb --owner imagemonkey --encoding UTF8 imagemonkey",
@@ -536,6 +543,46 @@ def test_production_settings_pass_the_deployment_check(tmp_path):
     result = deploy_check(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def cookie_settings(tmp_path, **overrides: str) -> dict:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATA_DIR": str(tmp_path),
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "DJANGO_SETTINGS_MODULE": "imagemonkey.settings",
+        **overrides,
+    }
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({n: getattr(s, n) "
+        "for n in ('SESSION_COOKIE_NAME', 'CSRF_COOKIE_NAME', 'SESSION_COOKIE_PATH', "
+        "'CSRF_COOKIE_PATH', 'SESSION_COOKIE_DOMAIN', 'CSRF_COOKIE_DOMAIN', "
+        "'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    return json.loads(result.stdout)
+
+
+def test_cookies_are_named_host_only_behind_https(tmp_path):
+    assert cookie_settings(tmp_path, HTTPS="1") == {
+        "SESSION_COOKIE_NAME": "__Host-sessionid",
+        "CSRF_COOKIE_NAME": "__Host-csrftoken",
+        # What a browser requires of a __Host- cookie, besides Secure:
+        "SESSION_COOKIE_PATH": "/",
+        "CSRF_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": None,
+        "CSRF_COOKIE_DOMAIN": None,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+    }
+    # `make run` serves plain HTTP, where a browser would refuse __Host- cookies.
+    plain = cookie_settings(tmp_path, HTTPS="0")
+    assert (plain["SESSION_COOKIE_NAME"], plain["CSRF_COOKIE_NAME"]) == ("sessionid", "csrftoken")
 
 
 def test_the_deployment_check_catches_a_host_without_https(tmp_path):

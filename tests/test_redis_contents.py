@@ -10,6 +10,7 @@ import pickle
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache, caches
 from django_redis import get_redis_connection
@@ -75,7 +76,7 @@ def test_no_session_id_reaches_redis_after_a_login_and_a_vote(client):
         {"username": "curator", "password": "pw-12345678", "csrfmiddlewaretoken": token},
     )
     assert signed_in.status_code == 302
-    admin_session = client.cookies["sessionid"].value
+    admin_session = client.cookies[settings.SESSION_COOKIE_NAME].value
 
     visitor = type(client)()
     pair = make_pair("dog")
@@ -84,7 +85,7 @@ def test_no_session_id_reaches_redis_after_a_login_and_a_vote(client):
     ticket = re.search(r'name="ticket" value="([^"]+)"', page)[1]
     voted = visitor.post(f"/validate/{pair.pk}/vote", {"answer": "yes", "ticket": ticket})
     assert voted.status_code == 302
-    visitor_session = visitor.cookies["sessionid"].value
+    visitor_session = visitor.cookies[settings.SESSION_COOKIE_NAME].value
 
     stored = everything_in_redis()
     assert stored, "the site keeps nothing in Redis? then this test proves nothing"

@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from tests.test_deploy import (
     DEPLOY,
     ROOT,
     debian_tool,
+    is_root,
     local_nginx_variables,
     render_config,
     self_signed_certificate,
@@ -63,6 +65,7 @@ MB = 1024 * 1024
 TRUSTED_VOTERS = 120
 EXPORT_LABELS = 6
 WORKERS, THREADS = 4, 4
+NGINX_GROUP = "nogroup"  # of nginx's workers when the test runs as root (local_nginx_variables)
 
 # Run inside the stack's own Django (manage.py shell): the rows the checks need, made the
 # way the app makes them. It prints what the test needs to know as JSON.
@@ -504,7 +507,13 @@ def stack():
                 ],
                 cwd=ROOT,
                 # The worker's pid in each access-log line shows which worker answered.
-                env=env | {"GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"},
+                # As root, the socket's group is that of nginx's workers (nobody's), as in
+                # production, where nginx's user is in the app's group.
+                env=env
+                | {
+                    "GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"
+                    + (f" --group {NGINX_GROUP}" if is_root() else "")
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -566,14 +575,28 @@ def test_https_pages_answer_with_hsts_csp_nosniff_and_frame_denial(stack):
 def test_every_cookie_is_secure_httponly_and_samesite(stack):
     cookies = [cookie for path in PAGES for cookie in stack.request(path).all("Set-Cookie")]
     names = {cookie.split("=", 1)[0] for cookie in cookies}
-    assert names == {"csrftoken"}, "a page view starts no session (a GET writes nothing)"
+    assert names == {"__Host-csrftoken"}, "a page view starts no session (a GET writes nothing)"
     stack.login()
     cookies += stack.login_set_cookies
     names = {cookie.split("=", 1)[0] for cookie in cookies}
-    assert {"csrftoken", "sessionid"} <= names, names
+    assert {"__Host-csrftoken", "__Host-sessionid"} <= names, names
     for cookie in cookies:
-        attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
-        assert {"secure", "httponly", "samesite"} <= attributes, cookie
+        attributes = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (part.partition("=") for part in cookie.split(";")[1:])
+        }
+        assert {"secure", "httponly", "samesite"} <= attributes.keys(), cookie
+        # What a browser requires of a __Host- cookie.
+        assert attributes.get("path") == "/" and "domain" not in attributes, cookie
+
+
+def test_gunicorns_socket_lets_in_only_its_owner_and_nginxs_group(stack):
+    socket_path = stack.root / "run" / "gunicorn.sock"
+    assert stat.S_ISSOCK(socket_path.stat().st_mode)
+    assert stat.S_IMODE(socket_path.stat().st_mode) == 0o660, oct(socket_path.stat().st_mode)
+    if is_root():
+        assert socket_path.group() == NGINX_GROUP
+    assert stack.request("/healthz").status == 200  # and nginx still gets in
 
 
 def test_the_api_host_answers_too(stack):
