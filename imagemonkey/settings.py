@@ -115,11 +115,21 @@ TEMPLATES = [
     },
 ]
 
+
 # --- Database -------------------------------------------------------------
 # Without DATABASE_URL we talk to the private cluster that `make run` starts
-# under DATA_DIR, over its unix socket (it listens on no TCP port).
+# under DATA_DIR, over its unix socket (it listens on no TCP port), with the
+# password tools/services.sh keeps beside it.
+def _private_cluster_password() -> str:
+    try:
+        return (DATA_DIR / "pg" / "password").read_text().strip()
+    except OSError:
+        return ""
+
+
 _default_database_url = (
-    f"postgres://imagemonkey@{quote(str(DATA_DIR / 'pg' / 'run'), safe='')}/imagemonkey"
+    f"postgres://imagemonkey:{quote(_private_cluster_password(), safe='')}"
+    f"@{quote(str(DATA_DIR / 'pg' / 'run'), safe='')}/imagemonkey"
 )
 DATABASES = {
     "default": dj_database_url.parse(
