@@ -200,7 +200,7 @@ fetch_code() {
   run "${git[@]}" checkout --quiet --force --detach "$COMMIT"
   run "${git[@]}" remote set-url origin "$REPO"
   run chown -R "$APP_USER:$APP_USER" "$APP"
-  say "Python packages in $APP/.venv (tools/bootstrap.sh)"
+  say "Python packages in $APP/.venv from requirements.lock, every file hash-checked (tools/bootstrap.sh)"
   run "${AS_APP[@]}" "$APP/tools/bootstrap.sh"
 }
 
