@@ -44,7 +44,6 @@ ACME_ROOT=/var/www/letsencrypt
 SNAKEOIL_CERT=/etc/ssl/certs/ssl-cert-snakeoil.pem
 SNAKEOIL_KEY=/etc/ssl/private/ssl-cert-snakeoil.key
 DB_NAME=imagemonkey
-NGINX_USER=www-data
 REDIS_CONF=/etc/redis/redis.conf
 REDIS_USERS=/etc/redis/imagemonkey.conf
 as_app
@@ -150,10 +149,7 @@ create_user() {
   else
     note "exists"
   fi
-  # nginx connects to gunicorn's socket, which only the app's user and group may use.
-  if [ "$DRY_RUN" = 1 ] || ! id -nG "$NGINX_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$APP_USER"; then
-    run usermod -a -G "$APP_USER" "$NGINX_USER"
-  fi
+  let_nginx_connect || true # nginx is (re)loaded later
 }
 
 create_folders() {

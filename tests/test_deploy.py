@@ -601,6 +601,9 @@ STUBS = {
     "runuser": 'shift 3\nexec "$@"\n',
     # /healthz through the socket: healthy unless the checked-out version says otherwise.
     "curl": '[ ! -e "$STUB_APP/UNHEALTHY" ] || exit 7\necho \'{"status": "ok"}\'\n',
+    # nginx's user joins the app's group, and nginx reloads: recorded, never done.
+    "usermod": 'echo "usermod $*" >>"$STUB_DIR/system.log"\n',
+    "systemctl": 'echo "systemctl $*" >>"$STUB_DIR/system.log"\n',
 }
 # The app's python: manage.py fails to migrate in a version that carries BROKEN_MIGRATION.
 FAKE_PYTHON = (
@@ -704,6 +707,11 @@ def test_update_deploys_a_new_version_and_reloads_gracefully(deployed):
     ]
     assert "supervisorctl signal HUP imagemonkey" in calls
     assert "Already at" in deployed.update().stdout
+    # The app's user here is root, whose group www-data is not in: it joins, nginx reloads.
+    assert (deployed.folder / "system.log").read_text().splitlines() == [
+        "usermod -a -G root www-data",
+        "systemctl reload nginx",
+    ]
 
 
 @pytest.mark.parametrize("flaw", ["BROKEN_MIGRATION", "UNHEALTHY"])
