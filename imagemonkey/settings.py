@@ -146,7 +146,8 @@ REDIS_URL = env_str("REDIS_URL", f"unix://{DATA_DIR / 'redis' / 'redis.sock'}?db
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "im")
 # Values are stored as JSON, never pickled: whoever can write to Redis must not be able to
 # run code in a web worker by planting a value (django-redis unpickles what it reads).
-# Counters (rate limits) are stored as plain integers either way.
+# Counters (rate limits) are stored as plain integers either way. VERSION 2 (part of
+# every key): the pickles earlier releases wrote are never read, only left to expire.
 _REDIS_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 CACHES = {
     # Pages degrade gracefully when Redis is down: errors are swallowed.
@@ -154,6 +155,7 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_KEY_PREFIX,
+        "VERSION": 2,
         "OPTIONS": {
             "SERIALIZER": _REDIS_SERIALIZER,
             "IGNORE_EXCEPTIONS": True,
@@ -167,6 +169,7 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_KEY_PREFIX + ":rl",
+        "VERSION": 2,
         "OPTIONS": {
             "SERIALIZER": _REDIS_SERIALIZER,
             "SOCKET_CONNECT_TIMEOUT": 0.5,

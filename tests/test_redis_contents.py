@@ -49,6 +49,14 @@ def test_a_planted_pickle_is_never_unpickled():
         limits.get("planted")
 
 
+def test_values_cached_by_earlier_releases_are_not_read():
+    # Until this release, values were pickled, under version 1 of each key.
+    get_redis_connection("default").set(
+        cache.make_key("home:counts", version=1), pickle.dumps({"images": 1})
+    )
+    assert cache.get("home:counts") is None
+
+
 def test_rate_limit_counters_still_count():
     limits = caches["ratelimit"]
     assert limits.add("counter", 0, 60)
