@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -132,10 +133,22 @@ def server_block(config: str, start: str) -> str:
 # --- nginx ---------------------------------------------------------------------------------
 
 
+def unprivileged_listen() -> dict[str, str]:
+    """`nginx -t` binds the listen addresses, and only root may bind ports 80 and 443: an
+    ordinary user tests the same site on two free high ports (IPv4 and IPv6 alike)."""
+    if is_root():
+        return {}
+    with socket.socket() as http, socket.socket() as https:
+        for probe in (http, https):
+            probe.bind(("127.0.0.1", 0))
+        ports = {"http": http.getsockname()[1], "https": https.getsockname()[1]}
+    return {f"{kind}_listen": f"{port} [::]:{port}" for kind, port in ports.items()}
+
+
 @pytest.fixture
 def rendered(tmp_path):
     cert, key = self_signed_certificate(tmp_path / "tls", "example.org", "api.example.org")
-    variables = local_nginx_variables(tmp_path, cert, key)
+    variables = local_nginx_variables(tmp_path, cert, key) | unprivileged_listen()
     render_config(
         tmp_path / "rendered",
         server_name="example.org",
