@@ -4,7 +4,7 @@ PORT ?= 8000
 PY := .venv/bin/python
 VAR := $(or $(DATA_DIR),$(CURDIR)/var)
 
-.PHONY: run test stop setup test-setup lint bench bench-quick crowd-sim crowd-sim-quick
+.PHONY: run test stop setup test-setup lint lock bench bench-quick crowd-sim crowd-sim-quick
 
 setup:
 	@tools/bootstrap.sh
@@ -27,6 +27,10 @@ test-setup:
 	@tools/services.sh start imagemonkey
 	@mkdir -p "$(VAR)/media"
 	@test -s "$(VAR)/secret_key" || (umask 077; $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > "$(VAR)/secret_key")
+
+# After changing a pin in pyproject.toml: rewrite requirements.lock and requirements-dev.lock.
+lock:
+	@tools/lock.sh
 
 lint:
 	@.venv/bin/ruff check .

@@ -106,9 +106,18 @@ def base_database_url() -> str:
     """The server to use: DATABASE_URL's, or the private cluster's socket under DATA_DIR."""
     if url := os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL"):
         return url
+    return private_cluster_url("imagemonkey")
+
+
+def private_cluster_url(name: str) -> str:
+    """Database `name` on the private cluster of tools/services.sh, with its password."""
     data_dir = Path(os.environ.get("DATA_DIR", ROOT / "var")).resolve()
     socket = quote(str(data_dir / "pg" / "run"), safe="")
-    return f"postgres://imagemonkey@{socket}/imagemonkey"
+    try:
+        password = (data_dir / "pg" / "password").read_text().strip()
+    except OSError:
+        password = ""
+    return f"postgres://imagemonkey:{quote(password, safe='')}@{socket}/{name}"
 
 
 def database_url(name: str, base: str | None = None) -> str:

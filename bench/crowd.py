@@ -53,9 +53,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest import mock
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import ensure_database
+from bench.common import ensure_database, private_cluster_url
 from bench.crowd_scenarios import (
     BOT_PREFIX,
     LABELS,
@@ -78,9 +78,7 @@ def crowd_database_url(name: str = CROWD_DATABASE) -> str:
     url = os.environ.get("CROWD_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
         return urlunsplit(urlsplit(url)._replace(path="/" + name))
-    data_dir = Path(os.environ.get("DATA_DIR", ROOT / "var")).resolve()
-    socket = quote(str(data_dir / "pg" / "run"), safe="")
-    return f"postgres://imagemonkey@{socket}/{name}"
+    return private_cluster_url(name)
 
 
 def is_crowd_database(name: str) -> bool:

@@ -8,6 +8,11 @@ that nginx proxies to (GUNICORN_BIND=unix:/run/imagemonkey/gunicorn.sock, see de
 import os
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+# A unix socket is made for its owner and group only (0660; gunicorn's default is 0777).
+# In production the group is the app's, which nginx's user belongs to (deploy/install.sh),
+# so nginx connects and other local users cannot. gunicorn applies this umask to the
+# socket (and its workers' heartbeat files) only, not to the files the app writes.
+umask = 0o117
 workers = int(os.environ.get("WORKERS", "3"))
 # Threaded workers keep reporting to the master while a thread streams a long
 # export; a sync worker busy for longer than `timeout` would be killed mid-download.

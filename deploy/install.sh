@@ -44,6 +44,8 @@ ACME_ROOT=/var/www/letsencrypt
 SNAKEOIL_CERT=/etc/ssl/certs/ssl-cert-snakeoil.pem
 SNAKEOIL_KEY=/etc/ssl/private/ssl-cert-snakeoil.key
 DB_NAME=imagemonkey
+REDIS_CONF=/etc/redis/redis.conf
+REDIS_USERS=/etc/redis/imagemonkey.conf
 as_app
 PACKAGES=(postgresql redis-server nginx supervisor certbot iptables iptables-persistent
   python3 python3-venv git curl ssl-cert ca-certificates openssl)
@@ -147,6 +149,7 @@ create_user() {
   else
     note "exists"
   fi
+  let_nginx_connect || true # nginx is (re)loaded later
 }
 
 create_folders() {
@@ -193,7 +196,7 @@ fetch_code() {
   run "${git[@]}" checkout --quiet --force --detach "$COMMIT"
   run "${git[@]}" remote set-url origin "$REPO"
   run chown -R "$APP_USER:$APP_USER" "$APP"
-  say "Python packages in $APP/.venv (tools/bootstrap.sh)"
+  say "Python packages in $APP/.venv from requirements.lock, every file hash-checked (tools/bootstrap.sh)"
   run "${AS_APP[@]}" "$APP/tools/bootstrap.sh"
 }
 
@@ -206,14 +209,14 @@ write_env_file() {
   content="$(
     cat <<ENV
 # ImageMonkey's settings (README: Configuration). Written by deploy/install.sh, which
-# keeps SECRET_KEY and the database password; lines with other names are kept as they are.
+# keeps SECRET_KEY and the database and Redis passwords; lines with other names are kept.
 SECRET_KEY=$SECRET_KEY
 DEBUG=0
 HTTPS=1
 ALLOWED_HOSTS=$HOSTS
 CSRF_TRUSTED_ORIGINS=$ORIGINS
 DATABASE_URL=postgres://$APP_USER:$DB_PASSWORD@127.0.0.1:5432/$DB_NAME
-REDIS_URL=redis://127.0.0.1:6379/0
+REDIS_URL=redis://$APP_USER:$REDIS_PASSWORD@127.0.0.1:6379/0
 CACHE_KEY_PREFIX=im
 DATA_DIR=$DATA_DIR
 MEDIA_ROOT=$MEDIA_ROOT
@@ -245,11 +248,13 @@ ENV
 load_secrets() {
   SECRET_KEY="$(env_get SECRET_KEY "$ENV_FILE")"
   DB_PASSWORD="$(env_get DATABASE_URL "$ENV_FILE" | sed -n 's#^postgres://[^:]*:\([^@]*\)@.*#\1#p')"
+  REDIS_PASSWORD="$(env_get REDIS_URL "$ENV_FILE" | sed -n 's#^redis://[^:]*:\([^@]*\)@.*#\1#p')"
   if [ "$DRY_RUN" = 1 ]; then
-    SECRET_KEY="<generated>" DB_PASSWORD="<generated>"
+    SECRET_KEY="<generated>" DB_PASSWORD="<generated>" REDIS_PASSWORD="<generated>"
   fi
   SECRET_KEY="${SECRET_KEY:-$(openssl rand -base64 48 | tr -d '\n=+/')}"
   DB_PASSWORD="${DB_PASSWORD:-$(openssl rand -hex 24)}"
+  REDIS_PASSWORD="${REDIS_PASSWORD:-$(openssl rand -hex 32)}"
 }
 
 prepare_app() {
@@ -271,7 +276,9 @@ render_and_install() {
     --var "app_user=$APP_USER" --var "env_file=$ENV_FILE" --var "data_dir=$DATA_DIR"
     --var "media_root=$MEDIA_ROOT" --var "socket_dir=$SOCKET_DIR"
     --var "max_upload_mb=$MAX_UPLOAD_MB" --var "app_log_dir=$LOG_DIR"
-    --var "acme_root=$ACME_ROOT" --var "backup_dir=$BACKUP_DIR")
+    --var "acme_root=$ACME_ROOT" --var "backup_dir=$BACKUP_DIR"
+    --var "redis_user=$APP_USER" --var "redis_key_prefix=im"
+    --var "redis_password_sha256=$(printf '%s' "$REDIS_PASSWORD" | sha256sum | cut -c1-64)")
   [ ${#TRUSTED_PROXIES[@]} = 0 ] || vars+=(--var "trusted_proxies=${TRUSTED_PROXIES[*]}")
   say "Configuration files, rendered by deploy/render.py"
   printf '  + python3 %q' "$renderer"
@@ -285,10 +292,24 @@ render_and_install() {
   install_file "$out/supervisor/imagemonkey.conf" /etc/supervisor/conf.d/imagemonkey.conf 644 || true
   local unit
   for unit in imagemonkey-orphans.service imagemonkey-orphans.timer \
-    imagemonkey-backup.service imagemonkey-backup.timer; do
+    imagemonkey-backup.service imagemonkey-backup.timer \
+    imagemonkey-clearsessions.service imagemonkey-clearsessions.timer; do
     install_file "$out/systemd/$unit" "/etc/systemd/system/$unit" 644 || true
   done
   install_file "$out/systemd/imagemonkey.tmpfiles" /etc/tmpfiles.d/imagemonkey.conf 644 || true
+  # Redis asks for the password in REDIS_URL: only the app's user gets in.
+  local redis_changed=0
+  install_file "$out/redis/imagemonkey.conf" "$REDIS_USERS" 640 && redis_changed=1
+  run chown root:redis "$REDIS_USERS"
+  if [ "$DRY_RUN" = 1 ] || ! grep -qx "include $REDIS_USERS" "$REDIS_CONF"; then
+    printf '  + append to %s: include %s\n' "$REDIS_CONF" "$REDIS_USERS"
+    [ "$DRY_RUN" = 1 ] || printf '\n# ImageMonkey (deploy/install.sh): its users, last.\ninclude %s\n' \
+      "$REDIS_USERS" >>"$REDIS_CONF"
+    redis_changed=1
+  fi
+  if [ "$redis_changed" = 1 ]; then
+    run systemctl restart redis-server
+  fi
 }
 
 enable_sites() {
@@ -322,7 +343,8 @@ start_app() {
     reload_app
   fi
   run systemctl daemon-reload
-  run systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer
+  run systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer \
+    imagemonkey-clearsessions.timer
   say "Health check through gunicorn's socket"
   if [ "$DRY_RUN" = 1 ]; then
     printf '  + curl --unix-socket %s -H "Host: %s" http://localhost/healthz\n' \

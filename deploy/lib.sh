@@ -59,6 +59,17 @@ for name, value in values.items():
 PY
 }
 
+# let_nginx_connect: nginx's user joins the app's group, whose members alone may use
+# gunicorn's socket (mode 0660, deploy/gunicorn.conf.py). True when it had to join: nginx
+# workers started after that (a reload) have the group. Call after APP_USER.
+NGINX_USER="${NGINX_USER:-www-data}"
+let_nginx_connect() {
+  if [ "$DRY_RUN" != 1 ] && id -nG "$NGINX_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$APP_USER"; then
+    return 1
+  fi
+  run usermod -a -G "$APP_USER" "$NGINX_USER"
+}
+
 # as_app: the command prefix that runs something as the app's user, in the app's folder,
 # with the user's home (pip keeps its cache there). Call after APP, APP_USER and APP_HOME.
 as_app() {

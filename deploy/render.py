@@ -35,7 +35,10 @@ TEMPLATES = {
     "systemd/imagemonkey-orphans.timer": "systemd/imagemonkey-orphans.timer",
     "systemd/imagemonkey-backup.service": "systemd/imagemonkey-backup.service",
     "systemd/imagemonkey-backup.timer": "systemd/imagemonkey-backup.timer",
+    "systemd/imagemonkey-clearsessions.service": "systemd/imagemonkey-clearsessions.service",
+    "systemd/imagemonkey-clearsessions.timer": "systemd/imagemonkey-clearsessions.timer",
     "systemd/imagemonkey.tmpfiles": "systemd/imagemonkey.tmpfiles",
+    "redis/imagemonkey.conf": "redis/imagemonkey.conf",
 }
 
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -86,6 +89,12 @@ def _count(value: str) -> str:
     if not re.fullmatch(r"[0-9]{1,6}", value):
         raise RenderError(f"not a whole number: {value!r}")
     return str(int(value))
+
+
+def _sha256(value: str) -> str:
+    if value and not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise RenderError(f"not a sha256 in hex: {value!r}")
+    return value
 
 
 def _networks(value: str) -> str:
@@ -144,6 +153,11 @@ VARIABLES: dict[str, Variable] = {
     "donate_burst": Variable("10", _count, "donation requests above the rate before 429"),
     "api_rate": Variable("10r/s", _rate, "other /v1/ requests per client address"),
     "api_burst": Variable("50", _count, "/v1/ requests above the rate before 429"),
+    "login_rate": Variable("2r/m", _rate, "sign-in attempts (POST) per client address"),
+    "login_burst": Variable("5", _count, "sign-in attempts above the rate before 429"),
+    "export_connections": Variable("4", _count, "export downloads at once per client address"),
+    "export_buffer_mb": Variable("1024", _count, "nginx's buffer file for one export download"),
+    "export_send_timeout": Variable("60", _count, "seconds a reader may take nothing"),
     "media_rate": Variable("50r/s", _rate, "pictures per client address"),
     "media_burst": Variable("200", _count, "pictures above the rate before 429 (a grid page)"),
     "trusted_proxies": Variable(
@@ -156,6 +170,11 @@ VARIABLES: dict[str, Variable] = {
     "snippets_dir": Variable("/etc/nginx/snippets", _path, "where the headers snippet lives"),
     "backup_dir": Variable("/var/backups/imagemonkey", _path, "where backups are kept"),
     "backup_keep_days": Variable("14", _count, "how long backups are kept"),
+    "redis_user": Variable("imagemonkey", _user, "the app's Redis user (REDIS_URL's user name)"),
+    "redis_password_sha256": Variable(
+        "", _sha256, "sha256 (hex) of that user's password; without it the user is off"
+    ),
+    "redis_key_prefix": Variable("im", _user, "CACHE_KEY_PREFIX: the keys that user may use"),
     "local_prefix": Variable("{out_dir}/local", _path, "local.conf only: pid and temp files"),
     "local_user": Variable("", _nginx_user, "local.conf only: `user` for a root master"),
 }
@@ -190,7 +209,14 @@ def derived(values: Mapping[str, str]) -> dict[str, str]:
         if networks
         else ["# No trusted proxies: the client address is the connection's peer."]
     )
+    redis_app_user = (
+        f"user {values['redis_user']} on #{values['redis_password_sha256']} "
+        f"~{values['redis_key_prefix']}:* resetchannels +@all -@admin -@dangerous"
+        if values["redis_password_sha256"]
+        else f"user {values['redis_user']} off"
+    )
     return {
+        "redis_app_user": redis_app_user,
         "server_names": " ".join(filter(None, [values["server_name"], values["api_server_name"]])),
         "listen_http": "\n".join(f"listen {a};" for a in http),
         "listen_http_default": "\n".join(f"listen {a} default_server;" for a in http),

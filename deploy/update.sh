@@ -65,6 +65,11 @@ if [ "$target" = "$previous" ]; then
 fi
 
 say "Deploying $REF ($target), replacing $previous"
+# Since gunicorn's socket is for the app's group only, nginx must be in it (install.sh sees
+# to it on new hosts; a host set up before learns it here).
+if let_nginx_connect; then
+  run systemctl reload nginx
+fi
 if deploy "$target"; then
   say "Done: $("${AS_APP[@]}" git log -1 --format="%h %s")"
   exit 0

@@ -132,8 +132,6 @@ def export(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(body, content_type=chosen.content_type)
     response["Content-Disposition"] = attachment(download_name(dataset, chosen.extension))
     response["Cache-Control"] = "no-store"
-    # Let nginx pass the stream on as it comes instead of buffering it first.
-    response["X-Accel-Buffering"] = "no"
     return response
 
 

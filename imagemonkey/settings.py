@@ -116,11 +116,21 @@ TEMPLATES = [
     },
 ]
 
+
 # --- Database -------------------------------------------------------------
 # Without DATABASE_URL we talk to the private cluster that `make run` starts
-# under DATA_DIR, over its unix socket (it listens on no TCP port).
+# under DATA_DIR, over its unix socket (it listens on no TCP port), with the
+# password tools/services.sh keeps beside it.
+def _private_cluster_password() -> str:
+    try:
+        return (DATA_DIR / "pg" / "password").read_text().strip()
+    except OSError:
+        return ""
+
+
 _default_database_url = (
-    f"postgres://imagemonkey@{quote(str(DATA_DIR / 'pg' / 'run'), safe='')}/imagemonkey"
+    f"postgres://imagemonkey:{quote(_private_cluster_password(), safe='')}"
+    f"@{quote(str(DATA_DIR / 'pg' / 'run'), safe='')}/imagemonkey"
 )
 DATABASES = {
     "default": dj_database_url.parse(
@@ -135,14 +145,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, sessions, rate limits -----------------------------------
 REDIS_URL = env_str("REDIS_URL", f"unix://{DATA_DIR / 'redis' / 'redis.sock'}?db=0")
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "im")
+# Values are stored as JSON, never pickled: whoever can write to Redis must not be able to
+# run code in a web worker by planting a value (django-redis unpickles what it reads).
+# Counters (rate limits) are stored as plain integers either way. VERSION 2 (part of
+# every key): the pickles earlier releases wrote are never read, only left to expire.
+_REDIS_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 CACHES = {
-    # Pages and sessions degrade gracefully when Redis is down: errors are
-    # swallowed and sessions fall back to the database (cached_db).
+    # Pages degrade gracefully when Redis is down: errors are swallowed.
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_KEY_PREFIX,
+        "VERSION": 2,
         "OPTIONS": {
+            "SERIALIZER": _REDIS_SERIALIZER,
             "IGNORE_EXCEPTIONS": True,
             "SOCKET_CONNECT_TIMEOUT": 0.5,
             "SOCKET_TIMEOUT": 0.5,
@@ -154,11 +170,19 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_KEY_PREFIX + ":rl",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        "VERSION": 2,
+        "OPTIONS": {
+            "SERIALIZER": _REDIS_SERIALIZER,
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+        },
     },
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in PostgreSQL only. A cached session would sit in Redis under a key that
+# holds the session id itself, so anyone who can list Redis's keys could sign in as its
+# owner (an admin). `manage.py clearsessions` (a daily job in deploy/) purges expired ones.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
 RATELIMIT_VIEW = "people.ratelimits.ratelimited"
@@ -278,6 +302,10 @@ if HTTPS:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # A browser takes a __Host- cookie only from HTTPS, with Path=/ and no Domain (Django's
+    # defaults, kept): no sibling subdomain and no plain-HTTP answer can set or shadow it.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 CONTENT_SECURITY_POLICY = {

@@ -7,11 +7,13 @@ The helpers at the top are shared with tests/test_stack.py.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -133,10 +135,22 @@ def server_block(config: str, start: str) -> str:
 # --- nginx ---------------------------------------------------------------------------------
 
 
+def unprivileged_listen() -> dict[str, str]:
+    """`nginx -t` binds the listen addresses, and only root may bind ports 80 and 443: an
+    ordinary user tests the same site on two free high ports (IPv4 and IPv6 alike)."""
+    if is_root():
+        return {}
+    with socket.socket() as http, socket.socket() as https:
+        for probe in (http, https):
+            probe.bind(("127.0.0.1", 0))
+        ports = {"http": http.getsockname()[1], "https": https.getsockname()[1]}
+    return {f"{kind}_listen": f"{port} [::]:{port}" for kind, port in ports.items()}
+
+
 @pytest.fixture
 def rendered(tmp_path):
     cert, key = self_signed_certificate(tmp_path / "tls", "example.org", "api.example.org")
-    variables = local_nginx_variables(tmp_path, cert, key)
+    variables = local_nginx_variables(tmp_path, cert, key) | unprivileged_listen()
     render_config(
         tmp_path / "rendered",
         server_name="example.org",
@@ -248,8 +262,36 @@ def test_it_renders_supervisor_and_the_daily_jobs(tmp_path):
     assert "manage.py orphans" in orphans
     backup = (tmp_path / "systemd" / "imagemonkey-backup.service").read_text()
     assert "--dest /var/backups/imagemonkey --keep-days 14" in backup
-    for timer in ("imagemonkey-orphans.timer", "imagemonkey-backup.timer"):
-        assert "Persistent=true" in (tmp_path / "systemd" / timer).read_text()
+    clearsessions = (tmp_path / "systemd" / "imagemonkey-clearsessions.service").read_text()
+    assert (
+        "ExecStart=/home/imagemonkey/app/deploy/with-env /etc/imagemonkey/env "
+        "/home/imagemonkey/app/.venv/bin/python manage.py clearsessions"
+    ) in clearsessions
+    assert "User=imagemonkey" in clearsessions
+    assert "WorkingDirectory=/home/imagemonkey/app" in clearsessions
+    for timer in (
+        "imagemonkey-orphans.timer",
+        "imagemonkey-backup.timer",
+        "imagemonkey-clearsessions.timer",
+    ):
+        timer_text = (tmp_path / "systemd" / timer).read_text()
+        assert "Persistent=true" in timer_text and "OnCalendar=" in timer_text, timer
+
+
+def test_redis_lets_in_only_the_app_with_its_password(tmp_path):
+    digest = hashlib.sha256(b"s3cret-Redis-pw").hexdigest()
+    render_config(tmp_path, server_name="example.org", redis_password_sha256=digest)
+    users = (tmp_path / "redis" / "imagemonkey.conf").read_text()
+    directives = [line for line in users.splitlines() if line and not line.startswith("#")]
+    assert directives == [
+        "user default off",
+        f"user imagemonkey on #{digest} ~im:* resetchannels +@all -@admin -@dangerous",
+    ]
+    assert "s3cret-Redis-pw" not in users
+    # Without a password the app's user is off too: nobody gets in.
+    render_config(tmp_path / "none", server_name="example.org")
+    users = (tmp_path / "none" / "redis" / "imagemonkey.conf").read_text()
+    assert "user imagemonkey off" in users and " on " not in users
 
 
 # --- gunicorn's settings (also used by `make run`) -----------------------------------------
@@ -280,6 +322,12 @@ def test_gunicorn_binds_loopback_for_make_run_and_the_socket_in_production():
         "workers": 4,
         "timeout": 30,
     }
+
+
+def test_gunicorn_makes_its_socket_for_owner_and_group_only():
+    code = "import runpy; print(oct(runpy.run_path('deploy/gunicorn.conf.py')['umask']))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.strip() == "0o117", result.stderr  # a socket of mode 0660
 
 
 # --- install.sh and the other scripts ------------------------------------------------------
@@ -339,6 +387,7 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "apt-get install -y -q --no-install-recommends postgresql redis-server nginx supervisor certbot",
         "iptables-persistent",
         "useradd --system --create-home --home-dir /home/imagemonkey",
+        "usermod -a -G imagemonkey www-data",
         "install -d -o imagemonkey -g www-data -m 750 /var/lib/imagemonkey/media/private",
         "CREATE ROLE imagemonkey LOGIN PASSWORD '<generated>'",
         "createdb --owner imagemonkey --encoding UTF8 imagemonkey",
@@ -356,7 +405,14 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "nginx -t -q",
         "/etc/supervisor/conf.d/imagemonkey.conf",
         "supervisorctl update imagemonkey",
-        "systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer",
+        "install -D -m 640 ",
+        "/redis/imagemonkey.conf /etc/redis/imagemonkey.conf",
+        "append to /etc/redis/redis.conf: include /etc/redis/imagemonkey.conf",
+        "systemctl restart redis-server",
+        "systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer "
+        "imagemonkey-clearsessions.timer",
+        "/etc/systemd/system/imagemonkey-clearsessions.service",
+        "/etc/systemd/system/imagemonkey-clearsessions.timer",
         "certbot certonly --webroot -w /var/www/letsencrypt --cert-name example.org "
         "-d example.org -d api.example.org --email admin@example.org",
         "--var ssl_certificate=/etc/letsencrypt/live/example.org/fullchain.pem",
@@ -377,6 +433,7 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "GUNICORN_BIND=unix:/run/imagemonkey/gunicorn.sock",
         "MAX_UPLOAD_MB=20",
         "SECRET_KEY=<generated>",
+        "REDIS_URL=redis://imagemonkey:<generated>@127.0.0.1:6379/0",
     ]:
         assert re.search(rf"^\s+{re.escape(line)}$", out, re.MULTILINE), line
     assert machine_state() == before
@@ -504,6 +561,46 @@ def test_production_settings_pass_the_deployment_check(tmp_path):
     assert "no issues" in result.stdout
 
 
+def cookie_settings(tmp_path, **overrides: str) -> dict:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATA_DIR": str(tmp_path),
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "DJANGO_SETTINGS_MODULE": "imagemonkey.settings",
+        **overrides,
+    }
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({n: getattr(s, n) "
+        "for n in ('SESSION_COOKIE_NAME', 'CSRF_COOKIE_NAME', 'SESSION_COOKIE_PATH', "
+        "'CSRF_COOKIE_PATH', 'SESSION_COOKIE_DOMAIN', 'CSRF_COOKIE_DOMAIN', "
+        "'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    return json.loads(result.stdout)
+
+
+def test_cookies_are_named_host_only_behind_https(tmp_path):
+    assert cookie_settings(tmp_path, HTTPS="1") == {
+        "SESSION_COOKIE_NAME": "__Host-sessionid",
+        "CSRF_COOKIE_NAME": "__Host-csrftoken",
+        # What a browser requires of a __Host- cookie, besides Secure:
+        "SESSION_COOKIE_PATH": "/",
+        "CSRF_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": None,
+        "CSRF_COOKIE_DOMAIN": None,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+    }
+    # `make run` serves plain HTTP, where a browser would refuse __Host- cookies.
+    plain = cookie_settings(tmp_path, HTTPS="0")
+    assert (plain["SESSION_COOKIE_NAME"], plain["CSRF_COOKIE_NAME"]) == ("sessionid", "csrftoken")
+
+
 def test_the_deployment_check_catches_a_host_without_https(tmp_path):
     # The check above would pass vacuously if it never looked: without HTTPS it must fail.
     result = deploy_check(tmp_path, HTTPS="0")
@@ -520,6 +617,9 @@ STUBS = {
     "runuser": 'shift 3\nexec "$@"\n',
     # /healthz through the socket: healthy unless the checked-out version says otherwise.
     "curl": '[ ! -e "$STUB_APP/UNHEALTHY" ] || exit 7\necho \'{"status": "ok"}\'\n',
+    # nginx's user joins the app's group, and nginx reloads: recorded, never done.
+    "usermod": 'echo "usermod $*" >>"$STUB_DIR/system.log"\n',
+    "systemctl": 'echo "systemctl $*" >>"$STUB_DIR/system.log"\n',
 }
 # The app's python: manage.py fails to migrate in a version that carries BROKEN_MIGRATION.
 FAKE_PYTHON = (
@@ -623,6 +723,11 @@ def test_update_deploys_a_new_version_and_reloads_gracefully(deployed):
     ]
     assert "supervisorctl signal HUP imagemonkey" in calls
     assert "Already at" in deployed.update().stdout
+    # The app's user here is root, whose group www-data is not in: it joins, nginx reloads.
+    assert (deployed.folder / "system.log").read_text().splitlines() == [
+        "usermod -a -G root www-data",
+        "systemctl reload nginx",
+    ]
 
 
 @pytest.mark.parametrize("flaw", ["BROKEN_MIGRATION", "UNHEALTHY"])

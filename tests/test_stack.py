@@ -3,8 +3,9 @@ configuration, gunicorn with 4 workers on its unix socket, PostgreSQL and Redis.
 
 Only names, ports and paths differ from production: loopback ports, a self-signed
 certificate, a scratch folder, databases of their own (imagemonkey_stack and
-imagemonkey_scratch on the test server) and a Redis key prefix of their own. 127.0.0.2
-plays a trusted load balancer (all of 127/8 is loopback).
+imagemonkey_scratch on the test server), and a Redis of its own on a unix socket, with
+the users file install.sh installs (a password, no default user). 127.0.0.2 plays a trusted
+load balancer (all of 127/8 is loopback).
 
     .venv/bin/pytest -m stack
 """
@@ -23,6 +24,7 @@ import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,7 @@ from tests.test_deploy import (
     DEPLOY,
     ROOT,
     debian_tool,
+    is_root,
     local_nginx_variables,
     render_config,
     self_signed_certificate,
@@ -61,6 +64,9 @@ STACK_DB = f"imagemonkey_stack_{os.getpid()}"
 SCRATCH_DB = f"imagemonkey_scratch_{os.getpid()}"
 MB = 1024 * 1024
 TRUSTED_VOTERS = 120
+EXPORT_LABELS = 6
+WORKERS, THREADS = 4, 4
+NGINX_GROUP = "nogroup"  # of nginx's workers when the test runs as root (local_nginx_variables)
 
 # Run inside the stack's own Django (manage.py shell): the rows the checks need, made the
 # way the app makes them. It prints what the test needs to know as JSON.
@@ -84,6 +90,20 @@ for _ in range(3):
     ImageLabel.objects.create(image=outcome.image, label=label, servable=True)
     public.append(outcome.image)
 pending = ingest(photo_bytes(320, 240), filename="pending.jpg").image
+# A picture of noise (JPEG cannot shrink it) under several labels of its own, never served
+# as a task: an export of those labels is a tar of several megabytes.
+import io, random
+from PIL import Image as PILImage
+noise = PILImage.frombytes("RGB", (1600, 1200), random.randbytes(1600 * 1200 * 3))
+buffer = io.BytesIO()
+noise.save(buffer, "JPEG", quality=95)
+big = ingest(buffer.getvalue(), filename="noise.jpg")
+assert big.accepted, big.message
+with transaction.atomic():
+    big.image.decide("approve")
+export_labels = [f"noise{number}" for number in range(int(os.environ["STACK_EXPORT_LABELS"]))]
+for name in export_labels:
+    ImageLabel.objects.create(image=big.image, label=Label.objects.create(name=name))
 get_user_model().objects.create_superuser(
     "moderator", "moderator@example.org", os.environ["STACK_MODERATOR_PASSWORD"]
 )
@@ -95,6 +115,7 @@ print(json.dumps({
     "pending": str(pending.uuid),
     "pending_file": pending.file_name("master"),
     "tokens": tokens,
+    "export_labels": export_labels,
 }))
 """
 
@@ -131,6 +152,8 @@ class Stack:
     data: dict
     moderator_password: str
     acme_root: Path
+    redis_socket: Path
+    redis_url: str
     cookies: dict[str, str] = field(default_factory=dict)
 
     def request(
@@ -362,7 +385,6 @@ def stack():
     prefix = f"stack{secrets.token_hex(4)}"
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, root, ignore_errors=True)
-        cleanup.callback(forget_redis_keys, prefix)
         cleanup.callback(drop_database, SCRATCH_DB)
         cleanup.callback(drop_database, STACK_DB)
         drop_abandoned_databases()
@@ -377,6 +399,51 @@ def stack():
             folder.mkdir(parents=True)
         socket_path = run_dir / "gunicorn.sock"
         password = secrets.token_urlsafe(16)
+        redis_password = secrets.token_hex(32)
+
+        cert, key = self_signed_certificate(root / "tls", SITE, API)
+        nginx_root = root / "nginx"
+        render_config(
+            nginx_root / "rendered",
+            server_name=SITE,
+            api_server_name=API,
+            http_listen=f"127.0.0.1:{http_port}",
+            https_listen=f"127.0.0.1:{https_port}",
+            app_root=str(ROOT),
+            data_dir=str(data_dir),
+            gunicorn_socket=str(socket_path),
+            max_upload_mb=str(MAX_UPLOAD_MB),
+            trusted_proxies=PROXY,
+            acme_root=str(root / "acme"),
+            # The app's exact limits are under test here; nginx's coarse guard for votes
+            # must not interfere, while the donation guard is low enough to be seen.
+            vote_rate="200r/s",
+            vote_burst="400",
+            donate_rate="2r/s",
+            donate_burst="5",
+            redis_key_prefix=prefix,
+            redis_password_sha256=hashlib.sha256(redis_password.encode()).hexdigest(),
+            **local_nginx_variables(nginx_root, cert, key),
+        )
+
+        redis_dir = root / "redis"
+        redis_dir.mkdir()
+        redis_socket = redis_dir / "redis.sock"
+        redis_log = redis_dir / "redis.log"
+        with open(redis_log, "w") as log:
+            redis_server = subprocess.Popen(
+                [
+                    "redis-server", str(nginx_root / "rendered" / "redis" / "imagemonkey.conf"),
+                    "--port", "0", "--unixsocket", str(redis_socket), "--unixsocketperm", "700",
+                    "--dir", str(redis_dir), "--save", "", "--appendonly", "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        cleanup.callback(stop, redis_server)
+        wait_for(redis_socket.exists, "redis-server", redis_server, redis_log, timeout=20)
+        redis_url = f"unix://imagemonkey:{redis_password}@{redis_socket}?db=0"
         origins = f"https://{SITE}:{https_port},https://{API}:{https_port}"
         env_file = root / "stack.env"
         env_file.write_text(
@@ -388,7 +455,7 @@ def stack():
                     f"ALLOWED_HOSTS={SITE},{API}",
                     f"CSRF_TRUSTED_ORIGINS={origins}",
                     f"DATABASE_URL={database_url(STACK_DB)}",
-                    f"REDIS_URL={settings.REDIS_URL}",
+                    f"REDIS_URL={redis_url}",
                     f"CACHE_KEY_PREFIX={prefix}",
                     f"DATA_DIR={data_dir}",
                     f"MEDIA_ROOT={data_dir / 'media'}",
@@ -399,7 +466,8 @@ def stack():
                     # clock, and a minute boundary inside the burst would allow 2N.
                     f"VOTE_RATE={VOTE_LIMIT}/h",
                     f"GUNICORN_BIND=unix:{socket_path}",
-                    "WORKERS=4",
+                    f"WORKERS={WORKERS}",
+                    f"THREADS={THREADS}",
                     "LOG_LEVEL=WARNING",
                 ]
             )
@@ -411,6 +479,7 @@ def stack():
             "LANG": "C.UTF-8",
             "STACK_MODERATOR_PASSWORD": password,
             "STACK_TRUSTED_VOTERS": str(TRUSTED_VOTERS),
+            "STACK_EXPORT_LABELS": str(EXPORT_LABELS),
         }
         python = [str(DEPLOY / "with-env"), str(env_file), sys.executable, "manage.py"]
         # collectstatic needs no database: it runs while the database is prepared.
@@ -439,35 +508,19 @@ def stack():
                 ],
                 cwd=ROOT,
                 # The worker's pid in each access-log line shows which worker answered.
-                env=env | {"GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"},
+                # As root, the socket's group is that of nginx's workers (nobody's), as in
+                # production, where nginx's user is in the app's group.
+                env=env
+                | {
+                    "GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"
+                    + (f" --group {NGINX_GROUP}" if is_root() else "")
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
         cleanup.callback(stop, gunicorn)
 
-        cert, key = self_signed_certificate(root / "tls", SITE, API)
-        nginx_root = root / "nginx"
-        render_config(
-            nginx_root / "rendered",
-            server_name=SITE,
-            api_server_name=API,
-            http_listen=f"127.0.0.1:{http_port}",
-            https_listen=f"127.0.0.1:{https_port}",
-            app_root=str(ROOT),
-            data_dir=str(data_dir),
-            gunicorn_socket=str(socket_path),
-            max_upload_mb=str(MAX_UPLOAD_MB),
-            trusted_proxies=PROXY,
-            acme_root=str(root / "acme"),
-            # The app's exact limits are under test here; nginx's coarse guard for votes
-            # must not interfere, while the donation guard is low enough to be seen.
-            vote_rate="200r/s",
-            vote_burst="400",
-            donate_rate="2r/s",
-            donate_burst="5",
-            **local_nginx_variables(nginx_root, cert, key),
-        )
         nginx_log = nginx_root / "logs" / "stderr.log"
         conf = nginx_root / "rendered" / "nginx" / "local.conf"
         command = [nginx, "-p", str(nginx_root / "local"), "-c", str(conf)]
@@ -495,15 +548,9 @@ def stack():
             data=data,
             moderator_password=password,
             acme_root=root / "acme",
+            redis_socket=redis_socket,
+            redis_url=redis_url,
         )
-
-
-def forget_redis_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    with contextlib.closing(client):
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
 
 
 # --- The checks, in the order of the issue's list -------------------------------------------
@@ -529,14 +576,28 @@ def test_https_pages_answer_with_hsts_csp_nosniff_and_frame_denial(stack):
 def test_every_cookie_is_secure_httponly_and_samesite(stack):
     cookies = [cookie for path in PAGES for cookie in stack.request(path).all("Set-Cookie")]
     names = {cookie.split("=", 1)[0] for cookie in cookies}
-    assert names == {"csrftoken"}, "a page view starts no session (a GET writes nothing)"
+    assert names == {"__Host-csrftoken"}, "a page view starts no session (a GET writes nothing)"
     stack.login()
     cookies += stack.login_set_cookies
     names = {cookie.split("=", 1)[0] for cookie in cookies}
-    assert {"csrftoken", "sessionid"} <= names, names
+    assert {"__Host-csrftoken", "__Host-sessionid"} <= names, names
     for cookie in cookies:
-        attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
-        assert {"secure", "httponly", "samesite"} <= attributes, cookie
+        attributes = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (part.partition("=") for part in cookie.split(";")[1:])
+        }
+        assert {"secure", "httponly", "samesite"} <= attributes.keys(), cookie
+        # What a browser requires of a __Host- cookie.
+        assert attributes.get("path") == "/" and "domain" not in attributes, cookie
+
+
+def test_gunicorns_socket_lets_in_only_its_owner_and_nginxs_group(stack):
+    socket_path = stack.root / "run" / "gunicorn.sock"
+    assert stat.S_ISSOCK(socket_path.stat().st_mode)
+    assert stat.S_IMODE(socket_path.stat().st_mode) == 0o660, oct(socket_path.stat().st_mode)
+    if is_root():
+        assert socket_path.group() == NGINX_GROUP
+    assert stack.request("/healthz").status == 200  # and nginx still gets in
 
 
 def test_the_api_host_answers_too(stack):
@@ -677,7 +738,7 @@ def worker_pids(master: int) -> set[int]:
 
 
 def test_the_vote_limit_holds_across_four_workers_and_spoofed_addresses(stack):
-    assert len(worker_pids(stack.gunicorn.pid)) == 4
+    assert len(worker_pids(stack.gunicorn.pid)) == WORKERS
     start = threading.Barrier(3 * VOTE_LIMIT)
     voted_on = set()
 
@@ -851,3 +912,93 @@ def test_nginx_answers_429_when_a_client_floods_the_donation_page(stack):
     assert len(refused) >= 10, [response.status for response in responses]
     assert {response.status for response in responses} == {200, 429}
     stack.assert_gunicorn_never_saw(*refused)
+
+
+def test_redis_asks_for_a_password_and_holds_no_session_id_and_no_pickle(stack):
+    anonymous = redis.Redis(unix_socket_path=str(stack.redis_socket))
+    with contextlib.closing(anonymous), pytest.raises(redis.exceptions.AuthenticationError):
+        anonymous.ping()
+    cookies = stack.login()
+    for path in ("/", "/statistics"):  # pages that cache what they computed
+        assert stack.request(path, cookies=cookies).status == 200
+    session = cookies[next(name for name in cookies if name.endswith("sessionid"))]
+    with contextlib.closing(redis.Redis.from_url(stack.redis_url)) as app:
+        # The app's user cannot reconfigure, empty or watch the server, nor reach other keys.
+        for command in (("CONFIG", "GET", "*"), ("FLUSHALL",), ("KEYS", "*"), ("MONITOR",)):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                app.execute_command(*command)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.set("elsewhere", "x")
+        stored = {key: app.get(key) for key in app.scan_iter(count=1000)}
+    assert any(b"home:counts" in key for key in stored), stored.keys()
+    for key, value in stored.items():
+        assert session.encode() not in key and session.encode() not in value, key
+        if not value.lstrip(b"-").isdigit():  # counters are plain integers
+            json.loads(value)  # everything else is JSON, never a pickle
+
+
+def test_nginx_answers_429_to_a_client_guessing_admin_passwords(stack):
+    guesser = "127.0.0.3"  # an address of its own: the other tests' sign-ins are not refused
+    markers = [f"guess-{number}-{secrets.token_hex(3)}" for number in range(12)]
+    responses = [
+        stack.request(
+            f"/admin/login/?probe={marker}",
+            method="POST",
+            body=urlencode({"username": "moderator", "password": marker}).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            source=guesser,
+        )
+        for marker in markers
+    ]
+    refused = [
+        marker
+        for marker, response in zip(markers, responses, strict=True)
+        if response.status == 429
+    ]
+    # 2 a minute with a burst of 5: the first six are let through, most of the rest are not.
+    assert len(refused) >= 4, [response.status for response in responses]
+    assert all(response.status in (403, 429) for response in responses)
+    stack.assert_gunicorn_never_saw(*refused)
+    # Showing the form is not an attempt: the same address still gets the page.
+    assert stack.request("/admin/login/", source=guesser).status == 200
+
+
+def test_a_stalled_export_reader_holds_no_gunicorn_thread(stack):
+    query = urlencode(
+        {"query": " | ".join(stack.data["export_labels"]), "format": "tar", "min_probability": 0}
+    )
+    size = len(stack.request(f"/v1/export?{query}").body)
+    assert size > 6 * MB, size  # more than socket buffers between gunicorn and a reader hold
+    threads = WORKERS * THREADS
+    markers = [f"slow-{number}-{secrets.token_hex(3)}" for number in range(threads)]
+    readers = []
+    try:
+        # As many readers as gunicorn has threads, each from an address of its own, each with
+        # a tiny receive window, and none reads a byte.
+        for number, marker in enumerate(markers):
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.settimeout(20)
+            raw.bind((f"127.0.0.{10 + number}", 0))
+            raw.connect(("127.0.0.1", stack.https_port))
+            reader = stack.tls.wrap_socket(raw, server_hostname=SITE)
+            readers.append(reader)
+            reader.sendall(
+                f"GET /v1/export?{query}&probe={marker} HTTP/1.1\r\n"
+                f"Host: {SITE}:{stack.https_port}\r\nConnection: close\r\n\r\n".encode()
+            )
+        # gunicorn logs a request once it has sent the whole answer: nginx takes each export
+        # in full while its reader stalls, so every thread is free again...
+        held = set(markers)
+        deadline = time.monotonic() + 30
+        while held and time.monotonic() < deadline:
+            held = {marker for marker in held if not stack.gunicorn_lines(marker)}
+            time.sleep(0.1)
+        assert not held, f"{len(held)} of {threads} gunicorn threads held by stalled readers"
+        # ...the site answers others, and the readers still get their downloads.
+        assert stack.request("/healthz").status == 200
+        for reader in readers:
+            assert reader.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        for reader in readers:
+            reader.close()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Create .venv and install the pinned dependencies from pyproject.toml when
-# they changed since the last run. `tools/bootstrap.sh dev` adds the dev
-# extra and, for browser tests, Debian's Chromium.
+# Create .venv and install the locked dependencies when the lock changed since
+# the last run: requirements.lock, or with `tools/bootstrap.sh dev`
+# requirements-dev.lock (the dev extra too) and, for browser tests, Debian's
+# Chromium. Every package is pinned there with its hashes (tools/lock.sh writes
+# them from pyproject.toml), and pip refuses any file whose hash is not listed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -15,23 +17,19 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 
+case "$extra" in
+  "") lock=requirements.lock ;;
+  dev) lock=requirements-dev.lock ;;
+  *) echo "usage: tools/bootstrap.sh [dev]" >&2; exit 2 ;;
+esac
 stamp=".venv/.installed-${extra:-runtime}"
-want="$(sha256sum pyproject.toml | cut -c1-16)"
+want="$(sha256sum "$lock" | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "Installing Python dependencies${extra:+ (with $extra)}"
-  reqs="$(.venv/bin/python - "$extra" <<'PY'
-import sys, tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-deps = list(project["dependencies"])
-if sys.argv[1]:
-    deps += project["optional-dependencies"][sys.argv[1]]
-print("\n".join(deps))
-PY
-)"
-  printf '%s\n' "$reqs" > .venv/requirements.txt
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r .venv/requirements.txt 2>&1 \
-    | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import django" || { echo "error: dependency installation failed" >&2; exit 1; }
+  say "Installing Python dependencies from $lock"
+  status=0
+  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r "$lock" \
+    2>&1 | grep -v "^WARNING: Location" || status="${PIPESTATUS[0]}"
+  [ "$status" = 0 ] || { echo "error: installing $lock failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
 

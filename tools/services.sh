@@ -3,6 +3,9 @@
 # `make test` use. Everything lives under ./var (or $DATA_DIR); both servers
 # listen on unix sockets only, never on a TCP port, so they cannot collide
 # with a system instance. Safe to run again: a running server is left alone.
+# PostgreSQL asks every connection for the password in var/pg/password (mode
+# 600), which settings.py reads: the socket's folder is closed to other users,
+# and one who got through it still could not get in.
 #
 #   tools/services.sh start [dbname...]   start both, create the databases
 #   tools/services.sh stop                stop both
@@ -72,8 +75,7 @@ pg_dirs() {
   fi
 }
 
-# A folder under /var/tmp that only the cluster's user (and root) may enter: the
-# socket inside trusts every local connection.
+# A folder under /var/tmp that only the cluster's user (and root) may enter.
 pg_private_dir() {
   mkdir -p "$1"; chown "$(pg_user)" "$1"; chmod 700 "$1"
 }
@@ -81,6 +83,16 @@ pg_private_dir() {
 # The cluster's folder when it exists, for stop and status (which create nothing).
 pg_existing() {
   if [ -L "$VAR/pg" ] || [ -d "$VAR/pg" ]; then readlink -m "$VAR/pg"; fi
+}
+
+# The cluster's password: made once, kept in $PG/password (mode 600, the caller's),
+# so that it goes with the cluster. It is hex, so it needs no quoting in SQL or a URL.
+pg_password() {
+  local file="$PG/password"
+  if [ ! -s "$file" ]; then
+    (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$file.new" && mv "$file.new" "$file")
+  fi
+  cat "$file"
 }
 
 pg_start() {
@@ -93,11 +105,18 @@ pg_start() {
   chmod 700 "$PG" "$run"
   if [ ! -s "$data/PG_VERSION" ]; then
     say "Creating a private PostgreSQL cluster in $data"
+    rm -f "$PG/password" # a new cluster, a new password
     mkdir -p "$data"
     if is_root; then chown "$user" "$data"; fi
     chmod 700 "$data"
-    as_pg "$PGBIN/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=reject \
-      -E UTF8 --locale=C.UTF-8 >"$PG/initdb.log" 2>&1 || { cat "$PG/initdb.log"; die "initdb failed"; }
+    # initdb reads the password from a file of the cluster's user, removed at once.
+    local pwfile="$PG/initdb.password"
+    (umask 077 && pg_password >"$pwfile")
+    if is_root; then chown "$user" "$pwfile"; fi
+    as_pg "$PGBIN/initdb" -D "$data" -U postgres --pwfile="$pwfile" \
+      --auth-local=scram-sha-256 --auth-host=reject -E UTF8 --locale=C.UTF-8 \
+      >"$PG/initdb.log" 2>&1 || { rm -f "$pwfile"; cat "$PG/initdb.log"; die "initdb failed"; }
+    rm -f "$pwfile"
     cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$run'
@@ -117,11 +136,31 @@ CONF
     || { tail -n 20 "$PG/server.log"; die "PostgreSQL did not start"; }
 }
 
+# A cluster made before passwords trusted every local connection: give its roles the
+# password and make it ask for it (a reload, no restart).
+pg_require_password() {
+  local data="$PG/data"
+  grep -Eq '^[[:space:]]*local[[:space:]].*[[:space:]]trust[[:space:]]*$' "$data/pg_hba.conf" || return 0
+  say "The private PostgreSQL cluster trusted every local user: it asks for a password now"
+  local password role
+  password="$(pg_password)"
+  for role in postgres imagemonkey; do
+    printf "DO \$\$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN
+      ALTER ROLE %s PASSWORD '%s'; END IF; END \$\$;\n" "$role" "$role" "$password"
+  done | "$PGBIN/psql" -h "$VAR/pg/run" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA >/dev/null
+  as_pg sed -i -E 's/[[:space:]]trust[[:space:]]*$/ scram-sha-256/' "$data/pg_hba.conf"
+  as_pg "$PGBIN/pg_ctl" -D "$data" reload >/dev/null
+}
+
 pg_ensure_db() {
   local run="$VAR/pg/run" db
+  [ -s "$PG/password" ] || die "the private cluster asks for a password, and $VAR/pg/password is gone: 'make stop', remove $VAR/pg (and what it links to), and start again for a fresh cluster"
+  # libpq reads PGPASSWORD from the environment: the password is never on a command line.
+  local -x PGPASSWORD
+  PGPASSWORD="$(pg_password)"
   local psql=("$PGBIN/psql" -h "$run" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
   if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='imagemonkey'")" != 1 ]; then
-    "${psql[@]}" -c "CREATE ROLE imagemonkey LOGIN CREATEDB"
+    printf "CREATE ROLE imagemonkey LOGIN CREATEDB PASSWORD '%s';\n" "$PGPASSWORD" | "${psql[@]}"
   fi
   for db in "$@"; do
     if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname='$db'")" != 1 ]; then
@@ -172,7 +211,7 @@ stop_all() {
 cmd="${1:-status}"; shift || true
 case "$cmd" in
   start)
-    if [ -z "${DATABASE_URL:-}" ]; then pg_start; pg_ensure_db "${@:-imagemonkey}"; fi
+    if [ -z "${DATABASE_URL:-}" ]; then pg_start; pg_require_password; pg_ensure_db "${@:-imagemonkey}"; fi
     if [ -z "${REDIS_URL:-}" ]; then redis_start; fi
     ;;
   stop) stop_all ;;
