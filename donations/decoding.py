@@ -33,7 +33,7 @@ from .imaging import (
     Limits,
     Rejected,
     Rendition,
-    check_signature,
+    check_before_decoding,
     phash_bands,
     phash_distance,
     process,
@@ -258,9 +258,8 @@ class _Pool:
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
 
-    def decode(self, data: bytes) -> Decoded:
+    def decode(self, data: bytes, limits: Limits) -> Decoded:
         config = _WorkerConfig.from_settings()
-        limits = Limits.from_settings()
         if not self._lock.acquire(timeout=config.timeout):
             raise rejection("unavailable", status=503)  # other uploads hold the worker
         try:
@@ -334,8 +333,11 @@ def decode(data: bytes) -> Decoded:
     ones that crash, hang or exhaust the worker (which is then replaced), and
     with status 503 ("unavailable") when no worker answers for a reason of ours.
     """
-    check_signature(data)  # a few byte comparisons: refusing a PDF needs no worker
-    return _pool.decode(data)
+    limits = Limits.from_settings()
+    # Byte comparisons and a walk over JPEG markers: refusing a PDF, or a JPEG of
+    # 10,000 scans, needs no worker.
+    check_before_decoding(data, limits)
+    return _pool.decode(data, limits)
 
 
 def warm_up() -> None:

@@ -17,7 +17,7 @@ import zlib
 import pytest
 from PIL import ExifTags, Image, ImageFile
 
-from donations import decoding, imaging
+from donations import decoding, imaging, jpeg
 from donations.decoding import Decoded, Rejected
 from tests import corpus
 
@@ -183,6 +183,61 @@ class TestRefusals:
         rejected = refusal(corpus.animated_gif())
         assert rejected.code == "unsupported_format"
         assert "GIF" in rejected.message
+
+
+def with_comment(data: bytes, comment: bytes) -> bytes:
+    """A JPEG with a COM segment right after its SOI marker."""
+    return data[:2] + corpus.jpeg_segment(0xFE, comment) + data[2:]
+
+
+class TestScans:
+    """Each scan of a progressive JPEG is a pass over the whole picture: their number is capped."""
+
+    def test_it_refuses_a_jpeg_of_10000_scans_without_starting_a_decoder(self):
+        decoding.shutdown()
+        data = corpus.many_scans_jpeg(8000, 6000, scans=10_000)  # 824 KB, 48 megapixels
+        rejected = refusal(data)
+        assert (rejected.code, rejected.status) == ("too_many_scans", 422)
+        assert rejected.message.startswith("This JPEG has more than 64 scans (progressive passes)")
+        assert decoding.worker_pids() == []  # refused in this process: no decoder ever saw it
+
+    def test_it_decodes_a_jpeg_of_64_scans_and_refuses_one_of_65(self):
+        decoded = decoding.decode(corpus.many_scans_jpeg(640, 480, scans=64))
+        assert (decoded.master.width, decoded.master.height) == (640, 480)
+        assert refusal(corpus.many_scans_jpeg(640, 480, scans=65)).code == "too_many_scans"
+
+    def test_it_takes_the_limit_from_the_settings(self, settings):
+        data = corpus.jpeg(64, 48, progressive=True)  # libjpeg's script: 10 scans for colour
+        settings.IMAGE_MAX_JPEG_SCANS = 9
+        assert refusal(data).message.startswith("This JPEG has more than 9 scans")
+        settings.IMAGE_MAX_JPEG_SCANS = 10
+        assert isinstance(decoding.decode(data), Decoded)
+
+    def test_scan_markers_inside_a_comment_are_not_scans(self):
+        data = with_comment(corpus.jpeg(64, 48), b"\xff\xda" * 100)
+        assert not jpeg.too_many_scans(data, 64)
+        assert isinstance(decoding.decode(data), Decoded)
+
+    def test_restart_markers_inside_a_scan_are_not_segments(self):
+        # 10,700 restart markers, more segments than the walk would ever look at.
+        data = corpus.encode(corpus.scene(1700, 1600), "JPEG", restart_marker_blocks=1)
+        data = with_comment(data, b"\xff\xda" * 100)  # so that the scans are walked
+        assert data.count(b"\xff\xd0") > jpeg.MAX_SEGMENTS // 8
+        assert not jpeg.too_many_scans(data, 64)
+
+    def test_scans_after_garbage_count_as_libjpeg_decodes_them(self):
+        scan = corpus.many_scans_jpeg(64, 64, scans=3)
+        data = scan.replace(b"\xff\xda", b"junk\xff\xda")
+        Image.open(io.BytesIO(data)).load()  # libjpeg skips the junk and reads all scans
+        assert jpeg.too_many_scans(data, 2) and not jpeg.too_many_scans(data, 3)
+
+    def test_scans_after_the_end_of_the_picture_are_not_counted(self):
+        data = corpus.jpeg(64, 48) + corpus.many_scans_jpeg(64, 64, scans=100)
+        assert not jpeg.too_many_scans(data, 64)
+
+    def test_a_file_of_endless_segments_is_refused_without_walking_it_all(self):
+        data = b"\xff\xd8" + corpus.jpeg_segment(0xFE, b"\xff\xda") * 3_000_000  # 18 MB
+        assert jpeg.too_many_scans(data, 64)
 
 
 class TestPolyglots:

@@ -25,6 +25,7 @@ REFUSED = {
     "zero bytes": (b"", "empty"),
     "random bytes": (corpus.random_bytes(), "not a picture"),
     "animated WebP": (corpus.animated_webp(), "Animated"),
+    "progressive JPEG of 10,000 scans": (corpus.many_scans_jpeg(8000, 6000, 10_000), "scans"),
     **{f"{name} named .jpg": (data, name) for name, data in corpus.other_formats().items()},
 }
 
