@@ -14,6 +14,7 @@ Settings are read when used, never at import.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -26,6 +27,7 @@ import warnings
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from PIL import Image, ImageFile
 
 from .imaging import (
@@ -332,12 +334,28 @@ def decode(data: bytes) -> Decoded:
     Raises Rejected for every file we cannot or will not accept, including the
     ones that crash, hang or exhaust the worker (which is then replaced), and
     with status 503 ("unavailable") when no worker answers for a reason of ours.
+    Bytes that took too long are remembered, and refused at once when they come
+    back (IMAGE_TIMEOUT_MEMORY_HOURS).
     """
     limits = Limits.from_settings()
     # Byte comparisons and a walk over JPEG markers: refusing a PDF, or a JPEG of
     # 10,000 scans, needs no worker.
     check_before_decoding(data, limits)
-    return _pool.decode(data, limits)
+    too_slow = _too_slow_key(data)
+    if cache.get(too_slow):
+        logger.info("refused without decoding: these bytes took too long before")
+        raise rejection("timeout")
+    try:
+        return _pool.decode(data, limits)
+    except Rejected as rejected:
+        hours = float(getattr(settings, "IMAGE_TIMEOUT_MEMORY_HOURS", 24))
+        if rejected.code == "timeout" and hours > 0:
+            cache.set(too_slow, True, timeout=hours * 3600)
+        raise
+
+
+def _too_slow_key(data: bytes) -> str:
+    return f"decoding:too-slow:{hashlib.sha256(data).hexdigest()}"
 
 
 def warm_up() -> None:

@@ -196,6 +196,8 @@ IMAGE_MAX_JPEG_SCANS = env_int("IMAGE_MAX_JPEG_SCANS", 64)
 IMAGE_WORKER_MEMORY_MB = env_int("IMAGE_WORKER_MEMORY_MB", 2048)
 IMAGE_WORKER_TIMEOUT = env_int("IMAGE_WORKER_TIMEOUT", 25)
 IMAGE_WORKER_CPU_SECONDS = env_int("IMAGE_WORKER_CPU_SECONDS", 30)
+# Bytes that timed out are refused without decoding for this long (in Redis).
+IMAGE_TIMEOUT_MEMORY_HOURS = env_int("IMAGE_TIMEOUT_MEMORY_HOURS", 24)
 IMAGE_WORKER_MAX_TASKS = 500  # uploads per decoding process before it is replaced
 # Perceptual hashes within this Hamming distance flag a possible duplicate.
 # The four 16-bit band indexes find every match up to 3 without a scan.

@@ -494,6 +494,23 @@ class TestIsolation:
         settings.IMAGE_WORKER_TIMEOUT = 30
         assert isinstance(decoding.decode(corpus.jpeg()), Decoded)
 
+    def test_bytes_that_timed_out_are_refused_again_without_decoding(self, big_png, settings):
+        settings.IMAGE_WORKER_TIMEOUT = 0.2
+        assert refusal(big_png).code == "timeout"
+        settings.IMAGE_WORKER_TIMEOUT = 30
+        decoding.shutdown()
+        rejected = refusal(big_png)
+        assert (rejected.code, rejected.status) == ("timeout", 422)
+        assert decoding.worker_pids() == []  # no worker was asked
+        assert isinstance(decoding.decode(corpus.jpeg()), Decoded)  # other bytes are decoded
+
+    def test_bytes_that_timed_out_are_decoded_again_when_memory_is_off(self, big_png, settings):
+        settings.IMAGE_TIMEOUT_MEMORY_HOURS = 0
+        settings.IMAGE_WORKER_TIMEOUT = 0.2
+        assert refusal(big_png).code == "timeout"
+        settings.IMAGE_WORKER_TIMEOUT = 30
+        assert isinstance(decoding.decode(big_png), Decoded)
+
     def test_a_worker_past_its_cpu_limit_is_stopped_and_replaced(self, big_png, settings):
         settings.IMAGE_WORKER_CPU_SECONDS = 1
         assert refusal(big_png).code == "timeout"
