@@ -23,7 +23,12 @@ import resource
 import signal
 import struct
 import threading
+import time
 import warnings
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
@@ -49,6 +54,7 @@ __all__ = [
     "decode",
     "phash_bands",
     "phash_distance",
+    "shared_budget",
     "shutdown",
     "warm_up",
     "worker_pids",
@@ -81,7 +87,7 @@ class _WorkerConfig:
         return cls(
             memory_mb=int(getattr(settings, "IMAGE_WORKER_MEMORY_MB", 2048)),
             cpu_seconds=int(getattr(settings, "IMAGE_WORKER_CPU_SECONDS", 30)),
-            timeout=float(getattr(settings, "IMAGE_WORKER_TIMEOUT", 30)),
+            timeout=float(getattr(settings, "IMAGE_WORKER_TIMEOUT", 15)),
             max_tasks=int(getattr(settings, "IMAGE_WORKER_MAX_TASKS", 500)),
         )
 
@@ -253,31 +259,120 @@ class _Worker:
         return self.process.exitcode
 
 
-class _Pool:
-    """The one worker of this web process, shared by its threads under a lock."""
+class _Turns:
+    """A lock taken in the order it was asked for (threading.Lock promises no order).
+
+    A request with many files asks again after each one, behind whoever came
+    meanwhile: an upload never waits for more than one file of each request ahead.
+    """
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self._mutex = threading.Lock()
+        self._queue: deque[threading.Lock] = deque()
+        self._taken = False
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        with self._mutex:
+            if not self._taken:
+                self._taken = True
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._queue.append(turn)
+        if turn.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            return True  # release() handed it over to us
+        with self._mutex:
+            if turn in self._queue:
+                self._queue.remove(turn)
+                return False
+        return True  # handed over just as we gave up: ours all the same
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._queue:
+                self._queue.popleft().release()  # still taken, by the next in line
+            else:
+                self._taken = False
+
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+
+@dataclass
+class _Budget:
+    """The time one request may spend waiting for and using the worker, shared by its files."""
+
+    seconds: float
+    spent: float = 0.0
+
+    @classmethod
+    def from_settings(cls) -> _Budget:
+        return cls(float(getattr(settings, "IMAGE_REQUEST_DECODE_SECONDS", 30)))
+
+    @property
+    def left(self) -> float:
+        return self.seconds - self.spent
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("decoding_budget", default=None)
+
+
+class _Pool:
+    """The one worker of this web process, shared by its threads in turns.
+
+    A file holds the worker for at most IMAGE_WORKER_TIMEOUT seconds, and a
+    request for at most its budget in all (IMAGE_REQUEST_DECODE_SECONDS, which
+    counts waiting too): what is left of a request once it is spent is refused
+    as "deferred", and the file that would run past it is stopped there.
+    """
+
+    def __init__(self):
+        self._turns = _Turns()
         self._worker: _Worker | None = None
 
-    def decode(self, data: bytes, limits: Limits) -> Decoded:
+    def decode(self, data: bytes, limits: Limits, budget: _Budget) -> Decoded:
         config = _WorkerConfig.from_settings()
-        if not self._lock.acquire(timeout=config.timeout):
-            raise rejection("unavailable", status=503)  # other uploads hold the worker
+        started = time.monotonic()
         try:
-            reply = self._ask(data, limits, config)
+            reply = self._decode_within(data, limits, config, budget.left)
         finally:
-            self._lock.release()
+            budget.spent += time.monotonic() - started
         if isinstance(reply, Rejected):
             raise reply
         return reply
 
-    def _ask(self, data: bytes, limits: Limits, config: _WorkerConfig) -> Decoded | Rejected:
+    def _decode_within(
+        self, data: bytes, limits: Limits, config: _WorkerConfig, allowance: float
+    ) -> Decoded | Rejected:
+        if allowance <= 0:
+            return rejection("deferred", status=503)
+        started = time.monotonic()
+        if not self._turns.acquire(timeout=min(config.timeout, allowance)):
+            # Other uploads held the worker as long as one may wait, or for the rest of ours.
+            busy = allowance > config.timeout
+            return rejection("unavailable" if busy else "deferred", status=503)
+        try:
+            left = allowance - (time.monotonic() - started)
+            return self._ask(data, limits, config, min(config.timeout, left))
+        finally:
+            self._turns.release()
+
+    def _ask(
+        self, data: bytes, limits: Limits, config: _WorkerConfig, timeout: float
+    ) -> Decoded | Rejected:
         worker = self._current(config)
         try:
-            reply = worker.ask(data, limits, config.timeout)
+            reply = worker.ask(data, limits, timeout)
         except _WorkerTimedOut:
             self._discard(kill=True)
+            if timeout < config.timeout:
+                return rejection("deferred", status=503)  # stopped by the request's budget
             return rejection("timeout")
         except _WorkerLost:
             exit_code = self._discard(kill=False)
@@ -305,11 +400,11 @@ class _Pool:
         return worker.stop(kill=kill) if worker is not None else None
 
     def warm_up(self) -> None:
-        with self._lock:
+        with self._turns:
             self._current(_WorkerConfig.from_settings())
 
     def shutdown(self) -> None:
-        with self._lock:
+        with self._turns:
             self._discard(kill=False)
 
     def pids(self) -> list[int]:
@@ -320,7 +415,7 @@ class _Pool:
     def forget_after_fork(self) -> None:
         # A forked child (a gunicorn worker forked from a master that decoded)
         # must not share its parent's pipe: it starts a worker of its own.
-        self._lock = threading.Lock()
+        self._turns = _Turns()
         self._worker = None
 
 
@@ -346,7 +441,7 @@ def decode(data: bytes) -> Decoded:
         logger.info("refused without decoding: these bytes took too long before")
         raise rejection("timeout")
     try:
-        return _pool.decode(data, limits)
+        return _pool.decode(data, limits, _budget.get() or _Budget.from_settings())
     except Rejected as rejected:
         hours = float(getattr(settings, "IMAGE_TIMEOUT_MEMORY_HOURS", 24))
         if rejected.code == "timeout" and hours > 0:
@@ -356,6 +451,22 @@ def decode(data: bytes) -> Decoded:
 
 def _too_slow_key(data: bytes) -> str:
     return f"decoding:too-slow:{hashlib.sha256(data).hexdigest()}"
+
+
+@contextmanager
+def shared_budget() -> Iterator[None]:
+    """Let the decode() calls inside share one request's decoding time.
+
+    Whatever number of files a request carries, it waits for and uses the
+    worker for IMAGE_REQUEST_DECODE_SECONDS at most; its files left after that
+    are refused as "deferred" (503: send them again). Outside of this, every
+    decode() has that time to itself.
+    """
+    token = _budget.set(_Budget.from_settings())
+    try:
+        yield
+    finally:
+        _budget.reset(token)
 
 
 def warm_up() -> None:

@@ -125,6 +125,10 @@ _MESSAGES = {
         "This picture took too long to process; please upload a smaller or simpler version."
     ),
     "unavailable": "We cannot process pictures right now; please try again in a minute.",
+    "deferred": (
+        "This upload has used up its time with our picture decoder; please send this "
+        "picture again in a minute."
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from labels.models import Label
 from people.http import wants_json
 from people.ratelimits import limit
 
+from . import decoding
 from .forms import DonationForm, ReportForm
 from .ingest import Outcome, ingest
 from .models import Image, ImageLabel
@@ -109,17 +110,18 @@ def donate_post(request: HttpRequest) -> HttpResponse:
             errors = "; ".join(e for field in form.errors.values() for e in field)
             return JsonResponse({"error": errors}, status=400)
         return render_donate(request, form, status=400)
-    outcomes = [
-        ingest(
-            upload.read(),
-            filename=upload.name,
-            donor=request.voter,
-            labels=form.labels_found,
-            suggestions=form.suggestions,
-            add_sublabels=form.cleaned_data["add_sublabels"],
-        )
-        for upload in form.cleaned_data["images"]
-    ]
+    with decoding.shared_budget():  # the files of one request share its decoding time
+        outcomes = [
+            ingest(
+                upload.read(),
+                filename=upload.name,
+                donor=request.voter,
+                labels=form.labels_found,
+                suggestions=form.suggestions,
+                add_sublabels=form.cleaned_data["add_sublabels"],
+            )
+            for upload in form.cleaned_data["images"]
+        ]
     batch = request.POST.get("batch", "")
     if not BATCH_RE.match(batch):
         batch = secrets.token_hex(8)

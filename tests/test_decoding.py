@@ -15,6 +15,7 @@ import time
 import zlib
 
 import pytest
+from django.core.cache import cache
 from PIL import ExifTags, Image, ImageFile
 
 from donations import decoding, imaging, jpeg
@@ -542,3 +543,98 @@ class TestIsolation:
         for reply in (b"", b"junk", b"\x00\x00\x00\x02{}", decoding._pack({"renditions": []})):
             with pytest.raises(ValueError):
                 decoding._unpack(reply)
+
+
+def variants(data: bytes, count: int) -> list[bytes]:
+    """``count`` files of the same picture with different bytes (junk after its end)."""
+    return [data + b"\x00" * number for number in range(1, count + 1)]
+
+
+def wait_for(condition, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.005)
+
+
+class TestSharing:
+    """One request cannot hold the worker for long, nor keep others waiting behind all its files."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_worker(self):
+        decoding.shutdown()
+        yield
+        decoding.shutdown()
+
+    def test_the_files_of_one_request_share_its_decoding_time(self, big_png, settings, asks):
+        settings.IMAGE_REQUEST_DECODE_SECONDS = 0.5  # the big PNG alone takes seconds
+        with decoding.shared_budget():
+            refusals = [refusal(data) for data in variants(big_png, 3)]
+        assert [(r.code, r.status) for r in refusals] == [("deferred", 503)] * 3
+        assert refusals[0].message.startswith("This upload has used up its time with our")
+        assert len(asks) == 1  # the first was stopped at 0.5 s; the others never reached a worker
+
+    def test_outside_a_request_each_upload_has_the_time_to_itself(self, big_png, settings, asks):
+        settings.IMAGE_REQUEST_DECODE_SECONDS = 0.5
+        refusals = [refusal(data) for data in variants(big_png, 2)]
+        assert [r.code for r in refusals] == ["deferred", "deferred"]
+        assert len(asks) == 2
+
+    def test_a_file_stopped_by_its_request_budget_is_not_remembered(self, big_png, settings):
+        settings.IMAGE_REQUEST_DECODE_SECONDS = 0.5
+        assert refusal(big_png).code == "deferred"
+        assert cache.get(decoding._too_slow_key(big_png)) is None
+
+    def test_an_upload_goes_before_the_next_file_of_a_request_holding_the_worker(self, big_png):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        finished: list[str] = []
+
+        def busy_request():
+            with decoding.shared_budget():
+                for number, data in enumerate(variants(big_png, 2)):
+                    decoding.decode(data)
+                    finished.append(f"slow {number}")
+
+        def honest_upload():
+            finished.append("honest" if decoding.decode(corpus.jpeg()) else "?")
+
+        busy = threading.Thread(target=busy_request)
+        busy.start()
+        wait_until_decoding(pid, busy)
+        honest = threading.Thread(target=honest_upload)
+        honest.start()
+        wait_for(lambda: decoding._pool._turns.waiting() == 1, "the honest upload waits")
+        assert finished == []  # it queued while the first slow file was still decoding
+        honest.join(timeout=60)
+        busy.join(timeout=60)
+        assert finished == ["slow 0", "honest", "slow 1"]
+
+
+class TestTurns:
+    def test_waiters_take_the_lock_in_the_order_they_asked(self):
+        turns, order = decoding._Turns(), []
+        turns.acquire()
+
+        def wait_then_note(name):
+            with turns:
+                order.append(name)
+
+        threads = []
+        for waiting, name in enumerate("abc", start=1):
+            threads.append(threading.Thread(target=wait_then_note, args=(name,)))
+            threads[-1].start()
+            wait_for(lambda n=waiting: turns.waiting() == n, f"{name} waits")
+        turns.release()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert order == ["a", "b", "c"]
+        assert turns.acquire(timeout=0)  # free again
+
+    def test_a_waiter_that_gives_up_leaves_the_queue(self):
+        turns = decoding._Turns()
+        turns.acquire()
+        assert not turns.acquire(timeout=0.01)
+        assert turns.waiting() == 0
+        turns.release()
+        assert turns.acquire(timeout=0)

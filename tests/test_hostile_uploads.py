@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from donations.models import Image
 from tests import corpus
@@ -87,3 +88,26 @@ def test_fifty_bit_flipped_jpegs_never_cause_a_server_error(client):
         assert response.status_code in (201, 409, 422), response.content
     for image in Image.objects.all():
         assert (Path(settings.MEDIA_ROOT) / "private" / image.file_name("master")).exists()
+
+
+def slow_jpegs() -> list[bytes]:
+    """48-megapixel JPEGs of 64 refinement scans, the limit: the slowest we let through."""
+    return [corpus.many_scans_jpeg(8000 - n, 6000, 64, refine=True) for n in range(3)]
+
+
+def donated(client: Client, files: list[bytes]) -> list[dict]:
+    """The outcome of each file of one donation through the form, from the result page's data."""
+    uploads = [SimpleUploadedFile(f"{n}.jpg", data) for n, data in enumerate(files)]
+    response = client.post("/donate", {"images": uploads, "cc0": "on"})
+    assert response.status_code == 302, response.content
+    return client.session[f"donations:{response['Location'].rstrip('/').rsplit('/', 1)[-1]}"]
+
+
+@pytest.mark.django_db
+def test_a_donation_that_used_up_its_decoding_time_defers_its_other_files(settings, asks):
+    settings.IMAGE_REQUEST_DECODE_SECONDS = 0.5  # a slow JPEG alone takes longer
+    outcomes = donated(Client(), slow_jpegs())
+    assert [o["status"] for o in outcomes] == ["rejected"] * 3
+    assert all("used up its time with our picture decoder" in o["message"] for o in outcomes)
+    assert len(asks) == 1  # only the first reached the worker, which stopped at 0.5 s
+    assert Image.objects.count() == 0 and stored_files() == []
