@@ -1,10 +1,11 @@
 """Decode uploaded image bytes safely, in a worker process that may die for them.
 
 Uploaded bytes are hostile until proven otherwise. ``decode()`` hands them to a
-long-lived worker process with memory and CPU limits, so that a decoder crash, a
-hang or a memory blow-up costs that process and one upload, never the web
-process. The worker runs donations.imaging's ``process()``: the format sniffing,
-header checks, full decode, normalisation, renditions and hashes.
+long-lived worker process (donations.worker) with memory and CPU limits and
+none of the web process's secrets, so that a decoder crash, a hang or a memory
+blow-up costs that process and one upload, never the web process. The worker
+runs donations.imaging's ``process()``: the format sniffing, header checks,
+full decode, normalisation, renditions and hashes.
 
 Callers need only this module: it also names what ``decode()`` returns and
 raises, and the helpers that compare its perceptual hashes.
@@ -15,26 +16,23 @@ Settings are read when used, never at import.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import multiprocessing
 import os
-import resource
 import signal
-import struct
+import subprocess
 import threading
 import time
-import warnings
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from multiprocessing.connection import Pipe
 
 from django.conf import settings
 from django.core.cache import cache
-from PIL import Image, ImageFile
 
+from . import worker
 from .imaging import (
     Decoded,
     Limits,
@@ -43,7 +41,6 @@ from .imaging import (
     check_before_decoding,
     phash_bands,
     phash_distance,
-    process,
     rejection,
 )
 
@@ -65,14 +62,10 @@ logger = logging.getLogger(__name__)
 
 # --- The worker process -----------------------------------------------------
 #
-# One long-lived process per web process, started from the forkserver (a clean
-# interpreter with Pillow already imported, so restarts are cheap and no
-# thread, lock or database connection of the web process is inherited). Both
-# directions of the pipe carry JSON and raw bytes, never pickles: the web
-# process must not unpickle what a process that parsed hostile bytes sends.
-
-_READY = b"ready"
-_MAX_REPLY_BYTES = 512 * 1024 * 1024
+# One long-lived process per web process (donations.worker), started with
+# `python -I` and an empty environment, so that none of the web process's
+# secrets, threads, locks or connections reach the process that parses hostile
+# bytes. It keeps Pillow warm between uploads; a new one takes about 0.1 s.
 
 
 @dataclass(frozen=True)
@@ -97,108 +90,6 @@ class _WorkerConfig:
         return (self.memory_mb, self.cpu_seconds)
 
 
-def _serve(connection, memory_mb: int, cpu_seconds: int) -> None:
-    """The worker's main loop: one request (limits, then bytes), one reply, until EOF."""
-    _lower_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
-    _lower_limit(resource.RLIMIT_CORE, 0)  # a crash must not write the upload to disk
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    warnings.simplefilter("ignore")  # hostile files would fill the logs with warnings
-    warnings.simplefilter("error", Image.DecompressionBombWarning)
-    connection.send_bytes(_READY)
-    while True:
-        try:
-            limits = Limits(**json.loads(connection.recv_bytes()))
-            data = connection.recv_bytes()
-        except EOFError:
-            return  # the web process closed the pipe or went away
-        _allow_cpu(cpu_seconds)
-        connection.send_bytes(_answer(data, limits))
-        del data  # do not hold the last upload while idle
-
-
-def _lower_limit(kind: int, value: int) -> None:
-    _soft, hard = resource.getrlimit(kind)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(kind, (value, value))
-
-
-def _allow_cpu(seconds: int) -> None:
-    """Give the next task ``seconds`` of CPU (less under a second); then the kernel sends SIGXCPU.
-
-    RLIMIT_CPU counts the whole life of the process, so each task's budget goes
-    on top of what the worker has used so far (the hard limit stays open).
-    """
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = int(usage.ru_utime + usage.ru_stime)  # the limit is in whole seconds
-    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = used + seconds
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-
-
-def _answer(data: bytes, limits: Limits) -> bytes:
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels  # Pillow's own bomb check, at our cap
-    try:
-        return _pack_decoded(process(data, limits=limits))
-    except Rejected as rejected:
-        return _pack_rejected(rejected)
-    except MemoryError:
-        return _pack_rejected(rejection("too_big_to_decode"))
-
-
-def _pack(header: dict, *payload: bytes) -> bytes:
-    encoded = json.dumps(header).encode()
-    return b"".join([struct.pack(">I", len(encoded)), encoded, *payload])
-
-
-def _pack_rejected(rejected: Rejected) -> bytes:
-    return _pack({"rejected": [rejected.code, rejected.message, rejected.status]})
-
-
-def _pack_decoded(decoded: Decoded) -> bytes:
-    renditions = (decoded.master, decoded.display, decoded.thumb)
-    header = {
-        "format": decoded.format,
-        "pixels_sha256": decoded.pixels_sha256,
-        "phash": decoded.phash,
-        "source_format": decoded.source_format,
-        "renditions": [[r.width, r.height, len(r.data)] for r in renditions],
-    }
-    return _pack(header, *(r.data for r in renditions))
-
-
-def _unpack(message: bytes) -> Decoded | Rejected:
-    """The worker's reply; raises ValueError for anything that is not a well-formed one."""
-    try:
-        (length,) = struct.unpack_from(">I", message)
-        header = json.loads(message[4 : 4 + length])
-        if "rejected" in header:
-            code, text, status = header["rejected"]
-            return Rejected(str(code), str(text), int(status))
-        body = memoryview(message)[4 + length :]
-        renditions, offset = [], 0
-        for width, height, size in header["renditions"]:
-            renditions.append(
-                Rendition(bytes(body[offset : offset + size]), int(width), int(height))
-            )
-            offset += int(size)
-        if offset != len(body) or len(renditions) != 3 or header["format"] not in ("jpeg", "png"):
-            raise ValueError("the reply does not add up")
-        return Decoded(
-            format=header["format"],
-            master=renditions[0],
-            display=renditions[1],
-            thumb=renditions[2],
-            pixels_sha256=str(header["pixels_sha256"]),
-            phash=int(header["phash"]),
-            source_format=str(header["source_format"]),
-        )
-    except (struct.error, KeyError, TypeError) as error:
-        raise ValueError(f"malformed reply from the decoding worker: {error}") from error
-
-
 class _WorkerLost(Exception):
     """The worker died, closed the pipe or sent nonsense."""
 
@@ -211,25 +102,24 @@ class _Worker:
     """One decoding process and our end of the pipe to it."""
 
     def __init__(self, config: _WorkerConfig):
-        context = multiprocessing.get_context("forkserver")
-        # Matters only when this starts the forkserver: import Pillow and this
-        # module there once, so that every worker forked from it starts warm.
-        context.set_forkserver_preload(["__main__", __name__])
-        ours, theirs = context.Pipe()
-        self.process = context.Process(
-            target=_serve,
-            args=(theirs, *config.process_limits),
-            name="imagemonkey-decoder",
-            daemon=True,
-        )
-        self.process.start()
-        theirs.close()
+        ours, theirs = Pipe()
+        try:
+            self.process = subprocess.Popen(
+                worker.command(theirs.fileno(), *config.process_limits),
+                env={},
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # stderr stays: a crash's last words go to our log
+                cwd="/",
+            )
+        finally:
+            theirs.close()
         self.connection = ours
         self.pid: int = self.process.pid
         self.process_limits = config.process_limits
         self.tasks = 0
         try:
-            ready = ours.poll(config.timeout) and ours.recv_bytes() == _READY
+            ready = ours.poll(config.timeout) and ours.recv_bytes(1024) == worker.READY
         except (EOFError, OSError):
             ready = False
         if not ready:
@@ -239,11 +129,11 @@ class _Worker:
     def ask(self, data: bytes, limits: Limits, timeout: float) -> Decoded | Rejected:
         self.tasks += 1
         try:
-            self.connection.send_bytes(json.dumps(asdict(limits)).encode())
+            self.connection.send_bytes(worker.request(limits))
             self.connection.send_bytes(data)
             if not self.connection.poll(timeout):
                 raise _WorkerTimedOut
-            return _unpack(self.connection.recv_bytes(_MAX_REPLY_BYTES))
+            return worker.unpack(self.connection.recv_bytes(worker.MAX_REPLY_BYTES))
         except (EOFError, OSError, ValueError) as error:
             raise _WorkerLost(str(error)) from error
 
@@ -252,11 +142,11 @@ class _Worker:
         self.connection.close()
         if kill:
             self.process.kill()
-        self.process.join(timeout=2)
-        if self.process.exitcode is None:
+        try:
+            return self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join()
-        return self.process.exitcode
+            return self.process.wait()
 
 
 class _Turns:

@@ -13,12 +13,14 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 from PIL import ExifTags, Image, ImageFile
 
-from donations import decoding, imaging, jpeg
+from donations import decoding, imaging, jpeg, worker
 from donations.decoding import Decoded, Rejected
 from tests import corpus
 
@@ -540,9 +542,9 @@ class TestIsolation:
         assert hashes == [imaging.process(data).pixels_sha256 for data in uploads]
 
     def test_a_malformed_reply_from_the_worker_is_not_trusted(self):
-        for reply in (b"", b"junk", b"\x00\x00\x00\x02{}", decoding._pack({"renditions": []})):
+        for reply in (b"", b"junk", b"\x00\x00\x00\x02{}", worker.pack({"renditions": []})):
             with pytest.raises(ValueError):
-                decoding._unpack(reply)
+                worker.unpack(reply)
 
 
 def variants(data: bytes, count: int) -> list[bytes]:
@@ -609,6 +611,61 @@ class TestSharing:
         honest.join(timeout=60)
         busy.join(timeout=60)
         assert finished == ["slow 0", "honest", "slow 1"]
+
+
+def memory_of(pid: int) -> Iterator[bytes]:
+    """Every readable region of a process's memory (ours to read: it is our child)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            addresses, permissions = line.split()[:2]
+            if not permissions.startswith("r"):
+                continue
+            start, end = (int(address, 16) for address in addresses.split("-"))
+            try:
+                mem.seek(start)
+                yield mem.read(end - start)
+            except (OSError, OverflowError, ValueError):
+                continue  # [vvar] and the like cannot be read
+
+
+class TestSecrets:
+    """The worker parses hostile bytes: nothing it holds may help whoever takes it over."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_worker(self):
+        decoding.shutdown()
+        yield
+        decoding.shutdown()
+
+    @pytest.fixture
+    def secrets(self, monkeypatch, settings) -> list[bytes]:
+        """The web process's secrets, in its environment as in production."""
+        values = {
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DATABASE_URL": "postgres://imagemonkey:a-database-password@db/imagemonkey",
+            "REDIS_URL": "redis://:a-redis-password@redis:6379/0",
+        }
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        return [value.encode() for value in values.values()]
+
+    def test_the_worker_starts_with_an_empty_environment(self, secrets):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        assert Path(f"/proc/{pid}/environ").read_bytes() == b""
+
+    def test_no_secret_of_the_web_process_is_anywhere_in_the_worker_memory(self, secrets):
+        decoding.warm_up()
+        assert isinstance(decoding.decode(corpus.phone_jpeg()), Decoded)  # it has worked
+        [pid] = decoding.worker_pids()
+        regions = list(memory_of(pid))
+        assert any(b"from donations.worker import main" in region for region in regions)
+        assert [secret for secret in secrets if any(secret in r for r in regions)] == []
+
+    def test_the_worker_holds_no_file_but_its_pipe_and_standard_streams(self):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        assert len(os.listdir(f"/proc/{pid}/fd")) == 4
 
 
 class TestTurns:
