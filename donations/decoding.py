@@ -16,6 +16,7 @@ Settings are read when used, never at import.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from multiprocessing.connection import Pipe
+from multiprocessing.connection import Connection, Pipe
 
 from django.conf import settings
 from django.core.cache import cache
@@ -67,11 +68,14 @@ logger = logging.getLogger(__name__)
 # secrets, threads, locks or connections reach the process that parses hostile
 # bytes. It keeps Pillow warm between uploads; a new one takes about 0.1 s.
 
+_START_SECONDS = 10  # a worker that is not ready by then will not be
+
 
 @dataclass(frozen=True)
 class _WorkerConfig:
     memory_mb: int
     cpu_seconds: int
+    require_sandbox: bool
     timeout: float
     max_tasks: int
 
@@ -80,14 +84,24 @@ class _WorkerConfig:
         return cls(
             memory_mb=int(getattr(settings, "IMAGE_WORKER_MEMORY_MB", 2048)),
             cpu_seconds=int(getattr(settings, "IMAGE_WORKER_CPU_SECONDS", 30)),
+            require_sandbox=bool(getattr(settings, "IMAGE_WORKER_REQUIRE_SECCOMP", True)),
             timeout=float(getattr(settings, "IMAGE_WORKER_TIMEOUT", 15)),
             max_tasks=int(getattr(settings, "IMAGE_WORKER_MAX_TASKS", 500)),
         )
 
     @property
-    def process_limits(self) -> tuple[int, int]:
-        """What the worker applies to itself at start; a change needs a new worker."""
-        return (self.memory_mb, self.cpu_seconds)
+    def at_start(self) -> tuple[int, int, bool]:
+        """What the worker is started with; a change needs a new worker."""
+        return (self.memory_mb, self.cpu_seconds, self.require_sandbox)
+
+    def command(self, connection_fd: int, probe: str | None = None) -> list[str]:
+        return worker.command(
+            connection_fd,
+            self.memory_mb,
+            self.cpu_seconds,
+            require_sandbox=self.require_sandbox,
+            probe=probe,
+        )
 
 
 class _WorkerLost(Exception):
@@ -98,33 +112,50 @@ class _WorkerTimedOut(Exception):
     """The worker did not answer in time."""
 
 
+def _start(config: _WorkerConfig, probe: str | None = None) -> tuple[subprocess.Popen, Connection]:
+    """A new worker process, and our end of its pipe."""
+    ours, theirs = Pipe()
+    try:
+        process = subprocess.Popen(
+            config.command(theirs.fileno(), probe),
+            env={},
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # stderr stays: a crash's last words go to our log
+            cwd="/",
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return process, ours
+
+
 class _Worker:
     """One decoding process and our end of the pipe to it."""
 
     def __init__(self, config: _WorkerConfig):
-        ours, theirs = Pipe()
-        try:
-            self.process = subprocess.Popen(
-                worker.command(theirs.fileno(), *config.process_limits),
-                env={},
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,  # stderr stays: a crash's last words go to our log
-                cwd="/",
-            )
-        finally:
-            theirs.close()
-        self.connection = ours
+        self.process, self.connection = _start(config)
         self.pid: int = self.process.pid
-        self.process_limits = config.process_limits
+        self.at_start = config.at_start
         self.tasks = 0
         try:
-            ready = ours.poll(config.timeout) and ours.recv_bytes(1024) == worker.READY
-        except (EOFError, OSError):
-            ready = False
-        if not ready:
+            hello = (
+                self.connection.recv_bytes(4096) if self.connection.poll(_START_SECONDS) else b""
+            )
+            ready = json.loads(hello) if hello else {"error": "it did not start in time"}
+        except (EOFError, OSError, ValueError):
+            ready = {"error": f"it exited (code {self.process.poll()})"}
+        if not isinstance(ready, dict) or not ready.get("ready"):
             self.stop(kill=True)
-            raise _WorkerLost("the decoding worker did not start")
+            raise _WorkerLost(str(ready.get("error") if isinstance(ready, dict) else ready))
+        if ready.get("unsandboxed"):
+            logger.warning(
+                "the decoding worker runs WITHOUT its seccomp filter "
+                "(IMAGE_WORKER_REQUIRE_SECCOMP is off): %s",
+                ready["unsandboxed"],
+            )
 
     def ask(self, data: bytes, limits: Limits, timeout: float) -> Decoded | Rejected:
         self.tasks += 1
@@ -266,7 +297,13 @@ class _Pool:
             return rejection("timeout")
         except _WorkerLost:
             exit_code = self._discard(kill=False)
-            logger.warning("the decoding worker died (exit code %s)", exit_code)
+            if exit_code == -signal.SIGSYS:
+                logger.error(
+                    "the sandbox killed the decoding worker: a system call it may not make "
+                    "(an attack, or a code path the worker did not load before its filter)"
+                )
+            else:
+                logger.warning("the decoding worker died (exit code %s)", exit_code)
             # SIGXCPU: the kernel stopped the worker at its CPU limit.
             return rejection("timeout" if exit_code == -signal.SIGXCPU else "decoder_crashed")
         if worker.tasks >= config.max_tasks:
@@ -275,13 +312,13 @@ class _Pool:
 
     def _current(self, config: _WorkerConfig) -> _Worker:
         """The running worker, started (or restarted with new limits) when needed."""
-        if self._worker is not None and self._worker.process_limits != config.process_limits:
+        if self._worker is not None and self._worker.at_start != config.at_start:
             self._discard(kill=False)
         if self._worker is None:
             try:
                 self._worker = _Worker(config)
             except (_WorkerLost, OSError, EOFError) as error:
-                logger.error("cannot start the decoding worker: %s", error)
+                logger.error("cannot start the decoding worker: %s", error)  # and so every upload
                 raise rejection("unavailable", status=503) from error
         return self._worker
 
@@ -372,3 +409,24 @@ def shutdown() -> None:
 def worker_pids() -> list[int]:
     """Process ids of the running worker (none before the first use)."""
     return _pool.pids()
+
+
+def _probe(name: str) -> dict:
+    """Start a worker that tries ``name`` (donations.sandbox) in its sandbox; for tests only.
+
+    Its report, or ``{"exit": code}`` when it answered nothing (the filter killed it).
+    """
+    config = _WorkerConfig.from_settings()
+    process, connection = _start(config, probe=name)
+    try:
+        report = connection.recv_bytes(4096) if connection.poll(_START_SECONDS) else b""
+    except (EOFError, OSError):
+        report = b""
+    finally:
+        connection.close()
+    try:
+        code = process.wait(timeout=_START_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    return json.loads(report) if report else {"exit": code}

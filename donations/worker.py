@@ -1,10 +1,13 @@
-"""The decoding worker: the one process that parses uploaded bytes, and what it may do.
+"""The decoding worker: the one process that parses uploaded bytes.
 
 donations.decoding starts it with ``python -I`` and an empty environment, so
 that nothing of the web process reaches it: no SECRET_KEY, DATABASE_URL or
 REDIS_URL, no Django settings (it never loads them), no open file but its end
 of the pipe (and stdin, stdout and stderr). It applies its limits to itself,
-then answers requests on the pipe until the web process closes it.
+runs its pipeline once on small samples (so that nothing is left to import),
+enters its sandbox (donations.sandbox: no_new_privs and a seccomp filter) and
+says whether it is ready; then it answers requests on the pipe until the web
+process closes it.
 
 Both directions carry JSON and raw bytes, never pickles: the web process must
 not unpickle what a process that parsed hostile bytes sends. This module
@@ -16,6 +19,8 @@ command line (its process limits) or with each request (the Limits).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import resource
@@ -27,19 +32,27 @@ from multiprocessing.connection import Connection
 
 from PIL import Image, ImageFile
 
+from . import sandbox
 from .imaging import Decoded, Limits, Rejected, Rendition, process, rejection
 
-READY = b"ready"
 MAX_REPLY_BYTES = 512 * 1024 * 1024
+CODE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where donations/ is
 
 
-def command(connection_fd: int, memory_mb: int, cpu_seconds: int) -> list[str]:
+def command(
+    connection_fd: int,
+    memory_mb: int,
+    cpu_seconds: int,
+    *,
+    require_sandbox: bool = True,
+    probe: str | None = None,
+) -> list[str]:
     """The command line that starts a worker on ``connection_fd`` (which it must inherit).
 
     ``-I`` (isolated mode) ignores PYTHON* variables, the user's site-packages
     and the current folder; the folder that holds this app comes on the line.
+    ``probe`` (tests only) names what a sandboxed worker tries instead of serving.
     """
-    code_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bootstrap = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
         "from donations.worker import main; main(sys.argv[2:])"
@@ -49,16 +62,20 @@ def command(connection_fd: int, memory_mb: int, cpu_seconds: int) -> list[str]:
         "-I",
         "-c",
         bootstrap,
-        code_root,
+        CODE_ROOT,
         str(connection_fd),
         str(memory_mb),
         str(cpu_seconds),
+        "required" if require_sandbox else "optional",
+        *(["--probe", probe] if probe else []),
     ]
 
 
 def main(argv: list[str]) -> None:
-    """The worker process: ``<connection fd> <memory MB> <CPU seconds per task>``."""
+    """The worker process: ``<fd> <memory MB> <CPU seconds per task> required|optional``."""
     connection_fd, memory_mb, cpu_seconds = (int(value) for value in argv[:3])
+    require_sandbox = argv[3] == "required"
+    probe = argv[5] if argv[4:5] == ["--probe"] else None
     connection = Connection(connection_fd)
     # Started with none; Python itself may have set LC_CTYPE (PEP 538).
     os.environ.clear()
@@ -67,8 +84,81 @@ def main(argv: list[str]) -> None:
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     warnings.simplefilter("ignore")  # hostile files would fill the logs with warnings
     warnings.simplefilter("error", Image.DecompressionBombWarning)
-    connection.send_bytes(READY)
-    _serve(connection, cpu_seconds)
+    _load_everything()
+    try:
+        sandbox.enter(connection_fd)
+        unsandboxed = ""
+    except sandbox.SandboxUnavailable as error:
+        if require_sandbox:
+            connection.send_bytes(json.dumps({"ready": False, "error": str(error)}).encode())
+            return
+        unsandboxed = str(error)
+    if probe:
+        connection.send_bytes(sandbox.probe(probe))
+        return
+    connection.send_bytes(json.dumps({"ready": True, "unsandboxed": unsandboxed}).encode())
+    try:
+        _serve(connection, cpu_seconds)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C of `make run` reaches the whole process group
+    except BaseException as error:
+        # A traceback would read source files, which the sandbox forbids.
+        sys.stderr.write(f"the decoding worker failed: {error!r}\n")
+        os._exit(70)
+
+
+def _load_everything() -> None:
+    """Import now whatever decoding may need, and run it once: the sandbox forbids files later.
+
+    Pillow imports plugins and helpers on first use (TIFF for EXIF, MPO,
+    ImageColor, ImagePalette…), OpenSSL reads its configuration on the first
+    hash, and a traceback reads source lines: all of that opens files. Every
+    kind of picture goes through the whole pipeline once, so its modules and
+    tables are loaded before the filter is in place.
+    """
+    import linecache
+
+    from PIL import ImageColor, ImagePalette, MpoImagePlugin, TiffImagePlugin  # noqa: F401
+
+    Image.preinit()
+    for data in _samples():
+        with contextlib.suppress(Rejected):
+            process(data, limits=Limits())
+    # After this, tracebacks (of a log line) come without their source lines.
+    linecache.updatecache = lambda filename, module_globals=None: []
+
+
+def _samples() -> list[bytes]:
+    """Small pictures of each kind the pipeline treats differently."""
+    from PIL import ImageCms
+
+    def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **options)
+        return buffer.getvalue()
+
+    rgb = Image.linear_gradient("L").resize((24, 16)).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turned
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    transparent = rgb.convert("RGBA")
+    transparent.putpixel((0, 0), (0, 0, 0, 0))
+    palette = rgb.convert("P")
+    photo = encoded(rgb, "JPEG", exif=exif.tobytes(), icc_profile=srgb)
+    return [
+        photo,
+        photo[: len(photo) // 2],  # truncated
+        encoded(rgb.convert("CMYK"), "JPEG", icc_profile=b"junk"),
+        encoded(rgb.convert("L"), "JPEG", progressive=True),
+        encoded(rgb, "MPO", save_all=True, append_images=[rgb]),
+        encoded(transparent, "PNG", exif=exif.tobytes(), icc_profile=srgb),
+        encoded(palette, "PNG", transparency=0),
+        encoded(rgb.convert("I;16"), "PNG"),
+        encoded(rgb, "PNG", save_all=True, append_images=[transparent]),  # animated
+        encoded(rgb, "WEBP"),
+        encoded(transparent, "WEBP", lossless=True),
+        encoded(rgb, "WEBP", save_all=True, append_images=[transparent]),  # animated
+    ]
 
 
 def _serve(connection: Connection, cpu_seconds: int) -> None:

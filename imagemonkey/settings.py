@@ -202,6 +202,8 @@ IMAGE_WORKER_CPU_SECONDS = env_int("IMAGE_WORKER_CPU_SECONDS", 30)
 # Bytes that timed out are refused without decoding for this long (in Redis).
 IMAGE_TIMEOUT_MEMORY_HOURS = env_int("IMAGE_TIMEOUT_MEMORY_HOURS", 24)
 IMAGE_WORKER_MAX_TASKS = 500  # uploads per decoding process before it is replaced
+# Without libseccomp the decoder refuses to start (uploads answer 503), unless this is off.
+IMAGE_WORKER_REQUIRE_SECCOMP = env_bool("IMAGE_WORKER_REQUIRE_SECCOMP", True)
 # Perceptual hashes within this Hamming distance flag a possible duplicate.
 # The four 16-bit band indexes find every match up to 3 without a scan.
 NEAR_DUPLICATE_DISTANCE = 3

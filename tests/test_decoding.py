@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import ExifTags, Image, ImageFile
 
 from donations import decoding, imaging, jpeg, worker
@@ -666,6 +667,112 @@ class TestSecrets:
         decoding.warm_up()
         [pid] = decoding.worker_pids()
         assert len(os.listdir(f"/proc/{pid}/fd")) == 4
+
+
+def outcome(decode, data: bytes) -> Decoded | str:
+    try:
+        return decode(data)
+    except Rejected as rejected:
+        return rejected.code
+
+
+def every_kind_of_file() -> list[bytes]:
+    """What the pipeline treats differently, whole and with bits flipped."""
+    scene = corpus.scene(96, 64)
+    kinds = [
+        corpus.jpeg(160, 120),
+        corpus.jpeg(160, 120, progressive=True),
+        corpus.phone_jpeg(),
+        corpus.cmyk_jpeg(),
+        corpus.grey_jpeg(),
+        corpus.mpo(),
+        corpus.encode(scene, "PNG"),
+        corpus.png_rgb16(),
+        corpus.png_grey16(),
+        corpus.palette_png_with_transparency(),
+        corpus.transparent_png_with_metadata(),
+        corpus.png_with_html(),
+        corpus.apng(),
+        png_with_a_broken_pixel_stream(),
+        corpus.encode(scene, "WEBP"),
+        corpus.encode(scene.convert("RGBA"), "WEBP", lossless=True),
+        corpus.animated_webp(),
+    ]
+    return kinds + [damaged for data in kinds for damaged in corpus.bit_flipped(data, 20, seed=5)]
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {name: value.strip() for name, value in (line.split(":", 1) for line in lines)}
+
+
+class TestSandbox:
+    """Whoever takes the worker over can reach no file, no network, no other process."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_worker(self):
+        decoding.shutdown()
+        yield
+        decoding.shutdown()
+
+    @pytest.fixture
+    def without_libseccomp(self, tmp_path, monkeypatch):
+        """Workers start where ``import pyseccomp`` fails as it does without libseccomp.so.2."""
+        (tmp_path / "donations").symlink_to(Path(worker.__file__).parent)
+        (tmp_path / "pyseccomp.py").write_text('raise RuntimeError("Unable to find libseccomp")\n')
+        monkeypatch.setattr(worker, "CODE_ROOT", str(tmp_path))
+
+    def test_the_worker_serves_with_no_new_privileges_and_a_seccomp_filter(self):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        status = proc_status(pid)
+        assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")  # 2: a filter
+
+    @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's, about the damaged files
+    def test_the_sandboxed_worker_answers_what_process_computes_for_every_kind_of_file(self):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        files = every_kind_of_file()  # 17 kinds, 20 damaged copies of each
+        answers = [
+            (outcome(decoding.decode, data), outcome(imaging.process, data)) for data in files
+        ]
+        assert [n for n, (sandboxed, free) in enumerate(answers) if sandboxed != free] == []
+        assert decoding.worker_pids() == [pid]  # the filter killed nothing
+        refused = {sandboxed for sandboxed, _ in answers if isinstance(sandboxed, str)}
+        assert refused and "decoder_crashed" not in refused
+
+    def test_a_sandboxed_worker_has_no_environment_and_no_django_settings(self):
+        state = {"environ": {}, "settings_loaded": False, "django_configured": False}
+        assert decoding._probe("state") == {"done": state}
+
+    @pytest.mark.parametrize(
+        "attempt",
+        ["socket", "read_file", "write_file", "exec", "fork", "signal_another_process"],
+    )
+    def test_the_sandbox_kills_a_worker_that_tries(self, attempt):
+        assert decoding._probe(attempt) == {"exit": -signal.SIGSYS}
+
+    def test_without_libseccomp_the_decoder_refuses_to_start(self, without_libseccomp, caplog):
+        rejected = refusal(corpus.jpeg())
+        assert (rejected.code, rejected.status) == ("unavailable", 503)
+        assert "libseccomp cannot be loaded: Unable to find libseccomp" in caplog.text
+        assert decoding.worker_pids() == []
+
+    @pytest.mark.django_db
+    def test_without_libseccomp_an_upload_answers_503(self, without_libseccomp, client):
+        photo = SimpleUploadedFile("photo.jpg", corpus.jpeg())
+        response = client.post("/v1/donate", {"image": photo})
+        assert response.status_code == 503
+        assert response.json()["error"].startswith("We cannot process pictures right now")
+
+    def test_a_setting_lets_the_decoder_run_without_seccomp(
+        self, without_libseccomp, settings, caplog
+    ):
+        settings.IMAGE_WORKER_REQUIRE_SECCOMP = False
+        assert isinstance(decoding.decode(corpus.jpeg()), Decoded)
+        assert "runs WITHOUT its seccomp filter" in caplog.text
+        [pid] = decoding.worker_pids()
+        assert (proc_status(pid)["NoNewPrivs"], proc_status(pid)["Seccomp"]) == ("1", "0")
 
 
 class TestTurns:
