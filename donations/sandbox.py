@@ -11,8 +11,8 @@ ready, it forbids itself everything else, in the kernel:
   limits, signals to itself, exit) and refuses every other with EPERM. The
   calls an intruder wants first kill the process on the spot, so that an
   attempt never goes unnoticed: sockets and the network, opening any file,
-  running a program, new processes and threads, ptrace and reading other
-  processes' memory, io_uring (which would bypass the filter), kernel keyrings,
+  running a program, new processes and threads, signalling, tracing or reading
+  other processes, io_uring (which would bypass the filter), kernel keyrings,
   BPF.
 
 Installing the filter needs libseccomp (Debian: libseccomp2) through pyseccomp.
@@ -142,6 +142,7 @@ def _filter(seccomp, connection_fd: int):
         _add(seccomp, rules, allow, name, Arg(2, seccomp.MASKED_EQ, PROT_EXEC, 0))
     _add(seccomp, rules, allow, "prlimit64", Arg(0, seccomp.EQ, 0))  # our own limits
     _add(seccomp, rules, allow, "tgkill", Arg(0, seccomp.EQ, os.getpid()))  # abort()
+    _add(seccomp, rules, kill, "tgkill", Arg(0, seccomp.NE, os.getpid()))
     for name in KILLED:
         _add(seccomp, rules, kill, name)
     return rules
