@@ -81,7 +81,8 @@ def donate(request: HttpRequest) -> HttpResponse:
     request.FILES  # noqa: B018 - parse the body now, under the size limit
     if request.upload_too_large:
         return upload_too_large(request)
-    return donate_post(request)
+    with decoding.shared_budget():  # all the files of one donation share its decoding time
+        return donate_post(request)
 
 
 def upload_too_large(request: HttpRequest) -> HttpResponse:
@@ -110,18 +111,17 @@ def donate_post(request: HttpRequest) -> HttpResponse:
             errors = "; ".join(e for field in form.errors.values() for e in field)
             return JsonResponse({"error": errors}, status=400)
         return render_donate(request, form, status=400)
-    with decoding.shared_budget():  # the files of one request share its decoding time
-        outcomes = [
-            ingest(
-                upload.read(),
-                filename=upload.name,
-                donor=request.voter,
-                labels=form.labels_found,
-                suggestions=form.suggestions,
-                add_sublabels=form.cleaned_data["add_sublabels"],
-            )
-            for upload in form.cleaned_data["images"]
-        ]
+    outcomes = [
+        ingest(
+            upload.read(),
+            filename=upload.name,
+            donor=request.voter,
+            labels=form.labels_found,
+            suggestions=form.suggestions,
+            add_sublabels=form.cleaned_data["add_sublabels"],
+        )
+        for upload in form.cleaned_data["images"]
+    ]
     batch = request.POST.get("batch", "")
     if not BATCH_RE.match(batch):
         batch = secrets.token_hex(8)
