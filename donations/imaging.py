@@ -6,7 +6,8 @@ every upload, ``process()``:
 
 1. sniffs the first bytes: only JPEG, PNG and WebP go further, and other known
    formats are named in the refusal (the file name and Content-Type are never
-   consulted);
+   consulted); a JPEG of more scans than ``Limits.max_jpeg_scans`` is refused
+   from its markers (donations.jpeg), before a decoder spends minutes on it;
 2. opens them with Pillow's allow-list and checks the header: the pixel count,
    before a single pixel is decoded, and the number of frames;
 3. decodes fully (``load()``) before it reads any metadata, so a truncated or
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from PIL import ExifTags, Image, ImageCms, ImageFile
+
+from . import jpeg
 
 # Registering exactly the three decoders we accept keeps Image.open() from
 # importing every other plugin (init()) when it looks for "WEBP".
@@ -91,12 +94,14 @@ class Limits:
 
     max_pixels: int = 50_000_000
     master_side: int = 4096
+    max_jpeg_scans: int = 64
 
     @classmethod
     def from_settings(cls) -> Limits:
         return cls(
             max_pixels=int(getattr(settings, "IMAGE_MAX_PIXELS", cls.max_pixels)),
             master_side=int(getattr(settings, "IMAGE_MASTER_MAX_SIDE", cls.master_side)),
+            max_jpeg_scans=int(getattr(settings, "IMAGE_MAX_JPEG_SCANS", cls.max_jpeg_scans)),
         )
 
 
@@ -120,6 +125,10 @@ _MESSAGES = {
         "This picture took too long to process; please upload a smaller or simpler version."
     ),
     "unavailable": "We cannot process pictures right now; please try again in a minute.",
+    "deferred": (
+        "This upload has used up its time with our picture decoder; please send this "
+        "picture again in a minute."
+    ),
 }
 
 
@@ -220,6 +229,20 @@ def check_signature(data: bytes) -> None:
     raise Rejected("unsupported_format", f"This file is {kind}; we accept JPEG, PNG and WebP.")
 
 
+def check_before_decoding(data: bytes, limits: Limits) -> None:
+    """Refuse what the bytes alone condemn: cheap, and no decoder runs, so fine in any process.
+
+    The format by its first bytes, then a JPEG's number of scans by its markers.
+    """
+    check_signature(data)
+    if data.startswith(b"\xff\xd8") and jpeg.too_many_scans(data, limits.max_jpeg_scans):
+        raise Rejected(
+            "too_many_scans",
+            f"This JPEG has more than {limits.max_jpeg_scans} scans (progressive passes), "
+            "far more than cameras and editors write; please save it again as an ordinary JPEG.",
+        )
+
+
 # --- The pipeline -----------------------------------------------------------
 
 
@@ -237,7 +260,7 @@ def process(data: bytes, *, limits: Limits | None = None) -> Decoded:
         # a part-decoded picture instead of raising, so nothing could be refused.
         raise RuntimeError("uploads cannot be checked with ImageFile.LOAD_TRUNCATED_IMAGES on")
     limits = limits or Limits.from_settings()
-    check_signature(data)
+    check_before_decoding(data, limits)
     try:
         return _pipeline(data, limits)
     except Rejected:

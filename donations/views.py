@@ -24,6 +24,7 @@ from people.http import wants_json
 from people.identity import client_ip, ip_prefix
 from people.ratelimits import limit, spend
 
+from . import decoding
 from .forms import DonationForm, ReportForm
 from .ingest import Outcome, ingest
 from .models import Image, ImageLabel
@@ -92,7 +93,8 @@ def donate(request: HttpRequest) -> HttpResponse:
     request.FILES  # noqa: B018 - parse the body now, under the size limit
     if request.upload_too_large:
         return upload_too_large(request)
-    return donate_post(request)
+    with decoding.shared_budget():  # all the files of one donation share its decoding time
+        return donate_post(request)
 
 
 def upload_too_large(request: HttpRequest) -> HttpResponse:

@@ -216,10 +216,19 @@ MAX_FILES_PER_DONATION = 20
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_DONATION + 1
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_MEGAPIXELS", 50) * 1_000_000
 IMAGE_MASTER_MAX_SIDE = env_int("IMAGE_MASTER_MAX_SIDE", 4096)
+# Each scan of a progressive JPEG is a pass over the whole picture; photos have about 10.
+IMAGE_MAX_JPEG_SCANS = env_int("IMAGE_MAX_JPEG_SCANS", 64)
 IMAGE_WORKER_MEMORY_MB = env_int("IMAGE_WORKER_MEMORY_MB", 2048)
-IMAGE_WORKER_TIMEOUT = env_int("IMAGE_WORKER_TIMEOUT", 25)
+# A 48-megapixel photo takes 1–3 s; a file holds the decoder at most this long …
+IMAGE_WORKER_TIMEOUT = env_int("IMAGE_WORKER_TIMEOUT", 15)
+# … and one request (all its files, waiting included) at most this long.
+IMAGE_REQUEST_DECODE_SECONDS = env_int("IMAGE_REQUEST_DECODE_SECONDS", 30)
 IMAGE_WORKER_CPU_SECONDS = env_int("IMAGE_WORKER_CPU_SECONDS", 30)
+# Bytes that timed out are refused without decoding for this long (in Redis).
+IMAGE_TIMEOUT_MEMORY_HOURS = env_int("IMAGE_TIMEOUT_MEMORY_HOURS", 24)
 IMAGE_WORKER_MAX_TASKS = 500  # uploads per decoding process before it is replaced
+# Without libseccomp the decoder refuses to start (uploads answer 503), unless this is off.
+IMAGE_WORKER_REQUIRE_SECCOMP = env_bool("IMAGE_WORKER_REQUIRE_SECCOMP", True)
 # Perceptual hashes within this Hamming distance flag a possible duplicate.
 # The four 16-bit band indexes find every match up to 3 without a scan.
 NEAR_DUPLICATE_DISTANCE = 3

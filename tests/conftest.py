@@ -5,6 +5,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,25 @@ def fresh_cache_and_media():
         # A test that stopped Redis must not fail the next one.
         with contextlib.suppress(Exception):
             caches[name].delete_pattern("*")
+
+
+@pytest.fixture
+def asks(monkeypatch) -> list[float]:
+    """How long each request to a decoding worker took, in seconds, in order."""
+    from donations import decoding
+
+    seconds: list[float] = []
+    ask = decoding._Worker.ask
+
+    def timed(self, *args, **kwargs):
+        started = time.monotonic()
+        try:
+            return ask(self, *args, **kwargs)
+        finally:
+            seconds.append(time.monotonic() - started)
+
+    monkeypatch.setattr(decoding._Worker, "ask", timed)
+    return seconds
 
 
 @pytest.fixture(scope="session")

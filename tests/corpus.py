@@ -260,6 +260,66 @@ def other_formats() -> dict[str, bytes]:
     }
 
 
+# --- Slow to decode ----------------------------------------------------------------
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+class _BitWriter:
+    """Huffman-coded bits, most significant first, with 0xFF bytes stuffed (FF 00)."""
+
+    def __init__(self):
+        self.out, self.byte, self.used = bytearray(), 0, 0
+
+    def put(self, value: int, count: int) -> None:
+        for shift in range(count - 1, -1, -1):
+            self.byte = (self.byte << 1) | ((value >> shift) & 1)
+            self.used += 1
+            if self.used == 8:
+                self.out += b"\xff\x00" if self.byte == 0xFF else bytes([self.byte])
+                self.byte, self.used = 0, 0
+
+    def finish(self) -> bytes:
+        if self.used:
+            self.put((1 << (8 - self.used)) - 1, 8 - self.used)  # pad with 1-bits
+        return bytes(self.out)
+
+
+def many_scans_jpeg(width: int, height: int, scans: int, refine: bool = False) -> bytes:
+    """A grey progressive JPEG of ``scans`` scans that are a few dozen bytes each.
+
+    The first scan gives every block a DC of 0 (one bit per block); each further
+    scan covers all 63 AC coefficients of every block with a handful of
+    end-of-band runs (EOB14: up to 32,767 blocks per 15-bit code). libjpeg only
+    warns about the repeated scans, and still passes over every block for each:
+    a refinement scan (``refine``) looks at all 63 coefficients of each block.
+    The bytes stay tiny while the decoding time grows with ``scans`` × pixels.
+    """
+    blocks = ((width + 7) // 8) * ((height + 7) // 8)
+    one_code = bytes([1] + [0] * 15)  # a single Huffman code, of one bit: "0"
+    header = (
+        b"\xff\xd8"
+        + jpeg_segment(0xDB, b"\x00" + b"\x01" * 64)
+        + jpeg_segment(0xC2, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+        + jpeg_segment(0xC4, b"\x00" + one_code + b"\x00")  # DC: difference 0
+        + jpeg_segment(0xC4, b"\x10" + one_code + b"\xe0")  # AC: EOB14
+    )
+    # One 0-bit per block, then 1-bits up to the byte: never an 0xFF to stuff.
+    dc_bits = bytes(blocks // 8) + (bytes([0xFF >> (blocks % 8)]) if blocks % 8 else b"")
+    runs, left = _BitWriter(), blocks
+    while left:
+        run = min(left, 32767)
+        runs.put(0, 1)
+        runs.put(run - 16384, 14)
+        left -= run
+    dc_scan = jpeg_segment(0xDA, b"\x01\x01\x00\x00\x00\x00") + dc_bits
+    approximation = b"\x10" if refine else b"\x00"  # Ah=1, Al=0: a refinement
+    ac_scan = jpeg_segment(0xDA, b"\x01\x01\x00\x01\x3f" + approximation) + runs.finish()
+    return header + dc_scan + ac_scan * (scans - 1) + b"\xff\xd9"
+
+
 # --- Damaged ----------------------------------------------------------------------
 
 

@@ -13,11 +13,15 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import ExifTags, Image, ImageFile
 
-from donations import decoding, imaging
+from donations import decoding, imaging, jpeg, worker
 from donations.decoding import Decoded, Rejected
 from tests import corpus
 
@@ -183,6 +187,61 @@ class TestRefusals:
         rejected = refusal(corpus.animated_gif())
         assert rejected.code == "unsupported_format"
         assert "GIF" in rejected.message
+
+
+def with_comment(data: bytes, comment: bytes) -> bytes:
+    """A JPEG with a COM segment right after its SOI marker."""
+    return data[:2] + corpus.jpeg_segment(0xFE, comment) + data[2:]
+
+
+class TestScans:
+    """Each scan of a progressive JPEG is a pass over the whole picture: their number is capped."""
+
+    def test_it_refuses_a_jpeg_of_10000_scans_without_starting_a_decoder(self):
+        decoding.shutdown()
+        data = corpus.many_scans_jpeg(8000, 6000, scans=10_000)  # 824 KB, 48 megapixels
+        rejected = refusal(data)
+        assert (rejected.code, rejected.status) == ("too_many_scans", 422)
+        assert rejected.message.startswith("This JPEG has more than 64 scans (progressive passes)")
+        assert decoding.worker_pids() == []  # refused in this process: no decoder ever saw it
+
+    def test_it_decodes_a_jpeg_of_64_scans_and_refuses_one_of_65(self):
+        decoded = decoding.decode(corpus.many_scans_jpeg(640, 480, scans=64))
+        assert (decoded.master.width, decoded.master.height) == (640, 480)
+        assert refusal(corpus.many_scans_jpeg(640, 480, scans=65)).code == "too_many_scans"
+
+    def test_it_takes_the_limit_from_the_settings(self, settings):
+        data = corpus.jpeg(64, 48, progressive=True)  # libjpeg's script: 10 scans for colour
+        settings.IMAGE_MAX_JPEG_SCANS = 9
+        assert refusal(data).message.startswith("This JPEG has more than 9 scans")
+        settings.IMAGE_MAX_JPEG_SCANS = 10
+        assert isinstance(decoding.decode(data), Decoded)
+
+    def test_scan_markers_inside_a_comment_are_not_scans(self):
+        data = with_comment(corpus.jpeg(64, 48), b"\xff\xda" * 100)
+        assert not jpeg.too_many_scans(data, 64)
+        assert isinstance(decoding.decode(data), Decoded)
+
+    def test_restart_markers_inside_a_scan_are_not_segments(self):
+        # 10,700 restart markers, more segments than the walk would ever look at.
+        data = corpus.encode(corpus.scene(1700, 1600), "JPEG", restart_marker_blocks=1)
+        data = with_comment(data, b"\xff\xda" * 100)  # so that the scans are walked
+        assert data.count(b"\xff\xd0") > jpeg.MAX_SEGMENTS // 8
+        assert not jpeg.too_many_scans(data, 64)
+
+    def test_scans_after_garbage_count_as_libjpeg_decodes_them(self):
+        scan = corpus.many_scans_jpeg(64, 64, scans=3)
+        data = scan.replace(b"\xff\xda", b"junk\xff\xda")
+        Image.open(io.BytesIO(data)).load()  # libjpeg skips the junk and reads all scans
+        assert jpeg.too_many_scans(data, 2) and not jpeg.too_many_scans(data, 3)
+
+    def test_scans_after_the_end_of_the_picture_are_not_counted(self):
+        data = corpus.jpeg(64, 48) + corpus.many_scans_jpeg(64, 64, scans=100)
+        assert not jpeg.too_many_scans(data, 64)
+
+    def test_a_file_of_endless_segments_is_refused_without_walking_it_all(self):
+        data = b"\xff\xd8" + corpus.jpeg_segment(0xFE, b"\xff\xda") * 3_000_000  # 18 MB
+        assert jpeg.too_many_scans(data, 64)
 
 
 class TestPolyglots:
@@ -439,6 +498,23 @@ class TestIsolation:
         settings.IMAGE_WORKER_TIMEOUT = 30
         assert isinstance(decoding.decode(corpus.jpeg()), Decoded)
 
+    def test_bytes_that_timed_out_are_refused_again_without_decoding(self, big_png, settings):
+        settings.IMAGE_WORKER_TIMEOUT = 0.2
+        assert refusal(big_png).code == "timeout"
+        settings.IMAGE_WORKER_TIMEOUT = 30
+        decoding.shutdown()
+        rejected = refusal(big_png)
+        assert (rejected.code, rejected.status) == ("timeout", 422)
+        assert decoding.worker_pids() == []  # no worker was asked
+        assert isinstance(decoding.decode(corpus.jpeg()), Decoded)  # other bytes are decoded
+
+    def test_bytes_that_timed_out_are_decoded_again_when_memory_is_off(self, big_png, settings):
+        settings.IMAGE_TIMEOUT_MEMORY_HOURS = 0
+        settings.IMAGE_WORKER_TIMEOUT = 0.2
+        assert refusal(big_png).code == "timeout"
+        settings.IMAGE_WORKER_TIMEOUT = 30
+        assert isinstance(decoding.decode(big_png), Decoded)
+
     def test_a_worker_past_its_cpu_limit_is_stopped_and_replaced(self, big_png, settings):
         settings.IMAGE_WORKER_CPU_SECONDS = 1
         assert refusal(big_png).code == "timeout"
@@ -467,6 +543,262 @@ class TestIsolation:
         assert hashes == [imaging.process(data).pixels_sha256 for data in uploads]
 
     def test_a_malformed_reply_from_the_worker_is_not_trusted(self):
-        for reply in (b"", b"junk", b"\x00\x00\x00\x02{}", decoding._pack({"renditions": []})):
+        for reply in (b"", b"junk", b"\x00\x00\x00\x02{}", worker.pack({"renditions": []})):
             with pytest.raises(ValueError):
-                decoding._unpack(reply)
+                worker.unpack(reply)
+
+
+def variants(data: bytes, count: int) -> list[bytes]:
+    """``count`` files of the same picture with different bytes (junk after its end)."""
+    return [data + b"\x00" * number for number in range(1, count + 1)]
+
+
+def wait_for(condition, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.005)
+
+
+class TestSharing:
+    """One request cannot hold the worker for long, nor keep others waiting behind all its files."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_worker(self):
+        decoding.shutdown()
+        yield
+        decoding.shutdown()
+
+    def test_the_files_of_one_request_share_its_decoding_time(self, big_png, settings, asks):
+        settings.IMAGE_REQUEST_DECODE_SECONDS = 0.5  # the big PNG alone takes seconds
+        with decoding.shared_budget():
+            refusals = [refusal(data) for data in variants(big_png, 3)]
+        assert [(r.code, r.status) for r in refusals] == [("deferred", 503)] * 3
+        assert refusals[0].message.startswith("This upload has used up its time with our")
+        assert len(asks) == 1  # the first was stopped at 0.5 s; the others never reached a worker
+
+    def test_outside_a_request_each_upload_has_the_time_to_itself(self, big_png, settings, asks):
+        settings.IMAGE_REQUEST_DECODE_SECONDS = 0.5
+        refusals = [refusal(data) for data in variants(big_png, 2)]
+        assert [r.code for r in refusals] == ["deferred", "deferred"]
+        assert len(asks) == 2
+
+    def test_a_file_stopped_by_its_request_budget_is_not_remembered(self, big_png, settings):
+        settings.IMAGE_REQUEST_DECODE_SECONDS = 0.5
+        assert refusal(big_png).code == "deferred"
+        assert cache.get(decoding._too_slow_key(big_png)) is None
+
+    def test_an_upload_goes_before_the_next_file_of_a_request_holding_the_worker(self, big_png):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        finished: list[str] = []
+
+        def busy_request():
+            with decoding.shared_budget():
+                for number, data in enumerate(variants(big_png, 2)):
+                    decoding.decode(data)
+                    finished.append(f"slow {number}")
+
+        def honest_upload():
+            finished.append("honest" if decoding.decode(corpus.jpeg()) else "?")
+
+        busy = threading.Thread(target=busy_request)
+        busy.start()
+        wait_until_decoding(pid, busy)
+        honest = threading.Thread(target=honest_upload)
+        honest.start()
+        wait_for(lambda: decoding._pool._turns.waiting() == 1, "the honest upload waits")
+        assert finished == []  # it queued while the first slow file was still decoding
+        honest.join(timeout=60)
+        busy.join(timeout=60)
+        assert finished == ["slow 0", "honest", "slow 1"]
+
+
+def memory_of(pid: int) -> Iterator[bytes]:
+    """Every readable region of a process's memory (ours to read: it is our child)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            addresses, permissions = line.split()[:2]
+            if not permissions.startswith("r"):
+                continue
+            start, end = (int(address, 16) for address in addresses.split("-"))
+            try:
+                mem.seek(start)
+                yield mem.read(end - start)
+            except (OSError, OverflowError, ValueError):
+                continue  # [vvar] and the like cannot be read
+
+
+class TestSecrets:
+    """The worker parses hostile bytes: nothing it holds may help whoever takes it over."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_worker(self):
+        decoding.shutdown()
+        yield
+        decoding.shutdown()
+
+    @pytest.fixture
+    def secrets(self, monkeypatch, settings) -> list[bytes]:
+        """The web process's secrets, in its environment as in production."""
+        values = {
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DATABASE_URL": "postgres://imagemonkey:a-database-password@db/imagemonkey",
+            "REDIS_URL": "redis://:a-redis-password@redis:6379/0",
+        }
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        return [value.encode() for value in values.values()]
+
+    def test_the_worker_starts_with_an_empty_environment(self, secrets):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        assert Path(f"/proc/{pid}/environ").read_bytes() == b""
+
+    def test_no_secret_of_the_web_process_is_anywhere_in_the_worker_memory(self, secrets):
+        decoding.warm_up()
+        assert isinstance(decoding.decode(corpus.phone_jpeg()), Decoded)  # it has worked
+        [pid] = decoding.worker_pids()
+        regions = list(memory_of(pid))
+        assert any(b"from donations.worker import main" in region for region in regions)
+        assert [secret for secret in secrets if any(secret in r for r in regions)] == []
+
+    def test_the_worker_holds_no_file_but_its_pipe_and_standard_streams(self):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        assert len(os.listdir(f"/proc/{pid}/fd")) == 4
+
+
+def outcome(decode, data: bytes) -> Decoded | str:
+    try:
+        return decode(data)
+    except Rejected as rejected:
+        return rejected.code
+
+
+def every_kind_of_file() -> list[bytes]:
+    """What the pipeline treats differently, whole and with bits flipped."""
+    scene = corpus.scene(96, 64)
+    kinds = [
+        corpus.jpeg(160, 120),
+        corpus.jpeg(160, 120, progressive=True),
+        corpus.phone_jpeg(),
+        corpus.cmyk_jpeg(),
+        corpus.grey_jpeg(),
+        corpus.mpo(),
+        corpus.encode(scene, "PNG"),
+        corpus.png_rgb16(),
+        corpus.png_grey16(),
+        corpus.palette_png_with_transparency(),
+        corpus.transparent_png_with_metadata(),
+        corpus.png_with_html(),
+        corpus.apng(),
+        png_with_a_broken_pixel_stream(),
+        corpus.encode(scene, "WEBP"),
+        corpus.encode(scene.convert("RGBA"), "WEBP", lossless=True),
+        corpus.animated_webp(),
+    ]
+    return kinds + [damaged for data in kinds for damaged in corpus.bit_flipped(data, 20, seed=5)]
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {name: value.strip() for name, value in (line.split(":", 1) for line in lines)}
+
+
+class TestSandbox:
+    """Whoever takes the worker over can reach no file, no network, no other process."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_worker(self):
+        decoding.shutdown()
+        yield
+        decoding.shutdown()
+
+    @pytest.fixture
+    def without_libseccomp(self, tmp_path, monkeypatch):
+        """Workers start where ``import pyseccomp`` fails as it does without libseccomp.so.2."""
+        (tmp_path / "donations").symlink_to(Path(worker.__file__).parent)
+        (tmp_path / "pyseccomp.py").write_text('raise RuntimeError("Unable to find libseccomp")\n')
+        monkeypatch.setattr(worker, "CODE_ROOT", str(tmp_path))
+
+    def test_the_worker_serves_with_no_new_privileges_and_a_seccomp_filter(self):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        status = proc_status(pid)
+        assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")  # 2: a filter
+
+    @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's, about the damaged files
+    def test_the_sandboxed_worker_answers_what_process_computes_for_every_kind_of_file(self):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        files = every_kind_of_file()  # 17 kinds, 20 damaged copies of each
+        answers = [
+            (outcome(decoding.decode, data), outcome(imaging.process, data)) for data in files
+        ]
+        assert [n for n, (sandboxed, free) in enumerate(answers) if sandboxed != free] == []
+        assert decoding.worker_pids() == [pid]  # the filter killed nothing
+        refused = {sandboxed for sandboxed, _ in answers if isinstance(sandboxed, str)}
+        assert refused and "decoder_crashed" not in refused
+
+    def test_a_sandboxed_worker_has_no_environment_and_no_django_settings(self):
+        state = {"environ": {}, "settings_loaded": False, "django_configured": False}
+        assert decoding._probe("state") == {"done": state}
+
+    @pytest.mark.parametrize(
+        "attempt",
+        ["socket", "read_file", "write_file", "exec", "fork", "signal_another_process"],
+    )
+    def test_the_sandbox_kills_a_worker_that_tries(self, attempt):
+        assert decoding._probe(attempt) == {"exit": -signal.SIGSYS}
+
+    def test_without_libseccomp_the_decoder_refuses_to_start(self, without_libseccomp, caplog):
+        rejected = refusal(corpus.jpeg())
+        assert (rejected.code, rejected.status) == ("unavailable", 503)
+        assert "libseccomp cannot be loaded: Unable to find libseccomp" in caplog.text
+        assert decoding.worker_pids() == []
+
+    @pytest.mark.django_db
+    def test_without_libseccomp_an_upload_answers_503(self, without_libseccomp, client):
+        photo = SimpleUploadedFile("photo.jpg", corpus.jpeg())
+        response = client.post("/v1/donate", {"image": photo})
+        assert response.status_code == 503
+        assert response.json()["error"].startswith("We cannot process pictures right now")
+
+    def test_a_setting_lets_the_decoder_run_without_seccomp(
+        self, without_libseccomp, settings, caplog
+    ):
+        settings.IMAGE_WORKER_REQUIRE_SECCOMP = False
+        assert isinstance(decoding.decode(corpus.jpeg()), Decoded)
+        assert "runs WITHOUT its seccomp filter" in caplog.text
+        [pid] = decoding.worker_pids()
+        assert (proc_status(pid)["NoNewPrivs"], proc_status(pid)["Seccomp"]) == ("1", "0")
+
+
+class TestTurns:
+    def test_waiters_take_the_lock_in_the_order_they_asked(self):
+        turns, order = decoding._Turns(), []
+        turns.acquire()
+
+        def wait_then_note(name):
+            with turns:
+                order.append(name)
+
+        threads = []
+        for waiting, name in enumerate("abc", start=1):
+            threads.append(threading.Thread(target=wait_then_note, args=(name,)))
+            threads[-1].start()
+            wait_for(lambda n=waiting: turns.waiting() == n, f"{name} waits")
+        turns.release()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert order == ["a", "b", "c"]
+        assert turns.acquire(timeout=0)  # free again
+
+    def test_a_waiter_that_gives_up_leaves_the_queue(self):
+        turns = decoding._Turns()
+        turns.acquire()
+        assert not turns.acquire(timeout=0.01)
+        assert turns.waiting() == 0
+        turns.release()
+        assert turns.acquire(timeout=0)
