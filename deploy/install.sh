@@ -48,7 +48,8 @@ REDIS_CONF=/etc/redis/redis.conf
 REDIS_USERS=/etc/redis/imagemonkey.conf
 as_app
 PACKAGES=(postgresql redis-server nginx supervisor certbot iptables iptables-persistent
-  python3 python3-venv git curl ssl-cert ca-certificates openssl)
+  python3 python3-venv git curl ssl-cert ca-certificates openssl
+  libseccomp2)  # the decoding worker's seccomp filter (donations/sandbox.py)
 
 DOMAIN="" API_DOMAIN="" EMAIL="" REPO="" REF="" MAX_UPLOAD_MB=20 HARDEN_SSH=0 FIREWALL=1
 TRUSTED_PROXIES=()

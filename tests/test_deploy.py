@@ -386,6 +386,7 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
     steps = [
         "apt-get install -y -q --no-install-recommends postgresql redis-server nginx supervisor certbot",
         "iptables-persistent",
+        "libseccomp2",
         "useradd --system --create-home --home-dir /home/imagemonkey",
         "usermod -a -G imagemonkey www-data",
         "install -d -o imagemonkey -g www-data -m 750 /var/lib/imagemonkey/media/private",
