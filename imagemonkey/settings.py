@@ -240,12 +240,12 @@ REPORT_RATE = env_str("REPORT_RATE", "20/h")
 EXPORT_RATE = env_str("EXPORT_RATE", "30/m")  # downloads, counts, previews, statistics
 # The planner's estimate above which an export query is refused (400). Ordinary
 # queries of up to 50 labels estimate ≤ 250,000 on a million images; 50 negations
-# joined by | estimate 130 million there (bench/RESULTS.md, "export cost").
+# joined by | estimate 130 million there (bench/EXPORT_COST.md).
 EXPORT_MAX_COST = env_int("EXPORT_MAX_COST", 10_000_000)
 EXPORT_COUNT_TIMEOUT_MS = env_int("EXPORT_COUNT_TIMEOUT_MS", 5000)  # counts and previews
 EXPORT_STREAM_TIMEOUT_S = env_int("EXPORT_STREAM_TIMEOUT_S", 1800)  # one download's statements
 VOTER_RATE = env_str("VOTER_RATE", "10/h")  # new voter tokens per client address
-VOTER_NETWORK_RATE = env_str("VOTER_NETWORK_RATE", "30/h")  # … and per /24 or /64 network
+VOTER_NETWORK_RATE = env_str("VOTER_NETWORK_RATE", "30/h")  # … and per /24 or /48 network
 
 # --- Crowd validation (see README: "Votes, trust and settling") ------------
 VOTE_RATE = env_str("VOTE_RATE", "60/m")
@@ -278,7 +278,7 @@ GOLD_PROBATION = 10  # until a trusted voter has answered this many gold, 1 task
 GOLD_MIN_POOL = env_int("GOLD_MIN_POOL", 20)  # below this, moderators' answers become gold
 GOLD_PROMOTE_MIN_VOTES = 8  # a settled pair with this many unanimous trusted votes becomes gold
 CONSENSUS_EVIDENCE = 0.5  # an answer that agreed (or not) with a settled outcome, in gold answers
-GOLD_PROMOTE_MIN_NETWORKS = 4  # … from at least this many networks (/24 or /64)
+GOLD_PROMOTE_MIN_NETWORKS = 4  # … from at least this many networks (/24 or /48)
 SETTLE_MIN_VOTERS = env_int("SETTLE_MIN_VOTERS", 3)  # weighing voters a pair needs to settle
 SETTLE_MIN_NETWORKS = env_int("SETTLE_MIN_NETWORKS", 2)  # … from at least this many networks
 GOLD_REPORT_DELAY_HOURS = 24  # /me reports gold answers only once they are this old

@@ -100,7 +100,7 @@ def _refusal(
         log.error("rate limiter unavailable for %s: %s", group, error)
         return unavailable(request)
     if limited:
-        log.warning("rate limit %s hit by %s", group, request.META.get("REMOTE_ADDR"))
+        log.warning("rate limit %s hit by %s", group, client_ip(request))
         return ratelimited(request)
     return None
 
@@ -179,7 +179,7 @@ def throttle_sign_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
             return view(request, *args, **kwargs)
         try:
             if _sign_in_counts(request, increment=False):
-                log.warning("sign-in throttled for %s", request.META.get("REMOTE_ADDR"))
+                log.warning("sign-in throttled for %s", client_ip(request))
                 return ratelimited(request)
         except Exception as error:  # redis.exceptions.ConnectionError and friends
             log.error("rate limiter unavailable for sign-in: %s", error)

@@ -702,9 +702,19 @@ class TestPagesOfOtherSites:
                 HTTP_ORIGIN=origin,
             ),
         ]
-        assert [r.status_code for r in refused] == [403, 403, 403]
+        pair = open_pair()
+        body = {"label": "dog", "validations": [{"uuid": str(pair.image.uuid), "valid": "yes"}]}
+        refused += [
+            post_json(
+                client, f"/v1/donation/{pair.image.uuid}/validate/yes", {"label": "dog"},
+                HTTP_ORIGIN=origin,
+            ),
+            post_json(client, "/v1/donation/validate", body, method="patch", HTTP_ORIGIN=origin),
+        ]  # fmt: skip
+        assert [r.status_code for r in refused] == [403] * 5
         assert "other sites" in refused[0].json()["error"]
-        assert Image.objects.count() == 1 and not Voter.objects.exists()
+        assert Image.objects.count() == 2 and not Voter.objects.exists()
+        assert not Vote.objects.exists()
 
     def test_scripts_extensions_and_our_own_pages_may_write(self, client):
         for headers in (

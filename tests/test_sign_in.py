@@ -40,3 +40,17 @@ def test_failed_sign_ins_for_one_name_from_many_addresses_are_refused(admin_user
 def test_successful_sign_ins_do_not_count(admin_user):
     codes = {sign_in(PASSWORD).status_code for _ in range(5)}
     assert codes == {302}
+
+
+def test_a_throttled_sign_in_is_logged_with_the_client_address_not_the_proxy(
+    admin_user, settings, caplog
+):
+    settings.RATELIMIT_IP_META_KEY = "HTTP_X_REAL_IP"  # behind nginx
+    for n in range(4):
+        Client().post(
+            URL,
+            {"username": "boss", "password": f"guess{n}"},
+            REMOTE_ADDR="127.0.0.1",
+            HTTP_X_REAL_IP="198.51.100.44",
+        )
+    assert "sign-in throttled for 198.51.100.44" in caplog.text
