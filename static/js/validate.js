@@ -18,6 +18,7 @@
     form.action = task.vote_url;
     form.elements.ticket.value = task.ticket;
     question.textContent = task.question;
+    document.title = task.question + " · ImageMonkey";
     description.textContent = task.description;
     image.width = task.width;
     image.height = task.height;
