@@ -16,7 +16,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.static import serve
 
 from labels.models import Label
@@ -150,7 +150,7 @@ def donate_post(request: HttpRequest) -> HttpResponse:
     return redirect("donations:result", batch=batch)
 
 
-@require_GET
+@require_safe
 def donation_result(request: HttpRequest, batch: str) -> HttpResponse:
     outcomes = request.session.get(f"donations:{batch}")
     if not BATCH_RE.match(batch) or outcomes is None:
@@ -162,7 +162,7 @@ def donation_result(request: HttpRequest, batch: str) -> HttpResponse:
     return render(request, "donations/result.html", {"outcomes": outcomes, "counts": counts})
 
 
-@require_GET
+@require_safe
 def my_donations(request: HttpRequest) -> HttpResponse:
     images = (
         Image.objects.donated_by(request.voter)
@@ -192,7 +192,7 @@ def make_cursor(image: Image) -> str:
     return f"{int(image.created.timestamp() * 1_000_000)}-{image.pk}"
 
 
-@require_GET
+@require_safe
 def browse(request: HttpRequest) -> HttpResponse:
     """Newest public images first, with keyset pagination: deep pages cost what the first does."""
     images = Image.objects.public()
@@ -239,7 +239,7 @@ def browse(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def image_detail(request: HttpRequest, uuid) -> HttpResponse:
     image = get_object_or_404(Image.objects.public(), uuid=uuid)
     pairs = image.pairs.select_related("label__parent").order_by(
@@ -293,7 +293,7 @@ def report_image(request: HttpRequest, uuid) -> HttpResponse:
 
 
 @staff_member_required
-@require_GET
+@require_safe
 def private_file(request: HttpRequest, uuid, kind: str) -> HttpResponse:
     """A moderator's view of a file that is not public (pending, quarantined, hidden)."""
     if not request.user.has_perm("donations.change_image"):
@@ -319,7 +319,7 @@ def private_file(request: HttpRequest, uuid, kind: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def public_media(request: HttpRequest, path: str) -> HttpResponse:
     """Approved files, when no web server sits in front (`make run`); nginx serves them in production."""
     response = serve(request, path, document_root=str(settings.MEDIA_ROOT / "public"))

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from labels.models import Label
 from people.http import json_error, public_read
@@ -210,7 +210,7 @@ def with_added_label(data, how: str) -> dict:
     return data
 
 
-@require_GET
+@require_safe
 @limit("export-preview", "EXPORT_RATE", methods=("GET",), by_address_only=True)
 def export_page(request: HttpRequest) -> HttpResponse:
     """Build a query, preview what matches, then download it in a chosen format."""

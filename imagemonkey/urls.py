@@ -10,6 +10,8 @@ urlpatterns = [
     path("about", views.about, name="about"),
     path("healthz", views.healthz, name="healthz"),
     path("ping", views.ping, name="ping"),
+    path("robots.txt", views.robots, name="robots"),
+    path("favicon.ico", views.favicon, name="favicon"),
     # Before the admin's own URLs, so that its sign-in is throttled.
     path("admin/login/", throttle_sign_in(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),

@@ -2,10 +2,11 @@
 
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from donations.models import Image, ImageLabel
 from labels.models import Label
@@ -27,30 +28,60 @@ def home_counts() -> dict[str, int]:
     return counts
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"counts": home_counts()})
 
 
-@require_GET
+@require_safe
 def about(request: HttpRequest) -> HttpResponse:
     return render(request, "about.html")
 
 
-@require_GET
+@require_safe
 def api_docs(request: HttpRequest) -> HttpResponse:
     base = f"{request.scheme}://{request.get_host()}"
     return render(request, "api.html", {"base": base})
 
 
-@require_GET
+ROBOTS = """\
+# Pictures, labels and the dataset pages are for everyone; forms, the API and moderation
+# are not for crawlers.
+User-agent: *
+Disallow: /admin/
+Disallow: /moderation/
+Disallow: /v1/
+Disallow: /validate
+Disallow: /label
+Disallow: /donate
+Disallow: /me
+Disallow: /export?
+"""
+
+
+@require_safe
+def robots(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(ROBOTS, content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: send them the real icon."""
+    response = HttpResponsePermanentRedirect(static("img/favicon.svg"))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@require_safe
 def ping(request: HttpRequest) -> HttpResponse:
     """The cheapest possible answer: the framework's own ceiling, for benchmarks."""
     return HttpResponse("pong", content_type="text/plain")
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Database and Redis reachable? 200 when both are, 503 naming what is not."""
     from django.core.cache import caches

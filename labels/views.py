@@ -1,14 +1,14 @@
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from validation import statistics
 
 from .models import Label
 
 
-@require_GET
+@require_safe
 def label_list(request: HttpRequest) -> HttpResponse:
     """The whole vocabulary: what each label means, its parts and other names."""
     labels = (

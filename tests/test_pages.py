@@ -113,3 +113,14 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_head_robots_and_the_favicon_answer_as_browsers_and_crawlers_expect(client):
+    assert client.head("/").status_code == 200
+    assert client.head("/browse").status_code == 200
+    robots = client.get("/robots.txt")
+    assert robots.status_code == 200 and robots["Content-Type"].startswith("text/plain")
+    assert "Disallow: /admin/" in robots.content.decode()
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 301 and icon["Location"].endswith(".svg")
+    assert client.get(icon["Location"]).status_code == 200

@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from donations.models import Image, ImageLabel
 from donations.pairs import attach, suggest
@@ -69,7 +69,7 @@ def question_for(label: Label) -> str:
     return f"Is there {article} {label.name} in this picture?"
 
 
-@require_GET
+@require_safe
 def validate(request: HttpRequest) -> HttpResponse:
     label, error = label_from_query(request)
     if error:
@@ -252,7 +252,7 @@ def add_label(request: HttpRequest, uuid) -> HttpResponse:
     return redirect(back)
 
 
-@require_GET
+@require_safe
 def label_mode(request: HttpRequest) -> HttpResponse:
     """Walk through public pictures that have few labels, adding what is missing."""
     image = selection.image_needing_labels(request.voter)
@@ -266,13 +266,13 @@ def label_mode(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def me(request: HttpRequest) -> HttpResponse:
     return render(
         request, "validation/me.html", {"numbers": statistics.voter_numbers(request.voter)}
     )
 
 
-@require_GET
+@require_safe
 def statistics_page(request: HttpRequest) -> HttpResponse:
     return render(request, "validation/statistics.html", statistics.site_statistics())
