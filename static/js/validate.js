@@ -1,6 +1,8 @@
-// Voting enhancements: keyboard answers, votes sent without a page reload,
-// and the next picture preloaded. Without this script the form posts and the
-// server redirects to the next task.
+// Voting enhancements: keyboard answers, swipes on touch screens, votes sent
+// without a page reload, and the next picture preloaded. An answer counts only
+// for a picture that is on the screen: a held key's auto-repeat, or a key pressed
+// before the next picture has appeared, answers nothing. Without this script
+// the form posts and the server redirects to the next task.
 (function () {
   "use strict";
   var form = document.getElementById("vote-form");
@@ -11,6 +13,9 @@
   var status = document.getElementById("vote-status");
   var preloaded = null; // the task after the current one, its image already fetched
   var busy = false;
+  var shown = image.complete && image.naturalWidth > 0; // the picture is on the screen
+
+  image.addEventListener("load", function () { shown = true; });
 
   var keys = { y: "yes", arrowright: "yes", n: "no", arrowleft: "no", s: "skip", arrowdown: "skip" };
 
@@ -23,8 +28,9 @@
     image.width = task.width;
     image.height = task.height;
     image.alt = "The picture to judge. " + task.question;
+    shown = false;
     image.src = task.image_url;
-    document.title = "Validate · ImageMonkey";
+    if (image.complete && image.naturalWidth > 0) shown = true; // preloaded: already here
   }
 
   function preload(task) {
@@ -34,6 +40,10 @@
 
   function send(answer) {
     if (busy) return;
+    if (!shown) {
+      status.textContent = "Wait for the picture to appear, then answer.";
+      return;
+    }
     busy = true;
     var data = new FormData(form);
     data.append("answer", answer);
@@ -56,14 +66,24 @@
         return;
       }
       if (!result.body.next) { window.location.assign(result.body.done_url); return; }
-      status.textContent = "Answer saved.";
       show(result.body.next);
       preload(result.body.then);
+      status.textContent = "Answer saved. Next: " + result.body.next.question;
     }).catch(function () {
+      // The network failed: nothing was recorded, and the page stays as it is, so the
+      // person can answer again once the connection is back.
       busy = false;
-      form.submit(); // fall back to a normal post
+      status.textContent = "Your answer was not sent: the connection failed. Answer again to retry.";
+      failure.textContent = status.textContent;
+      failure.hidden = false;
     });
   }
+
+  var failure = document.createElement("p");
+  failure.className = "message message-error";
+  failure.hidden = true;
+  form.parentNode.insertBefore(failure, form);
+  form.addEventListener("submit", function () { failure.hidden = true; }, true);
 
   form.addEventListener("submit", function (event) {
     var button = event.submitter;
@@ -74,6 +94,7 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.repeat) { event.preventDefault(); return; } // a held key answers once
     var tag = event.target.tagName;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
     var answer = keys[event.key.toLowerCase()];
@@ -81,5 +102,18 @@
     event.preventDefault();
     if (window.fetch) send(answer);
     else form.querySelector('button[value="' + answer + '"]').click();
+  });
+
+  // Swipe the picture right for yes, left for no (touch and pen; a mouse drags nothing).
+  var start = null;
+  image.addEventListener("pointerdown", function (event) {
+    start = event.pointerType === "mouse" ? null : { x: event.clientX, y: event.clientY };
+  });
+  image.addEventListener("pointerup", function (event) {
+    if (!start) return;
+    var dx = event.clientX - start.x, dy = event.clientY - start.y;
+    start = null;
+    if (Math.abs(dx) < 60 || Math.abs(dy) > Math.abs(dx) / 2) return;
+    if (window.fetch) send(dx > 0 ? "yes" : "no");
   });
 })();
