@@ -4,6 +4,7 @@ from django.urls import NoReverseMatch, reverse
 NAVIGATION = [
     ("donations:donate", "Donate"),
     ("validation:validate", "Validate"),
+    ("validation:label-mode", "Label"),
     ("donations:browse", "Browse"),
     ("exports:export", "Export"),
     ("validation:statistics", "Statistics"),

@@ -35,7 +35,7 @@ def test_a_new_visitor_validates_with_the_keyboard_passes_training_and_uses_the_
         pair = current_pair(page)
         truth = pair.gold_answer if pair.is_gold else True
         before = Vote.objects.count()
-        page.wait_for_function("() => document.querySelector('#task-image').complete")
+        page.locator("#task-image[data-shown]").wait_for()
         page.keyboard.press("y" if truth else "n")
         page.wait_for_function(
             "previous => document.querySelector('#vote-form').action.split('/')[4] !== previous",
@@ -117,6 +117,7 @@ def test_an_answer_before_the_next_picture_appears_answers_nothing(page):
     for _ in range(5):
         real_public_image("dog")
     page.goto("/validate")
+    page.locator("#task-image[data-shown]").wait_for()
     held = []
     # The next pictures do not arrive until released (the preloaded one included).
     page.route("**/*display*", lambda route: held.append(route))
@@ -128,7 +129,7 @@ def test_an_answer_before_the_next_picture_appears_answers_nothing(page):
     assert Vote.objects.count() == 1, "the second answer was for a picture nobody saw"
     for route in held:
         route.continue_()
-    page.wait_for_function("() => document.querySelector('#task-image').complete")
+    page.locator("#task-image[data-shown]").wait_for()
     page.keyboard.press("y")
     page.wait_for_function(
         "() => document.querySelector('#vote-status').textContent.startsWith('Answer saved')"
@@ -163,7 +164,7 @@ def test_a_swipe_right_answers_yes_and_left_answers_no(browser, live_server):
     page.goto("/validate")
     for direction, answer in ((1, Vote.Answer.YES), (-1, Vote.Answer.NO)):
         pair = current_pair(page)
-        page.wait_for_function("() => document.querySelector('#task-image').complete")
+        page.locator("#task-image[data-shown]").wait_for()
         box = page.locator("#task-image").bounding_box()
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         page.locator("#task-image").dispatch_event(

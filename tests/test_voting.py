@@ -735,6 +735,7 @@ class TestVotingPages:
         assert answer["next"] is None or answer["next"]["pair"] != target.pk
 
     def test_a_friendly_page_when_nothing_is_left(self, client):
+        make_image()
         response = client.get("/validate?label=dog")
         assert response.status_code == 200
         assert "You have seen everything" in response.content.decode()
@@ -750,7 +751,13 @@ class TestVotingPages:
         )
         response = client.post(
             "/validate/grid?label=dog",
-            {"label": "dog", "shown": [p.pk for p in pairs], "yes": marked, **grid_tickets},
+            {
+                "label": "dog",
+                "shown": [p.pk for p in pairs],
+                "yes": marked,
+                "unmarked": "no",
+                **grid_tickets,
+            },
         )
         assert response.status_code == 302
         answers = dict(Vote.objects.values_list("pair_id", "answer"))
@@ -766,10 +773,45 @@ class TestVotingPages:
         )
         response = client.post(
             "/validate/grid?label=dog",
-            {"label": "dog", "shown": [p.pk for p in pairs], **grid_tickets},
+            {"label": "dog", "shown": [p.pk for p in pairs], "unmarked": "no", **grid_tickets},
         )
         assert response.status_code == 429
         assert not Vote.objects.exists()
+
+    def grid_answers(self, client, **fields):
+        dog = make_label("dog")
+        pairs = [open_pair(dog) for _ in range(4)]
+        page = client.get("/validate/grid?label=dog")
+        grid_tickets = dict(
+            re.findall(r'name="(ticket-\d+)" value="([^"]+)"', page.content.decode())
+        )
+        return client.post(
+            "/validate/grid?label=dog",
+            {"label": "dog", "shown": [p.pk for p in pairs], **grid_tickets, **fields},
+            follow=True,
+        )
+
+    def test_the_grid_asks_what_unmarked_pictures_are_and_records_skips_as_such(self, client):
+        response = self.grid_answers(client, unmarked="skip")
+        assert set(Vote.objects.values_list("answer", flat=True)) == {Vote.Answer.SKIP}
+        assert response.redirect_chain, "the answers were taken"
+        open_pair("dog")
+        page = client.get("/validate/grid?label=dog").content.decode()
+        assert 'name="unmarked" value="no" id="unmarked-no" checked' in page
+
+    def test_a_grid_without_a_choice_for_unmarked_pictures_records_nothing(self, client):
+        response = self.grid_answers(client)
+        assert "Say what the pictures you did not mark are" in response.content.decode()
+        assert not Vote.objects.exists()
+
+    def test_the_grid_picker_offers_only_labels_with_pictures_to_judge_most_first(self, client):
+        make_label("unicorn")
+        for _ in range(2):
+            open_pair("cat")
+        open_pair("dog")
+        page = client.get("/validate/grid").content.decode()
+        options = re.findall(r'<option value="([^"]+)">', page)
+        assert options == ["cat", "dog"]
 
     def test_a_grid_with_one_bad_picture_records_nothing(self, client):
         dog = make_label("dog")
@@ -777,7 +819,7 @@ class TestVotingPages:
         other = open_pair("cat")
         client.post(
             "/validate/grid?label=dog",
-            {"label": "dog", "shown": [*[p.pk for p in pairs], other.pk]},
+            {"label": "dog", "shown": [*[p.pk for p in pairs], other.pk], "unmarked": "no"},
         )
         assert not Vote.objects.exists()
 
@@ -798,6 +840,30 @@ class TestVotingPages:
             make_pair(name, many)
         response = client.get("/label")
         assert response.context["image"] == few
+
+    def test_label_mode_stays_on_the_picture_a_label_was_added_to(self, client):
+        few, other = make_image(), make_image()
+        make_pair("a1", other)
+        make_label("ball")
+        response = client.post(
+            f"/image/{few.uuid}/labels", {"label": "ball", "next": "/label"}, follow=True
+        )
+        assert response.context["image"] == few
+        assert "Added “ball”" in response.content.decode()
+        assert 'href="/label"' in response.content.decode()  # in the navigation
+
+    def test_a_new_site_says_there_are_no_pictures_yet(self, client):
+        response = client.get("/validate")
+        assert "There are no pictures yet" in response.content.decode()
+
+    def test_a_voter_in_training_is_told_why_answers_do_not_count_yet(self, client):
+        open_pair()
+        page = client.get("/validate").content.decode()
+        assert "this site is new" in page
+        gold = open_pair(is_gold=True, gold_answer=True)
+        assert gold.is_gold
+        page = client.get("/validate").content.decode()
+        assert "Your first answers are practice" in page
 
     def test_my_numbers_page_and_statistics_page(self, client):
         pair = open_pair()

@@ -170,6 +170,18 @@ def gold_window(
     return _load(_window_rows(voter, "gold", size + SPARE, label, exclude, gold_answer), size)
 
 
+def labels_with_open_tasks(limit: int | None = None):
+    """Top-level labels that have servable pairs, the most open pairs first (`open`)."""
+    labels = (
+        Label.objects.taggable()
+        .top_level()
+        .annotate(open=Count("pairs", filter=Q(pairs__servable=True)))
+        .filter(open__gt=0)
+        .order_by("-open", "name")
+    )
+    return labels[:limit] if limit else labels
+
+
 def in_training(voter: Voter) -> bool:
     return not counts_for(voter) and not voter.banned
 

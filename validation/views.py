@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid as uuid_module
+
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,7 +22,7 @@ from people.ratelimits import limit, spend
 
 from . import selection, statistics, tickets
 from .models import Vote
-from .voting import VoteRefused, record_vote
+from .voting import VoteRefused, gold_pool_size, record_vote
 
 ANSWERS = {"yes": Vote.Answer.YES, "no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
 
@@ -76,14 +78,15 @@ def validate(request: HttpRequest) -> HttpResponse:
         messages.error(request, error)
     pair = selection.next_task(request.voter, label)
     if pair is None:
-        popular = (
-            Label.objects.taggable()
-            .top_level()
-            .annotate(open=Count("pairs", filter=Q(pairs__servable=True)))
-            .filter(open__gt=0)
-            .order_by("-open")[:8]
+        return render(
+            request,
+            "validation/done.html",
+            {
+                "label": label,
+                "suggestions": selection.labels_with_open_tasks(8),
+                "no_pictures": not Image.objects.public().exists(),
+            },
         )
-        return render(request, "validation/done.html", {"label": label, "suggestions": popular})
     return render(
         request,
         "validation/validate.html",
@@ -91,7 +94,25 @@ def validate(request: HttpRequest) -> HttpResponse:
             "task": task_context(pair, request.voter, ip_prefix(client_ip(request))),
             "pair": pair,
             "label_filter": label,
+            "training": training_note(request.voter),
         },
+    )
+
+
+def training_note(voter) -> str:
+    """What a voter in training should know: their answers do not count yet, and why."""
+    if not selection.in_training(voter):
+        return ""
+    if gold_pool_size() == 0:
+        return (
+            "Your answers are saved, but nobody's count yet: this site is new, and answers "
+            "start to count once moderators have marked pictures whose answer is known and "
+            "you have answered some of them well."
+        )
+    return (
+        f"Your first answers are practice: they start to count once you have answered "
+        f"{settings.TRAINING_GOLD_REQUIRED} pictures whose answer we know, with at most one "
+        "wrong in four. See where you stand on “My numbers”."
     )
 
 
@@ -167,7 +188,7 @@ def vote_error(
 def grid(request: HttpRequest) -> HttpResponse:
     label, error = label_from_query(request)
     if label is None:
-        choices = Label.objects.taggable().top_level().order_by("name")
+        choices = selection.labels_with_open_tasks()
         return render(
             request,
             "validation/grid_pick.html",
@@ -193,6 +214,9 @@ def grid(request: HttpRequest) -> HttpResponse:
     )
 
 
+UNMARKED = {"no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
+
+
 def grid_post(request: HttpRequest, label: Label) -> HttpResponse:
     """All twelve answers at once: marked ones are Yes, the rest No, in one transaction."""
     try:
@@ -200,6 +224,10 @@ def grid_post(request: HttpRequest, label: Label) -> HttpResponse:
         marked = {int(pk) for pk in request.POST.getlist("yes")}
     except ValueError:
         messages.error(request, "The grid form was damaged; here is a fresh one.")
+        return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
+    unmarked = UNMARKED.get(request.POST.get("unmarked", ""))
+    if unmarked is None:
+        messages.error(request, "Say what the pictures you did not mark are: no, or skipped.")
         return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
     if not shown:
         messages.error(request, "There was nothing to answer.")
@@ -213,7 +241,7 @@ def grid_post(request: HttpRequest, label: Label) -> HttpResponse:
             for pk in sorted(shown):  # one lock order for every batch: no deadlock
                 if pk not in pairs:
                     raise VoteRefused("One of the pictures is no longer part of this label.", 404)
-                answer = Vote.Answer.YES if pk in marked else Vote.Answer.NO
+                answer = Vote.Answer.YES if pk in marked else unmarked
                 ticket = request.POST.get(f"ticket-{pk}")
                 record_vote(pairs[pk], request.voter, answer, prefix, ticket=ticket)
     except VoteRefused as refused:
@@ -230,7 +258,10 @@ def add_label(request: HttpRequest, uuid) -> HttpResponse:
     image = get_object_or_404(Image.objects.public(), uuid=uuid)
     text = normalize_name(request.POST.get("label", ""))[:100]
     next_url = request.POST.get("next", "")
-    back = next_url if next_url == reverse("validation:label-mode") else image.get_absolute_url()
+    if next_url == reverse("validation:label-mode"):  # stay on this picture until moving on
+        back = f"{next_url}?{urlencode({'image': image.uuid})}"
+    else:
+        back = image.get_absolute_url()
     if not text:
         messages.error(request, "Type a label to add.")
         return redirect(back)
@@ -254,8 +285,17 @@ def add_label(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_safe
 def label_mode(request: HttpRequest) -> HttpResponse:
-    """Walk through public pictures that have few labels, adding what is missing."""
-    image = selection.image_needing_labels(request.voter)
+    """Walk through public pictures that have few labels, adding what is missing.
+
+    `?image=<uuid>` stays on a picture (after adding a label to it); without it, the
+    next picture that needs labels."""
+    image = None
+    if wanted := request.GET.get("image"):
+        try:
+            image = Image.objects.public().filter(uuid=uuid_module.UUID(wanted)).first()
+        except ValueError:
+            image = None
+    image = image or selection.image_needing_labels(request.voter)
     if image is None:
         return render(request, "validation/done.html", {"label_mode": True})
     pairs = image.pairs.select_related("label__parent").order_by("label__name")

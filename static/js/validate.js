@@ -13,9 +13,15 @@
   var status = document.getElementById("vote-status");
   var preloaded = null; // the task after the current one, its image already fetched
   var busy = false;
-  var shown = image.complete && image.naturalWidth > 0; // the picture is on the screen
+  var shown = false; // the picture is on the screen (and image.dataset.shown says so)
 
-  image.addEventListener("load", function () { shown = true; });
+  function showing(yes) {
+    shown = yes;
+    if (yes) image.dataset.shown = "";
+    else delete image.dataset.shown;
+  }
+  showing(image.complete && image.naturalWidth > 0);
+  image.addEventListener("load", function () { showing(true); });
 
   var keys = { y: "yes", arrowright: "yes", n: "no", arrowleft: "no", s: "skip", arrowdown: "skip" };
 
@@ -28,9 +34,9 @@
     image.width = task.width;
     image.height = task.height;
     image.alt = "The picture to judge. " + task.question;
-    shown = false;
+    showing(false);
     image.src = task.image_url;
-    if (image.complete && image.naturalWidth > 0) shown = true; // preloaded: already here
+    if (image.complete && image.naturalWidth > 0) showing(true); // preloaded: already here
   }
 
   function preload(task) {
