@@ -64,7 +64,8 @@ class DonationForm(forms.Form):
     add_sublabels = forms.BooleanField(
         required=False,
         label="Also ask about their parts",
-        help_text="For example, for “dog” also ask voters about its eyes, ears and tail.",
+        help_text="For example, for “dog” also ask voters about its eyes, ears and tail, "
+        "once they have confirmed there is a dog.",
     )
     cc0 = forms.BooleanField(
         label="I took these photos, and I dedicate them to the public domain (CC0 1.0).",

@@ -90,16 +90,6 @@ def find_similar(phash: int) -> Image | None:
     return best
 
 
-def expand_labels(labels: list[Label], add_sublabels: bool) -> list[Label]:
-    """The labels to attach, with every taggable part of each when asked."""
-    chosen = {label.pk: label for label in labels}
-    if add_sublabels:
-        parents = [label.pk for label in labels if label.parent_id is None]
-        for part in Label.objects.taggable().filter(parent__in=parents):
-            chosen.setdefault(part.pk, part)
-    return list(chosen.values())
-
-
 def ingest(
     data: bytes,
     *,
@@ -143,7 +133,7 @@ def ingest(
         donor_network=network,
         similar_to=similar,
     )
-    chosen = expand_labels(list(labels), add_sublabels)
+    chosen = list({label.pk: label for label in labels}.values())
     written: list[str] = []
     if donor is not None and not donor.exists:
         donor.save()  # a visitor's first donation makes them a voter
@@ -154,7 +144,8 @@ def ingest(
             # wait here for the first, then fail: exactly one image is stored.
             image.save()
             written = write_files(image, decoded)
-            pairs.attach_many(image, chosen, added_by=donor)
+            # Parts, when asked for, are asked about once each label is validated.
+            pairs.attach_many(image, chosen, added_by=donor, ask_parts=add_sublabels)
             for text in suggestions:
                 pairs.suggest(text, image)
     except IntegrityError:

@@ -517,6 +517,12 @@ class ImageLabel(models.Model):
     )
     is_gold = models.BooleanField(default=False)
     gold_answer = models.BooleanField(null=True, blank=True)
+    ask_parts = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The donor asked about this label's parts: they become pairs once the "
+        "crowd has validated the label itself.",
+    )
     random_key = models.IntegerField(default=new_random_key)
     added_by = models.ForeignKey(
         Voter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -83,13 +83,48 @@ def attach(image: Image, label: Label, added_by: Voter | None = None) -> tuple[I
     return pair, created
 
 
-def attach_many(image: Image, labels: Iterable[Label], added_by: Voter | None = None) -> None:
-    """New pairs of one image (that has none of these labels yet), in one statement."""
+def attach_many(
+    image: Image,
+    labels: Iterable[Label],
+    added_by: Voter | None = None,
+    ask_parts: bool = False,
+) -> None:
+    """New pairs of one image (that has none of these labels yet), in one statement.
+
+    With `ask_parts`, each top-level label's parts are asked about later, once the crowd
+    has validated the label (attach_parts): nobody is asked about a dog's eye before
+    anyone has said there is a dog.
+    """
     donor = added_by if added_by and added_by.exists else None
-    rows = [ImageLabel(image=image, label=label, added_by=donor) for label in labels]
+    rows = [
+        ImageLabel(
+            image=image,
+            label=label,
+            added_by=donor,
+            ask_parts=ask_parts and label.parent_id is None,
+        )
+        for label in labels
+    ]
     for row in rows:
         row.servable = is_servable(row)
     ImageLabel.objects.bulk_create(rows)
+
+
+def attach_parts(pair: ImageLabel) -> int:
+    """Once a pair whose parts were asked about is validated: a pair for each taggable part
+    of its label (those the image lacks), then no more asking. The number created."""
+    if not pair.ask_parts or pair.status != ImageLabel.Status.VALIDATED:
+        return 0
+    parts = Label.objects.taggable().filter(parent_id=pair.label_id).select_related("parent")
+    rows = [
+        ImageLabel(image=pair.image, label=part, added_by_id=pair.added_by_id) for part in parts
+    ]
+    for row in rows:
+        row.servable = is_servable(row)
+    created = ImageLabel.objects.bulk_create(rows, ignore_conflicts=True)
+    ImageLabel.objects.filter(pk=pair.pk).update(ask_parts=False)
+    pair.ask_parts = False
+    return len(created)
 
 
 def suggest(text: str, image: Image | None = None) -> LabelSuggestion:

@@ -452,6 +452,8 @@ def build() -> dict:
                                         "add_sublabels": {
                                             "type": "string",
                                             "enum": ["true", "false", "1", "0"],
+                                            "description": "Also ask about the labels' parts, "
+                                            "once the crowd has validated each label.",
                                         },
                                     },
                                 }

@@ -67,11 +67,50 @@ def test_a_donation_with_labels_is_stored_pending_with_its_pairs_and_suggestions
     assert "1 accepted" in page and "hoverboard" in page
 
 
-def test_add_sublabels_also_asks_about_the_parts(client):
+def settle_by_votes(pair: ImageLabel, answer: int) -> None:
+    """Trusted voters from different networks answer until the pair settles."""
+    from tests.helpers import make_voter, vote
+
+    for n in range(12):
+        vote(pair, make_voter(trusted=True, gold_correct=3), answer, f"198.51.{n}.0/24")
+        pair.refresh_from_db()
+        if pair.status != ImageLabel.Status.OPEN:
+            return
+
+
+def test_parts_are_asked_about_only_once_the_crowd_has_validated_their_label(client):
+    from validation.models import Vote
+
+    dog = make_label("dog")
+    make_label("eye", parent=dog)
+    make_label("tail", parent=dog)
+    make_label("wing", parent=dog, active=False)
+    client.post(DONATE, {"images": [upload()], "labels": "dog", "add_sublabels": "on", "cc0": "on"})
+    (pair,) = ImageLabel.objects.all()
+    assert (pair.label.full_name, pair.ask_parts) == ("dog", True)
+    pair.image.decide("approve")
+    settle_by_votes(pair, Vote.Answer.YES)
+    assert pair.status == "validated"
+    assert sorted(p.label.full_name for p in ImageLabel.objects.all()) == [
+        "dog",
+        "dog/eye",
+        "dog/tail",
+    ]
+    assert ImageLabel.objects.get(pk=pair.pk).ask_parts is False
+    assert ImageLabel.objects.filter(label__parent=dog, servable=True).count() == 2
+
+
+def test_a_rejected_label_never_asks_about_its_parts(client):
+    from validation.models import Vote
+
     dog = make_label("dog")
     make_label("eye", parent=dog)
     client.post(DONATE, {"images": [upload()], "labels": "dog", "add_sublabels": "on", "cc0": "on"})
-    assert sorted(p.label.full_name for p in ImageLabel.objects.all()) == ["dog", "dog/eye"]
+    (pair,) = ImageLabel.objects.all()
+    pair.image.decide("approve")
+    settle_by_votes(pair, Vote.Answer.NO)
+    assert pair.status == "rejected"
+    assert ImageLabel.objects.count() == 1
 
 
 def test_an_unlabelled_donation_is_allowed(client):

@@ -172,7 +172,7 @@ def record_vote(
 # them with the ORM cost more Python than PostgreSQL takes to run them.
 _LOCK = """
 SELECT p.id, p.status, p.frozen, p.is_gold, p.gold_answer, p.settled_as, p.settle_after,
-       p.servable, p.num_yes, p.num_no, p.label_id, p.image_id,
+       p.servable, p.num_yes, p.num_no, p.label_id, p.image_id, p.ask_parts, p.added_by_id,
        i.uuid, i.status, i.donor_id,
        l.name, l.active, l.is_meta, l.parent_id, parent.name, parent.active
 FROM validation_imagelabel p
@@ -199,8 +199,8 @@ def _lock_pair(pk: int | None = None, *, image_uuid=None, label_id=None) -> Imag
     if row is None:
         return None
     (pk, status, frozen, is_gold, gold_answer, settled_as, settle_after, servable, num_yes,
-     num_no, label_id, image_id, uuid, image_status, donor_id, name, active, is_meta,
-     parent_id, parent_name, parent_active) = row  # fmt: skip
+     num_no, label_id, image_id, ask_parts, added_by_id, uuid, image_status, donor_id, name,
+     active, is_meta, parent_id, parent_name, parent_active) = row  # fmt: skip
     label = Label(id=label_id, name=name, active=active, is_meta=is_meta, parent_id=parent_id)
     if parent_id is not None:
         label.parent = Label(id=parent_id, name=parent_name, active=parent_active)
@@ -215,6 +215,8 @@ def _lock_pair(pk: int | None = None, *, image_uuid=None, label_id=None) -> Imag
         servable=servable,
         num_yes=num_yes,
         num_no=num_no,
+        ask_parts=ask_parts,
+        added_by_id=added_by_id,
     )
     pair.image = Image(id=image_id, uuid=uuid, status=image_status, donor_id=donor_id)
     pair.label = label
@@ -494,6 +496,8 @@ def _settle_locked(pair: ImageLabel, now) -> None:
         # Settled for the first time: who agreed with the outcome. (A flip is an alert
         # for a moderator, not a second verdict on the same answers.)
         _record_consensus(pair, status)
+    if status == rules.VALIDATED and pair.ask_parts:
+        pair_rules.attach_parts(pair)  # the label is there: now ask about its parts
 
     raised = []
     label_name, image_uuid = pair.label.full_name, pair.image.uuid
