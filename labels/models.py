@@ -95,6 +95,14 @@ class Label(models.Model):
         help_text="What this label is a kind of (dog → animal).",
     )
     plural = models.CharField(max_length=100, blank=True)
+    article = models.CharField(
+        max_length=3,
+        blank=True,
+        db_default="",
+        choices=[("a", "a"), ("an", "an"), ("the", "the"), ("-", "none (grass, hair)")],
+        help_text="How a question names it: “a dog”, “an hour”, “the sky”, or none for "
+        "“grass”. Empty: “an” before a vowel, else “a”.",
+    )
     is_meta = models.BooleanField(
         "meta label",
         default=False,
@@ -142,6 +150,20 @@ class Label(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("donations:browse") + f"?label={self.slug}"
+
+    def named_with_article(self) -> str:
+        """The name as a question says it: “a dog”, “an eye”, “the sky”, “grass”."""
+        article = self.article or ("an" if self.name[:1] in "aeiou" else "a")
+        return self.name if article == "-" else f"{article} {self.name}"
+
+    @property
+    def question(self) -> str:
+        """The question voters answer about this label, in plain English."""
+        if self.parent_id:
+            return f"Does the {self.parent.name} in this picture have {self.named_with_article()}?"
+        if self.article == "the":
+            return f"Can you see {self.named_with_article()} in this picture?"
+        return f"Is there {self.named_with_article()} in this picture?"
 
     @property
     def is_taggable(self) -> bool:

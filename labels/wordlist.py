@@ -27,8 +27,12 @@ class Entry:
     sublabels: list[str] = field(default_factory=list)
     synonyms: list[str] = field(default_factory=list)
     plural: str = ""
+    article: str = ""
     is_meta: bool = False
     where: str = ""
+
+
+ARTICLES = ("", "a", "an", "the", "-")
 
 
 def _split(value: str) -> list[str]:
@@ -50,9 +54,11 @@ def parse_file(path: Path) -> list[Entry]:
         if line.startswith("["):
             raise WordlistError(f"{where}: unknown section {line!r} (use [meta] or [labels])")
         fields = [f.strip() for f in line.split("|")]
-        if len(fields) > 6:
-            raise WordlistError(f"{where}: too many fields ({len(fields)}; at most 6)")
-        fields += [""] * (6 - len(fields))
+        if len(fields) > 7:
+            raise WordlistError(f"{where}: too many fields ({len(fields)}; at most 7)")
+        fields += [""] * (7 - len(fields))
+        if fields[6] not in ARTICLES:
+            raise WordlistError(f"{where}: the article is one of a, an, the or -: {fields[6]!r}")
         name = normalize_name(fields[0])
         if not name:
             raise WordlistError(f"{where}: the entry has no name")
@@ -67,6 +73,7 @@ def parse_file(path: Path) -> list[Entry]:
             sublabels=_split(fields[3]),
             synonyms=_split(fields[4]),
             plural=normalize_name(fields[5]),
+            article=fields[6],
             is_meta=section == "meta",
             where=where,
         )
@@ -160,18 +167,21 @@ def load(entries: list[Entry]) -> LoadReport:
                 name=entry.name,
                 description=entry.description,
                 plural=entry.plural,
+                article=entry.article,
                 is_meta=entry.is_meta,
             )
             report.created.append(entry.name)
-        elif (label.description, label.plural, label.is_meta) != (
+        elif (label.description, label.plural, label.article, label.is_meta) != (
             entry.description,
             entry.plural,
+            entry.article,
             entry.is_meta,
         ):
             label.description = entry.description
             label.plural = entry.plural
+            label.article = entry.article
             label.is_meta = entry.is_meta
-            label.save(update_fields=["description", "plural", "is_meta"])
+            label.save(update_fields=["description", "plural", "article", "is_meta"])
             report.updated.append(entry.name)
         labels[entry.name] = label
 
@@ -183,11 +193,15 @@ def load(entries: list[Entry]) -> LoadReport:
             label.categories.add(*(wanted - current))
             if entry.name not in report.created and entry.name not in report.updated:
                 report.updated.append(entry.name)
-        existing_parts = {s.name for s in label.sublabels.all()}
+        existing_parts = {s.name: s for s in label.sublabels.all()}
+        articles = {e.name: e.article for e in entries}  # a part is said as its own entry is
         for part in entry.sublabels:
+            article = articles.get(part, "")
             if part not in existing_parts:
-                Label.objects.create(name=part, parent=label)
+                Label.objects.create(name=part, parent=label, article=article)
                 report.created.append(f"{entry.name}/{part}")
+            elif existing_parts[part].article != article:
+                Label.objects.filter(pk=existing_parts[part].pk).update(article=article)
         for synonym in entry.synonyms:
             found = Synonym.objects.filter(name__iexact=synonym).first()
             if found is None:

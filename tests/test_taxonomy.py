@@ -169,3 +169,28 @@ class TestLabelLookup:
         )
         assert response.status_code == 302
         assert lookup.resolve("dog") is None
+
+
+class TestQuestions:
+    """Every question is plain English: the right article, and parts asked as parts."""
+
+    @pytest.mark.parametrize(
+        "name, article, question",
+        [
+            ("dog", "", "Is there a dog in this picture?"),
+            ("apple", "", "Is there an apple in this picture?"),
+            ("hour", "an", "Is there an hour in this picture?"),
+            ("unicorn", "a", "Is there a unicorn in this picture?"),
+            ("grass", "-", "Is there grass in this picture?"),
+            ("sky", "the", "Can you see the sky in this picture?"),
+        ],
+    )
+    def test_a_label_is_asked_with_its_article(self, name, article, question):
+        assert make_label(name, article=article).question == question
+
+    def test_a_part_is_asked_about_its_parent(self):
+        dog = make_label("dog")
+        assert make_label("eye", parent=dog).question == "Does the dog in this picture have an eye?"
+        person = make_label("person")
+        hair = make_label("hair", parent=person, article="-")
+        assert hair.question == "Does the person in this picture have hair?"

@@ -112,7 +112,7 @@ def _misc_names() -> list[str]:
         ),
         (GOOD + "bird | Flies. | animal |  | cat\n", "labels.txt:7: synonym 'cat' is also a label"),
         ("[meta]\nthing | Stuff. |  | part\n", "labels.txt:2: a meta label cannot have sublabels"),
-        ("a | x | | | | | extra\n", "labels.txt:1: too many fields (7; at most 6)"),
+        ("a | x | | | | | a | extra\n", "labels.txt:1: too many fields (8; at most 7)"),
         ("[things]\n", "labels.txt:1: unknown section"),
         ("dog | x | | eye, eye\n", "labels.txt:1: 'dog' lists the same sublabel twice"),
         ("dog/eye | x\n", "labels.txt:1: a name cannot contain"),
@@ -137,3 +137,28 @@ def test_a_plain_misc_list_is_accepted(tmp_path):
     populate(folder)
     assert Label.objects.resolve("kite") is not None
     assert Label.objects.resolve("umbrella").description == ""
+
+
+def test_articles_come_from_the_file_and_parts_follow_their_own_entry(tmp_path):
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "labels.txt").write_text(
+        "[labels]\n"
+        "person | A human being. |  | hair, arm\n"
+        "hair | Strands on a head. |  |  |  | hair | -\n"
+        "sky | Above us. |  |  |  | skies | the\n"
+    )
+    populate(folder)
+    assert (
+        Label.objects.top_level().get(name="sky").question == "Can you see the sky in this picture?"
+    )
+    hair = Label.objects.get(name="hair", parent__name="person")
+    assert hair.question == "Does the person in this picture have hair?"
+    arm = Label.objects.get(name="arm", parent__name="person")
+    assert arm.question == "Does the person in this picture have an arm?"
+
+
+def test_an_unknown_article_is_refused_with_its_line(tmp_path):
+    (tmp_path / "labels.txt").write_text("[labels]\nsky | Above us. |  |  |  | skies | da\n")
+    with pytest.raises(WordlistError, match="labels.txt:2: the article is one of a, an, the or -"):
+        parse_wordlists(tmp_path)

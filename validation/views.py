@@ -57,18 +57,11 @@ def task_context(pair: ImageLabel, voter, network: str) -> dict:
         "height": height,
         "label": label.parent.name if label.parent_id else label.name,
         "sublabel": label.name if label.parent_id else "",
-        "question": question_for(label),
+        "question": label.question,
         "description": label.description,
         "vote_url": reverse("validation:vote", args=[pair.pk]),
         "ticket": tickets.issue(voter, pair, network),
     }
-
-
-def question_for(label: Label) -> str:
-    if label.parent_id:
-        return f"Is there a {label.parent.name}'s {label.name} in this picture?"
-    article = "an" if label.name[:1] in "aeiou" else "a"
-    return f"Is there {article} {label.name} in this picture?"
 
 
 @require_safe
@@ -209,7 +202,7 @@ def grid(request: HttpRequest) -> HttpResponse:
                 (pair, tickets.issue(request.voter, pair, ip_prefix(client_ip(request))))
                 for pair in pairs
             ],
-            "question": question_for(label),
+            "question": label.question,
         },
     )
 
