@@ -99,6 +99,12 @@ class ImageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # images arrive through ingestion only
 
+    def view_on_site(self, image: Image) -> str:
+        """The public page of a public picture; the moderators' view of its file otherwise."""
+        if image.is_public:
+            return image.get_absolute_url()
+        return reverse("donations:private-file", args=[image.uuid, "display"])
+
     def get_queryset(self, request):
         return (
             super()
@@ -131,7 +137,7 @@ class ImageAdmin(admin.ModelAdmin):
             return "(deleted)"
         width, height = image.thumb_size
         return format_html(
-            '<img src="{}" width="{}" height="{}" alt="" style="max-width:96px;height:auto">',
+            '<img src="{}" width="{}" height="{}" alt="" class="admin-thumb">',
             image.thumb_url,
             width,
             height,
@@ -142,7 +148,7 @@ class ImageAdmin(admin.ModelAdmin):
         if image.status == Image.Status.REJECTED:
             return "The files of a rejected picture are deleted."
         return format_html(
-            '<img src="{}" alt="" style="max-width:512px;height:auto">', image.display_url
+            '<img src="{}" alt="" class="admin-preview">', image.display_url
         )
 
     @admin.display(description="possibly the same as")
@@ -153,7 +159,7 @@ class ImageAdmin(admin.ModelAdmin):
         if other.status == Image.Status.REJECTED:
             return format_html("{} (rejected; files deleted)", other.uuid)
         return format_html(
-            '<a href="{}"><img src="{}" alt="" style="max-width:512px;height:auto"></a><br>{} ({})',
+            '<a href="{}"><img src="{}" alt="" class="admin-preview"></a><br>{} ({})',
             reverse("admin:donations_image_change", args=[other.pk]),
             other.display_url,
             other.uuid,
@@ -205,6 +211,19 @@ class ImageAdmin(admin.ModelAdmin):
                 chosen = Image.objects.filter(uuid__in=request.POST.getlist("selected"))
                 if not chosen:
                     messages.error(request, "Select at least one picture first.")
+                elif action == "reject" and request.POST.get("confirm") != "yes":
+                    # Rejecting deletes files for good: say how many, and ask once more.
+                    context = {
+                        **self.admin_site.each_context(request),
+                        "title": "Reject these pictures?",
+                        "opts": self.model._meta,
+                        "images": chosen,
+                        "count": chosen.count(),
+                        "tab": tab,
+                    }
+                    return TemplateResponse(
+                        request, "admin/donations/confirm_reject.html", context
+                    )
                 else:
                     seen = tab if tab in ("pending", "quarantined", "hidden") else None
                     apply_decision(request, chosen, action, seen)

@@ -83,6 +83,23 @@ class LabelAdmin(admin.ModelAdmin):
     actions = ["deactivate", "activate", "merge"]
     list_per_page = 100
 
+    def get_deleted_objects(self, objs, request):
+        """A label that pictures use is protected: say so in words, with what to do instead,
+        rather than listing every pair that holds it."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if protected:
+            used = (
+                Label.objects.filter(pk__in=[o.pk for o in objs])
+                .annotate(uses=Count("pairs"))
+                .filter(uses__gt=0)
+            )
+            protected = [
+                f"“{label.full_name}” is on {label.uses} picture(s): deactivate it (it is then "
+                "no longer offered, and its votes are kept) or merge it into another label."
+                for label in used
+            ] or protected
+        return deleted, counts, perms_needed, protected
+
     def get_queryset(self, request):
         return statistics.with_usage(super().get_queryset(request)).prefetch_related("categories")
 

@@ -352,3 +352,45 @@ def test_the_voting_admin_pages_render(moderator):
         "/admin/validation/alert/",
     ):
         assert client.get(path).status_code == 200, path
+
+
+def test_rejecting_from_the_queue_shows_the_count_and_asks_once_more(moderator):
+    client, _ = moderator
+    images = [pending_image() for _ in range(3)]
+    selected = [str(image.uuid) for image in images]
+    asked = client.post(
+        "/admin/donations/image/queue/?show=pending", {"decision": "reject", "selected": selected}
+    )
+    assert asked.status_code == 200
+    assert "reject <strong>3 pictures</strong>" in asked.content.decode()
+    assert Image.objects.filter(status="pending").count() == 3, "nothing was rejected yet"
+    client.post(
+        "/admin/donations/image/queue/?show=pending",
+        {"decision": "reject", "selected": selected, "confirm": "yes"},
+    )
+    assert Image.objects.filter(status="rejected").count() == 3
+
+
+def test_the_admin_home_links_the_queue_and_view_on_site_opens_what_a_moderator_may_see(
+    moderator,
+):
+    client, _ = moderator
+    assert "Moderation queue" in client.get("/admin/").content.decode()
+    image = pending_image()
+    response = client.get(f"/admin/donations/image/{image.pk}/change/")
+    body = response.content.decode()
+    assert f"/moderation/file/{image.uuid}/display" in body
+    assert 'style="max-width' not in body, "no inline style: the CSP would block it"
+
+
+def test_deleting_a_label_pictures_use_says_what_to_do_instead(client):
+    root = User.objects.create_superuser("root", "r@example.org", "a long enough password")
+    client.force_login(root)
+    pair = make_pair("dog")
+    response = client.post(
+        "/admin/labels/label/",
+        {"action": "delete_selected", "_selected_action": [pair.label_id]},
+    )
+    body = response.content.decode()
+    assert "is on 1 picture(s): deactivate it" in body
+    assert str(pair) not in body, "no raw list of the pairs that hold it"
