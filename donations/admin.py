@@ -147,9 +147,7 @@ class ImageAdmin(admin.ModelAdmin):
     def preview(self, image: Image):
         if image.status == Image.Status.REJECTED:
             return "The files of a rejected picture are deleted."
-        return format_html(
-            '<img src="{}" alt="" class="admin-preview">', image.display_url
-        )
+        return format_html('<img src="{}" alt="" class="admin-preview">', image.display_url)
 
     @admin.display(description="possibly the same as")
     def similar_preview(self, image: Image):
@@ -221,9 +219,7 @@ class ImageAdmin(admin.ModelAdmin):
                         "count": chosen.count(),
                         "tab": tab,
                     }
-                    return TemplateResponse(
-                        request, "admin/donations/confirm_reject.html", context
-                    )
+                    return TemplateResponse(request, "admin/donations/confirm_reject.html", context)
                 else:
                     seen = tab if tab in ("pending", "quarantined", "hidden") else None
                     apply_decision(request, chosen, action, seen)

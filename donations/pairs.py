@@ -136,11 +136,10 @@ def suggest(text: str, image: Image | None = None) -> LabelSuggestion:
 
 
 @transaction.atomic
-def accept_suggestion(
-    suggestion: LabelSuggestion, *, by=None, description: str = "", label: Label | None = None
-) -> Label:
-    """Accept a suggestion (creating its label) and give every waiting image its pair."""
-    label = suggestion.accept(by=by, description=description, label=label)
+def accept_suggestion(suggestion: LabelSuggestion, *, by=None, **choices) -> Label:
+    """Accept a suggestion (creating its label, as LabelSuggestion.accept takes `choices`)
+    and give every waiting image its pair."""
+    label = suggestion.accept(by=by, **choices)
     uses = SuggestionUse.objects.filter(suggestion=suggestion).select_related("image")
     for use in uses:
         attach(use.image, label)

@@ -63,11 +63,76 @@ class KindFilter(admin.SimpleListFilter):
 
 
 class MergeForm(forms.Form):
-    target = forms.ModelChoiceField(
-        queryset=Label.objects.all(),
+    target = forms.CharField(
+        max_length=201,
         label="Merge into",
-        help_text="Every image–label pair and vote moves to this label.",
+        help_text="Type the label's name (a part as dog/eye); every image–label pair and vote "
+        "moves to it.",
+        widget=forms.TextInput(attrs={"list": "merge-targets", "autocomplete": "off"}),
     )
+
+    def __init__(self, *args, sources=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sources = {label.pk for label in sources}
+
+    def clean_target(self) -> Label:
+        text = self.cleaned_data["target"].strip()
+        parent_name, slash, name = text.partition("/")
+        if slash:
+            parent = Label.objects.top_level().named(parent_name).first()
+            target = parent and Label.objects.filter(parent=parent).named(name).first()
+        else:
+            target = Label.objects.top_level().named(text).first()
+        if target is None:
+            raise forms.ValidationError(f"There is no label “{text}”.")
+        if target.pk in self.sources:
+            raise forms.ValidationError("A label cannot be merged into itself.")
+        return target
+
+
+class AcceptForm(forms.Form):
+    """What a curator makes of one suggestion: its name, a parent (for a part), plural,
+    description and categories, filled in from what the donors typed."""
+
+    name = forms.CharField(max_length=100)
+    parent = forms.CharField(
+        max_length=100,
+        required=False,
+        help_text="Only for a part: the label it belongs to.",
+        widget=forms.TextInput(attrs={"list": "label-names", "autocomplete": "off"}),
+    )
+    plural = forms.CharField(max_length=100, required=False)
+    description = forms.CharField(max_length=500, required=False)
+    categories = forms.CharField(
+        max_length=500, required=False, help_text="Comma-separated: what it is a kind of."
+    )
+
+    @staticmethod
+    def initial_for(suggestion: LabelSuggestion) -> dict:
+        parent, name = suggestion.proposed()
+        return {"name": name, "parent": parent}
+
+    def clean_parent(self) -> Label | None:
+        name = self.cleaned_data["parent"].strip()
+        if not name:
+            return None
+        parent = Label.objects.top_level().named(name).first()
+        if parent is None:
+            raise forms.ValidationError(f"There is no label “{name}” to be the parent.")
+        return parent
+
+    def clean_categories(self) -> list[Label]:
+        names = [n.strip() for n in self.cleaned_data["categories"].split(",") if n.strip()]
+        found = []
+        for name in names:
+            label = Label.objects.top_level().named(name).first()
+            if label is None:
+                raise forms.ValidationError(f"There is no label “{name}”.")
+            found.append(label)
+        return found
+
+    def choices(self) -> dict:
+        return dict(self.cleaned_data)
 
 
 @admin.register(Label)
@@ -152,10 +217,7 @@ class LabelAdmin(admin.ModelAdmin):
     )
     def merge(self, request, queryset):
         sources = list(queryset.select_related("parent"))
-        form = MergeForm(request.POST if "confirm" in request.POST else None)
-        form.fields["target"].queryset = Label.objects.exclude(
-            pk__in=[s.pk for s in sources]
-        ).select_related("parent")
+        form = MergeForm(request.POST if "confirm" in request.POST else None, sources=sources)
         if form.is_valid():
             target = form.cleaned_data["target"]
             try:
@@ -192,6 +254,12 @@ class LabelAdmin(admin.ModelAdmin):
             "form": form,
             "impact": impact,
             "queryset": queryset,
+            "targets": sorted(
+                label.full_name
+                for label in Label.objects.exclude(pk__in=[s.pk for s in sources]).select_related(
+                    "parent"
+                )
+            ),
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/labels/merge_confirmation.html", context)
@@ -201,7 +269,7 @@ class LabelAdmin(admin.ModelAdmin):
 class LabelSuggestionAdmin(admin.ModelAdmin):
     list_display = [
         "name",
-        "times_requested",
+        "people_asking",
         "pending_images",
         "status",
         "label",
@@ -213,7 +281,19 @@ class LabelSuggestionAdmin(admin.ModelAdmin):
     actions = ["accept", "reject"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_uses=Count("uses")).select_related("label")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_uses=Count("uses"),
+                n_people=Count("uses__image__donor", distinct=True),
+            )
+            .select_related("label")
+        )
+
+    @admin.display(description="people asking", ordering="n_people")
+    def people_asking(self, suggestion):
+        return suggestion.n_people
 
     @admin.display(description="images waiting", ordering="n_uses")
     def pending_images(self, suggestion):
@@ -224,20 +304,47 @@ class LabelSuggestionAdmin(admin.ModelAdmin):
         return self.has_change_permission(request) and request.user.has_perm("labels.add_label")
 
     @admin.action(
-        description="Accept: create the label and tag the waiting images", permissions=["accept"]
+        description="Accept: check name and parent, create the label, tag the waiting images",
+        permissions=["accept"],
     )
     def accept(self, request, queryset):
-        for suggestion in queryset:
-            try:
-                label = pairs.accept_suggestion(suggestion, by=request.user)
-            except ValueError as error:
-                self.message_user(request, str(error), messages.WARNING)
-                continue
-            self.message_user(
-                request,
-                format_html("Accepted “{}” as the label “{}”.", suggestion.name, label.name),
-                messages.SUCCESS,
+        suggestions = list(queryset.filter(status=LabelSuggestion.Status.PENDING))
+        forms = [
+            AcceptForm(
+                request.POST if "confirm" in request.POST else None,
+                prefix=f"s{suggestion.pk}",
+                initial=AcceptForm.initial_for(suggestion),
             )
+            for suggestion in suggestions
+        ]
+        if forms and all(form.is_valid() for form in forms):
+            for suggestion, form in zip(suggestions, forms, strict=True):
+                try:
+                    label = pairs.accept_suggestion(suggestion, by=request.user, **form.choices())
+                except ValueError as error:
+                    self.message_user(request, str(error), messages.WARNING)
+                    continue
+                self.message_user(
+                    request,
+                    format_html(
+                        "Accepted “{}” as the label “{}”.", suggestion.name, label.full_name
+                    ),
+                    messages.SUCCESS,
+                )
+            return None
+        if not suggestions:
+            self.message_user(request, "Choose pending suggestions to accept.", messages.WARNING)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Accept label suggestions",
+            "opts": self.model._meta,
+            "rows": list(zip(suggestions, forms, strict=True)),
+            "queryset": queryset,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "label_names": sorted(Label.objects.top_level().values_list("name", flat=True)),
+        }
+        return TemplateResponse(request, "admin/labels/accept_suggestions.html", context)
 
     @admin.action(description="Reject the selected suggestions", permissions=["change"])
     def reject(self, request, queryset):

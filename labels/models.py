@@ -324,19 +324,53 @@ class LabelSuggestion(models.Model):
         return self.name
 
     @transaction.atomic
-    def accept(self, *, by=None, description: str = "", label: Label | None = None) -> Label:
+    def proposed(self) -> tuple[str, str]:
+        """What the suggestion asks for: (parent name, name); "cat/wing" is a part of cat."""
+        parent, slash, name = self.name.partition("/")
+        return (normalize_name(parent), normalize_name(name)) if slash else ("", self.name)
+
+    def accept(
+        self,
+        *,
+        by=None,
+        description: str = "",
+        label: Label | None = None,
+        name: str = "",
+        parent: Label | None = None,
+        plural: str = "",
+        categories=(),
+    ) -> Label:
         """Create the label (or use `label`) and mark the suggestion accepted.
 
-        The images waiting for it get their pairs from donations.pairs.accept_suggestion,
-        which calls this.
+        The curator may correct what the donors typed: `name`, `parent` (making it a part),
+        `plural`, `categories`. Without them, "cat/wing" becomes the part wing of cat, and
+        anything else a top-level label of that name. ValueError with the reason when it
+        cannot be done. The images waiting for it get their pairs from
+        donations.pairs.accept_suggestion, which calls this.
         """
         locked = LabelSuggestion.objects.select_for_update().get(pk=self.pk)
         if locked.status != self.Status.PENDING:
             raise ValueError(f"“{self.name}” was already {locked.get_status_display().lower()}.")
         if label is None:
-            label = Label.objects.top_level().named(self.name).first()
+            parent_name, proposed_name = self.proposed()
+            name = normalize_name(name) or proposed_name
+            if parent is None and parent_name:
+                parent = Label.objects.top_level().named(parent_name).first()
+                if parent is None:
+                    raise ValueError(
+                        f"“{self.name}” names a part of “{parent_name}”, which is not a label; "
+                        "accept it with another parent or as a label of its own."
+                    )
+            if not name or "/" in name or "." in name or "'" in name:
+                raise ValueError(f"“{name}” cannot be a label's name (no /, . or quotes).")
+            existing = Label.objects.filter(parent=parent) if parent else Label.objects.top_level()
+            label = existing.named(name).first()
         if label is None:
-            label = Label.objects.create(name=self.name, description=description)
+            label = Label.objects.create(
+                name=name, parent=parent, description=description, plural=normalize_name(plural)
+            )
+            if categories:
+                label.categories.add(*categories)
         self.status = self.Status.ACCEPTED
         self.label = label
         self.decided_at = timezone.now()

@@ -45,7 +45,7 @@ def test_merge_shows_what_will_move_before_doing_it(curator):
 
     response = curator.post(
         url,
-        {"action": "merge", "_selected_action": [source.pk], "confirm": "1", "target": target.pk},
+        {"action": "merge", "_selected_action": [source.pk], "confirm": "1", "target": target.name},
     )
     assert response.status_code == 302
     assert ImageLabel.objects.filter(label=target).count() == 1
@@ -63,14 +63,61 @@ def test_deactivate_action_keeps_the_label_and_its_pairs(curator):
     assert ImageLabel.objects.filter(pk=pair.pk).exists()
 
 
+def accept_in_admin(curator, suggestion, **fields):
+    url = reverse("admin:labels_labelsuggestion_changelist")
+    form = curator.post(url, {"action": "accept", "_selected_action": [suggestion.pk]})
+    assert form.status_code == 200 and "Check what each suggestion becomes" in form.content.decode()
+    initial = {
+        f"s{suggestion.pk}-{name}": form.context["rows"][0][1].initial.get(name, "")
+        for name in ("name", "parent", "plural", "description", "categories")
+    }
+    data = {**initial, **{f"s{suggestion.pk}-{k}": v for k, v in fields.items()}}
+    return curator.post(
+        url,
+        {"action": "accept", "_selected_action": [suggestion.pk], "confirm": "1", **data},
+        follow=True,
+    )
+
+
 def test_accepting_a_suggestion_in_the_admin_tags_the_waiting_images(curator):
     image = make_image()
     suggestion = suggest("paddle board", image)
-    curator.post(
-        reverse("admin:labels_labelsuggestion_changelist"),
-        {"action": "accept", "_selected_action": [suggestion.pk]},
-    )
-    assert ImageLabel.objects.filter(image=image, label__name="paddle board").exists()
+    accept_in_admin(curator, suggestion, plural="paddle boards")
+    pair = ImageLabel.objects.get(image=image, label__name="paddle board")
+    assert pair.label.plural == "paddle boards"
+
+
+def test_a_suggested_part_becomes_a_part_not_a_label_named_with_a_slash(curator):
+    cat = make_label("cat")
+    image = make_image()
+    suggestion = suggest("cat/wing", image)
+    response = accept_in_admin(curator, suggestion)
+    assert "Accepted “cat/wing” as the label “cat/wing”" in response.content.decode()
+    wing = Label.objects.get(name="wing")
+    assert wing.parent == cat
+    assert not Label.objects.filter(name="cat/wing").exists()
+
+
+def test_the_curator_corrects_a_suggestion_before_accepting_it(curator):
+    make_label("animal", is_meta=True)
+    suggestion = suggest("Wombatt", make_image())
+    response = accept_in_admin(curator, suggestion, name="wombat", categories="animal")
+    assert "Accepted" in response.content.decode()
+    wombat = Label.objects.get(name="wombat")
+    assert [c.name for c in wombat.categories.all()] == ["animal"]
+    bad = suggest("dog/tail", make_image())
+    response = accept_in_admin(curator, bad)
+    assert "There is no label “dog” to be the parent" in response.content.decode()
+    assert not Label.objects.filter(name="tail").exists()
+
+
+def test_suggestions_count_people_not_pictures(curator):
+    donor = make_voter()
+    for _ in range(3):
+        suggest("unicycle", make_image(donor=donor))
+    suggest("unicycle", make_image(donor=make_voter()))
+    page = curator.get(reverse("admin:labels_labelsuggestion_changelist"))
+    assert page.context["cl"].result_list[0].n_people == 2
 
 
 def test_label_pages_in_the_admin_render(curator):

@@ -160,7 +160,7 @@ def test_a_view_only_account_is_refused_every_action(viewer, model, action, make
 def test_a_view_only_account_cannot_merge_labels_through_the_confirmation_form(viewer):
     source, target = make_label("doggie"), make_label("dog")
     make_pair(source)
-    _, response = run_action(viewer, Label, "merge", [source], confirm="1", target=target.pk)
+    _, response = run_action(viewer, Label, "merge", [source], confirm="1", target=target.name)
     assert Label.objects.filter(pk=source.pk).exists()
     assert ImageLabel.objects.filter(label=source).count() == 1
 
@@ -186,7 +186,7 @@ def test_a_moderator_with_the_change_permission_approves():
 def test_changing_labels_is_not_enough_to_merge_them_away():
     curator = staff_with("labels.view_label", "labels.change_label")
     source, target = make_label("doggie"), make_label("dog")
-    offered, _ = run_action(curator, Label, "merge", [source], confirm="1", target=target.pk)
+    offered, _ = run_action(curator, Label, "merge", [source], confirm="1", target=target.name)
     assert "merge" not in offered and "deactivate" in offered
     assert Label.objects.filter(pk=source.pk).exists()
 
