@@ -50,7 +50,7 @@ def parse_labels(text: str) -> tuple[list[Label], list[str]]:
 class DonationForm(forms.Form):
     images = MultipleImageField(
         label="Pictures",
-        help_text="JPEG, PNG or WebP; up to 20 at a time.",
+        help_text=f"JPEG, PNG or WebP; up to {settings.MAX_FILES_PER_DONATION} at a time.",
         widget=MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
     )
     labels = forms.CharField(

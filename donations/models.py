@@ -351,6 +351,21 @@ class Image(models.Model):
             self._move_files(to_public=False)
         return decision
 
+    @transaction.atomic
+    def withdraw(self, donor) -> None:
+        """The donor takes back a picture no moderator has decided about yet: the row goes,
+        and its files once the transaction commits. ModerationConflict otherwise."""
+        locked = Image.objects.select_for_update().filter(pk=self.pk).first()
+        if locked is None or not donor.exists or locked.donor_id != donor.pk:
+            raise ModerationConflict("Only the donor can withdraw a picture.")
+        if locked.status != self.Status.PENDING:
+            raise ModerationConflict(
+                f"This picture is already {locked.get_status_display().lower()}; "
+                "ask a moderator to remove it."
+            )
+        self._delete_files()
+        locked.delete()
+
     def report(self, *, reporter, reason: str, text: str = "", network: str = "") -> Report:
         """File a report. Every report is kept for moderators; the picture leaves public
         view once voters with a history (Voter.objects.with_history) from REPORTS_TO_HIDE

@@ -7,6 +7,7 @@ urlpatterns = [
     path("donate", views.donate, name="donate"),
     path("donate/result/<str:batch>", views.donation_result, name="result"),
     path("donate/mine", views.my_donations, name="mine"),
+    path("donate/<uuid:uuid>/withdraw", views.withdraw, name="withdraw"),
     path("browse", views.browse, name="browse"),
     path("image/<uuid:uuid>", views.image_detail, name="image"),
     path("image/<uuid:uuid>/report", views.report_image, name="report"),

@@ -27,7 +27,7 @@ from people.ratelimits import limit, spend
 from . import decoding
 from .forms import DonationForm, ReportForm
 from .ingest import Outcome, ingest
-from .models import Image, ImageLabel
+from .models import Image, ImageLabel, ModerationConflict
 from .storage import PUBLIC_FILE_CACHE_CONTROL, private_storage
 from .uploads import limit_upload_size, too_large_message
 
@@ -76,6 +76,7 @@ def render_donate(
         "label_names": Label.objects.typeable_names(),
         "page_error": page_error,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
+        "max_files": settings.MAX_FILES_PER_DONATION,
         "max_upload_bytes": settings.MAX_UPLOAD_MB * 1024 * 1024,
         "master_side": settings.IMAGE_MASTER_MAX_SIDE,
     }
@@ -148,6 +149,25 @@ def donate_post(request: HttpRequest) -> HttpResponse:
         status = outcomes[0].http_status if not outcomes[0].accepted else 201
         return JsonResponse(summary, status=status)
     return redirect("donations:result", batch=batch)
+
+
+@require_POST
+def withdraw(request: HttpRequest, uuid) -> HttpResponse:
+    """A donor takes back a picture they just sent ("Remove" during an upload)."""
+    image = Image.objects.filter(uuid=uuid).first()
+    try:
+        if image is None:
+            raise ModerationConflict("There is no such picture.")
+        image.withdraw(request.voter)
+    except ModerationConflict as conflict:
+        if wants_json(request):
+            return JsonResponse({"error": str(conflict)}, status=409)
+        messages.error(request, str(conflict))
+        return redirect("donations:mine")
+    if wants_json(request):
+        return JsonResponse({"withdrawn": str(uuid)})
+    messages.success(request, "The picture was withdrawn; nothing of it is kept.")
+    return redirect("donations:mine")
 
 
 @require_safe

@@ -1,7 +1,10 @@
 """A donor's journey in a real browser: donate, see the result, a moderator approves, browse."""
 
+import contextlib
+
 import pytest
 from django.contrib.auth.models import User
+from playwright.sync_api import Error as PlaywrightError
 
 from donations.models import Image
 from tests.helpers import make_label, photo_bytes
@@ -74,3 +77,73 @@ def test_donating_without_javascript_still_works(browser, live_server):
     page.wait_for_url("**/donate/result/**")
     assert "1 accepted" in page.content()
     context.close()
+
+
+def photo_file(name: str, shade: int) -> dict:
+    return {
+        "name": name,
+        "mimeType": "image/jpeg",
+        "buffer": photo_bytes(320, 240, color=(shade, 90, 200 - shade)),
+    }
+
+
+def test_chosen_photos_stay_chosen_when_the_dedication_is_missing(page):
+    page.goto("/donate")
+    page.set_input_files(
+        "input[type=file]", files=[photo_file(f"{n}.jpg", n * 40) for n in range(3)]
+    )
+    page.get_by_role("button", name="Donate").click()
+    page.locator("#cc0-problem").wait_for()
+    assert page.locator(".preview").count() == 3
+    assert not Image.objects.exists()
+    page.get_by_label("I took these photos").check()
+    page.get_by_role("button", name="Donate").click()
+    page.wait_for_url("**/donate/result/**")
+    assert Image.objects.count() == 3
+
+
+def test_each_problem_file_is_named_before_anything_is_sent(page):
+    page.goto("/donate")
+    page.set_input_files(
+        "input[type=file]",
+        files=[
+            photo_file("good.jpg", 10),
+            {"name": "empty.jpg", "mimeType": "image/jpeg", "buffer": b""},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"},
+        ],
+    )
+    problems = page.locator("#donate-problems")
+    assert "empty.jpg: the file is empty (0 bytes)" in problems.inner_text()
+    assert "notes.txt: not a JPEG, PNG or WebP photo" in problems.inner_text()
+    page.get_by_label("I took these photos").check()
+    page.get_by_role("button", name="Donate").click()
+    page.wait_for_url("**/donate/result/**")
+    assert Image.objects.count() == 1
+    assert Image.objects.get().original_filename == "good.jpg"
+
+
+def test_remove_stops_an_upload_and_withdraws_one_already_sent(page):
+    page.goto("/donate")
+    page.set_input_files(
+        "input[type=file]", files=[photo_file("first.jpg", 30), photo_file("second.jpg", 160)]
+    )
+    held = []
+
+    def hold_the_second(route):
+        if Image.objects.count() >= 1 or held:
+            held.append(route)  # the second upload waits here, unsent
+        else:
+            route.continue_()
+
+    page.route("**/donate", hold_the_second)
+    page.get_by_label("I took these photos").check()
+    page.get_by_role("button", name="Donate").click()
+    page.locator(".preview.done").wait_for()  # the first was donated
+    assert Image.objects.count() == 1
+    page.get_by_role("button", name="Remove first.jpg").click()  # sent: withdrawn
+    page.get_by_role("button", name="Remove second.jpg").click()  # still sending: stopped
+    page.wait_for_function("() => document.querySelectorAll('.preview').length === 0")
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # the page already gave up on it
+            route.abort()
+    assert not Image.objects.exists(), "nothing removed was kept"

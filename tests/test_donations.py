@@ -329,3 +329,19 @@ def test_trusted_donors_and_accounts_are_not_held_by_the_caps(settings):
         REMOTE_ADDR="198.51.100.6",
     )
     assert refused.status_code == 503 and "your network" in refused.json()["error"]
+
+
+def test_only_the_donor_withdraws_a_picture_and_only_while_it_waits(client):
+    donate(client, upload("mine.jpg"))
+    image = Image.objects.get()
+    stranger = Client(REMOTE_ADDR="203.0.113.9")
+    refused = stranger.post(f"/donate/{image.uuid}/withdraw", HTTP_ACCEPT="application/json")
+    assert refused.status_code == 409 and "Only the donor" in refused.json()["error"]
+    image.decide("approve")
+    late = client.post(f"/donate/{image.uuid}/withdraw", HTTP_ACCEPT="application/json")
+    assert late.status_code == 409 and "already public" in late.json()["error"]
+    image.decide("quarantine")
+    image.decide("reopen")
+    response = client.post(f"/donate/{image.uuid}/withdraw", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert not Image.objects.exists()
