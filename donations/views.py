@@ -151,6 +151,33 @@ def donate_post(request: HttpRequest) -> HttpResponse:
     return redirect("donations:result", batch=batch)
 
 
+@require_safe
+def donor_thumbnail(request: HttpRequest, uuid) -> HttpResponse:
+    """The thumbnail of a picture for the donor who sent it, while no one else may see it.
+
+    Not a public URL: it answers only the donor's own session (or account), never is
+    cached by anyone else, and a public picture redirects to its public file."""
+    donor = request.voter
+    image = Image.objects.donated_by(donor).filter(uuid=uuid).first()
+    if image is None or image.status == Image.Status.REJECTED:
+        raise Http404("No such picture of yours.")
+    if image.is_public:
+        return redirect(image.thumb_url)
+    name = image.file_name("thumb")
+    storage = private_storage()
+    if not storage.exists(name):
+        raise Http404("The file is gone.")
+    content_type = "image/jpeg" if image.format == Image.Format.JPEG else "image/png"
+    if settings.PRIVATE_MEDIA_X_ACCEL:
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = f"/_private/{name}"
+    else:
+        response = FileResponse(storage.open(name), content_type=content_type)
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
 @require_POST
 def withdraw(request: HttpRequest, uuid) -> HttpResponse:
     """A donor takes back a picture they just sent ("Remove" during an upload)."""
@@ -175,9 +202,19 @@ def donation_result(request: HttpRequest, batch: str) -> HttpResponse:
     outcomes = request.session.get(f"donations:{batch}")
     if not BATCH_RE.match(batch) or outcomes is None:
         raise Http404("No such donation in this session.")
+    accepted = [o["uuid"] for o in outcomes if o["status"] == "accepted"]
+    kept = {str(u) for u in Image.objects.filter(uuid__in=accepted).values_list("uuid", flat=True)}
+    withdrawn = {
+        "status": "withdrawn",
+        "message": "You withdrew this picture; nothing of it is kept.",
+    }
+    outcomes = [
+        {**o, **withdrawn} if o["status"] == "accepted" and o["uuid"] not in kept else o
+        for o in outcomes
+    ]
     counts = {
         status: sum(1 for o in outcomes if o["status"] == status)
-        for status in ("accepted", "duplicate", "rejected")
+        for status in ("accepted", "duplicate", "rejected", "withdrawn")
     }
     return render(request, "donations/result.html", {"outcomes": outcomes, "counts": counts})
 

@@ -345,3 +345,15 @@ def test_only_the_donor_withdraws_a_picture_and_only_while_it_waits(client):
     response = client.post(f"/donate/{image.uuid}/withdraw", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert not Image.objects.exists()
+
+
+def test_a_donor_sees_thumbnails_of_their_pending_pictures_and_nobody_else_does(client):
+    donate(client, upload("mine.jpg"))
+    image = Image.objects.get()
+    mine = client.get("/donate/mine").content.decode()
+    url = f"/donate/{image.uuid}/thumb"
+    assert url in mine
+    response = client.get(url)
+    assert response.status_code == 200 and response["Cache-Control"] == "private, no-store"
+    assert Client().get(url).status_code == 404
+    assert Client(REMOTE_ADDR="203.0.113.4").get(url).status_code == 404

@@ -269,7 +269,8 @@
     }, Promise.resolve()).then(function () {
       cancel.hidden = true;
       button.disabled = false;
-      if (resultUrl && !cancelled) window.location.assign(resultUrl);
+      var kept = entries.some(function (entry) { return entry.state === "sent"; });
+      if (resultUrl && kept && !cancelled) window.location.assign(resultUrl);
     });
   });
 
