@@ -15,6 +15,11 @@ class MultipleImageField(forms.FileField):
 
     widget = MultipleFileInput
 
+    def __init__(self, *args, **kwargs):
+        # An empty file is not the whole form's fault: it is refused by name, with the others
+        # donated (ingestion says why).
+        super().__init__(*args, allow_empty_file=True, **kwargs)
+
     def clean(self, data, initial=None):
         files = data if isinstance(data, list | tuple) else [data] if data else []
         if not files:

@@ -357,3 +357,11 @@ def test_a_donor_sees_thumbnails_of_their_pending_pictures_and_nobody_else_does(
     assert response.status_code == 200 and response["Cache-Control"] == "private, no-store"
     assert Client().get(url).status_code == 404
     assert Client(REMOTE_ADDR="203.0.113.4").get(url).status_code == 404
+
+
+def test_an_empty_file_is_named_in_the_results_and_the_others_are_donated(client):
+    response = donate(client, upload("good.jpg"), upload("empty.jpg", b""), follow=True)
+    page = response.content.decode()
+    assert "1 accepted, 1 not accepted" in page
+    assert "empty.jpg" in page
+    assert Image.objects.count() == 1
