@@ -6,6 +6,7 @@ NAVIGATION = [
     ("validation:validate", "Validate"),
     ("donations:browse", "Browse"),
     ("exports:export", "Export"),
+    ("exports:releases", "Releases"),
     ("validation:statistics", "Statistics"),
     ("api-docs", "API"),
     ("about", "About"),
