@@ -44,6 +44,7 @@ from donations.models import Image, ImageLabel
 from donations.storage import file_name, public_storage
 from labels.models import Label
 
+from . import quality
 from .query import LabelQuery, Sql, compose
 
 CSV_HEADER = b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence\r\n"
@@ -619,6 +620,8 @@ def render_tar(export: Export) -> Iterator[bytes]:
         counts = _TarCounts()
         yield from _image_members(export, snap, archive, counts, hashes)
         yield from _labels_csv_member(export, snap, archive, counts, hashes)
+        if export.release_id is not None:
+            yield from _quality_members(export, snap, archive, hashes)
         head = _manifest_head(export, snap.taken, counts)
         body_size = hashes.tell()
         hashes.seek(0)
@@ -679,6 +682,15 @@ def _labels_csv_member(export, snap, archive, counts, hashes) -> Iterator[bytes]
     chunks = itertools.chain([CSV_HEADER], _crlf(snap.copy_lines(pair_lines(export))))
     yield from archive.member("labels.csv", len(CSV_HEADER) + size, _hashed(chunks, digest))
     hashes.write(f"{digest.hexdigest()}  labels.csv\n".encode())
+
+
+def _quality_members(export, snap, archive, hashes) -> Iterator[bytes]:
+    """A release's QUALITY.md and quality.json, as measured when it was cut."""
+    (text,) = snap.one(quality.stored(export.release_id))
+    report = json.loads(text)
+    for name, content in quality.members(report) if report else []:
+        yield from archive.member(name, len(content), iter([content]))
+        hashes.write(f"{hashlib.sha256(content).hexdigest()}  {name}\n".encode())
 
 
 def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes:

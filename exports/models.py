@@ -56,6 +56,9 @@ class Release(models.Model):
     added = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
+    quality = models.JSONField(
+        default=dict, blank=True, help_text="The quality report (exports.quality), made at the cut."
+    )
 
     class Meta:
         ordering = ["-created", "-id"]

@@ -47,6 +47,7 @@ def release_json(release: Release) -> dict:
             {"label": label.label, "sublabel": label.sublabel, "pairs": label.pairs}
             for label in release.labels.all()
         ],
+        "quality": release.quality,
     }
 
 

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from donations.models import Image
 from donations.storage import file_name, public_storage
 
+from . import quality
 from .export import Export, ReleasedQuery, Snapshot, folder_names
 from .models import (
     SLUG_MAX_LENGTH,
@@ -169,6 +170,7 @@ def cut_release(
         for label in labels:
             label.folder = folders[label.label_id]
         ReleaseLabel.objects.bulk_update(labels, ["folder"])
+        release.quality = quality.measure(release, cursor)
         if previous is not None:
             counts = difference_counts(previous.pk, release.pk, cursor=cursor)
             release.added, release.removed, release.changed = (

@@ -111,6 +111,67 @@ RELEASE_ID = {
     "example": "2027-01",
 }
 COUNT = {"type": "integer", "minimum": 0}
+SHARE = {"type": "number", "minimum": 0, "maximum": 1, "nullable": True}
+ESTIMATE = {
+    "type": "object",
+    "required": ["gold_pairs", "agreeing", "precision", "interval_95"],
+    "properties": {
+        "gold_pairs": COUNT,
+        "agreeing": COUNT,
+        "precision": SHARE,
+        "interval_95": {
+            "type": "array",
+            "nullable": True,
+            "items": {"type": "number", "minimum": 0, "maximum": 1},
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    },
+}
+QUALITY = {
+    "type": "object",
+    "description": "Measured when the release was cut; `method` says from what.",
+    "required": ["release", "snapshot", "method", "labels"],
+    "properties": {
+        "release": {"type": "string"},
+        "snapshot": {"type": "string", "format": "date-time"},
+        "method": {"type": "string"},
+        "labels": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "label",
+                    "sublabel",
+                    "pairs",
+                    "settled",
+                    "validated",
+                    "rejected",
+                    "open",
+                    "validated_precision",
+                    "rejected_precision",
+                    "gold_votes",
+                ],
+                "properties": {
+                    "label": {"type": "string"},
+                    "sublabel": {"type": "string"},
+                    "pairs": COUNT,
+                    "settled": COUNT,
+                    "validated": COUNT,
+                    "rejected": COUNT,
+                    "open": COUNT,
+                    "validated_precision": ESTIMATE,
+                    "rejected_precision": ESTIMATE,
+                    "gold_votes": {
+                        "type": "object",
+                        "required": ["answered", "right", "accuracy"],
+                        "properties": {"answered": COUNT, "right": COUNT, "accuracy": SHARE},
+                    },
+                },
+            },
+        },
+    },
+}
 RELEASE = {
     "type": "object",
     "required": [
@@ -127,6 +188,7 @@ RELEASE = {
         "previous",
         "changes_since_previous",
         "labels",
+        "quality",
     ],
     "properties": {
         "id": RELEASE_ID,
@@ -165,6 +227,7 @@ RELEASE = {
                 },
             },
         },
+        "quality": QUALITY,
     },
 }
 JSON_LINES = {"application/x-ndjson": {"schema": {"type": "string"}}}

@@ -23,6 +23,7 @@ from exports.query import LabelQuery
 from exports.releases import ReleaseError, cut_release
 from labels.models import Label
 from tests.helpers import (
+    cast,
     make_image,
     make_label,
     make_pair,
@@ -82,8 +83,15 @@ def comparable(name: str, content: bytes):
         return coco
     if name == "tar":
         members = open_tar(content)
+        for name in ("QUALITY.md", "quality.json"):  # a release's only
+            members.pop(name, None)
         manifest = members.pop("MANIFEST").decode().splitlines()
-        kept = [line for line in manifest if not line.startswith(("# snapshot", "# release"))]
+        kept = [
+            line
+            for line in manifest
+            if not line.startswith(("# snapshot", "# release"))
+            and not line.endswith(("QUALITY.md", "quality.json"))
+        ]
         return members, kept
     return content
 
@@ -499,3 +507,53 @@ class TestAdmin:
         delete = f"/admin/exports/revocation/{revocation.pk}/delete/"
         assert staff.post(delete, {"post": "yes"}).status_code == 403
         assert Revocation.objects.count() == 1
+
+
+class TestQuality:
+    @pytest.fixture
+    def gold(self, pictures):
+        """Four gold dog pairs the crowd settled: three validated (one wrongly), one rejected."""
+        dog = pictures["dog"]
+        voter = make_voter()
+        made = []
+        for status, answer, said in [
+            ("validated", True, True),
+            ("validated", True, True),
+            ("validated", False, True),
+            ("rejected", False, False),
+        ]:
+            pair = make_pair(dog, image=make_image())
+            cast(pair, voter, said)
+            ImageLabel.objects.filter(pk=pair.pk).update(
+                status=status, is_gold=True, gold_answer=answer
+            )
+            made.append(pair)
+        return made
+
+    def test_precision_is_estimated_from_the_gold_the_crowd_settled(self, pictures, gold):
+        release = cut(query="dog")
+        release.refresh_from_db()
+        dog = next(
+            row
+            for row in release.quality["labels"]
+            if row["label"] == "dog" and not row["sublabel"]
+        )
+        assert dog["validated_precision"]["gold_pairs"] == 3
+        assert dog["validated_precision"]["agreeing"] == 2
+        assert dog["validated_precision"]["precision"] == pytest.approx(2 / 3, abs=1e-4)
+        low, high = dog["validated_precision"]["interval_95"]
+        assert 0 < low < 2 / 3 < high < 1
+        assert dog["rejected_precision"]["precision"] == 1.0
+        assert dog["gold_votes"] == {"answered": 4, "right": 3, "accuracy": 0.75}
+        eye = next(row for row in release.quality["labels"] if row["sublabel"] == "eye")
+        assert eye["validated_precision"]["precision"] is None  # no gold: no claim
+
+    def test_the_report_is_in_the_tar_and_on_the_page(self, client, pictures, gold):
+        cut(query="dog")
+        members = open_tar(download(client, release="2027-01", format="tar"))
+        assert json.loads(members["quality.json"])["release"] == "2027-01"
+        markdown = members["QUALITY.md"].decode()
+        assert "| dog | 6 |" in markdown and "67% (" in markdown and "2 of 3 gold" in markdown
+        assert hashlib.sha256(members["QUALITY.md"]).hexdigest() in members["MANIFEST"].decode()
+        page = client.get("/releases").content.decode()
+        assert "Quality per label" in page and "67 %" in page and "no gold" in page
