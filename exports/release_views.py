@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,7 +15,7 @@ from people.http import json_error, public_read
 from people.ratelimits import limit
 
 from .export import FORMATS, snapshot
-from .models import Release
+from .models import SLUG_MAX_LENGTH, SLUG_PATTERN, Release
 from .releases import changes_sql, revocation_lines
 from .views import attachment
 
@@ -66,16 +67,23 @@ def releases(request: HttpRequest) -> JsonResponse:
     return JsonResponse([release_json(release) for release in releases_list()], safe=False)
 
 
+def named(slug: str) -> Release | None:
+    """The release of that id; None for an id no release can have (NUL, slashes, …) too."""
+    if len(slug) > SLUG_MAX_LENGTH or not re.fullmatch(SLUG_PATTERN, slug):
+        return None
+    return Release.objects.filter(slug=slug).select_related("previous").first()
+
+
 @public_read
 @limit("export", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def release_changes(request: HttpRequest, slug: str) -> HttpResponse:
     """The pairs added, removed or changed since `since` (default: the previous release)."""
-    new = Release.objects.filter(slug=slug).select_related("previous").first()
+    new = named(slug)
     if new is None:
         return json_error(f"there is no release {slug!r}; see /v1/releases", 404)
     since = request.GET.get("since", "")
     if since:
-        old = Release.objects.filter(slug=since).first()
+        old = named(since)
         if old is None:
             return json_error(f"since: there is no release {since!r}", 404)
     elif new.previous is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlencode
 
 from django import forms
@@ -26,7 +27,7 @@ from .export import (
     first_images,
     validation_counts,
 )
-from .models import SLUG_MAX_LENGTH, Release
+from .models import SLUG_MAX_LENGTH, SLUG_PATTERN, Release
 from .query import MAX_LENGTH, LabelQuery, QueryError
 from .releases import release_export
 
@@ -94,7 +95,9 @@ class ExportForm(forms.Form):
         slug = self.cleaned_data["release"]
         if not slug:
             return None
-        release = Release.objects.filter(slug=slug).first()
+        release = None
+        if re.fullmatch(SLUG_PATTERN, slug):
+            release = Release.objects.filter(slug=slug).first()
         if release is None:
             self.release_missing = True
             raise forms.ValidationError(f"there is no release {slug!r}; see /v1/releases")

@@ -399,6 +399,9 @@ class TestListingAndChanges:
             ("/v1/releases/nope/changes", 404, "there is no release 'nope'"),
             ("/v1/releases/2027-01/changes?since=nope", 404, "since: there is no release"),
             ("/v1/releases/2027-01/changes", 400, "first release"),
+            ("/v1/releases/2027-01/changes?since=a%2Fb", 404, "since: there is no release"),
+            ("/v1/releases/a%00b/changes", 404, "there is no release"),
+            ("/v1/export?release=..%2Fx", 404, "there is no release"),
         ],
     )
     def test_bad_changes_requests_answer_a_reason(self, client, pictures, url, status, message):
