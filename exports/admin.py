@@ -62,6 +62,7 @@ class ReleaseAdmin(admin.ModelAdmin):
         "added",
         "removed",
         "changed",
+        "quality",
     ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
