@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from people.http import json_error, public_read
 from people.ratelimits import limit
@@ -112,7 +112,7 @@ def revocations(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def purge_script(request: HttpRequest) -> HttpResponse:
     """The standalone purge script, to save and run with python3."""
     response = HttpResponse(PURGE_SCRIPT.read_bytes(), content_type="text/x-python; charset=utf-8")
@@ -120,7 +120,7 @@ def purge_script(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def releases_page(request: HttpRequest) -> HttpResponse:
     """Every release with its notes, counts, size, downloads and changes since the one before."""
     rows = []

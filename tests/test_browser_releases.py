@@ -61,3 +61,23 @@ def test_a_person_reads_the_releases_and_downloads_one(page, releases, screensho
     )
     (entry,) = [json.loads(line) for line in revocations.text().splitlines()]
     assert entry["uuid"] == str(releases[0].uuid) and entry["reason"] == "reports"
+
+
+def test_the_releases_page_fits_every_width_with_its_quality_open(page, releases, screenshot_dir):
+    too_wide = []
+    for width in [320, 390, 768, 1366, 1920]:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto("/releases")
+        for summary in page.locator("summary").all():
+            summary.click()
+        if width == 390:
+            page.screenshot(path=str(screenshot_dir / "releases-quality-390.png"), full_page=True)
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        if scroll > inner:
+            culprits = page.evaluate(
+                "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right"
+                " > window.innerWidth + 1).map(e => e.tagName + '.' + e.className + ' '"
+                " + Math.round(e.getBoundingClientRect().width)).slice(0, 12)"
+            )
+            too_wide.append(f"{width}: {scroll} px {culprits}")
+    assert not too_wide, too_wide

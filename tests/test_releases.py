@@ -340,6 +340,9 @@ class TestTakedowns:
         response = client.get("/releases/purge_revoked.py")
         assert response.status_code == 200
         assert response.content == PURGE_SCRIPT.read_bytes()
+        assert client.head("/releases/purge_revoked.py").status_code == 200
+        assert client.head("/releases").status_code == 200
+        assert client.post("/releases").status_code == 405
 
 
 class TestListingAndChanges:
