@@ -13,10 +13,14 @@ Only what can be counted honestly:
   construction, and the two are not told apart in the data, so the estimate leans
   optimistic where promoted gold is common;
 - **accuracy of counted votes on gold** per label: how often a vote that counts was
-  right on a pair whose answer is known — the raw material of `confidence`.
+  right on a pair whose answer is known — the raw material of `confidence`;
+- **voters per pair** per label: how many distinct voters, and distinct networks
+  (/24 or /48), cast the counted votes on each of the release's pairs (0 to "5+");
+- **calibration**: the gold pairs of the release's labels grouped by their stored
+  confidence (tenths), with the share whose known answer is yes — where confidence
+  is honest, each row's share lies near its range.
 
-No blind re-vote sample exists, and confidence is not calibrated here against
-outcomes: those are not measured, so the report does not claim them.
+No blind re-vote sample exists: that is not measured, so the report does not claim it.
 """
 
 from __future__ import annotations
@@ -57,14 +61,39 @@ WHERE p.is_gold AND img.status = %s AND v.counted AND NOT v.quarantined AND v.an
   AND p.label_id IN (SELECT label_id FROM exports_releaselabel WHERE release_id = %s)
 GROUP BY p.label_id
 """
+VOTERS_SQL = """
+SELECT label_id, LEAST(voters, 5), LEAST(networks, 5), count(*)
+FROM (
+    SELECT e.label_id,
+           count(DISTINCT v.voter_id) AS voters,
+           count(DISTINCT NULLIF(v.ip_prefix, '')) AS networks
+    FROM exports_releaseentry e
+    JOIN validation_imagelabel p ON p.image_id = e.image_id AND p.label_id = e.label_id
+    LEFT JOIN validation_vote v
+        ON v.pair_id = p.id AND v.counted AND NOT v.quarantined AND v.answer <> %s
+    WHERE e.release_id = %s AND e.label_id IS NOT NULL
+    GROUP BY e.label_id, p.id
+) AS per_pair
+GROUP BY 1, 2, 3
+"""
+CALIBRATION_SQL = """
+SELECT LEAST(floor(p.confidence * 10)::int, 9), count(*), count(*) FILTER (WHERE p.gold_answer)
+FROM validation_imagelabel p JOIN donations_image img ON img.id = p.image_id
+WHERE p.is_gold AND img.status = %s
+  AND p.label_id IN (SELECT label_id FROM exports_releaselabel WHERE release_id = %s)
+GROUP BY 1 ORDER BY 1
+"""
+BUCKETS = ["0", "1", "2", "3", "4", "5+"]
 METHOD = (
     "settled: the release's pairs validated or rejected by the crowd. precision: of the "
     "label's gold pairs (known answer) on public pictures that the crowd settled, the share "
     "whose known answer agrees (yes for validated, no for rejected), with a 95 % Wilson "
     "interval; gold promoted from unanimous votes agrees by construction and is not told "
     "apart, so the estimate leans optimistic. vote accuracy: counted votes on the label's "
-    "gold pairs that match the known answer. Not measured: a blind re-vote sample, "
-    "calibration of confidence."
+    "gold pairs that match the known answer. voters per pair: distinct voters and networks "
+    "behind the counted votes of each pair of the release. calibration: the gold pairs of "
+    "the release's labels by stored confidence, with the share whose known answer is yes "
+    "(promoted gold again leans it). Not measured: a blind re-vote sample."
 )
 
 
@@ -110,6 +139,25 @@ def measure(release, cursor) -> dict:
         GOLD_VOTES_SQL,
         [VoteAnswer.YES, Image.Status.PUBLIC, VoteAnswer.SKIP, release.pk],
     )
+    empty = {"voters": dict.fromkeys(BUCKETS, 0), "networks": dict.fromkeys(BUCKETS, 0)}
+    voters: dict[int, dict] = {}
+    cursor.execute(VOTERS_SQL, [VoteAnswer.SKIP, release.pk])
+    for label_id, by_voters, by_networks, pairs in cursor.fetchall():
+        found = voters.setdefault(
+            label_id, {"voters": dict.fromkeys(BUCKETS, 0), "networks": dict.fromkeys(BUCKETS, 0)}
+        )
+        found["voters"][BUCKETS[by_voters]] += pairs
+        found["networks"][BUCKETS[by_networks]] += pairs
+    cursor.execute(CALIBRATION_SQL, [Image.Status.PUBLIC, release.pk])
+    calibration = [
+        {
+            "confidence": [tenth / 10, (tenth + 1) / 10],
+            "gold_pairs": total,
+            "answer_yes": yes,
+            "share_yes": round(yes / total, 4),
+        }
+        for tenth, total, yes in cursor.fetchall()
+    ]
     labels = []
     for label in release.labels.order_by("label", "sublabel"):
         validated, rejected, still_open = settled.get(label.label_id, (0, 0, 0))
@@ -133,6 +181,8 @@ def measure(release, cursor) -> dict:
                     "right": right,
                     "accuracy": round(right / answered, 4) if answered else None,
                 },
+                "pairs_by_voters": voters.get(label.label_id, empty)["voters"],
+                "pairs_by_networks": voters.get(label.label_id, empty)["networks"],
             }
         )
     return {
@@ -140,6 +190,7 @@ def measure(release, cursor) -> dict:
         "snapshot": release.snapshot.isoformat(),
         "method": METHOD,
         "labels": labels,
+        "calibration": calibration,
     }
 
 
@@ -179,6 +230,42 @@ def as_markdown(report: dict) -> str:
             f"{row['rejected']} | {_share(row['validated_precision'])} | "
             f"{_share(row['rejected_precision'])} | {accuracy} |"
         )
+    lines += [
+        "",
+        "## Independent voters per pair",
+        "",
+        "Pairs of the release by the number of distinct voters (and networks) behind their "
+        "counted votes.",
+        "",
+        "| label | "
+        + " | ".join(f"{b} voters" for b in BUCKETS)
+        + " | "
+        + " | ".join(f"{b} networks" for b in BUCKETS)
+        + " |",
+        "|---|" + "---:|" * (2 * len(BUCKETS)),
+    ]
+    for row in report["labels"]:
+        name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
+        cells = [str(row["pairs_by_voters"][b]) for b in BUCKETS]
+        cells += [str(row["pairs_by_networks"][b]) for b in BUCKETS]
+        lines.append(f"| {name.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Calibration of confidence",
+        "",
+        "Gold pairs of these labels by stored confidence, and how many truly show the label.",
+        "",
+        "| confidence | gold pairs | known answer yes | share |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in report["calibration"]:
+        low, high = row["confidence"]
+        lines.append(
+            f"| {low:.1f}–{high:.1f} | {row['gold_pairs']} | {row['answer_yes']} | "
+            f"{row['share_yes']:.0%} |"
+        )
+    if not report["calibration"]:
+        lines.append("| no gold pairs | | | |")
     return "\n".join(lines) + "\n"
 
 

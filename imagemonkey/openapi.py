@@ -128,10 +128,16 @@ ESTIMATE = {
         },
     },
 }
+BUCKETED = {
+    "type": "object",
+    "description": "Pairs by the number of distinct voters (networks) behind their counted votes.",
+    "required": ["0", "1", "2", "3", "4", "5+"],
+    "properties": dict.fromkeys(["0", "1", "2", "3", "4", "5+"], COUNT),
+}
 QUALITY = {
     "type": "object",
     "description": "Measured when the release was cut; `method` says from what.",
-    "required": ["release", "snapshot", "method", "labels"],
+    "required": ["release", "snapshot", "method", "labels", "calibration"],
     "properties": {
         "release": {"type": "string"},
         "snapshot": {"type": "string", "format": "date-time"},
@@ -151,6 +157,8 @@ QUALITY = {
                     "validated_precision",
                     "rejected_precision",
                     "gold_votes",
+                    "pairs_by_voters",
+                    "pairs_by_networks",
                 ],
                 "properties": {
                     "label": {"type": "string"},
@@ -167,6 +175,26 @@ QUALITY = {
                         "required": ["answered", "right", "accuracy"],
                         "properties": {"answered": COUNT, "right": COUNT, "accuracy": SHARE},
                     },
+                    "pairs_by_voters": BUCKETED,
+                    "pairs_by_networks": BUCKETED,
+                },
+            },
+        },
+        "calibration": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["confidence", "gold_pairs", "answer_yes", "share_yes"],
+                "properties": {
+                    "confidence": {
+                        "type": "array",
+                        "items": {"type": "number", "minimum": 0, "maximum": 1},
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                    "gold_pairs": COUNT,
+                    "answer_yes": COUNT,
+                    "share_yes": {"type": "number", "minimum": 0, "maximum": 1},
                 },
             },
         },

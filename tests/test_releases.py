@@ -553,6 +553,13 @@ class TestQuality:
         assert dog["gold_votes"] == {"answered": 4, "right": 3, "accuracy": 0.75}
         eye = next(row for row in release.quality["labels"] if row["sublabel"] == "eye")
         assert eye["validated_precision"]["precision"] is None  # no gold: no claim
+        # Four gold pairs with one voter each; a's dog had 3 voters, b's 5, all from one /24.
+        assert dog["pairs_by_voters"] == {"0": 0, "1": 4, "2": 0, "3": 1, "4": 0, "5+": 1}
+        assert dog["pairs_by_networks"] == {"0": 4, "1": 2, "2": 0, "3": 0, "4": 0, "5+": 0}
+        calibration = release.quality["calibration"]
+        assert sum(row["gold_pairs"] for row in calibration) == 4
+        assert sum(row["answer_yes"] for row in calibration) == 2
+        assert all(0 <= row["confidence"][0] < row["confidence"][1] <= 1 for row in calibration)
 
     def test_the_report_is_in_the_tar_and_on_the_page(self, client, pictures, gold):
         cut(query="dog")
@@ -560,6 +567,10 @@ class TestQuality:
         assert json.loads(members["quality.json"])["release"] == "2027-01"
         markdown = members["QUALITY.md"].decode()
         assert "| dog | 6 |" in markdown and "67% (" in markdown and "2 of 3 gold" in markdown
+        assert (
+            "## Independent voters per pair" in markdown
+            and "## Calibration of confidence" in markdown
+        )
         assert hashlib.sha256(members["QUALITY.md"]).hexdigest() in members["MANIFEST"].decode()
         page = client.get("/releases").content.decode()
         assert "Quality per label" in page and "67 %" in page and "no gold" in page
