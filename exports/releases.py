@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Iterator
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from donations.models import Image
 from donations.storage import file_name, public_storage
@@ -142,16 +142,19 @@ def cut_release(
         if Release.objects.filter(slug=slug).exists():
             raise ReleaseError(f"a release {slug} exists already; releases are never replaced")
         previous = Release.objects.order_by("-created", "-id").first()
-        release = Release.objects.create(
-            slug=slug,
-            snapshot=taken,
-            query=str(query),
-            min_probability=min_probability,
-            min_confidence=min_confidence,
-            named_label_ids=query.named_label_ids,
-            notes=notes,
-            previous=previous,
-        )
+        try:
+            release = Release.objects.create(
+                slug=slug,
+                snapshot=taken,
+                query=str(query),
+                min_probability=min_probability,
+                min_confidence=min_confidence,
+                named_label_ids=query.named_label_ids,
+                notes=notes,
+                previous=previous,
+            )
+        except IntegrityError:  # cut a moment ago by someone else; this cut rolls back
+            raise ReleaseError(f"a release {slug} exists already") from None
         export = Export(query=query, min_probability=min_probability, min_confidence=min_confidence)
         sql = entries_sql(export, release.pk)
         cursor.execute(sql.text, sql.params)
