@@ -77,23 +77,23 @@ def named(slug: str) -> Release | None:
 @public_read
 @limit("export", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def release_changes(request: HttpRequest, slug: str) -> HttpResponse:
-    """The pairs added, removed or changed since `since` (default: the previous release)."""
+    """The pairs added, removed or changed since `since` (default: the previous release;
+    for the first release, every pair is added)."""
     new = named(slug)
     if new is None:
         return json_error(f"there is no release {slug!r}; see /v1/releases", 404)
-    since = request.GET.get("since", "")
-    if since:
+    if "since" in request.GET:  # even empty: it names a release, and none is called ""
+        since = request.GET["since"]
         old = named(since)
         if old is None:
             return json_error(f"since: there is no release {since!r}", 404)
-    elif new.previous is None:
-        return json_error(f"{slug} is the first release; name one with ?since=", 400)
     else:
-        old = new.previous
+        old = new.previous  # None for the first release: every pair is added
     body = iter(()) if request.method == "HEAD" else _lines(changes_sql(old, new))
     response = StreamingHttpResponse(body, content_type="application/x-ndjson")
+    since_name = old.slug if old else "nothing"
     response["Content-Disposition"] = attachment(
-        f"imagemonkey-changes-{old.slug}-to-{new.slug}.jsonl"
+        f"imagemonkey-changes-{since_name}-to-{new.slug}.jsonl"
     )
     return response
 

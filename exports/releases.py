@@ -111,9 +111,11 @@ def difference_counts(old_id: int, new_id: int, *, cursor) -> dict[str, int]:
     return {"added": 0, "removed": 0, "changed": 0, **dict(cursor.fetchall())}
 
 
-def changes_sql(old: Release, new: Release) -> Sql:
-    """One JSON object per line for each pair added, removed or changed from `old` to `new`."""
-    return compose(Sql(DIFFERENCE, [old.pk, new.pk]), Sql(CHANGE_LINES, [old.pk, new.pk]))
+def changes_sql(old: Release | None, new: Release) -> Sql:
+    """One JSON object per line for each pair added, removed or changed from `old` to `new`
+    (from nothing when `old` is None: every pair is added)."""
+    old_id = old.pk if old is not None else None  # release_id = NULL matches no row
+    return compose(Sql(DIFFERENCE, [old_id, new.pk]), Sql(CHANGE_LINES, [old_id, new.pk]))
 
 
 @transaction.atomic

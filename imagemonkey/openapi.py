@@ -651,7 +651,7 @@ def build() -> dict:
                             "name": "since",
                             "in": "query",
                             "required": False,
-                            "description": "The release to compare with; default: the previous one.",
+                            "description": "The release to compare with; default: the previous one (for the first release: nothing, so every pair is added).",
                             "schema": RELEASE_ID,
                         },
                     ],

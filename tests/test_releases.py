@@ -387,6 +387,14 @@ class TestListingAndChanges:
         back = body(client.get("/v1/releases/2027-01/changes", {"since": "2027-02"})).decode()
         assert [json.loads(line)["change"] for line in back.splitlines()].count("added") == 2
 
+    def test_the_first_release_changes_from_nothing(self, client, pictures):
+        release = cut()
+        lines = body(client.get("/v1/releases/2027-01/changes")).decode().splitlines()
+        changes = [json.loads(line) for line in lines]
+        assert len(changes) == release.pairs
+        assert {change["change"] for change in changes} == {"added"}
+        assert all(change["before"] is None for change in changes)
+
     def test_revoked_pictures_leave_the_changes_too(self, client, pictures):
         cut("2027-01", query="dog")
         ImageLabel.objects.filter(pk=pictures["b_dog"].pk).update(num_yes=9)
@@ -401,7 +409,6 @@ class TestListingAndChanges:
         [
             ("/v1/releases/nope/changes", 404, "there is no release 'nope'"),
             ("/v1/releases/2027-01/changes?since=nope", 404, "since: there is no release"),
-            ("/v1/releases/2027-01/changes", 400, "first release"),
             ("/v1/releases/2027-01/changes?since=a%2Fb", 404, "since: there is no release"),
             ("/v1/releases/a%00b/changes", 404, "there is no release"),
             ("/v1/export?release=..%2Fx", 404, "there is no release"),
