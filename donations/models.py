@@ -54,7 +54,8 @@ class ReportReason(models.TextChoices):
     OTHER = "other", "Something else"
 
 
-# Sent inside the transaction of a moderation decision, once the image's status changed.
+# Sent inside the transaction of a moderation decision, once the image's status changed
+# (and before its files move), with the decision's `action` and `was_public`.
 status_changed = Signal()
 
 
@@ -340,7 +341,7 @@ class Image(models.Model):
             self.reports.update(resolved=True)
         decision = self.decisions.create(action=action, moderator=moderator, note=note[:500])
         # Its pairs follow (donations.pairs listens: it builds on this module).
-        status_changed.send(sender=Image, image=self)
+        status_changed.send(sender=Image, image=self, action=action, was_public=was_public)
         # Files move last: if copying fails, the copies are removed and the
         # whole decision rolls back.
         if new_status == self.Status.PUBLIC:

@@ -44,6 +44,7 @@ from donations.models import Image, ImageLabel
 from donations.storage import file_name, public_storage
 from labels.models import Label
 
+from . import quality
 from .query import LabelQuery, Sql, compose
 
 CSV_HEADER = b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence\r\n"
@@ -77,9 +78,20 @@ class Export:
     annotations_only: bool = False
     # Absolute URL that an image's uuid completes, e.g. https://host/v1/donation/
     image_url_prefix: str = "/v1/donation/"
+    # A release's id: the rows are then its frozen ones (exports_releaseentry),
+    # minus the pictures revoked since; `query` and the thresholds are the release's.
+    release_id: int | None = None
+    release_slug: str = ""
+
+    @property
+    def pairs(self) -> str:
+        """The table rows read their pairs from: the live pairs, or the release's."""
+        return "validation_imagelabel" if self.release_id is None else "exports_releaseentry"
 
     def matching(self) -> Sql:
         """A condition over `img` for the public images this export contains."""
+        if self.release_id is not None:
+            return Sql(RELEASED_IMAGES, [Image.Status.PUBLIC, self.release_id])
         if self.annotations_only:
             return Sql("FALSE")  # annotations do not exist yet, so no image has one
         return self.query.condition(
@@ -88,10 +100,38 @@ class Export:
 
     def passing(self, alias: str = "p") -> Sql:
         """A condition over the pair table (aliased `alias`) for pairs past both thresholds."""
+        if self.release_id is not None:  # a release holds only the pairs that passed
+            return Sql(
+                f"{alias}.release_id = %s AND {alias}.label_id IS NOT NULL", [self.release_id]
+            )
         return Sql(
             f"{alias}.probability >= %s AND {alias}.confidence >= %s",
             [self.min_probability, self.min_confidence],
         )
+
+
+# A released image is served while it is public and has not been revoked.
+RELEASED_IMAGES = """img.status = %s AND EXISTS (
+    SELECT 1 FROM exports_releaseentry e WHERE e.release_id = %s AND e.image_id = img.id
+) AND NOT EXISTS (SELECT 1 FROM exports_revocation r WHERE r.image_uuid = img.uuid)"""
+
+
+@dataclass(frozen=True)
+class ReleasedQuery:
+    """A release's query as it was written when it was cut (its labels may be gone since)."""
+
+    text: str
+    named_label_ids: list[int]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def label_cells(export: Export) -> str | Sql:
+    """LABEL_CELLS, reading a release's label names as they were when it was cut."""
+    if export.release_id is None:
+        return LABEL_CELLS
+    return Sql(LABEL_CELLS.replace(LIVE_NAMES, RELEASED_NAMES), [export.release_id])
 
 
 # --- The snapshot ----------------------------------------------------------------
@@ -268,6 +308,12 @@ WITH names AS (
     FROM names
 )
 """
+LIVE_NAMES = """SELECT l.id,
+           COALESCE(parent.name, l.name) AS label,
+           CASE WHEN parent.id IS NULL THEN '' ELSE l.name END AS sublabel
+    FROM labels_label l LEFT JOIN labels_label parent ON parent.id = l.parent_id"""
+RELEASED_NAMES = """SELECT label_id AS id, label, sublabel
+    FROM exports_releaselabel WHERE release_id = %s"""
 # Rows look their label's cell up in one jsonb object (label id → cell) built once
 # per query, rather than joining `cells`: a join makes the planner hash the pairs and
 # sort every row (on disk, at a million pairs) before the first one leaves, while the
@@ -281,7 +327,7 @@ CELL = "((SELECT m FROM cellmap) ->> p.label_id::text)"
 def image_objects(export: Export, row_prefix: str) -> Sql:
     """One JSON object per matching image with its passing pairs, as in the /v1/export shape."""
     return compose(
-        LABEL_CELLS,
+        label_cells(export),
         JSON_CELL_MAP,
         Sql(
             """SELECT %s || '{"uuid":"' || img.uuid || '","provider":"donation","width":'
@@ -295,7 +341,9 @@ def image_objects(export: Export, row_prefix: str) -> Sql:
                 || ',"confidence":' || p.confidence || '}', ',' ORDER BY p.label_id), '')
             || ']}'
         FROM donations_image img
-        LEFT JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        LEFT JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
         export.matching(),
@@ -308,7 +356,7 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
     url = export.image_url_prefix.replace('"', '""')
     url = "".join(char for char in url if char.isprintable())
     return compose(
-        LABEL_CELLS,
+        label_cells(export),
         CSV_CELL_MAP,
         Sql(
             """SELECT img.uuid || ',' || %s || img.uuid || '",' || img.width || ',' || img.height
@@ -318,7 +366,9 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
         CELL,
         """ || ',' || p.num_yes || ',' || p.num_no || ',' || p.probability || ',' || p.confidence
         FROM donations_image img
-        JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
         export.matching(),
@@ -349,7 +399,9 @@ def coco_image_labels(export: Export) -> Sql:
         """SELECT ',{"image_id":' || img.id || ',"category_id":' || p.label_id
             || ',"num_yes":' || p.num_yes || ',"num_no":' || p.num_no
             || ',"probability":' || p.probability || ',"confidence":' || p.confidence || '}'
-        FROM donations_image img JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        FROM donations_image img JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
         export.matching(),
@@ -360,6 +412,8 @@ def coco_image_labels(export: Export) -> Sql:
 def coco_categories(export: Export) -> Sql:
     """The labels that occur in the export; a part's supercategory is its label,
     a label's is the first of its is-a categories."""
+    if export.release_id is not None:
+        return released_categories(export)
     return compose(
         """WITH used AS MATERIALIZED (
             SELECT DISTINCT p.label_id FROM donations_image img
@@ -381,6 +435,24 @@ def coco_categories(export: Export) -> Sql:
     )
 
 
+def released_categories(export: Export) -> Sql:
+    """coco_categories for a release: its labels' names as they were when it was cut."""
+    return compose(
+        """WITH used AS MATERIALIZED (
+            SELECT DISTINCT p.label_id FROM donations_image img
+            JOIN exports_releaseentry p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        """)
+        SELECT ',{"id":' || l.label_id
+            || ',"name":' || to_json(l.label || CASE l.sublabel WHEN '' THEN '' ELSE '/' || l.sublabel END)::text
+            || ',"supercategory":' || to_json(l.supercategory)::text || '}'
+        FROM used JOIN exports_releaselabel l ON l.label_id = used.label_id AND """,
+        Sql("l.release_id = %s ORDER BY l.label_id", [export.release_id]),
+    )
+
+
 def tar_members(export: Export) -> Sql:
     """(uuid, format, master sha256, publication key, label id) for each file of the tar.
 
@@ -391,15 +463,18 @@ def tar_members(export: Export) -> Sql:
     named = export.query.named_label_ids
     return compose(
         """SELECT img.uuid, img.format, img.master_sha256, img.publication, p.label_id
-        FROM donations_image img JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        FROM donations_image img JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
         export.matching(),
+        Sql(" AND (p.label_id = ANY(%s) OR NOT EXISTS (SELECT 1 FROM ", [named]),
+        export.pairs,
         Sql(
-            """ AND (p.label_id = ANY(%s) OR NOT EXISTS (
-                SELECT 1 FROM validation_imagelabel q
+            """ q
                 WHERE q.image_id = img.id AND q.label_id = ANY(%s) AND """,
-            [named, named],
+            [named],
         ),
         export.passing("q"),
         ")) ORDER BY img.id, p.label_id",
@@ -449,6 +524,8 @@ def render_coco(export: Export) -> Iterator[bytes]:
             "min_confidence": export.min_confidence,
             "image_labels": "one entry per image and label, with the crowd's votes",
         }
+        if export.release_id is not None:
+            info["release"] = export.release_slug
         head = {"info": info, "licenses": [COCO_LICENSE]}
         yield json.dumps(head)[:-1].encode() + b', "images": [\n'
         yield from _after_first(snap.copy_lines(coco_images(export)))
@@ -543,6 +620,8 @@ def render_tar(export: Export) -> Iterator[bytes]:
         counts = _TarCounts()
         yield from _image_members(export, snap, archive, counts, hashes)
         yield from _labels_csv_member(export, snap, archive, counts, hashes)
+        if export.release_id is not None:
+            yield from _quality_members(export, snap, archive, hashes)
         head = _manifest_head(export, snap.taken, counts)
         body_size = hashes.tell()
         hashes.seek(0)
@@ -551,8 +630,19 @@ def render_tar(export: Export) -> Iterator[bytes]:
         yield archive.end()
 
 
+def released_folders(snap: Snapshot, release_id: int) -> dict[int, str]:
+    """folder_names as they were when the release was cut."""
+    sql = Sql(
+        "SELECT label_id, folder FROM exports_releaselabel WHERE release_id = %s", [release_id]
+    )
+    return dict(snap.rows(sql))
+
+
 def _image_members(export, snap, archive, counts, hashes) -> Iterator[bytes]:
-    folders = folder_names(snap)
+    if export.release_id is None:
+        folders = folder_names(snap)
+    else:
+        folders = released_folders(snap, export.release_id)
     storage = public_storage()
     missing = last = None
     for uuid, image_format, master_sha256, publication, label_id in snap.rows(tar_members(export)):
@@ -594,6 +684,15 @@ def _labels_csv_member(export, snap, archive, counts, hashes) -> Iterator[bytes]
     hashes.write(f"{digest.hexdigest()}  labels.csv\n".encode())
 
 
+def _quality_members(export, snap, archive, hashes) -> Iterator[bytes]:
+    """A release's QUALITY.md and quality.json, as measured when it was cut."""
+    (text,) = snap.one(quality.stored(export.release_id))
+    report = json.loads(text)
+    for name, content in quality.members(report) if report else []:
+        yield from archive.member(name, len(content), iter([content]))
+        hashes.write(f"{hashlib.sha256(content).hexdigest()}  {name}\n".encode())
+
+
 def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes:
     lines = [
         "# ImageMonkey dataset export, ImageFolder layout: <label>/<uuid>.<ext>",
@@ -609,6 +708,11 @@ def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes
         f"# files whose sha256 differs from the recorded master: {counts.mismatched}",
         "# check every file with: grep -v '^#' MANIFEST | sha256sum -c",
     ]
+    if export.release_id is not None:
+        lines[1:1] = [
+            f"# release: {export.release_slug} (minus the pictures revoked since, "
+            "listed in /v1/revocations.jsonl)"
+        ]
     return ("\n".join(lines) + "\n").encode()
 
 

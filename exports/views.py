@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlencode
 
 from django import forms
@@ -26,11 +27,16 @@ from .export import (
     first_images,
     validation_counts,
 )
+from .models import SLUG_MAX_LENGTH, SLUG_PATTERN, Release
 from .query import MAX_LENGTH, LabelQuery, QueryError
+from .releases import release_export
 
 PREVIEW_IMAGES = 10
 IMAGE_PATH = "/v1/donation/"  # where an image's bytes live: /v1/donation/<uuid>
 FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
+
+# The parameters that choose what an export holds; a release has chosen them already.
+RELEASE_EXCLUDES = ("query", "min_probability", "min_confidence", "annotations_only")
 
 THRESHOLD_ERRORS = {
     "invalid": "must be a number between 0 and 1",
@@ -43,6 +49,7 @@ class ExportForm(forms.Form):
     """The export's parameters, shared by the page and the API."""
 
     query = forms.CharField(
+        required=False,  # unless a release is asked for (clean)
         max_length=MAX_LENGTH,
         error_messages={
             "required": "a query is required, e.g. dog | cat",
@@ -61,10 +68,14 @@ class ExportForm(forms.Form):
         choices=[(name, f.title) for name, f in FORMATS.items()],
         error_messages={"invalid_choice": f"must be one of {', '.join(FORMATS)}"},
     )
+    release = forms.CharField(required=False, max_length=SLUG_MAX_LENGTH)
 
     query_error: QueryError | None = None
+    release_missing = False
 
-    def clean_query(self) -> LabelQuery:
+    def clean_query(self) -> LabelQuery | None:
+        if not self.cleaned_data["query"]:
+            return None
         try:
             return LabelQuery.parse(self.cleaned_data["query"])
         except QueryError as error:
@@ -80,9 +91,37 @@ class ExportForm(forms.Form):
     def clean_format(self) -> str:
         return self.cleaned_data["format"] or "json"
 
+    def clean_release(self) -> Release | None:
+        slug = self.cleaned_data["release"]
+        if not slug:
+            return None
+        release = None
+        if re.fullmatch(SLUG_PATTERN, slug):
+            release = Release.objects.filter(slug=slug).first()
+        if release is None:
+            self.release_missing = True
+            raise forms.ValidationError(f"there is no release {slug!r}; see /v1/releases")
+        return release
+
+    def clean(self):
+        data = super().clean()
+        if data.get("release") is not None:
+            # A release is its own query and thresholds: refuse rather than ignore others.
+            given = [name for name in RELEASE_EXCLUDES if self.data.get(name)]
+            if given:
+                self.add_error(
+                    "release",
+                    f"a release is exported as it was cut; leave out {', '.join(given)}",
+                )
+        elif "query" in data and data["query"] is None and "release" not in self.errors:
+            self.add_error("query", self.fields["query"].error_messages["required"])
+        return data
+
     def export(self, request: HttpRequest) -> Export:
         """The export asked for; TooCostly when its query is too expensive to run."""
         data = self.cleaned_data
+        if data["release"] is not None:
+            return release_export(data["release"], request.build_absolute_uri(IMAGE_PATH))
         dataset = Export(
             query=data["query"],
             min_probability=data["min_probability"] or 0.0,
@@ -97,7 +136,10 @@ class ExportForm(forms.Form):
         """400 for a wrong query or format (with the position), 422 for a malformed number."""
         if self.query_error is not None:
             return json_error(self.query_error.message, 400, position=self.query_error.position)
-        for name in ("query", "format", "annotations_only", "min_probability", "min_confidence"):
+        if self.release_missing:
+            return json_error(f"release: {self.errors['release'][0]}", 404)
+        names = ("release", "query", "format", "annotations_only", "min_probability")
+        for name in (*names, "min_confidence"):
             if name in self.errors:
                 status = 422 if name.startswith("min_") else 400
                 return json_error(f"{name}: {self.errors[name][0]}", status)
@@ -111,6 +153,8 @@ def attachment(filename: str) -> str:
 
 
 def download_name(export: Export, extension: str) -> str:
+    if export.release_id is not None:
+        return f"imagemonkey-release-{export.release_slug}.{extension}"
     stem = slugify(str(export.query))[:60].strip("-") or "export"
     return f"imagemonkey-{stem}-{timezone.now():%Y%m%d-%H%M%S}.{extension}"
 
@@ -238,6 +282,8 @@ def export_page(request: HttpRequest) -> HttpResponse:
                 "min_confidence": dataset.min_confidence,
                 "format": form.cleaned_data["format"],
             }
+            if dataset.release_id is not None:
+                parameters = {"release": dataset.release_slug, "format": parameters["format"]}
             context.update(
                 chosen=FORMATS[form.cleaned_data["format"]],
                 download_url=f"{reverse('exports:api-export')}?{urlencode(parameters)}",

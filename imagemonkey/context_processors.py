@@ -7,6 +7,7 @@ NAVIGATION = [
     ("validation:label-mode", "Label"),
     ("donations:browse", "Browse"),
     ("exports:export", "Export"),
+    ("exports:releases", "Releases"),
     ("validation:statistics", "Statistics"),
     ("api-docs", "API"),
     ("about", "About"),

@@ -104,6 +104,163 @@ VOTED = {
 }
 
 
+RELEASE_ID = {
+    "type": "string",
+    "pattern": "^[a-z0-9]+([.-][a-z0-9]+)*$",
+    "maxLength": 40,
+    "example": "2027-01",
+}
+COUNT = {"type": "integer", "minimum": 0}
+SHARE = {"type": "number", "minimum": 0, "maximum": 1, "nullable": True}
+ESTIMATE = {
+    "type": "object",
+    "required": ["gold_pairs", "agreeing", "precision", "interval_95"],
+    "properties": {
+        "gold_pairs": COUNT,
+        "agreeing": COUNT,
+        "precision": SHARE,
+        "interval_95": {
+            "type": "array",
+            "nullable": True,
+            "items": {"type": "number", "minimum": 0, "maximum": 1},
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    },
+}
+BUCKETED = {
+    "type": "object",
+    "description": "Pairs by the number of distinct voters (networks) behind their counted votes.",
+    "required": ["0", "1", "2", "3", "4", "5+"],
+    "properties": dict.fromkeys(["0", "1", "2", "3", "4", "5+"], COUNT),
+}
+QUALITY = {
+    "type": "object",
+    "description": "Measured when the release was cut; `method` says from what.",
+    "required": ["release", "snapshot", "method", "labels", "calibration"],
+    "properties": {
+        "release": {"type": "string"},
+        "snapshot": {"type": "string", "format": "date-time"},
+        "method": {"type": "string"},
+        "labels": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "label",
+                    "sublabel",
+                    "pairs",
+                    "settled",
+                    "validated",
+                    "rejected",
+                    "open",
+                    "validated_precision",
+                    "rejected_precision",
+                    "gold_votes",
+                    "pairs_by_voters",
+                    "pairs_by_networks",
+                ],
+                "properties": {
+                    "label": {"type": "string"},
+                    "sublabel": {"type": "string"},
+                    "pairs": COUNT,
+                    "settled": COUNT,
+                    "validated": COUNT,
+                    "rejected": COUNT,
+                    "open": COUNT,
+                    "validated_precision": ESTIMATE,
+                    "rejected_precision": ESTIMATE,
+                    "gold_votes": {
+                        "type": "object",
+                        "required": ["answered", "right", "accuracy"],
+                        "properties": {"answered": COUNT, "right": COUNT, "accuracy": SHARE},
+                    },
+                    "pairs_by_voters": BUCKETED,
+                    "pairs_by_networks": BUCKETED,
+                },
+            },
+        },
+        "calibration": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["confidence", "gold_pairs", "answer_yes", "share_yes"],
+                "properties": {
+                    "confidence": {
+                        "type": "array",
+                        "items": {"type": "number", "minimum": 0, "maximum": 1},
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                    "gold_pairs": COUNT,
+                    "answer_yes": COUNT,
+                    "share_yes": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+            },
+        },
+    },
+}
+RELEASE = {
+    "type": "object",
+    "required": [
+        "id",
+        "created",
+        "snapshot",
+        "query",
+        "min_probability",
+        "min_confidence",
+        "notes",
+        "images",
+        "pairs",
+        "estimated_tar_bytes",
+        "previous",
+        "changes_since_previous",
+        "labels",
+        "quality",
+    ],
+    "properties": {
+        "id": RELEASE_ID,
+        "created": {"type": "string", "format": "date-time"},
+        "snapshot": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the database was read for this release.",
+        },
+        "query": {"type": "string"},
+        "min_probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "min_confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "notes": {"type": "string"},
+        "images": COUNT,
+        "pairs": COUNT,
+        "estimated_tar_bytes": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "The master files' sizes when the release was cut, plus tar headers.",
+        },
+        "previous": {"type": "string", "nullable": True},
+        "changes_since_previous": {
+            "type": "object",
+            "required": ["added", "removed", "changed"],
+            "properties": {"added": COUNT, "removed": COUNT, "changed": COUNT},
+        },
+        "labels": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["label", "sublabel", "pairs"],
+                "properties": {
+                    "label": {"type": "string"},
+                    "sublabel": {"type": "string"},
+                    "pairs": COUNT,
+                },
+            },
+        },
+        "quality": QUALITY,
+    },
+}
+JSON_LINES = {"application/x-ndjson": {"schema": {"type": "string"}}}
+
+
 def build() -> dict:
     vote_operation = {
         "summary": "Vote on whether the label is in the picture",
@@ -470,6 +627,52 @@ def build() -> dict:
                             "Stored, waiting for a moderator.",
                         ),
                         **_errors(400, 401, 409, 413, 422, 429, 503),
+                    },
+                }
+            },
+            "/v1/releases": {
+                "get": {
+                    "summary": "Every release (a dataset frozen under an id), newest first",
+                    "responses": {
+                        "200": _json({"type": "array", "items": RELEASE}, "The releases."),
+                    },
+                }
+            },
+            "/v1/releases/{id}/changes": {
+                "get": {
+                    "summary": "The image–label pairs added, removed or changed since another release",
+                    "description": (
+                        "JSON lines: {change: added|removed|changed, uuid, label, sublabel, "
+                        "before, after}; before and after hold num_yes, num_no, probability, "
+                        "confidence and status (null on the side where the pair is absent). "
+                        "Revoked pictures are left out."
+                    ),
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": RELEASE_ID},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "required": False,
+                            "description": "The release to compare with; default: the previous one (for the first release: nothing, so every pair is added).",
+                            "schema": RELEASE_ID,
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "One JSON object per line.", "content": JSON_LINES},
+                        **_errors(400, 404, 429),
+                    },
+                }
+            },
+            "/v1/revocations.jsonl": {
+                "get": {
+                    "summary": "Pictures taken down after they were public: leave them out of every copy",
+                    "description": (
+                        "JSON lines, oldest first: {uuid, sha256: {master, display, thumb}, "
+                        "reason: moderation|reports|withdrawal|copyright, date}. "
+                        "Cacheable for five minutes."
+                    ),
+                    "responses": {
+                        "200": {"description": "One JSON object per line.", "content": JSON_LINES},
                     },
                 }
             },

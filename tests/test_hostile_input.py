@@ -40,8 +40,23 @@ GET_URLS = [
     "/v1/export",
     "/v1/export/count",
     "/v1/statistics/validations/count",
+    "/releases",
+    "/v1/releases",
+    "/v1/releases/2027-01/changes",
+    "/v1/revocations.jsonl",
 ]
-PARAMETERS = ["label", "q", "query", "page", "limit", "grouped", "cursor", "min_probability"]
+PARAMETERS = [
+    "label",
+    "q",
+    "query",
+    "page",
+    "limit",
+    "grouped",
+    "cursor",
+    "min_probability",
+    "release",
+    "since",
+]
 
 # JSON endpoints: (method, url); {uuid} is a public picture's.
 JSON_ENDPOINTS = [

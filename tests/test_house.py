@@ -84,7 +84,16 @@ class TestServable:
 class TestGetsWriteNothing:
     @pytest.mark.parametrize(
         "path",
-        ["/", "/validate", "/validate/grid?label=dog", "/label", "/me", "/browse", "/donate"],
+        [
+            "/",
+            "/validate",
+            "/validate/grid?label=dog",
+            "/label",
+            "/me",
+            "/browse",
+            "/donate",
+            "/releases",
+        ],
     )
     def test_a_page_view_by_a_new_visitor_creates_no_voter(self, path):
         serve(make_pair("dog"))

@@ -36,6 +36,12 @@ def some_data(db, keep_test_connection):
     make_label("eye", parent=dog)
     pair = make_pair(dog)
     serve(pair)
+    # Two releases, so that /v1/releases and their changes answer with content.
+    from exports.query import LabelQuery
+    from exports.releases import cut_release
+
+    cut_release("2027-01", LabelQuery.parse("dog"))
+    cut_release("2027-02", LabelQuery.parse("dog | dog.has='eye'"), notes="with parts")
 
 
 @pytest.mark.django_db

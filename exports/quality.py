@@ -1,0 +1,282 @@
+"""A release's quality report: what the crowd settled per label, and how often it was right.
+
+Only what can be counted honestly:
+
+- **settled pairs** per label: the release's own pairs, validated or rejected;
+- **estimated precision of validated pairs** (and of rejected ones: the share that
+  really lack the label), from the label's *gold* pairs — pairs whose answer is
+  known — that the crowd settled: of those it validated, the share whose known
+  answer is yes; of those it rejected, the share whose known answer is no. Every
+  gold pair of the label on a public picture counts, not only those in the release,
+  with a 95 % Wilson interval. Gold made from a moderator's or a curator's answer is
+  independent evidence; gold promoted from unanimous votes agrees with its outcome by
+  construction, and the two are not told apart in the data, so the estimate leans
+  optimistic where promoted gold is common;
+- **accuracy of counted votes on gold** per label: how often a vote that counts was
+  right on a pair whose answer is known — the raw material of `confidence`;
+- **voters per pair** per label: how many distinct voters, and distinct networks
+  (/24 or /48), cast the counted votes on each of the release's pairs (0 to "5+");
+- **calibration**: the gold pairs of the release's labels grouped by their stored
+  confidence (tenths), with the share whose known answer is yes — where confidence
+  is honest, each row's share lies near its range.
+
+No blind re-vote sample exists: that is not measured, so the report does not claim it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from donations.models import Image, PairStatus
+from validation.models import VoteAnswer
+
+from .query import Sql
+
+SETTLED_SQL = """
+SELECT label_id,
+       count(*) FILTER (WHERE status = %s),
+       count(*) FILTER (WHERE status = %s),
+       count(*) FILTER (WHERE status = %s)
+FROM exports_releaseentry WHERE release_id = %s AND label_id IS NOT NULL
+GROUP BY label_id
+"""
+GOLD_SQL = """
+SELECT p.label_id,
+       count(*) FILTER (WHERE p.status = %s),
+       count(*) FILTER (WHERE p.status = %s AND p.gold_answer),
+       count(*) FILTER (WHERE p.status = %s),
+       count(*) FILTER (WHERE p.status = %s AND NOT p.gold_answer)
+FROM validation_imagelabel p JOIN donations_image img ON img.id = p.image_id
+WHERE p.is_gold AND img.status = %s
+  AND p.label_id IN (SELECT label_id FROM exports_releaselabel WHERE release_id = %s)
+GROUP BY p.label_id
+"""
+GOLD_VOTES_SQL = """
+SELECT p.label_id, count(*), count(*) FILTER (WHERE (v.answer = %s) = p.gold_answer)
+FROM validation_vote v
+JOIN validation_imagelabel p ON p.id = v.pair_id
+JOIN donations_image img ON img.id = p.image_id
+WHERE p.is_gold AND img.status = %s AND v.counted AND NOT v.quarantined AND v.answer <> %s
+  AND p.label_id IN (SELECT label_id FROM exports_releaselabel WHERE release_id = %s)
+GROUP BY p.label_id
+"""
+VOTERS_SQL = """
+SELECT label_id, LEAST(voters, 5), LEAST(networks, 5), count(*)
+FROM (
+    SELECT e.label_id,
+           count(DISTINCT v.voter_id) AS voters,
+           count(DISTINCT NULLIF(v.ip_prefix, '')) AS networks
+    FROM exports_releaseentry e
+    JOIN validation_imagelabel p ON p.image_id = e.image_id AND p.label_id = e.label_id
+    LEFT JOIN validation_vote v
+        ON v.pair_id = p.id AND v.counted AND NOT v.quarantined AND v.answer <> %s
+    WHERE e.release_id = %s AND e.label_id IS NOT NULL
+    GROUP BY e.label_id, p.id
+) AS per_pair
+GROUP BY 1, 2, 3
+"""
+CALIBRATION_SQL = """
+SELECT LEAST(floor(p.confidence * 10)::int, 9), count(*), count(*) FILTER (WHERE p.gold_answer)
+FROM validation_imagelabel p JOIN donations_image img ON img.id = p.image_id
+WHERE p.is_gold AND img.status = %s
+  AND p.label_id IN (SELECT label_id FROM exports_releaselabel WHERE release_id = %s)
+GROUP BY 1 ORDER BY 1
+"""
+BUCKETS = ["0", "1", "2", "3", "4", "5+"]
+METHOD = (
+    "settled: the release's pairs validated or rejected by the crowd. precision: of the "
+    "label's gold pairs (known answer) on public pictures that the crowd settled, the share "
+    "whose known answer agrees (yes for validated, no for rejected), with a 95 % Wilson "
+    "interval; gold promoted from unanimous votes agrees by construction and is not told "
+    "apart, so the estimate leans optimistic. vote accuracy: counted votes on the label's "
+    "gold pairs that match the known answer. voters per pair: distinct voters and networks "
+    "behind the counted votes of each pair of the release. calibration: the gold pairs of "
+    "the release's labels by stored confidence, with the share whose known answer is yes "
+    "(promoted gold again leans it). Not measured: a blind re-vote sample."
+)
+
+
+def wilson(right: int, total: int, z: float = 1.96) -> list[float] | None:
+    """The 95 % Wilson score interval of a proportion, or None without observations."""
+    if total == 0:
+        return None
+    share = right / total
+    centre = share + z * z / (2 * total)
+    spread = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
+    scale = 1 + z * z / total
+    return [
+        round(max(0.0, (centre - spread) / scale), 4),
+        round(min(1.0, (centre + spread) / scale), 4),
+    ]
+
+
+def _estimate(right: int, total: int) -> dict:
+    return {
+        "gold_pairs": total,
+        "agreeing": right,
+        "precision": round(right / total, 4) if total else None,
+        "interval_95": wilson(right, total),
+    }
+
+
+def _rows(cursor, sql: str, params: list) -> dict[int, tuple]:
+    cursor.execute(sql, params)
+    return {row[0]: row[1:] for row in cursor.fetchall()}
+
+
+def measure(release, cursor) -> dict:
+    """The report of `release`, from its rows and the gold on the cursor's snapshot."""
+    statuses = [PairStatus.VALIDATED, PairStatus.REJECTED, PairStatus.OPEN]
+    settled = _rows(cursor, SETTLED_SQL, [*statuses, release.pk])
+    gold = _rows(
+        cursor,
+        GOLD_SQL,
+        [PairStatus.VALIDATED] * 2 + [PairStatus.REJECTED] * 2 + [Image.Status.PUBLIC, release.pk],
+    )
+    votes = _rows(
+        cursor,
+        GOLD_VOTES_SQL,
+        [VoteAnswer.YES, Image.Status.PUBLIC, VoteAnswer.SKIP, release.pk],
+    )
+    empty = {"voters": dict.fromkeys(BUCKETS, 0), "networks": dict.fromkeys(BUCKETS, 0)}
+    voters: dict[int, dict] = {}
+    cursor.execute(VOTERS_SQL, [VoteAnswer.SKIP, release.pk])
+    for label_id, by_voters, by_networks, pairs in cursor.fetchall():
+        found = voters.setdefault(
+            label_id, {"voters": dict.fromkeys(BUCKETS, 0), "networks": dict.fromkeys(BUCKETS, 0)}
+        )
+        found["voters"][BUCKETS[by_voters]] += pairs
+        found["networks"][BUCKETS[by_networks]] += pairs
+    cursor.execute(CALIBRATION_SQL, [Image.Status.PUBLIC, release.pk])
+    calibration = [
+        {
+            "confidence": [tenth / 10, (tenth + 1) / 10],
+            "gold_pairs": total,
+            "answer_yes": yes,
+            "share_yes": round(yes / total, 4),
+        }
+        for tenth, total, yes in cursor.fetchall()
+    ]
+    labels = []
+    for label in release.labels.order_by("label", "sublabel"):
+        validated, rejected, still_open = settled.get(label.label_id, (0, 0, 0))
+        gold_validated, validated_right, gold_rejected, rejected_right = gold.get(
+            label.label_id, (0, 0, 0, 0)
+        )
+        answered, right = votes.get(label.label_id, (0, 0))
+        labels.append(
+            {
+                "label": label.label,
+                "sublabel": label.sublabel,
+                "pairs": label.pairs,
+                "settled": validated + rejected,
+                "validated": validated,
+                "rejected": rejected,
+                "open": still_open,
+                "validated_precision": _estimate(validated_right, gold_validated),
+                "rejected_precision": _estimate(rejected_right, gold_rejected),
+                "gold_votes": {
+                    "answered": answered,
+                    "right": right,
+                    "accuracy": round(right / answered, 4) if answered else None,
+                },
+                "pairs_by_voters": voters.get(label.label_id, empty)["voters"],
+                "pairs_by_networks": voters.get(label.label_id, empty)["networks"],
+            }
+        )
+    return {
+        "release": release.slug,
+        "snapshot": release.snapshot.isoformat(),
+        "method": METHOD,
+        "labels": labels,
+        "calibration": calibration,
+    }
+
+
+def _share(estimate: dict) -> str:
+    if estimate["precision"] is None:
+        return "no gold"
+    low, high = estimate["interval_95"]
+    return (
+        f"{estimate['precision']:.0%} ({low:.0%}–{high:.0%}; "
+        f"{estimate['agreeing']} of {estimate['gold_pairs']} gold)"
+    )
+
+
+def as_markdown(report: dict) -> str:
+    lines = [
+        f"# Quality of ImageMonkey release {report['release']}",
+        "",
+        f"Measured when the release was cut ({report['snapshot']}).",
+        "",
+        report["method"],
+        "",
+        "| label | pairs | settled | validated | rejected | precision of validated | "
+        "precision of rejected | counted votes on gold right |",
+        "|---|---:|---:|---:|---:|---|---|---|",
+    ]
+    for row in report["labels"]:
+        name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
+        name = name.replace("|", "\\|")
+        votes = row["gold_votes"]
+        accuracy = (
+            f"{votes['accuracy']:.0%} ({votes['right']} of {votes['answered']})"
+            if votes["accuracy"] is not None
+            else "no votes on gold"
+        )
+        lines.append(
+            f"| {name} | {row['pairs']} | {row['settled']} | {row['validated']} | "
+            f"{row['rejected']} | {_share(row['validated_precision'])} | "
+            f"{_share(row['rejected_precision'])} | {accuracy} |"
+        )
+    lines += [
+        "",
+        "## Independent voters per pair",
+        "",
+        "Pairs of the release by the number of distinct voters (and networks) behind their "
+        "counted votes.",
+        "",
+        "| label | "
+        + " | ".join(f"{b} voters" for b in BUCKETS)
+        + " | "
+        + " | ".join(f"{b} networks" for b in BUCKETS)
+        + " |",
+        "|---|" + "---:|" * (2 * len(BUCKETS)),
+    ]
+    for row in report["labels"]:
+        name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
+        cells = [str(row["pairs_by_voters"][b]) for b in BUCKETS]
+        cells += [str(row["pairs_by_networks"][b]) for b in BUCKETS]
+        lines.append(f"| {name.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Calibration of confidence",
+        "",
+        "Gold pairs of these labels by stored confidence, and how many truly show the label.",
+        "",
+        "| confidence | gold pairs | known answer yes | share |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in report["calibration"]:
+        low, high = row["confidence"]
+        lines.append(
+            f"| {low:.1f}–{high:.1f} | {row['gold_pairs']} | {row['answer_yes']} | "
+            f"{row['share_yes']:.0%} |"
+        )
+    if not report["calibration"]:
+        lines.append("| no gold pairs | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def members(report: dict) -> list[tuple[str, bytes]]:
+    """The report's files for the tar: QUALITY.md and quality.json."""
+    return [
+        ("QUALITY.md", as_markdown(report).encode()),
+        ("quality.json", (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode()),
+    ]
+
+
+def stored(release_id: int) -> Sql:
+    """The stored report, as JSON text (json.loads it: drivers differ on jsonb)."""
+    return Sql("SELECT quality::text FROM exports_release WHERE id = %s", [release_id])

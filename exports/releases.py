@@ -1,0 +1,282 @@
+"""Cutting a release, revoking a picture, and the changes between two releases.
+
+A release is cut in one transaction that reads one snapshot (REPEATABLE READ
+when the cut owns its transaction): the export's rows are copied into
+exports_releaseentry with one INSERT … SELECT — the same join the JSON export
+renders, so an image matched with no passing pair keeps a row without a label —
+then its labels' names and folders, its counts and its difference from the
+previous release are derived from those rows, never from the live tables again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+
+from django.db import IntegrityError, connection, transaction
+
+from donations.models import Image
+from donations.storage import file_name, public_storage
+
+from . import quality
+from .export import Export, ReleasedQuery, Snapshot, folder_names
+from .models import (
+    SLUG_MAX_LENGTH,
+    SLUG_PATTERN,
+    Release,
+    ReleaseLabel,
+    Revocation,
+    RevocationReason,
+)
+from .query import LabelQuery, Sql, compose
+
+
+class ReleaseError(ValueError):
+    """A release that cannot be cut, with the reason."""
+
+
+ENTRIES_SQL = """
+INSERT INTO exports_releaseentry (release_id, image_id, image_uuid, label_id, num_yes, num_no,
+                                  probability, confidence, status, master_sha256)
+SELECT %s, img.id, img.uuid, p.label_id, p.num_yes, p.num_no, p.probability, p.confidence,
+       COALESCE(p.status, ''), img.master_sha256
+FROM donations_image img LEFT JOIN validation_imagelabel p ON p.image_id = img.id AND """
+
+
+def entries_sql(export: Export, release_id: int) -> Sql:
+    """INSERT … SELECT of the live export's rows (image_objects' join) into the release."""
+    return compose(Sql(ENTRIES_SQL, [release_id]), export.passing(), " WHERE ", export.matching())
+
+
+LABELS_SQL = """
+INSERT INTO exports_releaselabel (release_id, label_id, label, sublabel, supercategory, folder, pairs)
+SELECT %s, l.id, COALESCE(parent.name, l.name),
+       CASE WHEN parent.id IS NULL THEN '' ELSE l.name END,
+       COALESCE(parent.name, (
+           SELECT category.name FROM labels_label_categories link
+           JOIN labels_label category ON category.id = link.to_label_id
+           WHERE link.from_label_id = l.id ORDER BY category.name LIMIT 1), ''),
+       '', used.pairs
+FROM (SELECT label_id, count(*) AS pairs FROM exports_releaseentry
+      WHERE release_id = %s AND label_id IS NOT NULL GROUP BY label_id) AS used
+JOIN labels_label l ON l.id = used.label_id
+LEFT JOIN labels_label parent ON parent.id = l.parent_id
+"""
+
+# Pairs keyed by (image, label) in two releases; a pair whose counts or status differ
+# is "changed". Revoked pictures are left out on both sides, as from every download.
+DIFFERENCE = """
+WITH old AS (SELECT * FROM exports_releaseentry WHERE release_id = %s AND label_id IS NOT NULL),
+new AS (SELECT * FROM exports_releaseentry WHERE release_id = %s AND label_id IS NOT NULL),
+joined AS (
+    SELECT COALESCE(new.image_uuid, old.image_uuid) AS uuid,
+           COALESCE(new.label_id, old.label_id) AS label_id,
+           CASE WHEN old.image_id IS NULL THEN 'added'
+                WHEN new.image_id IS NULL THEN 'removed'
+                ELSE 'changed' END AS change,
+           old, new
+    FROM old FULL JOIN new ON new.image_id = old.image_id AND new.label_id = old.label_id
+    WHERE old.image_id IS NULL OR new.image_id IS NULL
+       OR (old.num_yes, old.num_no, old.probability, old.confidence, old.status)
+          IS DISTINCT FROM (new.num_yes, new.num_no, new.probability, new.confidence, new.status)
+)
+"""
+COUNT_CHANGES = "SELECT change, count(*) FROM joined GROUP BY change"
+CHANGE_LINES = """
+SELECT json_build_object(
+    'change', joined.change, 'uuid', joined.uuid, 'label', names.label, 'sublabel', names.sublabel,
+    'before', CASE WHEN joined.change = 'added' THEN NULL ELSE json_build_object(
+        'num_yes', (joined.old).num_yes, 'num_no', (joined.old).num_no,
+        'probability', (joined.old).probability, 'confidence', (joined.old).confidence,
+        'status', (joined.old).status) END,
+    'after', CASE WHEN joined.change = 'removed' THEN NULL ELSE json_build_object(
+        'num_yes', (joined.new).num_yes, 'num_no', (joined.new).num_no,
+        'probability', (joined.new).probability, 'confidence', (joined.new).confidence,
+        'status', (joined.new).status) END
+)::text
+FROM joined
+LEFT JOIN exports_releaselabel names
+    ON names.label_id = joined.label_id
+   AND names.release_id = CASE WHEN joined.change = 'removed' THEN %s ELSE %s END
+WHERE NOT EXISTS (SELECT 1 FROM exports_revocation r WHERE r.image_uuid = joined.uuid)
+ORDER BY joined.uuid, joined.label_id"""
+
+
+def difference_counts(old_id: int, new_id: int, *, cursor) -> dict[str, int]:
+    """Pairs added, removed and changed, as the release was cut (revocations come later)."""
+    sql = compose(Sql(DIFFERENCE, [old_id, new_id]), COUNT_CHANGES)
+    cursor.execute(sql.text, sql.params)
+    return {"added": 0, "removed": 0, "changed": 0, **dict(cursor.fetchall())}
+
+
+def changes_sql(old: Release | None, new: Release) -> Sql:
+    """One JSON object per line for each pair added, removed or changed from `old` to `new`
+    (from nothing when `old` is None: every pair is added)."""
+    old_id = old.pk if old is not None else None  # release_id = NULL matches no row
+    return compose(Sql(DIFFERENCE, [old_id, new.pk]), Sql(CHANGE_LINES, [old_id, new.pk]))
+
+
+@transaction.atomic
+def cut_release(
+    slug: str,
+    query: LabelQuery,
+    *,
+    min_probability: float = 0.0,
+    min_confidence: float = 0.0,
+    notes: str = "",
+) -> Release:
+    """Freeze what `/v1/export?query=…` returns now as the release `slug`.
+
+    ReleaseError when the id is unsafe or taken, or nothing matches.
+    """
+    if len(slug) > SLUG_MAX_LENGTH or not re.fullmatch(SLUG_PATTERN, slug):
+        raise ReleaseError(
+            f"{slug!r} cannot be a release id: lower-case letters and digits joined by single "
+            f"hyphens or dots, at most {SLUG_MAX_LENGTH} characters (e.g. 2027-01)"
+        )
+    with connection.cursor() as cursor:
+        if len(connection.atomic_blocks) == 1:  # our own transaction: one snapshot for it all
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("SELECT now()")
+        (taken,) = cursor.fetchone()
+        if Release.objects.filter(slug=slug).exists():
+            raise ReleaseError(f"a release {slug} exists already; releases are never replaced")
+        previous = Release.objects.order_by("-created", "-id").first()
+        try:
+            release = Release.objects.create(
+                slug=slug,
+                snapshot=taken,
+                query=str(query),
+                min_probability=min_probability,
+                min_confidence=min_confidence,
+                named_label_ids=query.named_label_ids,
+                notes=notes,
+                previous=previous,
+            )
+        except IntegrityError:  # cut a moment ago by someone else; this cut rolls back
+            raise ReleaseError(f"a release {slug} exists already") from None
+        export = Export(query=query, min_probability=min_probability, min_confidence=min_confidence)
+        sql = entries_sql(export, release.pk)
+        cursor.execute(sql.text, sql.params)
+        cursor.execute(LABELS_SQL, [release.pk, release.pk])
+        cursor.execute(
+            "SELECT count(DISTINCT image_id), count(label_id) FROM exports_releaseentry "
+            "WHERE release_id = %s",
+            [release.pk],
+        )
+        release.images, release.pairs = cursor.fetchone()
+        if not release.images:
+            raise ReleaseError("the query matches no public image; a release needs one")
+        # The folders the tar used at this moment, from the same snapshot.
+        folders = folder_names(Snapshot(connection.connection, taken))
+        labels = list(release.labels.all())
+        for label in labels:
+            label.folder = folders[label.label_id]
+        ReleaseLabel.objects.bulk_update(labels, ["folder"])
+        release.quality = quality.measure(release, cursor)
+        if previous is not None:
+            counts = difference_counts(previous.pk, release.pk, cursor=cursor)
+            release.added, release.removed, release.changed = (
+                counts["added"],
+                counts["removed"],
+                counts["changed"],
+            )
+    release.master_bytes, release.missing_files = _master_sizes(release)
+    release.save()
+    return release
+
+
+def _master_sizes(release: Release) -> tuple[int, int]:
+    """The master files' sizes added up (and how many are missing), read from storage."""
+    storage = public_storage()
+    total = missing = 0
+    images = (
+        Image.objects.filter(pk__in=release.entries.values("image_id"))
+        .values_list("uuid", "format", "publication")
+        .order_by("pk")
+    )
+    for uuid, image_format, publication in images.iterator(chunk_size=2000):
+        extension = "png" if image_format == Image.Format.PNG else "jpg"
+        try:
+            total += storage.size(file_name(uuid, "master", extension, publication))
+        except OSError:
+            missing += 1
+    return total, missing
+
+
+def release_export(release: Release, image_url_prefix: str) -> Export:
+    """The export that serves a release's frozen rows."""
+    return Export(
+        query=ReleasedQuery(release.query, list(release.named_label_ids)),
+        min_probability=release.min_probability,
+        min_confidence=release.min_confidence,
+        image_url_prefix=image_url_prefix,
+        release_id=release.pk,
+        release_slug=release.slug,
+    )
+
+
+# --- Revocations ----------------------------------------------------------------------
+
+REMOVING = {"reject", "quarantine", "hide"}
+
+
+def reason_for(image: Image, action: str) -> str:
+    """The reason class of a takedown: a copyright report wins, then reports, then moderation.
+
+    No path of the site lets a donor withdraw a picture yet, so `withdrawal` is
+    never chosen here; the class exists for the day one does.
+    """
+    if image.reports.filter(reason="copyright").exists():
+        return RevocationReason.COPYRIGHT
+    if action == "hide":
+        return RevocationReason.REPORTS
+    return RevocationReason.MODERATION
+
+
+def _file_sha256(name: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with public_storage().open(name, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def revoke(image: Image, action: str) -> Revocation | None:
+    """Record that a public picture was taken down (once; a revocation is never lifted).
+
+    Runs inside the moderation decision, before its files leave the public store,
+    so the display and thumbnail copies can still be hashed; the master's hash is
+    the one stored at ingestion.
+    """
+    if action not in REMOVING:
+        return None
+    existing = Revocation.objects.filter(image_uuid=image.uuid).first()
+    if existing is not None:
+        return existing
+    return Revocation.objects.create(
+        image_uuid=image.uuid,
+        image_id=image.pk,
+        master_sha256=image.master_sha256,
+        display_sha256=_file_sha256(image.file_name("display", public=True)),
+        thumb_sha256=_file_sha256(image.file_name("thumb", public=True)),
+        reason=reason_for(image, action),
+    )
+
+
+def revocation_lines() -> Iterator[bytes]:
+    """revocations.jsonl: one JSON object per line, oldest first, in batches."""
+    for revocation in Revocation.objects.order_by("id").iterator(chunk_size=2000):
+        yield (json.dumps(revocation.as_json()) + "\n").encode()
+
+
+def revoked_hashes() -> set[str]:
+    hashes: set[str] = set()
+    for revocation in Revocation.objects.iterator(chunk_size=2000):
+        hashes.update(revocation.hashes.values())
+    return hashes
