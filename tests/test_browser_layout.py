@@ -42,6 +42,7 @@ def pages(site) -> list[str]:
         "/validate/grid?label=dog",
         "/label",
         "/me",
+        "/releases",
         "/no-such-page",
     ]
 
