@@ -46,7 +46,9 @@ from labels.models import Label
 
 from .query import LabelQuery, Sql, compose
 
-CSV_HEADER = b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence\r\n"
+CSV_HEADER = (
+    b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence,status\r\n"
+)
 COPY_CHUNK_BYTES = 256 * 1024
 COPY_QUEUE_CHUNKS = 8  # at most ~2 MB in flight between PostgreSQL and the client
 CURSOR_BATCH_ROWS = 2000
@@ -67,13 +69,32 @@ class TooSlow(RuntimeError):
     """A count or preview ran past its statement timeout and was cancelled."""
 
 
+class PairFilter:
+    """Which pairs an export takes as positives (`status`): settled ones by default."""
+
+    VALIDATED = "validated"
+    REJECTED = "rejected"
+    OPEN = "open"
+    ANY = "any"
+    CHOICES = (VALIDATED, REJECTED, OPEN, ANY)
+
+
 @dataclass(frozen=True)
 class Export:
-    """What to export: the query, the thresholds pairs must pass, and where images live."""
+    """What to export: the query, the pairs that count, and where images live.
+
+    A pair is a *positive* when its status is `status` (every status for "any")
+    and it is past both thresholds. With `negatives`, a rejected pair is a
+    *verified negative* when the crowd is as sure of its "no" as the thresholds
+    ask of a "yes" (its no share is at least min_probability, its confidence at
+    most 1 − min_confidence). The query's terms match pairs of either kind.
+    """
 
     query: LabelQuery
     min_probability: float = 0.0
     min_confidence: float = 0.0
+    status: str = PairFilter.VALIDATED
+    negatives: bool = False
     annotations_only: bool = False
     # Absolute URL that an image's uuid completes, e.g. https://host/v1/donation/
     image_url_prefix: str = "/v1/donation/"
@@ -82,16 +103,33 @@ class Export:
         """A condition over `img` for the public images this export contains."""
         if self.annotations_only:
             return Sql("FALSE")  # annotations do not exist yet, so no image has one
-        return self.query.condition(
-            min_probability=self.min_probability, min_confidence=self.min_confidence
-        )
+        return self.query.condition(passing=self.passing())
 
-    def passing(self, alias: str = "p") -> Sql:
-        """A condition over the pair table (aliased `alias`) for pairs past both thresholds."""
-        return Sql(
+    def positive(self, alias: str = "p") -> Sql:
+        """A condition over the pair table (aliased `alias`) for the export's positives."""
+        sql = Sql(
             f"{alias}.probability >= %s AND {alias}.confidence >= %s",
             [self.min_probability, self.min_confidence],
         )
+        if self.status != PairFilter.ANY:
+            sql = Sql(f"{alias}.status = %s AND ", [self.status]) + sql
+        return sql
+
+    def negative(self, alias: str = "p") -> Sql:
+        """A condition over the pair table for the verified negatives (FALSE without them)."""
+        if not self.negatives:
+            return Sql("FALSE")
+        return Sql(
+            f"{alias}.status = %s AND 1 - {alias}.probability >= %s "
+            f"AND 1 - {alias}.confidence >= %s",
+            [PairFilter.REJECTED, self.min_probability, self.min_confidence],
+        )
+
+    def passing(self, alias: str = "p") -> Sql:
+        """The pair filter: positives, and verified negatives when they are asked for."""
+        if not self.negatives:
+            return self.positive(alias)
+        return compose("((", self.positive(alias), ") OR (", self.negative(alias), "))")
 
 
 # --- The snapshot ----------------------------------------------------------------
@@ -292,7 +330,8 @@ def image_objects(export: Export, row_prefix: str) -> Sql:
         CELL,
         """ || ',"num_yes":' || p.num_yes
                 || ',"num_no":' || p.num_no || ',"probability":' || p.probability
-                || ',"confidence":' || p.confidence || '}', ',' ORDER BY p.label_id), '')
+                || ',"confidence":' || p.confidence || ',"status":"' || p.status || '"}',
+                ',' ORDER BY p.label_id), '')
             || ']}'
         FROM donations_image img
         LEFT JOIN validation_imagelabel p ON p.image_id = img.id AND """,
@@ -317,6 +356,7 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
         ),
         CELL,
         """ || ',' || p.num_yes || ',' || p.num_no || ',' || p.probability || ',' || p.confidence
+            || ',' || p.status
         FROM donations_image img
         JOIN validation_imagelabel p ON p.image_id = img.id AND """,
         export.passing(),
@@ -392,7 +432,7 @@ def tar_members(export: Export) -> Sql:
     return compose(
         """SELECT img.uuid, img.format, img.master_sha256, img.publication, p.label_id
         FROM donations_image img JOIN validation_imagelabel p ON p.image_id = img.id AND """,
-        export.passing(),
+        export.positive(),
         " WHERE ",
         export.matching(),
         Sql(
@@ -401,7 +441,7 @@ def tar_members(export: Export) -> Sql:
                 WHERE q.image_id = img.id AND q.label_id = ANY(%s) AND """,
             [named, named],
         ),
-        export.passing("q"),
+        export.positive("q"),
         ")) ORDER BY img.id, p.label_id",
     )
 
@@ -447,6 +487,8 @@ def render_coco(export: Export) -> Iterator[bytes]:
             "query": str(export.query),
             "min_probability": export.min_probability,
             "min_confidence": export.min_confidence,
+            "status": export.status,
+            "negatives": export.negatives,
             "image_labels": "one entry per image and label, with the crowd's votes",
         }
         head = {"info": info, "licenses": [COCO_LICENSE]}
@@ -600,6 +642,8 @@ def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes
         f"# query: {json.dumps(str(export.query))}",
         f"# min_probability: {export.min_probability}",
         f"# min_confidence: {export.min_confidence}",
+        f"# status: {export.status}",
+        f"# negatives: {str(export.negatives).lower()}",
         f"# annotations_only: {str(export.annotations_only).lower()}",
         f"# snapshot: {taken.isoformat()}",
         f"# images: {counts.images}",
@@ -696,26 +740,30 @@ def count_images(export: Export) -> int:
 
 
 def first_images(export: Export, limit: int) -> list[Image]:
-    """The first few matching images, each with `passing_pairs` (three small queries)."""
-    sql = compose(
+    """The first few matching images, each with `passing_pairs` (four small queries)."""
+    images = compose(
         "SELECT img.id FROM donations_image img WHERE ",
         export.matching(),
         Sql(" ORDER BY img.id LIMIT %s", [limit]),
     )
     with bounded(), connection.cursor() as cursor:
-        cursor.execute(sql.text, sql.params)
+        cursor.execute(images.text, images.params)
         ids = [pk for (pk,) in cursor.fetchall()]
-    pairs = (
-        ImageLabel.objects.filter(
-            probability__gte=export.min_probability, confidence__gte=export.min_confidence
+        pairs = compose(
+            Sql("SELECT p.id FROM validation_imagelabel p WHERE p.image_id = ANY(%s) AND ", [ids]),
+            export.passing(),
         )
+        cursor.execute(pairs.text, pairs.params)
+        pair_ids = [pk for (pk,) in cursor.fetchall()]
+    passing = (
+        ImageLabel.objects.filter(pk__in=pair_ids)
         .select_related("label__parent")
         .order_by("label_id")
     )
     return list(
         Image.objects.filter(pk__in=ids)
         .order_by("pk")
-        .prefetch_related(Prefetch("pairs", queryset=pairs, to_attr="passing_pairs"))
+        .prefetch_related(Prefetch("pairs", queryset=passing, to_attr="passing_pairs"))
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from django import forms
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -19,6 +20,7 @@ from people.ratelimits import limit
 from .export import (
     FORMATS,
     Export,
+    PairFilter,
     TooCostly,
     TooSlow,
     check_cost,
@@ -55,6 +57,12 @@ class ExportForm(forms.Form):
     min_confidence = forms.FloatField(
         required=False, min_value=0, max_value=1, error_messages=THRESHOLD_ERRORS
     )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[(name, name) for name in PairFilter.CHOICES],
+        error_messages={"invalid_choice": f"must be one of {', '.join(PairFilter.CHOICES)}"},
+    )
+    negatives = forms.CharField(required=False, strip=True)
     annotations_only = forms.CharField(required=False, strip=True)
     format = forms.ChoiceField(
         required=False,
@@ -64,6 +72,12 @@ class ExportForm(forms.Form):
 
     query_error: QueryError | None = None
 
+    def __init__(self, *args, original_default: bool = False, **kwargs):
+        # /v1/export in the original JSON shape without a status keeps the original
+        # meaning (every pair, thresholds only): pyimagemonkey filters by itself.
+        self.original_default = original_default
+        super().__init__(*args, **kwargs)
+
     def clean_query(self) -> LabelQuery:
         try:
             return LabelQuery.parse(self.cleaned_data["query"])
@@ -71,14 +85,37 @@ class ExportForm(forms.Form):
             self.query_error = error
             raise forms.ValidationError(error.message) from None
 
-    def clean_annotations_only(self) -> bool:
-        value = self.cleaned_data["annotations_only"].lower()
+    def _flag(self, name: str) -> bool:
+        value = self.cleaned_data[name].lower()
         if value not in FLAGS:
             raise forms.ValidationError("must be true or false")
         return FLAGS[value]
 
+    def clean_annotations_only(self) -> bool:
+        return self._flag("annotations_only")
+
+    def clean_negatives(self) -> bool:
+        return self._flag("negatives")
+
     def clean_format(self) -> str:
         return self.cleaned_data["format"] or "json"
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("status"):
+            original = self.original_default and data.get("format") == "json"
+            # Negatives exist among settled pairs only: asking for them is asking for those.
+            if original and not data.get("negatives"):
+                data["status"] = PairFilter.ANY
+            else:
+                data["status"] = PairFilter.VALIDATED
+        if data.get("negatives") and data["status"] != PairFilter.VALIDATED:
+            self.add_error(
+                "negatives",
+                "negatives are rejected pairs set beside validated ones: "
+                "use them with status=validated (or no status)",
+            )
+        return data
 
     def export(self, request: HttpRequest) -> Export:
         """The export asked for; TooCostly when its query is too expensive to run."""
@@ -87,6 +124,8 @@ class ExportForm(forms.Form):
             query=data["query"],
             min_probability=data["min_probability"] or 0.0,
             min_confidence=data["min_confidence"] or 0.0,
+            status=data["status"],
+            negatives=data["negatives"],
             annotations_only=data["annotations_only"],
             image_url_prefix=request.build_absolute_uri(IMAGE_PATH),
         )
@@ -97,7 +136,15 @@ class ExportForm(forms.Form):
         """400 for a wrong query or format (with the position), 422 for a malformed number."""
         if self.query_error is not None:
             return json_error(self.query_error.message, 400, position=self.query_error.position)
-        for name in ("query", "format", "annotations_only", "min_probability", "min_confidence"):
+        for name in (
+            "query",
+            "format",
+            "status",
+            "negatives",
+            "annotations_only",
+            "min_probability",
+            "min_confidence",
+        ):
             if name in self.errors:
                 status = 422 if name.startswith("min_") else 400
                 return json_error(f"{name}: {self.errors[name][0]}", status)
@@ -119,7 +166,7 @@ def download_name(export: Export, extension: str) -> str:
 @limit("export", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def export(request: HttpRequest) -> HttpResponse:
     """The dataset as a stream in the chosen format (the original API's /v1/export)."""
-    form = ExportForm(request.GET)
+    form = ExportForm(request.GET, original_default=True)
     if not form.is_valid():
         return form.api_error()
     chosen = FORMATS[form.cleaned_data["format"]]
@@ -139,7 +186,7 @@ def export(request: HttpRequest) -> HttpResponse:
 @limit("export-count", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def export_count(request: HttpRequest) -> JsonResponse:
     """How many images an export with these parameters would hold: {"images": N}."""
-    form = ExportForm(request.GET)
+    form = ExportForm(request.GET, original_default=True)
     if not form.is_valid():
         return form.api_error()
     try:
@@ -218,7 +265,12 @@ def export_page(request: HttpRequest) -> HttpResponse:
     if "add" in data:
         data = with_added_label(data, data["add"])
     form = ExportForm(data or None, initial={"format": "json"})
-    context = {"form": form, "accessors": label_accessors(), "formats": FORMATS}
+    settle = {
+        "posterior": settings.VALIDATION_POSTERIOR,
+        "voters": settings.SETTLE_MIN_VOTERS,
+        "networks": settings.SETTLE_MIN_NETWORKS,
+    }
+    context = {"form": form, "accessors": label_accessors(), "formats": FORMATS, "settle": settle}
     status = 200
     if form.is_bound and form.is_valid():
         try:
@@ -236,8 +288,11 @@ def export_page(request: HttpRequest) -> HttpResponse:
                 "query": str(dataset.query),
                 "min_probability": dataset.min_probability,
                 "min_confidence": dataset.min_confidence,
+                "status": dataset.status,
                 "format": form.cleaned_data["format"],
             }
+            if dataset.negatives:
+                parameters["negatives"] = "true"
             context.update(
                 chosen=FORMATS[form.cleaned_data["format"]],
                 download_url=f"{reverse('exports:api-export')}?{urlencode(parameters)}",

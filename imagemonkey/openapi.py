@@ -104,6 +104,74 @@ VOTED = {
 }
 
 
+FLAG = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
+
+
+def _query(name: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+# The parameters of /v1/export and /v1/export/count (exports.views.ExportForm).
+EXPORT_PARAMETERS = [
+    _query(
+        "query",
+        {"type": "string", "minLength": 1, "maxLength": 2000},
+        "Labels joined with | (or), & (and), ~ (not) and parentheses; a part is dog.has='eye'.",
+        required=True,
+    ),
+    _query(
+        "status",
+        {"type": "string", "enum": ["validated", "rejected", "open", "any"]},
+        "Which pairs count as labels. Default: validated (settled pairs) — except format=json "
+        "without status (and without negatives), which keeps the original ImageMonkey's meaning: "
+        "every pair of the matching public images with its counts, filtered by the thresholds "
+        "only, as pyimagemonkey expects (it filters by itself).",
+    ),
+    _query(
+        "negatives",
+        FLAG,
+        "Also the rejected pairs, as verified negatives (status=validated only): a JSON "
+        "validation and a CSV row carry status rejected.",
+    ),
+    _query(
+        "min_probability",
+        THRESHOLD,
+        "Least raw yes share of a pair (a rejected pair's no share, for negatives). One yes "
+        "vote gives 1.",
+    ),
+    _query(
+        "min_confidence",
+        THRESHOLD,
+        "Least weighted posterior of a pair (for negatives, 1 − confidence).",
+    ),
+    _query("annotations_only", FLAG, "Only annotated images (there are none yet)."),
+    _query(
+        "format",
+        {"type": "string", "enum": ["json", "jsonl", "csv", "coco", "tar"]},
+        "json (default), jsonl, csv, coco or tar.",
+    ),
+]
+EXPORT_ERRORS = {
+    "400": _json(
+        {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "position": {"type": "integer"}},
+        },
+        "A wrong query (with the 0-based position), an unknown label, a wrong parameter "
+        "(named in `error`), or a query too costly to run.",
+    ),
+    **_errors(422, 429),
+}
+
+
 def build() -> dict:
     vote_operation = {
         "summary": "Vote on whether the label is in the picture",
@@ -468,6 +536,52 @@ def build() -> dict:
                             "Stored, waiting for a moderator.",
                         ),
                         **_errors(400, 401, 409, 413, 422, 429, 503),
+                    },
+                }
+            },
+            "/v1/export": {
+                "get": {
+                    "summary": "The dataset, streamed: public images matching a label query",
+                    "description": "See /export and /api for the formats, statuses and thresholds.",
+                    "parameters": EXPORT_PARAMETERS,
+                    "responses": {
+                        "200": {
+                            "description": "The export, as a download.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"type": "array", "items": {"type": "object"}},
+                                            {"type": "object"},
+                                        ]
+                                    }
+                                },
+                                "application/x-ndjson": {"schema": {"type": "string"}},
+                                "text/csv": {"schema": {"type": "string"}},
+                                "application/x-tar": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                },
+                            },
+                        },
+                        **EXPORT_ERRORS,
+                    },
+                }
+            },
+            "/v1/export/count": {
+                "get": {
+                    "summary": "How many images /v1/export with these parameters holds",
+                    "parameters": EXPORT_PARAMETERS,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["images"],
+                                "properties": {"images": {"type": "integer", "minimum": 0}},
+                            },
+                            "The count.",
+                        ),
+                        **EXPORT_ERRORS,
+                        **_errors(503),
                     },
                 }
             },

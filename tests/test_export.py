@@ -28,8 +28,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 FORMATS = ["json", "jsonl", "csv", "coco", "tar"]
 IMAGE_KEYS = {"uuid", "provider", "width", "height", "annotations", "validations"}
-VALIDATION_KEYS = {"label", "sublabel", "num_yes", "num_no", "probability", "confidence"}
-CSV_COLUMNS = "uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence"
+VALIDATION_KEYS = {"label", "sublabel", "num_yes", "num_no", "probability", "confidence", "status"}
+CSV_COLUMNS = (
+    "uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence,status"
+)
 # Data that exists in the database and must never leave it through an export.
 PRIVATE = ["203.0.113.", "198.51.100.", "IMG_20240101_private", "donor@example.org"]
 FORMULA = '=hyperlink("http://x")'
@@ -63,7 +65,16 @@ def data():
     d.c_odd = votes(make_pair(make_label(ODD), image=c), 2, 0)
     for status in (Image.Status.PENDING, Image.Status.REJECTED):
         votes(make_pair(dog, image=make_image(status=status)), 3, 0)
+    # What settling would decide with trusted voters (these test voters are not).
+    settle(d.a_dog, d.b_dog, d.c_formula, d.c_odd, status=ImageLabel.Status.VALIDATED)
+    settle(d.b_cat, status=ImageLabel.Status.REJECTED)
     return d
+
+
+def settle(*pairs, status):
+    for pair in pairs:
+        ImageLabel.objects.filter(pk=pair.pk).update(status=status)
+        pair.status = status
 
 
 def get(client, **params):
@@ -112,6 +123,7 @@ class TestJson:
                 "num_no": 0,
                 "probability": 1.0,
                 "confidence": pytest.approx(data.a_dog.confidence),
+                "status": "validated",
             },
             {
                 "label": "dog",
@@ -120,6 +132,7 @@ class TestJson:
                 "num_no": 1,
                 "probability": 0.5,
                 "confidence": pytest.approx(data.a_eye.confidence),
+                "status": "open",
             },
             {
                 "label": "grass",
@@ -128,6 +141,7 @@ class TestJson:
                 "num_no": 0,
                 "probability": 0.0,
                 "confidence": 0.0,
+                "status": "open",
             },
         ]
 
@@ -162,7 +176,9 @@ class TestJson:
         response = get(client, query="dog | cat", format="jsonl")
         assert response["Content-Type"] == "application/x-ndjson"
         lines = body(response).decode().splitlines()
-        assert [json.loads(line) for line in lines] == export_json(client, query="dog | cat")
+        assert [json.loads(line) for line in lines] == export_json(
+            client, query="dog | cat", status="validated"
+        )
 
 
 class TestTheOriginalPythonClient:
@@ -207,9 +223,85 @@ class TestTheOriginalPythonClient:
         assert response.json()["error"] == "unknown label: unicorn"
 
 
+class TestHonestDefaults:
+    """Settled pairs by default; the original JSON without a status keeps every pair."""
+
+    def test_every_format_but_the_original_json_exports_validated_pairs_only(self, client, data):
+        rows = csv_rows(client, query="dog | cat")
+        assert [(r["uuid"], r["label"], r["status"]) for r in rows] == [
+            (str(data.a.uuid), "dog", "validated"),
+            (str(data.b.uuid), "dog", "validated"),
+        ]
+        lines = body(get(client, query="dog | cat", format="jsonl")).decode().splitlines()
+        labels = {e["uuid"]: [v["label"] for v in e["validations"]] for e in map(json.loads, lines)}
+        assert labels == {str(data.a.uuid): ["dog"], str(data.b.uuid): ["dog"]}
+        assert export_json(client, query="dog.has='eye'", status="validated") == []
+
+    def test_the_original_json_without_a_status_keeps_every_pair_with_its_counts(
+        self, client, data
+    ):
+        entries = by_uuid(export_json(client, query="dog.has='eye' | cat"))
+        assert set(entries) == {str(data.a.uuid), str(data.b.uuid)}
+        assert {v["status"] for v in entries[str(data.a.uuid)]["validations"]} == {
+            "validated",
+            "open",
+        }
+        assert client.get("/v1/export/count", {"query": "dog.has='eye'"}).json() == {"images": 1}
+        settled = client.get("/v1/export/count", {"query": "dog.has='eye'", "format": "csv"})
+        assert settled.json() == {"images": 0}
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [("validated", []), ("open", ["eye"]), ("rejected", []), ("any", ["eye"])],
+    )
+    def test_status_picks_the_pairs_that_count(self, client, data, status, expected):
+        rows = csv_rows(client, query="dog.has='eye'", status=status)
+        assert [r["sublabel"] for r in rows if r["sublabel"]] == expected
+        cats = csv_rows(client, query="cat", status=status)
+        assert bool(cats) == (status in ("rejected", "any"))
+
+    def test_negatives_add_the_rejected_pairs_marked_as_such(self, client, data):
+        rows = csv_rows(client, query="dog | cat", negatives="true")
+        assert [(r["uuid"], r["label"], r["status"]) for r in rows] == [
+            (str(data.a.uuid), "dog", "validated"),
+            (str(data.b.uuid), "dog", "validated"),
+            (str(data.b.uuid), "cat", "rejected"),
+        ]
+        # A term matches a label settled either way: a picture without a cat, verified.
+        (entry,) = export_json(client, query="cat", negatives="true")
+        assert entry["uuid"] == str(data.b.uuid)
+        assert [(v["label"], v["status"]) for v in entry["validations"]] == [
+            ("dog", "validated"),
+            ("cat", "rejected"),
+        ]
+
+    def test_thresholds_ask_a_negative_to_be_as_sure_of_its_no(self, client, data):
+        # b's cat: one yes, three no, so its "no" share is 0.75.
+        kept = csv_rows(client, query="cat", negatives="true", min_probability="0.7")
+        assert [(r["label"], r["status"]) for r in kept] == [
+            ("dog", "validated"),
+            ("cat", "rejected"),
+        ]
+        assert csv_rows(client, query="cat", negatives="true", min_probability="0.8") == []
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            ({"status": "settled"}, "status: must be one of validated, rejected, open, any"),
+            ({"negatives": "maybe"}, "negatives: must be true or false"),
+            ({"negatives": "true", "status": "any"}, "negatives: "),
+        ],
+    )
+    def test_a_wrong_status_or_negatives_answers_400_naming_it(self, client, data, params, message):
+        for path in ("/v1/export", "/v1/export/count"):
+            response = client.get(path, {"query": "dog", **params})
+            assert response.status_code == 400
+            assert response.json()["error"].startswith(message)
+
+
 class TestCsv:
     def test_one_row_per_image_and_label_with_the_image_url(self, client, data):
-        response = get(client, query="dog", format="csv")
+        response = get(client, query="dog", format="csv", status="any")
         assert response["Content-Type"].startswith("text/csv")
         text = body(response).decode()
         assert text.startswith(CSV_COLUMNS + "\r\n") and text.endswith("\r\n")
@@ -255,7 +347,9 @@ class TestCsv:
             # Written around Label.save(), which would tidy the whitespace away.
             Label.objects.filter(pk=label.pk).update(name=raw)
         rows = [
-            row for row in csv_rows(client, query="~dog & ~cat") if row["uuid"] == str(image.uuid)
+            row
+            for row in csv_rows(client, query="~dog & ~cat", status="any")
+            if row["uuid"] == str(image.uuid)
         ]
         assert {row["label"] for row in rows} == set(raw_names.values())
         assert all(row["num_yes"] == "0" and row["probability"] == "0" for row in rows)
@@ -289,7 +383,7 @@ class TestLabelCells:
     def test_csv_rows_name_every_label_and_part_in_image_then_label_order(
         self, client, data, named
     ):
-        rows = csv_rows(client, query="zebra")
+        rows = csv_rows(client, query="zebra", status="any")
         defused_part = "'" + named.part.name
         assert [(r["uuid"], r["label"], r["sublabel"]) for r in rows] == [
             (str(named.first.uuid), named.parent.name, ""),
@@ -316,7 +410,7 @@ class TestLabelCells:
 
 class TestCoco:
     def test_images_categories_and_image_level_labels_in_coco_layout(self, client, data):
-        response = get(client, query="dog.has='eye' | cat", format="coco")
+        response = get(client, query="dog.has='eye' | cat", format="coco", status="any")
         assert response["Content-Type"] == "application/json"
         coco = json.loads(body(response))
         assert set(coco) == {
@@ -387,7 +481,7 @@ class TestTar:
         return files
 
     def test_an_imagefolder_archive_with_labels_csv_and_a_manifest(self, client, data, files):
-        response = get(client, query="dog | cat", format="tar")
+        response = get(client, query="dog | cat", format="tar", status="any")
         assert response["Content-Type"] == "application/x-tar"
         members = open_tar(body(response))
         assert set(members) == {
@@ -399,13 +493,15 @@ class TestTar:
         }
         assert members[f"dog/{data.a.uuid}.jpg"] == files["a"]
         assert members[f"cat/{data.b.uuid}.png"] == members[f"dog/{data.b.uuid}.png"] == files["b"]
-        csv_export = body(get(client, query="dog | cat", format="csv"))
+        csv_export = body(get(client, query="dog | cat", format="csv", status="any"))
         assert members["labels.csv"] == csv_export
 
     def test_the_manifest_names_the_query_the_counts_and_every_files_hash(
         self, client, data, files
     ):
-        members = open_tar(body(get(client, query="dog|cat", min_probability="0.5", format="tar")))
+        members = open_tar(
+            body(get(client, query="dog|cat", min_probability="0.5", format="tar", status="any"))
+        )
         manifest = members.pop("MANIFEST").decode()
         assert '# query: "dog | cat"' in manifest
         assert "# min_probability: 0.5" in manifest and "# snapshot: 20" in manifest
@@ -416,13 +512,13 @@ class TestTar:
         }
 
     def test_parts_get_their_own_folder(self, client, data, files):
-        members = open_tar(body(get(client, query="dog.has='eye'", format="tar")))
+        members = open_tar(body(get(client, query="dog.has='eye'", format="tar", status="any")))
         assert f"dog.eye/{data.a.uuid}.jpg" in members
 
     def test_images_matched_through_not_go_under_all_their_labels_and_missing_files_are_counted(
         self, client, data, files
     ):
-        members = open_tar(body(get(client, query="~cat", format="tar")))
+        members = open_tar(body(get(client, query="~cat", format="tar", status="any")))
         images = {name for name in members if name not in ("labels.csv", "MANIFEST")}
         assert images == {
             f"dog/{data.a.uuid}.jpg",
@@ -440,7 +536,9 @@ class TestTar:
         ids = {}
         for name in ["../../etc/passwd", "..", "a/b", "猫"]:
             ids[name] = make_pair(make_label(name), image=image).label_id
-        members = open_tar(body(get(client, query="~dog & ~cat & ~grass", format="tar")))
+        members = open_tar(
+            body(get(client, query="~dog & ~cat & ~grass", format="tar", status="any"))
+        )
         assert set(members) - {"labels.csv", "MANIFEST"} == {
             f"etcpasswd/{image.uuid}.jpg",
             f"label-{ids['..']}/{image.uuid}.jpg",
@@ -471,7 +569,7 @@ class TestSnapshot:
     def test_a_tar_lists_the_snapshot_in_labels_csv_and_its_manifest(self, client, data):
         store_master(data.a, photo_bytes())
         store_master(data.b, photo_bytes(fmt="PNG"))
-        response = get(client, query="dog", format="tar")
+        response = get(client, query="dog", format="tar", status="any")
         stream = iter(response.streaming_content)
         head = next(stream)  # the first member's header: the snapshot exists
         ImageLabel.objects.filter(pk=data.b_dog.pk).update(num_yes=12345)
@@ -651,9 +749,17 @@ class TestPage:
         assert '<strong id="match-count">2</strong> public images match' in page
         assert str(data.a.uuid) in page and str(data.b.uuid) in page
         assert (
-            'href="/v1/export?query=dog&amp;min_probability=0.5&amp;min_confidence=0.0&amp;format=csv"'
+            'href="/v1/export?query=dog&amp;min_probability=0.5&amp;min_confidence=0.0&amp;status=validated&amp;format=csv"'
             in page
         )
+
+    def test_the_page_defaults_to_validated_pairs_and_recommends_no_threshold(self, client, data):
+        page = client.get("/export").content.decode()
+        assert '<option value="validated" selected>' in page
+        assert "raw share of “yes” votes" in page and "weighted posterior" in page
+        assert "0.8" not in page and "0.5" not in page  # no threshold a single vote passes
+        preview = client.get("/export", {"query": "dog.has='eye'", "preview": "1"})
+        assert '<strong id="match-count">0</strong>' in preview.content.decode()
 
     def test_a_wrong_query_is_explained_next_to_the_field(self, client, data):
         page = client.get("/export", {"query": "dog & )", "preview": "1"}).content.decode()

@@ -11,10 +11,11 @@
 
   function parameters() {
     var data = new URLSearchParams();
-    ["query", "min_probability", "min_confidence"].forEach(function (name) {
+    ["query", "min_probability", "min_confidence", "status"].forEach(function (name) {
       var value = form.elements[name].value.trim();
       if (value) data.set(name, value);
     });
+    if (form.elements.negatives.checked) data.set("negatives", "true");
     var format = form.querySelector('input[name="format"]:checked');
     data.set("format", format ? format.value : "json");
     return data;
