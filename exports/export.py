@@ -369,31 +369,42 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
 
 
 def coco_images(export: Export) -> Sql:
+    """COCO image entries with the image-level labels in LVIS's form.
+
+    LVIS (a COCO-format dataset read by pycocotools) keeps image-level facts on
+    the image: `neg_category_ids` lists the categories verified absent. The same
+    form with `pos_category_ids` for the categories verified present is what
+    image-label COCO files (Detic's, for one) use. `annotations` stays for
+    geometry, which an image-level label has none of. Each pair's votes are in
+    `imagemonkey_labels`, which COCO tools ignore.
+    """
     return compose(
         Sql(
             """SELECT ',{"id":' || img.id || ',"file_name":"' || img.uuid
                 || CASE img.format WHEN 'png' THEN '.png' ELSE '.jpg' END
                 || '","width":' || img.width || ',"height":' || img.height
                 || ',"license":1,"coco_url":' || to_json(%s || img.uuid)::text
-                || ',"imagemonkey_uuid":"' || img.uuid || '"}'
-            FROM donations_image img WHERE """,
+                || ',"imagemonkey_uuid":"' || img.uuid
+                || '","pos_category_ids":['
+                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
             [export.image_url_prefix],
         ),
-        export.matching(),
-        " ORDER BY img.id",
-    )
-
-
-def coco_image_labels(export: Export) -> Sql:
-    return compose(
-        """SELECT ',{"image_id":' || img.id || ',"category_id":' || p.label_id
-            || ',"num_yes":' || p.num_yes || ',"num_no":' || p.num_no
-            || ',"probability":' || p.probability || ',"confidence":' || p.confidence || '}'
-        FROM donations_image img JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        export.positive(),
+        """), '') || '],"neg_category_ids":['
+                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
+        export.negative(),
+        """), '') || '],"imagemonkey_labels":['
+                || COALESCE(string_agg('{"category_id":' || p.label_id
+                    || ',"status":"' || p.status || '","num_yes":' || p.num_yes
+                    || ',"num_no":' || p.num_no || ',"probability":' || p.probability
+                    || ',"confidence":' || p.confidence || '}', ',' ORDER BY p.label_id), '')
+                || ']}'
+            FROM donations_image img
+            LEFT JOIN validation_imagelabel p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
         export.matching(),
-        " ORDER BY img.id, p.label_id",
+        " GROUP BY img.id ORDER BY img.id",
     )
 
 
@@ -475,7 +486,7 @@ COCO_LICENSE = {
 
 
 def render_coco(export: Export) -> Iterator[bytes]:
-    """COCO layout; image-level labels live in a top-level "image_labels" list."""
+    """COCO layout; the image-level labels are on the images (coco_images says how)."""
     with snapshot() as snap:
         info = {
             "description": "ImageMonkey dataset export",
@@ -489,15 +500,17 @@ def render_coco(export: Export) -> Iterator[bytes]:
             "min_confidence": export.min_confidence,
             "status": export.status,
             "negatives": export.negatives,
-            "image_labels": "one entry per image and label, with the crowd's votes",
+            "image_labels": (
+                "image-level, on each image as in LVIS: pos_category_ids (the labels), "
+                "neg_category_ids (verified negatives), imagemonkey_labels (the votes); "
+                "annotations hold geometry only, and there is none yet"
+            ),
         }
         head = {"info": info, "licenses": [COCO_LICENSE]}
         yield json.dumps(head)[:-1].encode() + b', "images": [\n'
         yield from _after_first(snap.copy_lines(coco_images(export)))
         yield b'], "categories": [\n'
         yield from _after_first(snap.copy_lines(coco_categories(export)))
-        yield b'], "image_labels": [\n'
-        yield from _after_first(snap.copy_lines(coco_image_labels(export)))
         yield b'], "annotations": []}\n'
 
 

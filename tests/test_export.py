@@ -413,14 +413,7 @@ class TestCoco:
         response = get(client, query="dog.has='eye' | cat", format="coco", status="any")
         assert response["Content-Type"] == "application/json"
         coco = json.loads(body(response))
-        assert set(coco) == {
-            "info",
-            "licenses",
-            "images",
-            "categories",
-            "image_labels",
-            "annotations",
-        }
+        assert set(coco) == {"info", "licenses", "images", "categories", "annotations"}
         assert coco["info"]["query"] == "dog.has='eye' | cat"
         assert coco["licenses"] == [
             {
@@ -431,7 +424,9 @@ class TestCoco:
         ]
         assert coco["annotations"] == []
         images = {image["imagemonkey_uuid"]: image for image in coco["images"]}
-        assert images[str(data.b.uuid)] == {
+        b = images[str(data.b.uuid)]
+        votes_of_b = b.pop("imagemonkey_labels")
+        assert b == {
             "id": data.b.pk,
             "file_name": f"{data.b.uuid}.png",
             "width": 640,
@@ -439,6 +434,12 @@ class TestCoco:
             "license": 1,
             "coco_url": f"http://testserver/v1/donation/{data.b.uuid}",
             "imagemonkey_uuid": str(data.b.uuid),
+            "pos_category_ids": sorted([data.dog.pk, data.b_cat.label_id]),
+            "neg_category_ids": [],
+        }
+        assert {(v["category_id"], v["status"], v["num_yes"], v["num_no"]) for v in votes_of_b} == {
+            (data.dog.pk, "validated", 4, 1),
+            (data.b_cat.label_id, "rejected", 1, 3),
         }
         categories = {c["id"]: c for c in coco["categories"]}
         assert categories[data.eye.pk] == {
@@ -447,10 +448,31 @@ class TestCoco:
             "supercategory": "dog",
         }
         assert {c["name"] for c in categories.values()} == {"dog", "dog/eye", "grass", "cat"}
-        labels = {(x["image_id"], x["category_id"]) for x in coco["image_labels"]}
-        assert (data.a.pk, data.eye.pk) in labels and (data.b.pk, data.b_cat.label_id) in labels
-        assert {image_id for image_id, _ in labels} == {image["id"] for image in coco["images"]}
-        assert {category for _, category in labels} == set(categories)
+        used = {category for image in coco["images"] for category in image["pos_category_ids"]}
+        assert used == set(categories)
+
+    def test_negatives_are_neg_category_ids_as_in_lvis(self, client, data):
+        coco = json.loads(body(get(client, query="dog | cat", format="coco", negatives="true")))
+        images = {image["imagemonkey_uuid"]: image for image in coco["images"]}
+        assert images[str(data.b.uuid)]["pos_category_ids"] == [data.dog.pk]
+        assert images[str(data.b.uuid)]["neg_category_ids"] == [data.b_cat.label_id]
+        assert images[str(data.a.uuid)]["neg_category_ids"] == []
+        assert coco["info"]["status"] == "validated" and coco["info"]["negatives"] is True
+
+    def test_pycocotools_loads_it_and_finds_the_images_and_categories(self, client, data, tmp_path):
+        from pycocotools.coco import COCO
+
+        path = tmp_path / "export.coco.json"
+        path.write_bytes(body(get(client, query="dog | cat", format="coco", negatives="true")))
+        coco = COCO(str(path))
+        assert sorted(coco.getImgIds()) == sorted([data.a.pk, data.b.pk])
+        assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {"dog", "cat"}
+        assert coco.getCatIds(catNms=["dog"]) == [data.dog.pk]
+        (b,) = coco.loadImgs([data.b.pk])
+        assert (b["width"], b["height"], b["file_name"]) == (640, 600, f"{data.b.uuid}.png")
+        assert b["pos_category_ids"] == [data.dog.pk]
+        assert b["neg_category_ids"] == [data.b_cat.label_id]
+        assert coco.getAnnIds() == []  # no geometry: image-level labels are not annotations
 
 
 def store_master(image: Image, content: bytes) -> None:
@@ -554,16 +576,14 @@ class TestSnapshot:
         head = next(stream)  # the export's transaction has taken its snapshot
         # Meanwhile, on the test's own connection: a new dog picture, and new votes.
         newcomer = votes(make_pair(data.dog, image=make_image()), 2, 0)
+        settle(newcomer, status=ImageLabel.Status.VALIDATED)
         ImageLabel.objects.filter(pk=data.a_dog.pk).update(num_yes=99, probability=0.99)
         coco = json.loads(head + b"".join(stream))
         image_ids = {image["id"] for image in coco["images"]}
         assert image_ids == {data.a.pk, data.b.pk}
-        assert newcomer.image_id not in {label["image_id"] for label in coco["image_labels"]}
-        a_dog = [
-            x
-            for x in coco["image_labels"]
-            if (x["image_id"], x["category_id"]) == (data.a.pk, data.dog.pk)
-        ]
+        assert newcomer.image_id not in image_ids
+        (a,) = [image for image in coco["images"] if image["id"] == data.a.pk]
+        a_dog = [x for x in a["imagemonkey_labels"] if x["category_id"] == data.dog.pk]
         assert a_dog[0]["num_yes"] == 3
 
     def test_a_tar_lists_the_snapshot_in_labels_csv_and_its_manifest(self, client, data):
