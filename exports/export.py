@@ -22,7 +22,9 @@ Three promises shape this module:
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import itertools
 import json
 import queue
@@ -30,7 +32,7 @@ import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -79,6 +81,18 @@ class PairFilter:
     CHOICES = (VALIDATED, REJECTED, OPEN, ANY)
 
 
+class Layout:
+    """How a tar holds the images: one folder per class, or each image once."""
+
+    SINGLE = "single"
+    MULTI = "multi"
+    CHOICES = (SINGLE, MULTI)
+
+
+# The `size` of a tar's images: which stored rendition (donations.storage.RENDITIONS).
+SIZES = {"256": "thumb", "1024": "display", "master": "master"}
+
+
 @dataclass(frozen=True)
 class Export:
     """What to export: the query, the pairs that count, and where images live.
@@ -96,6 +110,8 @@ class Export:
     status: str = PairFilter.VALIDATED
     negatives: bool = False
     annotations_only: bool = False
+    layout: str = Layout.SINGLE  # the tar's
+    size: str = "master"  # the tar's images: a key of SIZES
     # Absolute URL that an image's uuid completes, e.g. https://host/v1/donation/
     image_url_prefix: str = "/v1/donation/"
 
@@ -432,28 +448,23 @@ def coco_categories(export: Export) -> Sql:
     )
 
 
-def tar_members(export: Export) -> Sql:
-    """(uuid, format, master sha256, publication key, label id) for each file of the tar.
-
-    An image goes into the folder of every queried label it has a passing
-    pair on; an image matched only through `~` (it has none of them) goes
-    into the folder of every label it has a passing pair on.
-    """
-    named = export.query.named_label_ids
+def tar_images(export: Export) -> Sql:
+    """One row per matching image for the tar, in image order:
+    (uuid, format, master sha256, publication key, positive label ids, negative label ids)."""
     return compose(
-        """SELECT img.uuid, img.format, img.master_sha256, img.publication, p.label_id
-        FROM donations_image img JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        """SELECT img.uuid, img.format, img.master_sha256, img.publication,
+            COALESCE(array_agg(p.label_id ORDER BY p.label_id) FILTER (WHERE """,
         export.positive(),
+        """), '{}'),
+            COALESCE(array_agg(p.label_id ORDER BY p.label_id) FILTER (WHERE """,
+        export.negative(),
+        """), '{}')
+        FROM donations_image img
+        LEFT JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        export.passing(),
         " WHERE ",
         export.matching(),
-        Sql(
-            """ AND (p.label_id = ANY(%s) OR NOT EXISTS (
-                SELECT 1 FROM validation_imagelabel q
-                WHERE q.image_id = img.id AND q.label_id = ANY(%s) AND """,
-            [named, named],
-        ),
-        export.positive("q"),
-        ")) ORDER BY img.id, p.label_id",
+        " GROUP BY img.id ORDER BY img.id",
     )
 
 
@@ -582,60 +593,169 @@ def _hashed(chunks: Iterator[bytes], digest) -> Iterator[bytes]:
 class _TarCounts:
     images: int = 0
     files: int = 0
+    skipped: int = 0
     missing: int = 0
     mismatched: int = 0
     pairs: int = 0
 
 
-def render_tar(export: Export) -> Iterator[bytes]:
-    """`<label>/<uuid>.<ext>` for every image file, then labels.csv, then the MANIFEST.
+def archive_folder(export: Export, taken: datetime) -> str:
+    """The tar's top-level folder, named after the export: imagemonkey-dog-cat-20261201."""
+    stem = slugify(str(export.query))[:60].strip("-") or "export"
+    return f"imagemonkey-{stem}-{taken:%Y%m%d}"
 
-    The MANIFEST comes last because it lists the sha256 of everything before
-    it; those lines wait in a temporary file, not in memory.
+
+class _Spool:
+    """Lines of a member written while the images stream, sent once their size is known.
+
+    They wait in a temporary file, not in memory; `member` hashes what it sends
+    into the MANIFEST.
     """
-    with snapshot() as snap, tempfile.TemporaryFile() as hashes:
+
+    def __init__(self, name: str, file, header: bytes = b""):
+        self.name = name
+        self.file = file
+        self.file.write(header)
+
+    def write(self, line: bytes) -> None:
+        self.file.write(line)
+
+    def member(self, archive: _TarStream, folder: str, hashes) -> Iterator[bytes]:
+        size = self.file.tell()
+        self.file.seek(0)
+        digest = hashlib.sha256()
+        chunks = _hashed(iter(partial(self.file.read, FILE_CHUNK_BYTES), b""), digest)
+        yield from archive.member(f"{folder}/{self.name}", size, chunks)
+        hashes.write(f"{digest.hexdigest()}  {self.name}\n".encode())
+
+
+def _csv_line(cells: list) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue().encode()
+
+
+def render_tar(export: Export) -> Iterator[bytes]:
+    """The images, then pairs.csv and the layout's label files, then the MANIFEST, all
+    under one top-level folder.
+
+    layout=single: `<label>/<uuid>.<ext>`, one folder per class (torchvision's
+    ImageFolder), for the images with exactly one positive label among the
+    requested ones; the others are listed in skipped.csv. layout=multi:
+    `images/<uuid>.<ext>`, each image once, with multi-hot targets in labels.csv
+    and labels.jsonl. The MANIFEST comes last because it lists the sha256 of
+    everything before it; those lines wait in a temporary file, not in memory.
+    """
+    with snapshot() as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
         archive = _TarStream(snap.taken.timestamp())
+        folder = archive_folder(export, snap.taken)
         counts = _TarCounts()
-        yield from _image_members(export, snap, archive, counts, hashes)
-        yield from _labels_csv_member(export, snap, archive, counts, hashes)
+        names = folder_names(snap)
+        classes = export.query.requested_label_ids or _used_labels(export, snap)
+        if export.layout == Layout.MULTI:
+            header = ["file", "uuid", *(names[label_id] for label_id in classes)]
+            spools = [
+                _Spool(
+                    "labels.csv", files.enter_context(tempfile.TemporaryFile()), _csv_line(header)
+                ),
+                _Spool("labels.jsonl", files.enter_context(tempfile.TemporaryFile())),
+            ]
+        else:
+            header = ["uuid", "reason", "labels"]
+            spools = [
+                _Spool(
+                    "skipped.csv", files.enter_context(tempfile.TemporaryFile()), _csv_line(header)
+                )
+            ]
+        yield from _image_members(
+            export, snap, archive, folder, names, classes, spools, counts, hashes
+        )
+        yield from _pairs_csv_member(export, snap, archive, folder, counts, hashes)
+        for spool in spools:
+            yield from spool.member(archive, folder, hashes)
         head = _manifest_head(export, snap.taken, counts)
         body_size = hashes.tell()
         hashes.seek(0)
         body = iter(partial(hashes.read, FILE_CHUNK_BYTES), b"")
-        yield from archive.member("MANIFEST", len(head) + body_size, itertools.chain([head], body))
+        yield from archive.member(
+            f"{folder}/MANIFEST", len(head) + body_size, itertools.chain([head], body)
+        )
         yield archive.end()
 
 
-def _image_members(export, snap, archive, counts, hashes) -> Iterator[bytes]:
-    folders = folder_names(snap)
+def _used_labels(export: Export, snap: Snapshot) -> list[int]:
+    """The labels of the export's passing pairs: the classes of a query that asks for none
+    (`~cat`)."""
+    sql = compose(
+        """SELECT DISTINCT p.label_id FROM donations_image img
+        JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " ORDER BY p.label_id",
+    )
+    return [label_id for (label_id,) in snap.rows(sql)]
+
+
+def _image_members(
+    export, snap, archive, folder, names, classes, spools, counts, hashes
+) -> Iterator[bytes]:
     storage = public_storage()
-    missing = last = None
-    for uuid, image_format, master_sha256, publication, label_id in snap.rows(tar_members(export)):
-        if uuid == missing:  # one image, several folders: report its missing file once
-            continue
+    kind = SIZES[export.size]
+    wanted = set(classes)
+    for uuid, image_format, master_sha256, publication, positives, negatives in snap.rows(
+        tar_images(export)
+    ):
+        counts.images += 1
         extension = "png" if image_format == Image.Format.PNG else "jpg"
+        if export.layout == Layout.MULTI:
+            path = f"images/{uuid}.{extension}"
+        else:
+            candidates = [label_id for label_id in positives if label_id in wanted]
+            if len(candidates) != 1:
+                reason = "no positive label" if not candidates else "several positive labels"
+                labels = " ".join(names[label_id] for label_id in candidates)
+                spools[0].write(_csv_line([str(uuid), reason, labels]))
+                counts.skipped += 1
+                continue
+            path = f"{names[candidates[0]]}/{uuid}.{extension}"
         try:
-            handle = storage.open(file_name(uuid, "master", extension, publication), "rb")
+            handle = storage.open(file_name(uuid, kind, extension, publication), "rb")
         except OSError:
-            counts.missing, missing = counts.missing + 1, uuid
-            hashes.write(f"# missing, not in the archive: {uuid}.{extension}\n".encode())
+            counts.missing += 1
+            hashes.write(f"# missing, not in the archive: {path}\n".encode())
             continue
-        path = f"{folders[label_id]}/{uuid}.{extension}"
         digest = hashlib.sha256()
         with handle:
             chunks = iter(partial(handle.read, FILE_CHUNK_BYTES), b"")
-            yield from archive.member(path, handle.size, _hashed(chunks, digest))
+            yield from archive.member(f"{folder}/{path}", handle.size, _hashed(chunks, digest))
         hashes.write(f"{digest.hexdigest()}  {path}\n".encode())
         counts.files += 1
-        if uuid != last:  # rows come ordered by image
-            counts.images, last = counts.images + 1, uuid
-        if digest.hexdigest() != master_sha256:
+        if kind == "master" and digest.hexdigest() != master_sha256:
             counts.mismatched += 1
             hashes.write(f"# differs from the recorded master sha256: {path}\n".encode())
+        if export.layout == Layout.MULTI:
+            _write_targets(spools, path, uuid, positives, negatives, names, classes)
 
 
-def _labels_csv_member(export, snap, archive, counts, hashes) -> Iterator[bytes]:
-    """labels.csv, the CSV export; its size is summed first, from the same snapshot."""
+def _write_targets(spools, path, uuid, positives, negatives, names, classes) -> None:
+    """A multi-hot row: 1 positive, 0 verified negative, empty when not known."""
+    positive, negative = set(positives), set(negatives)
+    targets = [1 if c in positive else 0 if c in negative else None for c in classes]
+    labels_csv, labels_jsonl = spools
+    labels_csv.write(_csv_line([path, str(uuid), *("" if t is None else t for t in targets)]))
+    entry = {
+        "file": path,
+        "uuid": str(uuid),
+        "labels": [names[label_id] for label_id in positives],
+        "negatives": [names[label_id] for label_id in negatives],
+        "target": targets,
+    }
+    labels_jsonl.write(json.dumps(entry).encode() + b"\n")
+
+
+def _pairs_csv_member(export, snap, archive, folder, counts, hashes) -> Iterator[bytes]:
+    """pairs.csv, the CSV export; its size is summed first, from the same snapshot."""
     counts.pairs, size = snap.one(
         compose(
             "SELECT count(*), COALESCE(sum(octet_length(line) + 2), 0) FROM (",
@@ -645,26 +765,35 @@ def _labels_csv_member(export, snap, archive, counts, hashes) -> Iterator[bytes]
     )
     digest = hashlib.sha256()
     chunks = itertools.chain([CSV_HEADER], _crlf(snap.copy_lines(pair_lines(export))))
-    yield from archive.member("labels.csv", len(CSV_HEADER) + size, _hashed(chunks, digest))
-    hashes.write(f"{digest.hexdigest()}  labels.csv\n".encode())
+    yield from archive.member(
+        f"{folder}/pairs.csv", len(CSV_HEADER) + size, _hashed(chunks, digest)
+    )
+    hashes.write(f"{digest.hexdigest()}  pairs.csv\n".encode())
 
 
 def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes:
+    layout = (
+        "images/<uuid>.<ext>, multi-hot targets in labels.csv and labels.jsonl"
+        if export.layout == Layout.MULTI
+        else "<label>/<uuid>.<ext> (ImageFolder), other images in skipped.csv"
+    )
     lines = [
-        "# ImageMonkey dataset export, ImageFolder layout: <label>/<uuid>.<ext>",
+        f"# ImageMonkey dataset export, layout={export.layout}: {layout}",
         f"# query: {json.dumps(str(export.query))}",
         f"# min_probability: {export.min_probability}",
         f"# min_confidence: {export.min_confidence}",
         f"# status: {export.status}",
         f"# negatives: {str(export.negatives).lower()}",
         f"# annotations_only: {str(export.annotations_only).lower()}",
+        f"# size: {export.size} ({SIZES[export.size]} rendition)",
         f"# snapshot: {taken.isoformat()}",
         f"# images: {counts.images}",
         f"# image files: {counts.files}",
-        f"# labels.csv rows: {counts.pairs}",
-        f"# images skipped because their file is missing: {counts.missing}",
+        f"# images skipped, in skipped.csv: {counts.skipped}",
+        f"# pairs.csv rows: {counts.pairs}",
+        f"# images whose file is missing: {counts.missing}",
         f"# files whose sha256 differs from the recorded master: {counts.mismatched}",
-        "# check every file with: grep -v '^#' MANIFEST | sha256sum -c",
+        "# check every file, in this folder, with: grep -v '^#' MANIFEST | sha256sum -c",
     ]
     return ("\n".join(lines) + "\n").encode()
 

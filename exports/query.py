@@ -130,6 +130,18 @@ def terms_of(node: Node) -> Iterator[Term]:
             yield from terms_of(operand)
 
 
+def _asked_for(node: Node, negated: bool = False) -> Iterator[Term]:
+    """The terms under an even number of ~: ~~dog asks for a dog."""
+    if isinstance(node, Term):
+        if not negated:
+            yield node
+    elif isinstance(node, Not):
+        yield from _asked_for(node.operand, not negated)
+    else:
+        for operand in node.operands:
+            yield from _asked_for(operand, negated)
+
+
 # --- Parsing -------------------------------------------------------------------
 
 
@@ -339,6 +351,11 @@ class LabelQuery:
     @property
     def named_label_ids(self) -> list[int]:
         return sorted(set(self.label_ids.values()))
+
+    @property
+    def requested_label_ids(self) -> list[int]:
+        """The labels the query asks for: those it names outside any ~ (`dog & ~cat`: dog)."""
+        return sorted({self.label_ids[term] for term in _asked_for(self.tree)})
 
     def condition(
         self,

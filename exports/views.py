@@ -19,7 +19,9 @@ from people.ratelimits import limit
 
 from .export import (
     FORMATS,
+    SIZES,
     Export,
+    Layout,
     PairFilter,
     TooCostly,
     TooSlow,
@@ -64,6 +66,16 @@ class ExportForm(forms.Form):
     )
     negatives = forms.CharField(required=False, strip=True)
     annotations_only = forms.CharField(required=False, strip=True)
+    layout = forms.ChoiceField(
+        required=False,
+        choices=[(name, name) for name in Layout.CHOICES],
+        error_messages={"invalid_choice": f"must be one of {', '.join(Layout.CHOICES)}"},
+    )
+    size = forms.ChoiceField(
+        required=False,
+        choices=[(name, name) for name in SIZES],
+        error_messages={"invalid_choice": f"must be one of {', '.join(SIZES)}"},
+    )
     format = forms.ChoiceField(
         required=False,
         choices=[(name, f.title) for name, f in FORMATS.items()],
@@ -100,6 +112,12 @@ class ExportForm(forms.Form):
     def clean_format(self) -> str:
         return self.cleaned_data["format"] or "json"
 
+    def clean_layout(self) -> str:
+        return self.cleaned_data["layout"] or Layout.SINGLE
+
+    def clean_size(self) -> str:
+        return self.cleaned_data["size"] or "master"
+
     def clean(self) -> dict:
         data = super().clean()
         if not data.get("status"):
@@ -127,6 +145,8 @@ class ExportForm(forms.Form):
             status=data["status"],
             negatives=data["negatives"],
             annotations_only=data["annotations_only"],
+            layout=data["layout"],
+            size=data["size"],
             image_url_prefix=request.build_absolute_uri(IMAGE_PATH),
         )
         check_cost(dataset)
@@ -142,6 +162,8 @@ class ExportForm(forms.Form):
             "status",
             "negatives",
             "annotations_only",
+            "layout",
+            "size",
             "min_probability",
             "min_confidence",
         ):
@@ -270,7 +292,13 @@ def export_page(request: HttpRequest) -> HttpResponse:
         "voters": settings.SETTLE_MIN_VOTERS,
         "networks": settings.SETTLE_MIN_NETWORKS,
     }
-    context = {"form": form, "accessors": label_accessors(), "formats": FORMATS, "settle": settle}
+    context = {
+        "form": form,
+        "accessors": label_accessors(),
+        "formats": FORMATS,
+        "settle": settle,
+        "master_side": settings.IMAGE_MASTER_MAX_SIDE,
+    }
     status = 200
     if form.is_bound and form.is_valid():
         try:
@@ -293,6 +321,8 @@ def export_page(request: HttpRequest) -> HttpResponse:
             }
             if dataset.negatives:
                 parameters["negatives"] = "true"
+            if form.cleaned_data["format"] == "tar":
+                parameters.update(layout=dataset.layout, size=dataset.size)
             context.update(
                 chosen=FORMATS[form.cleaned_data["format"]],
                 download_url=f"{reverse('exports:api-export')}?{urlencode(parameters)}",

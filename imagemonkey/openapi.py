@@ -153,6 +153,18 @@ EXPORT_PARAMETERS = [
     ),
     _query("annotations_only", FLAG, "Only annotated images (there are none yet)."),
     _query(
+        "layout",
+        {"type": "string", "enum": ["single", "multi"]},
+        "tar: single (default), one folder per label, images with exactly one positive "
+        "requested label (others in skipped.csv); multi, images/ with multi-hot labels.csv "
+        "and labels.jsonl.",
+    ),
+    _query(
+        "size",
+        {"type": "string", "enum": ["256", "1024", "master"]},
+        "tar: the stored rendition of each image (default master).",
+    ),
+    _query(
         "format",
         {"type": "string", "enum": ["json", "jsonl", "csv", "coco", "tar"]},
         "json (default), jsonl, csv, coco or tar.",

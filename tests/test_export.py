@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import tarfile
 import threading
 import time
@@ -475,12 +476,11 @@ class TestCoco:
         assert coco.getAnnIds() == []  # no geometry: image-level labels are not annotations
 
 
-def store_master(image: Image, content: bytes) -> None:
-    """Put an image's master file where the public storage keeps it."""
-    public_storage().save(
-        f"{image.uuid.hex[:2]}/{image.uuid}.{image.extension}", ContentFile(content)
-    )
-    Image.objects.filter(pk=image.pk).update(master_sha256=hashlib.sha256(content).hexdigest())
+def store_master(image: Image, content: bytes, kind: str = "master") -> None:
+    """Put an image's file (master, or another rendition) where the public storage keeps it."""
+    public_storage().save(image.file_name(kind, public=True), ContentFile(content))
+    if kind == "master":
+        Image.objects.filter(pk=image.pk).update(master_sha256=hashlib.sha256(content).hexdigest())
 
 
 def open_tar(content: bytes) -> dict[str, bytes]:
@@ -488,9 +488,27 @@ def open_tar(content: bytes) -> dict[str, bytes]:
         return {member.name: archive.extractfile(member).read() for member in archive}
 
 
+def unpacked(content: bytes) -> tuple[str, dict[str, bytes]]:
+    """The tar's one top-level folder, and its members by their path inside it."""
+    members = open_tar(content)
+    tops = {name.split("/", 1)[0] for name in members}
+    assert len(tops) == 1, tops
+    (top,) = tops
+    return top, {name.split("/", 1)[1]: data for name, data in members.items()}
+
+
 def manifest_hashes(manifest: bytes) -> dict[str, str]:
     lines = [line for line in manifest.decode().splitlines() if not line.startswith("#")]
     return {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in lines}
+
+
+def image_folder(members: dict[str, bytes]) -> tuple[list[str], list[tuple[str, int]]]:
+    """What torchvision's ImageFolder finds (classes, samples), without torchvision: every
+    folder holding images is a class, in sorted order; each image file is a sample."""
+    images = sorted(name for name in members if name.endswith((".jpg", ".png")))
+    assert all(name.count("/") == 1 for name in images), images  # <class>/<file>, no deeper
+    classes = sorted({name.split("/")[0] for name in images})
+    return classes, [(name, classes.index(name.split("/")[0])) for name in images]
 
 
 class TestTar:
@@ -502,71 +520,145 @@ class TestTar:
         store_master(data.b, files["b"])
         return files
 
-    def test_an_imagefolder_archive_with_labels_csv_and_a_manifest(self, client, data, files):
-        response = get(client, query="dog | cat", format="tar", status="any")
-        assert response["Content-Type"] == "application/x-tar"
-        members = open_tar(body(response))
-        assert set(members) == {
-            f"dog/{data.a.uuid}.jpg",
-            f"dog/{data.b.uuid}.png",
-            f"cat/{data.b.uuid}.png",
-            "labels.csv",
-            "MANIFEST",
-        }
-        assert members[f"dog/{data.a.uuid}.jpg"] == files["a"]
-        assert members[f"cat/{data.b.uuid}.png"] == members[f"dog/{data.b.uuid}.png"] == files["b"]
-        csv_export = body(get(client, query="dog | cat", format="csv", status="any"))
-        assert members["labels.csv"] == csv_export
-
-    def test_the_manifest_names_the_query_the_counts_and_every_files_hash(
+    def test_single_is_an_imagefolder_with_each_image_once_and_the_rest_skipped(
         self, client, data, files
     ):
-        members = open_tar(
-            body(get(client, query="dog|cat", min_probability="0.5", format="tar", status="any"))
+        settle(data.b_cat, status=ImageLabel.Status.VALIDATED)  # b is now a dog and a cat
+        extra = make_image()
+        store_master(extra, photo_bytes())
+        settle(make_pair("cat", image=extra), status=ImageLabel.Status.VALIDATED)
+        response = get(client, query="dog | cat", format="tar")
+        assert response["Content-Type"] == "application/x-tar"
+        top, members = unpacked(body(response))
+        assert re.fullmatch(r"imagemonkey-dog-cat-\d{8}", top)
+        classes, samples = image_folder(members)
+        assert classes == ["cat", "dog"]
+        assert samples == sorted([(f"dog/{data.a.uuid}.jpg", 1), (f"cat/{extra.uuid}.jpg", 0)])
+        uuids = [name.split("/")[1].split(".")[0] for name, _ in samples]
+        assert len(uuids) == len(set(uuids))  # each image once: no contradictory targets
+        assert members[f"dog/{data.a.uuid}.jpg"] == files["a"]
+        skipped = list(csv.DictReader(io.StringIO(members["skipped.csv"].decode(), newline="")))
+        assert skipped == [
+            {"uuid": str(data.b.uuid), "reason": "several positive labels", "labels": "dog cat"}
+        ]
+        assert members["pairs.csv"] == body(get(client, query="dog | cat", format="csv"))
+        assert set(members) == {name for name, _ in samples} | {
+            "skipped.csv",
+            "pairs.csv",
+            "MANIFEST",
+        }
+
+    def test_multi_holds_each_image_once_with_multi_hot_targets_that_round_trip(
+        self, client, data, files
+    ):
+        content = body(
+            get(client, query="dog | cat", format="tar", layout="multi", negatives="true")
         )
+        top, members = unpacked(content)
+        assert {name for name in members if name.startswith("images/")} == {
+            f"images/{data.a.uuid}.jpg",
+            f"images/{data.b.uuid}.png",
+        }
+        assert members[f"images/{data.b.uuid}.png"] == files["b"]
+        rows = list(csv.DictReader(io.StringIO(members["labels.csv"].decode(), newline="")))
+        assert list(rows[0]) == ["file", "uuid", "dog", "cat"]
+        targets = {row["file"]: (row["dog"], row["cat"]) for row in rows}
+        # 1 validated, 0 rejected (a verified negative), empty: no settled pair.
+        assert targets == {
+            f"images/{data.a.uuid}.jpg": ("1", ""),
+            f"images/{data.b.uuid}.png": ("1", "0"),
+        }
+        lines = [json.loads(line) for line in members["labels.jsonl"].decode().splitlines()]
+        assert lines == [
+            {
+                "file": f"images/{data.a.uuid}.jpg",
+                "uuid": str(data.a.uuid),
+                "labels": ["dog"],
+                "negatives": [],
+                "target": [1, None],
+            },
+            {
+                "file": f"images/{data.b.uuid}.png",
+                "uuid": str(data.b.uuid),
+                "labels": ["dog"],
+                "negatives": ["cat"],
+                "target": [1, 0],
+            },
+        ]
+        for line in lines:  # every file named is in the archive, and is the image
+            assert members[line["file"]] == files["a" if line["uuid"] == str(data.a.uuid) else "b"]
+
+    def test_the_manifest_names_the_export_the_counts_and_every_files_hash(
+        self, client, data, files
+    ):
+        content = body(get(client, query="dog|cat", format="tar", negatives="true"))
+        _, members = unpacked(content)
         manifest = members.pop("MANIFEST").decode()
         assert '# query: "dog | cat"' in manifest
-        assert "# min_probability: 0.5" in manifest and "# snapshot: 20" in manifest
-        assert "# images: 2\n# image files: 2\n# labels.csv rows: 3\n" in manifest
+        assert "# status: validated\n# negatives: true\n" in manifest
+        assert "# size: master (master rendition)" in manifest and "# snapshot: 20" in manifest
+        assert "# images: 2\n# image files: 2\n# images skipped, in skipped.csv: 0\n" in manifest
+        assert "# pairs.csv rows: 3\n" in manifest
         hashes = manifest_hashes(manifest.encode())
         assert hashes == {
             name: hashlib.sha256(content).hexdigest() for name, content in members.items()
         }
 
+    def test_size_picks_the_stored_rendition(self, client, data, files):
+        thumb, display = photo_bytes(32, 24), photo_bytes(48, 36)
+        store_master(data.a, thumb, "thumb")
+        store_master(data.a, display, "display")
+        for size, expected in [("256", thumb), ("1024", display), ("master", files["a"])]:
+            _, members = unpacked(body(get(client, query="dog", format="tar", size=size)))
+            assert members[f"dog/{data.a.uuid}.jpg"] == expected
+            assert f"# size: {size} (" in members["MANIFEST"].decode()
+
     def test_parts_get_their_own_folder(self, client, data, files):
-        members = open_tar(body(get(client, query="dog.has='eye'", format="tar", status="any")))
+        _, members = unpacked(body(get(client, query="dog.has='eye'", format="tar", status="open")))
         assert f"dog.eye/{data.a.uuid}.jpg" in members
 
-    def test_images_matched_through_not_go_under_all_their_labels_and_missing_files_are_counted(
+    def test_a_query_that_asks_for_no_label_takes_every_label_and_missing_files_are_counted(
         self, client, data, files
     ):
-        members = open_tar(body(get(client, query="~cat", format="tar", status="any")))
-        images = {name for name in members if name not in ("labels.csv", "MANIFEST")}
-        assert images == {
-            f"dog/{data.a.uuid}.jpg",
-            f"dog.eye/{data.a.uuid}.jpg",
-            f"grass/{data.a.uuid}.jpg",
-        }
+        public_storage().delete(data.b.file_name("master", public=True))
+        _, members = unpacked(body(get(client, query="~cat", format="tar")))
+        classes, samples = image_folder(members)
+        assert samples == [(f"dog/{data.a.uuid}.jpg", 0)]
         manifest = members["MANIFEST"].decode()
-        assert "# images skipped because their file is missing: 1" in manifest
-        assert f"# missing, not in the archive: {data.c.uuid}.jpg" in manifest
-        assert str(data.c.uuid) in members["labels.csv"].decode()  # its labels are still listed
+        assert "# images whose file is missing: 1" in manifest
+        assert f"# missing, not in the archive: dog/{data.b.uuid}.png" in manifest
+        skipped = members["skipped.csv"].decode()
+        assert str(data.c.uuid) in skipped and "several positive labels" in skipped
+        assert str(data.b.uuid) in members["pairs.csv"].decode()  # its labels are still listed
 
     def test_label_names_cannot_escape_their_folder(self, client, data):
-        image = make_image()
-        store_master(image, photo_bytes())
-        ids = {}
+        ids, images = {}, {}
         for name in ["../../etc/passwd", "..", "a/b", "猫"]:
+            image = images[name] = make_image()
+            store_master(image, photo_bytes())
             ids[name] = make_pair(make_label(name), image=image).label_id
-        members = open_tar(
+        _, members = unpacked(
             body(get(client, query="~dog & ~cat & ~grass", format="tar", status="any"))
         )
-        assert set(members) - {"labels.csv", "MANIFEST"} == {
-            f"etcpasswd/{image.uuid}.jpg",
-            f"label-{ids['..']}/{image.uuid}.jpg",
-            f"ab/{image.uuid}.jpg",
-            f"label-{ids['猫']}/{image.uuid}.jpg",
+        classes, samples = image_folder(members)
+        assert {name for name, _ in samples} >= {
+            f"etcpasswd/{images['../../etc/passwd'].uuid}.jpg",
+            f"label-{ids['..']}/{images['..'].uuid}.jpg",
+            f"ab/{images['a/b'].uuid}.jpg",
+            f"label-{ids['猫']}/{images['猫'].uuid}.jpg",
         }
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            ({"layout": "flat"}, "layout: must be one of single, multi"),
+            ({"size": "512"}, "size: must be one of 256, 1024, master"),
+        ],
+    )
+    def test_a_wrong_layout_or_size_answers_400_naming_it(self, client, data, params, message):
+        response = get(client, query="dog", format="tar", **params)
+        assert response.status_code == 400
+        assert response.json()["error"] == message
 
 
 class TestSnapshot:
@@ -594,11 +686,11 @@ class TestSnapshot:
         head = next(stream)  # the first member's header: the snapshot exists
         ImageLabel.objects.filter(pk=data.b_dog.pk).update(num_yes=12345)
         votes(make_pair(data.dog, image=make_image()), 1, 0)
-        members = open_tar(head + b"".join(stream))
-        rows = list(csv.DictReader(io.StringIO(members["labels.csv"].decode(), newline="")))
+        _, members = unpacked(head + b"".join(stream))
+        rows = list(csv.DictReader(io.StringIO(members["pairs.csv"].decode(), newline="")))
         assert "12345" not in {row["num_yes"] for row in rows}
         assert {row["uuid"] for row in rows} == {str(data.a.uuid), str(data.b.uuid)}
-        assert "# labels.csv rows: 5\n" in members["MANIFEST"].decode()
+        assert "# pairs.csv rows: 5\n" in members["MANIFEST"].decode()
 
 
 def export_connections(expected: int) -> int:

@@ -18,6 +18,11 @@
     if (form.elements.negatives.checked) data.set("negatives", "true");
     var format = form.querySelector('input[name="format"]:checked');
     data.set("format", format ? format.value : "json");
+    if (data.get("format") === "tar") {
+      var layout = form.querySelector('input[name="layout"]:checked');
+      if (layout) data.set("layout", layout.value);
+      data.set("size", form.elements.size.value);
+    }
     return data;
   }
 
