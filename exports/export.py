@@ -52,6 +52,13 @@ CSV_HEADER = (
     b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence,status\r\n"
 )
 COPY_CHUNK_BYTES = 256 * 1024
+
+
+def csv_header(export: Export) -> bytes:
+    """CSV_HEADER, with a split column when the export is split."""
+    return CSV_HEADER[:-2] + b",split\r\n" if export.split else CSV_HEADER
+
+
 COPY_QUEUE_CHUNKS = 8  # at most ~2 MB in flight between PostgreSQL and the client
 CURSOR_BATCH_ROWS = 2000
 FILE_CHUNK_BYTES = 1024 * 1024
@@ -89,6 +96,22 @@ class Layout:
     CHOICES = (SINGLE, MULTI)
 
 
+SPLITS = ("train", "val", "test")
+DEFAULT_SEED = 0
+# How far a near-duplicate's similar_to chain is followed to its root.
+MAX_SIMILAR_DEPTH = 64
+
+# The uuid at the root of the similar_to chain of the image aliased `img` (itself, mostly);
+# the one parameter is how deep the chain is followed.
+SIMILAR_ROOT = """CASE WHEN img.similar_to_id IS NULL THEN img.uuid ELSE (
+    WITH RECURSIVE chain(uuid, next, depth) AS (
+        SELECT img.uuid, img.similar_to_id, 0
+        UNION ALL
+        SELECT up.uuid, up.similar_to_id, chain.depth + 1
+        FROM chain JOIN donations_image up ON up.id = chain.next
+        WHERE chain.depth < %s
+    ) SELECT uuid FROM chain ORDER BY depth DESC LIMIT 1) END"""
+
 # The `size` of a tar's images: which stored rendition (donations.storage.RENDITIONS).
 SIZES = {"256": "thumb", "1024": "display", "master": "master"}
 
@@ -112,6 +135,9 @@ class Export:
     annotations_only: bool = False
     layout: str = Layout.SINGLE  # the tar's
     size: str = "master"  # the tar's images: a key of SIZES
+    # Train/val/test percentages (80, 10, 10), or None for no split; see split_of().
+    split: tuple[int, int, int] | None = None
+    seed: int = DEFAULT_SEED
     # Absolute URL that an image's uuid completes, e.g. https://host/v1/donation/
     image_url_prefix: str = "/v1/donation/"
 
@@ -120,6 +146,24 @@ class Export:
         if self.annotations_only:
             return Sql("FALSE")  # annotations do not exist yet, so no image has one
         return self.query.condition(passing=self.passing())
+
+    def split_of(self) -> Sql:
+        """SQL for the split ("train", "val" or "test") of the image aliased `img`.
+
+        The bucket (0–99) is the first 32 bits of md5("<seed>:<uuid>") modulo 100,
+        so an image keeps its split in every export with the same seed and
+        percentages. The uuid is that of the root of the image's similar_to chain:
+        near-duplicates (similar_to is set at ingestion from the perceptual hash)
+        share their original's split, and no copy of a test image is trained on.
+        """
+        train, val, _ = self.split or (100, 0, 0)
+        # width_bucket counts the bounds at or below the bucket: 0 train, 1 val, 2 test.
+        return Sql(
+            "((ARRAY['train', 'val', 'test'])[1 + width_bucket("
+            "('x' || substr(md5(%s || ':' || (" + SIMILAR_ROOT + ")::text), 1, 8))::bit(32)::bigint"
+            " %% 100, ARRAY[%s, %s])])",
+            [str(self.seed), MAX_SIMILAR_DEPTH, train, train + val],
+        )
 
     def positive(self, alias: str = "p") -> Sql:
         """A condition over the pair table (aliased `alias`) for the export's positives."""
@@ -332,6 +376,13 @@ CSV_CELL_MAP = ", cellmap AS MATERIALIZED (SELECT jsonb_object_agg(id, csv) AS m
 CELL = "((SELECT m FROM cellmap) ->> p.label_id::text)"
 
 
+def _split_field(export: Export, before: str, after: str) -> Sql:
+    """SQL text for the image's split between `before` and `after`, or '' without a split."""
+    if export.split is None:
+        return Sql("''")
+    return compose(Sql("%s || ", [before]), export.split_of(), Sql(" || %s", [after]))
+
+
 def image_objects(export: Export, row_prefix: str) -> Sql:
     """One JSON object per matching image with its passing pairs, as in the /v1/export shape."""
     return compose(
@@ -339,10 +390,12 @@ def image_objects(export: Export, row_prefix: str) -> Sql:
         JSON_CELL_MAP,
         Sql(
             """SELECT %s || '{"uuid":"' || img.uuid || '","provider":"donation","width":'
-                || img.width || ',"height":' || img.height || ',"annotations":[],"validations":['
-                || COALESCE(string_agg(""",
+                || img.width || ',"height":' || img.height || """,
             [row_prefix],
         ),
+        _split_field(export, ',"split":"', '"'),
+        """ || ',"annotations":[],"validations":['
+                || COALESCE(string_agg(""",
         CELL,
         """ || ',"num_yes":' || p.num_yes
                 || ',"num_no":' || p.num_no || ',"probability":' || p.probability
@@ -372,7 +425,9 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
         ),
         CELL,
         """ || ',' || p.num_yes || ',' || p.num_no || ',' || p.probability || ',' || p.confidence
-            || ',' || p.status
+            || ',' || p.status || """,
+        _split_field(export, ",", ""),
+        """
         FROM donations_image img
         JOIN validation_imagelabel p ON p.image_id = img.id AND """,
         export.passing(),
@@ -400,11 +455,12 @@ def coco_images(export: Export) -> Sql:
                 || CASE img.format WHEN 'png' THEN '.png' ELSE '.jpg' END
                 || '","width":' || img.width || ',"height":' || img.height
                 || ',"license":1,"coco_url":' || to_json(%s || img.uuid)::text
-                || ',"imagemonkey_uuid":"' || img.uuid
-                || '","pos_category_ids":['
-                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
+                || ',"imagemonkey_uuid":"' || img.uuid || '"' || """,
             [export.image_url_prefix],
         ),
+        _split_field(export, ',"split":"', '"'),
+        """ || ',"pos_category_ids":['
+                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
         export.positive(),
         """), '') || '],"neg_category_ids":['
                 || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
@@ -449,10 +505,12 @@ def coco_categories(export: Export) -> Sql:
 
 
 def tar_images(export: Export) -> Sql:
-    """One row per matching image for the tar, in image order:
-    (uuid, format, master sha256, publication key, positive label ids, negative label ids)."""
+    """One row per matching image for the tar, in image order: (uuid, format, master
+    sha256, publication key, split or None, positive label ids, negative label ids)."""
     return compose(
-        """SELECT img.uuid, img.format, img.master_sha256, img.publication,
+        "SELECT img.uuid, img.format, img.master_sha256, img.publication, ",
+        export.split_of() if export.split else "NULL",
+        """,
             COALESCE(array_agg(p.label_id ORDER BY p.label_id) FILTER (WHERE """,
         export.positive(),
         """), '{}'),
@@ -484,7 +542,7 @@ def render_jsonl(export: Export) -> Iterator[bytes]:
 
 
 def render_csv(export: Export) -> Iterator[bytes]:
-    yield CSV_HEADER
+    yield csv_header(export)
     with snapshot() as snap:
         yield from _crlf(snap.copy_lines(pair_lines(export)))
 
@@ -653,7 +711,8 @@ def render_tar(export: Export) -> Iterator[bytes]:
         names = folder_names(snap)
         classes = export.query.requested_label_ids or _used_labels(export, snap)
         if export.layout == Layout.MULTI:
-            header = ["file", "uuid", *(names[label_id] for label_id in classes)]
+            split = ["split"] if export.split else []
+            header = ["file", "uuid", *split, *(names[label_id] for label_id in classes)]
             spools = [
                 _Spool(
                     "labels.csv", files.enter_context(tempfile.TemporaryFile()), _csv_line(header)
@@ -703,13 +762,13 @@ def _image_members(
     storage = public_storage()
     kind = SIZES[export.size]
     wanted = set(classes)
-    for uuid, image_format, master_sha256, publication, positives, negatives in snap.rows(
-        tar_images(export)
-    ):
+    for row in snap.rows(tar_images(export)):
+        uuid, image_format, master_sha256, publication, split, positives, negatives = row
         counts.images += 1
         extension = "png" if image_format == Image.Format.PNG else "jpg"
+        under = f"{split}/" if split else ""  # a split is the first folder: train/dog/…
         if export.layout == Layout.MULTI:
-            path = f"images/{uuid}.{extension}"
+            path = f"{under}images/{uuid}.{extension}"
         else:
             candidates = [label_id for label_id in positives if label_id in wanted]
             if len(candidates) != 1:
@@ -718,7 +777,7 @@ def _image_members(
                 spools[0].write(_csv_line([str(uuid), reason, labels]))
                 counts.skipped += 1
                 continue
-            path = f"{names[candidates[0]]}/{uuid}.{extension}"
+            path = f"{under}{names[candidates[0]]}/{uuid}.{extension}"
         try:
             handle = storage.open(file_name(uuid, kind, extension, publication), "rb")
         except OSError:
@@ -735,18 +794,20 @@ def _image_members(
             counts.mismatched += 1
             hashes.write(f"# differs from the recorded master sha256: {path}\n".encode())
         if export.layout == Layout.MULTI:
-            _write_targets(spools, path, uuid, positives, negatives, names, classes)
+            _write_targets(spools, path, uuid, split, positives, negatives, names, classes)
 
 
-def _write_targets(spools, path, uuid, positives, negatives, names, classes) -> None:
+def _write_targets(spools, path, uuid, split, positives, negatives, names, classes) -> None:
     """A multi-hot row: 1 positive, 0 verified negative, empty when not known."""
     positive, negative = set(positives), set(negatives)
     targets = [1 if c in positive else 0 if c in negative else None for c in classes]
     labels_csv, labels_jsonl = spools
-    labels_csv.write(_csv_line([path, str(uuid), *("" if t is None else t for t in targets)]))
+    cells = ["" if target is None else target for target in targets]
+    labels_csv.write(_csv_line([path, str(uuid), *([split] if split else []), *cells]))
     entry = {
         "file": path,
         "uuid": str(uuid),
+        **({"split": split} if split else {}),
         "labels": [names[label_id] for label_id in positives],
         "negatives": [names[label_id] for label_id in negatives],
         "target": targets,
@@ -764,10 +825,9 @@ def _pairs_csv_member(export, snap, archive, folder, counts, hashes) -> Iterator
         )
     )
     digest = hashlib.sha256()
-    chunks = itertools.chain([CSV_HEADER], _crlf(snap.copy_lines(pair_lines(export))))
-    yield from archive.member(
-        f"{folder}/pairs.csv", len(CSV_HEADER) + size, _hashed(chunks, digest)
-    )
+    header = csv_header(export)
+    chunks = itertools.chain([header], _crlf(snap.copy_lines(pair_lines(export))))
+    yield from archive.member(f"{folder}/pairs.csv", len(header) + size, _hashed(chunks, digest))
     hashes.write(f"{digest.hexdigest()}  pairs.csv\n".encode())
 
 
@@ -786,6 +846,8 @@ def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes
         f"# negatives: {str(export.negatives).lower()}",
         f"# annotations_only: {str(export.annotations_only).lower()}",
         f"# size: {export.size} ({SIZES[export.size]} rendition)",
+        f"# split: {'/'.join(map(str, export.split)) if export.split else 'none'}",
+        f"# seed: {export.seed}",
         f"# snapshot: {taken.isoformat()}",
         f"# images: {counts.images}",
         f"# image files: {counts.files}",

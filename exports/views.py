@@ -18,6 +18,7 @@ from people.http import json_error, public_read
 from people.ratelimits import limit
 
 from .export import (
+    DEFAULT_SEED,
     FORMATS,
     SIZES,
     Export,
@@ -76,6 +77,17 @@ class ExportForm(forms.Form):
         choices=[(name, name) for name in SIZES],
         error_messages={"invalid_choice": f"must be one of {', '.join(SIZES)}"},
     )
+    split = forms.CharField(required=False, strip=True, max_length=20)
+    seed = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**31 - 1,
+        error_messages={
+            "invalid": "must be a whole number from 0 to 2147483647",
+            "min_value": "must be a whole number from 0 to 2147483647",
+            "max_value": "must be a whole number from 0 to 2147483647",
+        },
+    )
     format = forms.ChoiceField(
         required=False,
         choices=[(name, f.title) for name, f in FORMATS.items()],
@@ -112,6 +124,27 @@ class ExportForm(forms.Form):
     def clean_format(self) -> str:
         return self.cleaned_data["format"] or "json"
 
+    def clean_split(self) -> tuple[int, int, int] | None:
+        """`80/10/10`: train, val and test percentages, whole numbers that sum to 100."""
+        text = self.cleaned_data["split"]
+        if not text:
+            return None
+        parts = text.split("/")
+        if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+            raise forms.ValidationError(
+                "must be three whole percentages for train/val/test, as in 80/10/10"
+            )
+        train, val, test = (int(part) for part in parts)
+        if train + val + test != 100:
+            raise forms.ValidationError(
+                f"the train/val/test percentages must sum to 100, not {train + val + test}"
+            )
+        return train, val, test
+
+    def clean_seed(self) -> int:
+        seed = self.cleaned_data["seed"]
+        return DEFAULT_SEED if seed is None else seed
+
     def clean_layout(self) -> str:
         return self.cleaned_data["layout"] or Layout.SINGLE
 
@@ -147,6 +180,8 @@ class ExportForm(forms.Form):
             annotations_only=data["annotations_only"],
             layout=data["layout"],
             size=data["size"],
+            split=data["split"],
+            seed=data["seed"],
             image_url_prefix=request.build_absolute_uri(IMAGE_PATH),
         )
         check_cost(dataset)
@@ -164,11 +199,13 @@ class ExportForm(forms.Form):
             "annotations_only",
             "layout",
             "size",
+            "split",
             "min_probability",
             "min_confidence",
+            "seed",
         ):
             if name in self.errors:
-                status = 422 if name.startswith("min_") else 400
+                status = 422 if name.startswith("min_") or name == "seed" else 400
                 return json_error(f"{name}: {self.errors[name][0]}", status)
         return json_error("invalid parameters", 400)
 
@@ -323,6 +360,8 @@ def export_page(request: HttpRequest) -> HttpResponse:
                 parameters["negatives"] = "true"
             if form.cleaned_data["format"] == "tar":
                 parameters.update(layout=dataset.layout, size=dataset.size)
+            if dataset.split:
+                parameters.update(split="/".join(map(str, dataset.split)), seed=dataset.seed)
             context.update(
                 chosen=FORMATS[form.cleaned_data["format"]],
                 download_url=f"{reverse('exports:api-export')}?{urlencode(parameters)}",

@@ -165,6 +165,18 @@ EXPORT_PARAMETERS = [
         "tar: the stored rendition of each image (default master).",
     ),
     _query(
+        "split",
+        {"type": "string", "pattern": "^[0-9]{1,3}/[0-9]{1,3}/[0-9]{1,3}$", "example": "80/10/10"},
+        "Train/val/test percentages summing to 100: each image's split comes from a hash of "
+        "its uuid (a near-duplicate's: of the image it is similar to) and the seed; a split "
+        "field (JSON, COCO), column (CSV) or first folder (tar).",
+    ),
+    _query(
+        "seed",
+        {"type": "integer", "minimum": 0, "maximum": 2147483647},
+        "The split's seed (default 0).",
+    ),
+    _query(
         "format",
         {"type": "string", "enum": ["json", "jsonl", "csv", "coco", "tar"]},
         "json (default), jsonl, csv, coco or tar.",

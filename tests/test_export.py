@@ -661,6 +661,118 @@ class TestTar:
         assert response.json()["error"] == message
 
 
+def expected_split(image: Image, percentages=(80, 10, 10), seed: int = 0) -> str:
+    """The split the export promises: md5("<seed>:<root uuid>"), first 32 bits, modulo 100."""
+    while image.similar_to_id is not None:
+        image = Image.objects.get(pk=image.similar_to_id)
+    bucket = (
+        int(hashlib.md5(f"{seed}:{image.uuid}".encode(), usedforsecurity=False).hexdigest()[:8], 16)
+        % 100
+    )
+    train, val, _ = percentages
+    return "train" if bucket < train else "val" if bucket < train + val else "test"
+
+
+class TestSplits:
+    @pytest.fixture
+    def many(self, data):
+        """Forty validated dog pictures, enough for every split to occur."""
+        images = [make_image() for _ in range(40)]
+        for image in images:
+            settle(make_pair(data.dog, image=image), status=ImageLabel.Status.VALIDATED)
+        return images
+
+    def test_each_image_gets_the_split_of_its_uuids_hash_in_every_format(self, client, many):
+        entries = export_json(client, query="dog", split="80/10/10", status="validated")
+        splits = {entry["uuid"]: entry["split"] for entry in entries}
+        assert splits == {
+            str(image.uuid): expected_split(image)
+            for image in Image.objects.filter(uuid__in=splits)
+        }
+        assert set(splits.values()) == {"train", "val", "test"}
+        rows = csv_rows(client, query="dog | cat", split="80/10/10")
+        assert {row["uuid"]: row["split"] for row in rows} == splits
+        coco = json.loads(body(get(client, query="dog", format="coco", split="80/10/10")))
+        assert {i["imagemonkey_uuid"]: i["split"] for i in coco["images"]} == splits
+
+    def test_the_split_is_stable_across_exports_and_moves_only_with_the_seed(self, client, many):
+        def splits(**params):
+            lines = body(get(client, format="jsonl", split="50/25/25", **params)).splitlines()
+            return {entry["uuid"]: entry["split"] for entry in map(json.loads, lines)}
+
+        first = splits(query="dog")
+        make_image()  # the dataset grows meanwhile
+        settle(make_pair("dog", image=make_image()), status=ImageLabel.Status.VALIDATED)
+        again = splits(query="dog | cat")
+        assert {uuid: again[uuid] for uuid in first} == first
+        reseeded = splits(query="dog", seed="7")
+        assert reseeded != first
+        assert reseeded == {
+            str(image.uuid): expected_split(image, (50, 25, 25), seed=7)
+            for image in Image.objects.filter(uuid__in=reseeded)
+        }
+
+    def test_near_duplicates_land_in_the_split_of_what_they_are_similar_to(self, client, data):
+        original = make_image()
+        settle(make_pair(data.dog, image=original), status=ImageLabel.Status.VALIDATED)
+        own = expected_split(original, (50, 25, 25))
+        copies, parent = [], original
+        while len(copies) < 3:  # copies whose own uuid would put them elsewhere
+            copy = make_image(similar_to=parent)
+            alone = Image(uuid=copy.uuid)
+            if expected_split(alone, (50, 25, 25)) == own:
+                copy.delete()
+                continue
+            settle(make_pair(data.dog, image=copy), status=ImageLabel.Status.VALIDATED)
+            copies.append(copy)
+            parent = copy  # a chain: copy of a copy of the original
+        entries = by_uuid(export_json(client, query="dog", split="50/25/25", status="validated"))
+        assert {entries[str(image.uuid)]["split"] for image in [original, *copies]} == {own}
+
+    def test_a_split_tar_puts_train_val_and_test_first(self, client, data, many):
+        for image in many[:10]:
+            store_master(image, photo_bytes())
+        _, members = unpacked(body(get(client, query="dog", format="tar", split="50/25/25")))
+        images = [name for name in members if name.endswith(".jpg")]
+        assert len(images) == 10
+        for image in many[:10]:
+            split = expected_split(image, (50, 25, 25))
+            assert f"{split}/dog/{image.uuid}.jpg" in members
+        train = {
+            name.split("/", 1)[1]: data
+            for name, data in members.items()
+            if name.startswith("train/")
+        }
+        assert image_folder(train)[0] == ["dog"]  # ImageFolder("…/train") reads one split
+        assert "# split: 50/25/25\n# seed: 0\n" in members["MANIFEST"].decode()
+        _, multi = unpacked(
+            body(get(client, query="dog", format="tar", split="50/25/25", layout="multi"))
+        )
+        rows = list(csv.DictReader(io.StringIO(multi["labels.csv"].decode(), newline="")))
+        assert list(rows[0]) == ["file", "uuid", "split", "dog"]
+        assert all(row["file"] == f"{row['split']}/images/{row['uuid']}.jpg" for row in rows)
+        assert all(row["file"] in multi for row in rows)
+
+    @pytest.mark.parametrize(
+        ("params", "status", "message"),
+        [
+            ({"split": "80/20"}, 400, "split: must be three whole percentages"),
+            ({"split": "80/10/x"}, 400, "split: must be three whole percentages"),
+            ({"split": "80/-10/30"}, 400, "split: must be three whole percentages"),
+            ({"split": "80/10/5"}, 400, "split: the train/val/test percentages must sum to 100"),
+            ({"split": "80/10/10", "seed": "-1"}, 422, "seed: must be a whole number"),
+            ({"split": "80/10/10", "seed": "1.5"}, 422, "seed: must be a whole number"),
+        ],
+    )
+    def test_a_wrong_split_or_seed_is_refused_naming_it(
+        self, client, data, params, status, message
+    ):
+        for path in ("/v1/export", "/v1/export/count"):
+            response = client.get(path, {"query": "dog", **params})
+            assert response.status_code == status
+            assert response.json()["error"].startswith(message)
+
+
 class TestSnapshot:
     def test_a_coco_export_reads_one_snapshot_while_votes_and_pictures_arrive(self, client, data):
         response = get(client, query="dog", format="coco")
@@ -872,6 +984,21 @@ class TestPage:
         assert "0.8" not in page and "0.5" not in page  # no threshold a single vote passes
         preview = client.get("/export", {"query": "dog.has='eye'", "preview": "1"})
         assert '<strong id="match-count">0</strong>' in preview.content.decode()
+
+    def test_the_download_link_carries_the_split_the_layout_and_the_size(self, client, data):
+        page = client.get(
+            "/export",
+            {
+                "query": "dog",
+                "format": "tar",
+                "layout": "multi",
+                "size": "256",
+                "split": "70/20/10",
+            },
+        ).content.decode()
+        assert "layout=multi&amp;size=256&amp;split=70%2F20%2F10&amp;seed=0" in page
+        wrong = client.get("/export", {"query": "dog", "split": "70/20"}).content.decode()
+        assert "Split must be three whole percentages" in wrong
 
     def test_a_wrong_query_is_explained_next_to_the_field(self, client, data):
         page = client.get("/export", {"query": "dog & )", "preview": "1"}).content.decode()

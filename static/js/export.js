@@ -11,7 +11,7 @@
 
   function parameters() {
     var data = new URLSearchParams();
-    ["query", "min_probability", "min_confidence", "status"].forEach(function (name) {
+    ["query", "min_probability", "min_confidence", "status", "split", "seed"].forEach(function (name) {
       var value = form.elements[name].value.trim();
       if (value) data.set(name, value);
     });
