@@ -42,6 +42,7 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connection
 from django.db.models import Count, Prefetch, Q
 from django.utils.text import slugify
 
+from donations.imaging import DISPLAY_SIDE, THUMB_SIDE
 from donations.models import Image, ImageLabel
 from donations.storage import file_name, public_storage
 from labels.models import Label
@@ -881,9 +882,6 @@ FORMATS = {
 }
 
 
-# --- Counts and previews (the request's own connection; no snapshot needed) -------------
-
-
 # --- Counts and previews: cheap, bounded queries on the request's connection ---------
 
 
@@ -941,6 +939,89 @@ def count_images(export: Export) -> int:
     with bounded(), connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         return cursor.fetchone()[0]
+
+
+# A download's size is estimated, not measured: file sizes are not stored. Bytes per pixel
+# of the stored renditions (JPEG at quality 90 for masters and 85 for the others, about
+# what photos take; PNG much more), and about what a row of each format takes.
+BYTES_PER_PIXEL = {"jpeg": 0.35, "png": 1.5}
+TAR_BYTES_PER_FILE = 1536  # the member's pax header and padding
+BYTES_PER_IMAGE = {"json": 130, "jsonl": 130, "coco": 330, "csv": 0, "tar": 0}
+BYTES_PER_PAIR = 170  # a CSV row, a JSON validation, a pairs.csv row: all about this
+
+
+@dataclass
+class LabelCount:
+    label: Label
+    positives: int
+    negatives: int
+
+
+@dataclass
+class Summary:
+    """What the preview tells before a download: counts and an estimated size."""
+
+    images: int
+    positives: int
+    negatives: int
+    labels: list[LabelCount]
+    estimated_bytes: int
+
+
+def summarize(export: Export, format_name: str) -> Summary:
+    """The images, the positive and negative pairs per label, and the estimated size of the
+    download in `format_name` (two bounded queries, and one for the label names)."""
+    side = {"thumb": THUMB_SIDE, "display": DISPLAY_SIDE, "master": None}[SIZES[export.size]]
+    if format_name != "tar":
+        image_bytes = Sql("0")
+    else:
+        # The rendition's pixels: the master's, scaled so that its long side fits `side`.
+        scale = (
+            "1"
+            if side is None
+            else f"LEAST(1.0, ({int(side)}::float / GREATEST(img.width, img.height)) ^ 2)"
+        )
+        image_bytes = Sql(
+            f"img.width::float * img.height * {scale} * "
+            "CASE img.format WHEN 'png' THEN %s ELSE %s END + %s",
+            [BYTES_PER_PIXEL["png"], BYTES_PER_PIXEL["jpeg"], TAR_BYTES_PER_FILE],
+        )
+    images = compose(
+        "SELECT count(*), COALESCE(sum(",
+        image_bytes,
+        "), 0) FROM donations_image img WHERE ",
+        export.matching(),
+    )
+    pairs = compose(
+        "SELECT p.label_id, count(*) FILTER (WHERE ",
+        export.positive(),
+        "), count(*) FILTER (WHERE ",
+        export.negative(),
+        """) FROM donations_image img
+        JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " GROUP BY p.label_id",
+    )
+    with bounded(), connection.cursor() as cursor:
+        cursor.execute(images.text, images.params)
+        count, file_bytes = cursor.fetchone()
+        cursor.execute(pairs.text, pairs.params)
+        per_label = cursor.fetchall()
+    labels = Label.objects.select_related("parent").in_bulk([row[0] for row in per_label])
+    counts = sorted(
+        (LabelCount(labels[pk], positives, negatives) for pk, positives, negatives in per_label),
+        key=lambda c: (-c.positives, -c.negatives, c.label.full_name),
+    )
+    positives = sum(c.positives for c in counts)
+    negatives = sum(c.negatives for c in counts)
+    estimated = (
+        float(file_bytes)
+        + count * BYTES_PER_IMAGE.get(format_name, 0)
+        + (positives + negatives) * BYTES_PER_PAIR
+    )
+    return Summary(count, positives, negatives, counts, int(estimated))
 
 
 def first_images(export: Export, limit: int) -> list[Image]:

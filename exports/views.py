@@ -18,6 +18,7 @@ from people.http import json_error, public_read
 from people.ratelimits import limit
 
 from .export import (
+    BYTES_PER_PIXEL,
     DEFAULT_SEED,
     FORMATS,
     SIZES,
@@ -29,11 +30,13 @@ from .export import (
     check_cost,
     count_images,
     first_images,
+    summarize,
     validation_counts,
 )
 from .query import MAX_LENGTH, LabelQuery, QueryError
 
-PREVIEW_IMAGES = 10
+PREVIEW_IMAGES = 12
+PREVIEW_LABELS = 20
 IMAGE_PATH = "/v1/donation/"  # where an image's bytes live: /v1/donation/<uuid>
 FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
 
@@ -335,15 +338,19 @@ def export_page(request: HttpRequest) -> HttpResponse:
         "formats": FORMATS,
         "settle": settle,
         "master_side": settings.IMAGE_MASTER_MAX_SIDE,
+        "bytes_per_pixel": BYTES_PER_PIXEL,
     }
     status = 200
     if form.is_bound and form.is_valid():
         try:
             dataset = form.export(request)
+            summary = summarize(dataset, form.cleaned_data["format"])
             context.update(
                 dataset=dataset,
-                count=count_images(dataset),
-                images=first_images(dataset, PREVIEW_IMAGES),
+                summary=summary,
+                count=summary.images,
+                labels=summary.labels[:PREVIEW_LABELS],
+                images=first_images(dataset, PREVIEW_IMAGES) if summary.images else [],
             )
         except (TooCostly, TooSlow) as error:
             form.add_error("query", str(error))

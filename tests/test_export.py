@@ -1000,6 +1000,41 @@ class TestPage:
         wrong = client.get("/export", {"query": "dog", "split": "70/20"}).content.decode()
         assert "Split must be three whole percentages" in wrong
 
+    def test_the_preview_counts_positives_negatives_and_each_label(self, client, data):
+        page = client.get(
+            "/export", {"query": "dog | cat", "negatives": "true", "preview": "1"}
+        ).content.decode()
+        assert '<dd id="count-images">2</dd>' in page
+        assert '<dd id="count-positives">2</dd>' in page
+        assert '<dd id="count-negatives">1</dd>' in page
+        rows = re.findall(
+            r'<tr><th scope="row">([^<]+)</th><td class="num">(\d+)</td><td class="num">(\d+)</td>',
+            page,
+        )
+        assert rows == [("dog", "2", "0"), ("cat", "0", "1")]
+        assert page.count('<img src="/media/') == 2  # the thumbnails of the first matches
+        assert 'id="download" href="/v1/export?' in page and "is an estimate" in page
+
+    def test_the_estimated_size_of_a_tar_sums_the_chosen_renditions_pixels(self, data):
+        from exports.query import LabelQuery
+
+        query = LabelQuery.parse("dog | cat")
+        dataset = export_module.Export(query=query, negatives=True, size="256")
+        summary = export_module.summarize(dataset, "tar")
+        jpeg, png = export_module.BYTES_PER_PIXEL["jpeg"], export_module.BYTES_PER_PIXEL["png"]
+        per_file, per_pair = export_module.TAR_BYTES_PER_FILE, export_module.BYTES_PER_PAIR
+        a = 800 * 480 * (256 / 800) ** 2 * jpeg + per_file  # a thumbnail's long side is 256
+        b = 640 * 600 * (256 / 640) ** 2 * png + per_file
+        assert summary.estimated_bytes == pytest.approx(a + b + 3 * per_pair, abs=1)
+        master = export_module.summarize(export_module.Export(query=query, negatives=True), "tar")
+        assert master.estimated_bytes > 5 * summary.estimated_bytes
+
+    def test_nothing_to_download_disables_the_button_and_says_why(self, client, data):
+        page = client.get("/export", {"query": "dog.has='eye'", "preview": "1"}).content.decode()
+        assert '<button type="button" id="download" disabled' in page
+        assert "Nothing to download: no picture matches." in page
+        assert 'href="/v1/export?' not in page
+
     def test_a_wrong_query_is_explained_next_to_the_field(self, client, data):
         page = client.get("/export", {"query": "dog & )", "preview": "1"}).content.decode()
         assert "expected a label name at position 6" in page
@@ -1066,6 +1101,7 @@ class TestCostBounds:
             raise export_module.TooSlow("counting this query took longer than 5 s")
 
         monkeypatch.setattr("exports.views.count_images", too_slow)
+        monkeypatch.setattr("exports.views.summarize", lambda export, name: too_slow(export))
         response = client.get("/v1/export/count", {"query": "dog"})
         assert response.status_code == 503 and "longer than" in response.json()["error"]
         assert response["Retry-After"]

@@ -41,7 +41,11 @@
       var n = answer.body.images;
       live.textContent = n.toLocaleString() + (n === 1 ? " image matches" : " images match") +
         " the form as it is now.";
-      if (download) followForm(download, data);
+      // A link that would download nothing is hidden (the preview explains an empty one).
+      if (download && download.tagName === "A") {
+        if (n > 0) followForm(download, data);
+        else download.hidden = true;
+      }
     } else {
       live.textContent = answer.body.error || "The count is not available right now.";
       if (download) download.hidden = true;
