@@ -93,7 +93,10 @@ def _child(kind: str, query: str) -> dict:
     from exports.views import export
 
     request = RequestFactory().get(
-        "/v1/export", {"query": query, "format": kind}, HTTP_HOST="127.0.0.1"
+        # status=any: every pair, like the COPY baseline (the default exports settled ones).
+        "/v1/export",
+        {"query": query, "format": kind, "status": "any"},
+        HTTP_HOST="127.0.0.1",
     )
     started = time.perf_counter()
     response = export(request)

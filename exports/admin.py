@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.shortcuts import redirect
 
-from .export import Export, count_images
+from .export import Export, PairFilter, count_images
 from .models import Release, Revocation
 from .query import MAX_LENGTH, LabelQuery, QueryError
 from .releases import ReleaseError, cut_release
@@ -35,6 +35,7 @@ class CutReleaseForm(forms.ModelForm):
             query=self.parsed_query,
             min_probability=data["min_probability"],
             min_confidence=data["min_confidence"],
+            status=PairFilter.ANY,  # what cut_release freezes
         )
         if count_images(export) == 0:
             raise forms.ValidationError("This query matches no public image; nothing to release.")

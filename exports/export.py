@@ -22,7 +22,9 @@ Three promises shape this module:
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import itertools
 import json
 import queue
@@ -30,7 +32,7 @@ import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -40,6 +42,7 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connection
 from django.db.models import Count, Prefetch, Q
 from django.utils.text import slugify
 
+from donations.imaging import DISPLAY_SIDE, THUMB_SIDE
 from donations.models import Image, ImageLabel
 from donations.storage import file_name, public_storage
 from labels.models import Label
@@ -47,8 +50,17 @@ from labels.models import Label
 from . import quality
 from .query import LabelQuery, Sql, compose
 
-CSV_HEADER = b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence\r\n"
+CSV_HEADER = (
+    b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence,status\r\n"
+)
 COPY_CHUNK_BYTES = 256 * 1024
+
+
+def csv_header(export: Export) -> bytes:
+    """CSV_HEADER, with a split column when the export is split."""
+    return CSV_HEADER[:-2] + b",split\r\n" if export.split else CSV_HEADER
+
+
 COPY_QUEUE_CHUNKS = 8  # at most ~2 MB in flight between PostgreSQL and the client
 CURSOR_BATCH_ROWS = 2000
 FILE_CHUNK_BYTES = 1024 * 1024
@@ -68,14 +80,66 @@ class TooSlow(RuntimeError):
     """A count or preview ran past its statement timeout and was cancelled."""
 
 
+class PairFilter:
+    """Which pairs an export takes as positives (`status`): settled ones by default."""
+
+    VALIDATED = "validated"
+    REJECTED = "rejected"
+    OPEN = "open"
+    ANY = "any"
+    CHOICES = (VALIDATED, REJECTED, OPEN, ANY)
+
+
+class Layout:
+    """How a tar holds the images: one folder per class, or each image once."""
+
+    SINGLE = "single"
+    MULTI = "multi"
+    CHOICES = (SINGLE, MULTI)
+
+
+SPLITS = ("train", "val", "test")
+DEFAULT_SEED = 0
+# How far a near-duplicate's similar_to chain is followed to its root.
+MAX_SIMILAR_DEPTH = 64
+
+# The uuid at the root of the similar_to chain of the image aliased `img` (itself, mostly);
+# the one parameter is how deep the chain is followed.
+SIMILAR_ROOT = """CASE WHEN img.similar_to_id IS NULL THEN img.uuid ELSE (
+    WITH RECURSIVE chain(uuid, next, depth) AS (
+        SELECT img.uuid, img.similar_to_id, 0
+        UNION ALL
+        SELECT up.uuid, up.similar_to_id, chain.depth + 1
+        FROM chain JOIN donations_image up ON up.id = chain.next
+        WHERE chain.depth < %s
+    ) SELECT uuid FROM chain ORDER BY depth DESC LIMIT 1) END"""
+
+# The `size` of a tar's images: which stored rendition (donations.storage.RENDITIONS).
+SIZES = {"256": "thumb", "1024": "display", "master": "master"}
+
+
 @dataclass(frozen=True)
 class Export:
-    """What to export: the query, the thresholds pairs must pass, and where images live."""
+    """What to export: the query, the pairs that count, and where images live.
+
+    A pair is a *positive* when its status is `status` (every status for "any")
+    and it is past both thresholds. With `negatives`, a rejected pair is a
+    *verified negative* when the crowd is as sure of its "no" as the thresholds
+    ask of a "yes" (its no share is at least min_probability, its confidence at
+    most 1 − min_confidence). The query's terms match pairs of either kind.
+    """
 
     query: LabelQuery
     min_probability: float = 0.0
     min_confidence: float = 0.0
+    status: str = PairFilter.VALIDATED
+    negatives: bool = False
     annotations_only: bool = False
+    layout: str = Layout.SINGLE  # the tar's
+    size: str = "master"  # the tar's images: a key of SIZES
+    # Train/val/test percentages (80, 10, 10), or None for no split; see split_of().
+    split: tuple[int, int, int] | None = None
+    seed: int = DEFAULT_SEED
     # Absolute URL that an image's uuid completes, e.g. https://host/v1/donation/
     image_url_prefix: str = "/v1/donation/"
     # A release's id: the rows are then its frozen ones (exports_releaseentry),
@@ -94,20 +158,63 @@ class Export:
             return Sql(RELEASED_IMAGES, [Image.Status.PUBLIC, self.release_id])
         if self.annotations_only:
             return Sql("FALSE")  # annotations do not exist yet, so no image has one
-        return self.query.condition(
-            min_probability=self.min_probability, min_confidence=self.min_confidence
+        return self.query.condition(passing=self.passing())
+
+    def split_of(self) -> Sql:
+        """SQL for the split ("train", "val" or "test") of the image aliased `img`.
+
+        The bucket (0–99) is the first 32 bits of md5("<seed>:<uuid>") modulo 100,
+        so an image keeps its split in every export with the same seed and
+        percentages. The uuid is that of the root of the image's similar_to chain:
+        near-duplicates (similar_to is set at ingestion from the perceptual hash)
+        share their original's split, and no copy of a test image is trained on.
+        """
+        train, val, _ = self.split or (100, 0, 0)
+        # width_bucket counts the bounds at or below the bucket: 0 train, 1 val, 2 test.
+        return Sql(
+            "((ARRAY['train', 'val', 'test'])[1 + width_bucket("
+            "('x' || substr(md5(%s || ':' || (" + SIMILAR_ROOT + ")::text), 1, 8))::bit(32)::bigint"
+            " %% 100, ARRAY[%s, %s])])",
+            [str(self.seed), MAX_SIMILAR_DEPTH, train, train + val],
         )
 
-    def passing(self, alias: str = "p") -> Sql:
-        """A condition over the pair table (aliased `alias`) for pairs past both thresholds."""
-        if self.release_id is not None:  # a release holds only the pairs that passed
-            return Sql(
-                f"{alias}.release_id = %s AND {alias}.label_id IS NOT NULL", [self.release_id]
-            )
-        return Sql(
+    def positive(self, alias: str = "p") -> Sql:
+        """A condition over the pair table (aliased `alias`) for the export's positives."""
+        sql = Sql(
             f"{alias}.probability >= %s AND {alias}.confidence >= %s",
             [self.min_probability, self.min_confidence],
         )
+        if self.status != PairFilter.ANY:
+            sql = Sql(f"{alias}.status = %s AND ", [self.status]) + sql
+        return self._scoped(alias, sql)
+
+    def _scoped(self, alias: str, sql: Sql) -> Sql:
+        """`sql`, limited to the release's frozen rows when the export is a release's."""
+        if self.release_id is None:
+            return sql
+        scope = Sql(
+            f"{alias}.release_id = %s AND {alias}.label_id IS NOT NULL AND ", [self.release_id]
+        )
+        return scope + sql
+
+    def negative(self, alias: str = "p") -> Sql:
+        """A condition over the pair table for the verified negatives (FALSE without them)."""
+        if not self.negatives:
+            return Sql("FALSE")
+        return self._scoped(
+            alias,
+            Sql(
+                f"{alias}.status = %s AND 1 - {alias}.probability >= %s "
+                f"AND 1 - {alias}.confidence >= %s",
+                [PairFilter.REJECTED, self.min_probability, self.min_confidence],
+            ),
+        )
+
+    def passing(self, alias: str = "p") -> Sql:
+        """The pair filter: positives, and verified negatives when they are asked for."""
+        if not self.negatives:
+            return self.positive(alias)
+        return compose("((", self.positive(alias), ") OR (", self.negative(alias), "))")
 
 
 # A released image is served while it is public and has not been revoked.
@@ -125,6 +232,11 @@ class ReleasedQuery:
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def requested_label_ids(self) -> list[int]:
+        """The tar's classes: the labels the query named when the release was cut."""
+        return self.named_label_ids
 
 
 def label_cells(export: Export) -> str | Sql:
@@ -324,6 +436,13 @@ CSV_CELL_MAP = ", cellmap AS MATERIALIZED (SELECT jsonb_object_agg(id, csv) AS m
 CELL = "((SELECT m FROM cellmap) ->> p.label_id::text)"
 
 
+def _split_field(export: Export, before: str, after: str) -> Sql:
+    """SQL text for the image's split between `before` and `after`, or '' without a split."""
+    if export.split is None:
+        return Sql("''")
+    return compose(Sql("%s || ", [before]), export.split_of(), Sql(" || %s", [after]))
+
+
 def image_objects(export: Export, row_prefix: str) -> Sql:
     """One JSON object per matching image with its passing pairs, as in the /v1/export shape."""
     return compose(
@@ -331,14 +450,17 @@ def image_objects(export: Export, row_prefix: str) -> Sql:
         JSON_CELL_MAP,
         Sql(
             """SELECT %s || '{"uuid":"' || img.uuid || '","provider":"donation","width":'
-                || img.width || ',"height":' || img.height || ',"annotations":[],"validations":['
-                || COALESCE(string_agg(""",
+                || img.width || ',"height":' || img.height || """,
             [row_prefix],
         ),
+        _split_field(export, ',"split":"', '"'),
+        """ || ',"annotations":[],"validations":['
+                || COALESCE(string_agg(""",
         CELL,
         """ || ',"num_yes":' || p.num_yes
                 || ',"num_no":' || p.num_no || ',"probability":' || p.probability
-                || ',"confidence":' || p.confidence || '}', ',' ORDER BY p.label_id), '')
+                || ',"confidence":' || p.confidence || ',"status":"' || p.status || '"}',
+                ',' ORDER BY p.label_id), '')
             || ']}'
         FROM donations_image img
         LEFT JOIN """,
@@ -365,6 +487,9 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
         ),
         CELL,
         """ || ',' || p.num_yes || ',' || p.num_no || ',' || p.probability || ',' || p.confidence
+            || ',' || p.status || """,
+        _split_field(export, ",", ""),
+        """
         FROM donations_image img
         JOIN """,
         export.pairs,
@@ -379,33 +504,45 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
 
 
 def coco_images(export: Export) -> Sql:
+    """COCO image entries with the image-level labels in LVIS's form.
+
+    LVIS (a COCO-format dataset read by pycocotools) keeps image-level facts on
+    the image: `neg_category_ids` lists the categories verified absent. The same
+    form with `pos_category_ids` for the categories verified present is what
+    image-label COCO files (Detic's, for one) use. `annotations` stays for
+    geometry, which an image-level label has none of. Each pair's votes are in
+    `imagemonkey_labels`, which COCO tools ignore.
+    """
     return compose(
         Sql(
             """SELECT ',{"id":' || img.id || ',"file_name":"' || img.uuid
                 || CASE img.format WHEN 'png' THEN '.png' ELSE '.jpg' END
                 || '","width":' || img.width || ',"height":' || img.height
                 || ',"license":1,"coco_url":' || to_json(%s || img.uuid)::text
-                || ',"imagemonkey_uuid":"' || img.uuid || '"}'
-            FROM donations_image img WHERE """,
+                || ',"imagemonkey_uuid":"' || img.uuid || '"' || """,
             [export.image_url_prefix],
         ),
-        export.matching(),
-        " ORDER BY img.id",
-    )
-
-
-def coco_image_labels(export: Export) -> Sql:
-    return compose(
-        """SELECT ',{"image_id":' || img.id || ',"category_id":' || p.label_id
-            || ',"num_yes":' || p.num_yes || ',"num_no":' || p.num_no
-            || ',"probability":' || p.probability || ',"confidence":' || p.confidence || '}'
-        FROM donations_image img JOIN """,
+        _split_field(export, ',"split":"', '"'),
+        """ || ',"pos_category_ids":['
+                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
+        export.positive(),
+        """), '') || '],"neg_category_ids":['
+                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
+        export.negative(),
+        """), '') || '],"imagemonkey_labels":['
+                || COALESCE(string_agg('{"category_id":' || p.label_id
+                    || ',"status":"' || p.status || '","num_yes":' || p.num_yes
+                    || ',"num_no":' || p.num_no || ',"probability":' || p.probability
+                    || ',"confidence":' || p.confidence || '}', ',' ORDER BY p.label_id), '')
+                || ']}'
+            FROM donations_image img
+            LEFT JOIN """,
         export.pairs,
         """ p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
         export.matching(),
-        " ORDER BY img.id, p.label_id",
+        " GROUP BY img.id ORDER BY img.id",
     )
 
 
@@ -453,31 +590,27 @@ def released_categories(export: Export) -> Sql:
     )
 
 
-def tar_members(export: Export) -> Sql:
-    """(uuid, format, master sha256, publication key, label id) for each file of the tar.
-
-    An image goes into the folder of every queried label it has a passing
-    pair on; an image matched only through `~` (it has none of them) goes
-    into the folder of every label it has a passing pair on.
-    """
-    named = export.query.named_label_ids
+def tar_images(export: Export) -> Sql:
+    """One row per matching image for the tar, in image order: (uuid, format, master
+    sha256, publication key, split or None, positive label ids, negative label ids)."""
     return compose(
-        """SELECT img.uuid, img.format, img.master_sha256, img.publication, p.label_id
-        FROM donations_image img JOIN """,
+        "SELECT img.uuid, img.format, img.master_sha256, img.publication, ",
+        export.split_of() if export.split else "NULL",
+        """,
+            COALESCE(array_agg(p.label_id ORDER BY p.label_id) FILTER (WHERE """,
+        export.positive(),
+        """), '{}'),
+            COALESCE(array_agg(p.label_id ORDER BY p.label_id) FILTER (WHERE """,
+        export.negative(),
+        """), '{}')
+        FROM donations_image img
+        LEFT JOIN """,
         export.pairs,
         """ p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
         export.matching(),
-        Sql(" AND (p.label_id = ANY(%s) OR NOT EXISTS (SELECT 1 FROM ", [named]),
-        export.pairs,
-        Sql(
-            """ q
-                WHERE q.image_id = img.id AND q.label_id = ANY(%s) AND """,
-            [named],
-        ),
-        export.passing("q"),
-        ")) ORDER BY img.id, p.label_id",
+        " GROUP BY img.id ORDER BY img.id",
     )
 
 
@@ -497,7 +630,7 @@ def render_jsonl(export: Export) -> Iterator[bytes]:
 
 
 def render_csv(export: Export) -> Iterator[bytes]:
-    yield CSV_HEADER
+    yield csv_header(export)
     with snapshot() as snap:
         yield from _crlf(snap.copy_lines(pair_lines(export)))
 
@@ -510,7 +643,7 @@ COCO_LICENSE = {
 
 
 def render_coco(export: Export) -> Iterator[bytes]:
-    """COCO layout; image-level labels live in a top-level "image_labels" list."""
+    """COCO layout; the image-level labels are on the images (coco_images says how)."""
     with snapshot() as snap:
         info = {
             "description": "ImageMonkey dataset export",
@@ -522,7 +655,13 @@ def render_coco(export: Export) -> Iterator[bytes]:
             "query": str(export.query),
             "min_probability": export.min_probability,
             "min_confidence": export.min_confidence,
-            "image_labels": "one entry per image and label, with the crowd's votes",
+            "status": export.status,
+            "negatives": export.negatives,
+            "image_labels": (
+                "image-level, on each image as in LVIS: pos_category_ids (the labels), "
+                "neg_category_ids (verified negatives), imagemonkey_labels (the votes); "
+                "annotations hold geometry only, and there is none yet"
+            ),
         }
         if export.release_id is not None:
             info["release"] = export.release_slug
@@ -531,8 +670,6 @@ def render_coco(export: Export) -> Iterator[bytes]:
         yield from _after_first(snap.copy_lines(coco_images(export)))
         yield b'], "categories": [\n'
         yield from _after_first(snap.copy_lines(coco_categories(export)))
-        yield b'], "image_labels": [\n'
-        yield from _after_first(snap.copy_lines(coco_image_labels(export)))
         yield b'], "annotations": []}\n'
 
 
@@ -604,29 +741,102 @@ def _hashed(chunks: Iterator[bytes], digest) -> Iterator[bytes]:
 class _TarCounts:
     images: int = 0
     files: int = 0
+    skipped: int = 0
     missing: int = 0
     mismatched: int = 0
     pairs: int = 0
 
 
-def render_tar(export: Export) -> Iterator[bytes]:
-    """`<label>/<uuid>.<ext>` for every image file, then labels.csv, then the MANIFEST.
+def archive_folder(export: Export, taken: datetime) -> str:
+    """The tar's top-level folder, named after the export: imagemonkey-dog-cat-20261201, or
+    after the release: imagemonkey-release-2027-01."""
+    if export.release_id is not None:
+        return f"imagemonkey-release-{export.release_slug}"
+    stem = slugify(str(export.query))[:60].strip("-") or "export"
+    return f"imagemonkey-{stem}-{taken:%Y%m%d}"
 
-    The MANIFEST comes last because it lists the sha256 of everything before
-    it; those lines wait in a temporary file, not in memory.
+
+class _Spool:
+    """Lines of a member written while the images stream, sent once their size is known.
+
+    They wait in a temporary file, not in memory; `member` hashes what it sends
+    into the MANIFEST.
     """
-    with snapshot() as snap, tempfile.TemporaryFile() as hashes:
+
+    def __init__(self, name: str, file, header: bytes = b""):
+        self.name = name
+        self.file = file
+        self.file.write(header)
+
+    def write(self, line: bytes) -> None:
+        self.file.write(line)
+
+    def member(self, archive: _TarStream, folder: str, hashes) -> Iterator[bytes]:
+        size = self.file.tell()
+        self.file.seek(0)
+        digest = hashlib.sha256()
+        chunks = _hashed(iter(partial(self.file.read, FILE_CHUNK_BYTES), b""), digest)
+        yield from archive.member(f"{folder}/{self.name}", size, chunks)
+        hashes.write(f"{digest.hexdigest()}  {self.name}\n".encode())
+
+
+def _csv_line(cells: list) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue().encode()
+
+
+def render_tar(export: Export) -> Iterator[bytes]:
+    """The images, then pairs.csv and the layout's label files, then the MANIFEST, all
+    under one top-level folder.
+
+    layout=single: `<label>/<uuid>.<ext>`, one folder per class (torchvision's
+    ImageFolder), for the images with exactly one positive label among the
+    requested ones; the others are listed in skipped.csv. layout=multi:
+    `images/<uuid>.<ext>`, each image once, with multi-hot targets in labels.csv
+    and labels.jsonl. The MANIFEST comes last because it lists the sha256 of
+    everything before it; those lines wait in a temporary file, not in memory.
+    """
+    with snapshot() as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
         archive = _TarStream(snap.taken.timestamp())
+        folder = archive_folder(export, snap.taken)
         counts = _TarCounts()
-        yield from _image_members(export, snap, archive, counts, hashes)
-        yield from _labels_csv_member(export, snap, archive, counts, hashes)
+        if export.release_id is None:
+            names = folder_names(snap)
+        else:  # the folders as they were named when the release was cut
+            names = released_folders(snap, export.release_id)
+        classes = export.query.requested_label_ids or _used_labels(export, snap)
+        if export.layout == Layout.MULTI:
+            split = ["split"] if export.split else []
+            header = ["file", "uuid", *split, *(names[label_id] for label_id in classes)]
+            spools = [
+                _Spool(
+                    "labels.csv", files.enter_context(tempfile.TemporaryFile()), _csv_line(header)
+                ),
+                _Spool("labels.jsonl", files.enter_context(tempfile.TemporaryFile())),
+            ]
+        else:
+            header = ["uuid", "reason", "labels"]
+            spools = [
+                _Spool(
+                    "skipped.csv", files.enter_context(tempfile.TemporaryFile()), _csv_line(header)
+                )
+            ]
+        yield from _image_members(
+            export, snap, archive, folder, names, classes, spools, counts, hashes
+        )
+        yield from _pairs_csv_member(export, snap, archive, folder, counts, hashes)
+        for spool in spools:
+            yield from spool.member(archive, folder, hashes)
         if export.release_id is not None:
-            yield from _quality_members(export, snap, archive, hashes)
+            yield from _quality_members(export, snap, archive, folder, hashes)
         head = _manifest_head(export, snap.taken, counts)
         body_size = hashes.tell()
         hashes.seek(0)
         body = iter(partial(hashes.read, FILE_CHUNK_BYTES), b"")
-        yield from archive.member("MANIFEST", len(head) + body_size, itertools.chain([head], body))
+        yield from archive.member(
+            f"{folder}/MANIFEST", len(head) + body_size, itertools.chain([head], body)
+        )
         yield archive.end()
 
 
@@ -638,39 +848,83 @@ def released_folders(snap: Snapshot, release_id: int) -> dict[int, str]:
     return dict(snap.rows(sql))
 
 
-def _image_members(export, snap, archive, counts, hashes) -> Iterator[bytes]:
-    if export.release_id is None:
-        folders = folder_names(snap)
-    else:
-        folders = released_folders(snap, export.release_id)
+def _used_labels(export: Export, snap: Snapshot) -> list[int]:
+    """The labels of the export's passing pairs: the classes of a query that asks for none
+    (`~cat`)."""
+    sql = compose(
+        """SELECT DISTINCT p.label_id FROM donations_image img
+        JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " ORDER BY p.label_id",
+    )
+    return [label_id for (label_id,) in snap.rows(sql)]
+
+
+def _image_members(
+    export, snap, archive, folder, names, classes, spools, counts, hashes
+) -> Iterator[bytes]:
     storage = public_storage()
-    missing = last = None
-    for uuid, image_format, master_sha256, publication, label_id in snap.rows(tar_members(export)):
-        if uuid == missing:  # one image, several folders: report its missing file once
-            continue
+    kind = SIZES[export.size]
+    wanted = set(classes)
+    for row in snap.rows(tar_images(export)):
+        uuid, image_format, master_sha256, publication, split, positives, negatives = row
+        counts.images += 1
         extension = "png" if image_format == Image.Format.PNG else "jpg"
+        under = f"{split}/" if split else ""  # a split is the first folder: train/dog/…
+        if export.layout == Layout.MULTI:
+            path = f"{under}images/{uuid}.{extension}"
+        else:
+            candidates = [label_id for label_id in positives if label_id in wanted]
+            if len(candidates) != 1:
+                reason = "no positive label" if not candidates else "several positive labels"
+                labels = " ".join(names[label_id] for label_id in candidates)
+                spools[0].write(_csv_line([str(uuid), reason, labels]))
+                counts.skipped += 1
+                continue
+            path = f"{under}{names[candidates[0]]}/{uuid}.{extension}"
         try:
-            handle = storage.open(file_name(uuid, "master", extension, publication), "rb")
+            handle = storage.open(file_name(uuid, kind, extension, publication), "rb")
         except OSError:
-            counts.missing, missing = counts.missing + 1, uuid
-            hashes.write(f"# missing, not in the archive: {uuid}.{extension}\n".encode())
+            counts.missing += 1
+            hashes.write(f"# missing, not in the archive: {path}\n".encode())
             continue
-        path = f"{folders[label_id]}/{uuid}.{extension}"
         digest = hashlib.sha256()
         with handle:
             chunks = iter(partial(handle.read, FILE_CHUNK_BYTES), b"")
-            yield from archive.member(path, handle.size, _hashed(chunks, digest))
+            yield from archive.member(f"{folder}/{path}", handle.size, _hashed(chunks, digest))
         hashes.write(f"{digest.hexdigest()}  {path}\n".encode())
         counts.files += 1
-        if uuid != last:  # rows come ordered by image
-            counts.images, last = counts.images + 1, uuid
-        if digest.hexdigest() != master_sha256:
+        if kind == "master" and digest.hexdigest() != master_sha256:
             counts.mismatched += 1
             hashes.write(f"# differs from the recorded master sha256: {path}\n".encode())
+        if export.layout == Layout.MULTI:
+            _write_targets(spools, path, uuid, split, positives, negatives, names, classes)
 
 
-def _labels_csv_member(export, snap, archive, counts, hashes) -> Iterator[bytes]:
-    """labels.csv, the CSV export; its size is summed first, from the same snapshot."""
+def _write_targets(spools, path, uuid, split, positives, negatives, names, classes) -> None:
+    """A multi-hot row: 1 positive, 0 verified negative, empty when not known."""
+    positive, negative = set(positives), set(negatives)
+    targets = [1 if c in positive else 0 if c in negative else None for c in classes]
+    labels_csv, labels_jsonl = spools
+    cells = ["" if target is None else target for target in targets]
+    labels_csv.write(_csv_line([path, str(uuid), *([split] if split else []), *cells]))
+    entry = {
+        "file": path,
+        "uuid": str(uuid),
+        **({"split": split} if split else {}),
+        "labels": [names[label_id] for label_id in positives],
+        "negatives": [names[label_id] for label_id in negatives],
+        "target": targets,
+    }
+    labels_jsonl.write(json.dumps(entry).encode() + b"\n")
+
+
+def _pairs_csv_member(export, snap, archive, folder, counts, hashes) -> Iterator[bytes]:
+    """pairs.csv, the CSV export; its size is summed first, from the same snapshot."""
     counts.pairs, size = snap.one(
         compose(
             "SELECT count(*), COALESCE(sum(octet_length(line) + 2), 0) FROM (",
@@ -679,34 +933,46 @@ def _labels_csv_member(export, snap, archive, counts, hashes) -> Iterator[bytes]
         )
     )
     digest = hashlib.sha256()
-    chunks = itertools.chain([CSV_HEADER], _crlf(snap.copy_lines(pair_lines(export))))
-    yield from archive.member("labels.csv", len(CSV_HEADER) + size, _hashed(chunks, digest))
-    hashes.write(f"{digest.hexdigest()}  labels.csv\n".encode())
+    header = csv_header(export)
+    chunks = itertools.chain([header], _crlf(snap.copy_lines(pair_lines(export))))
+    yield from archive.member(f"{folder}/pairs.csv", len(header) + size, _hashed(chunks, digest))
+    hashes.write(f"{digest.hexdigest()}  pairs.csv\n".encode())
 
 
-def _quality_members(export, snap, archive, hashes) -> Iterator[bytes]:
+def _quality_members(export, snap, archive, folder, hashes) -> Iterator[bytes]:
     """A release's QUALITY.md and quality.json, as measured when it was cut."""
     (text,) = snap.one(quality.stored(export.release_id))
     report = json.loads(text)
     for name, content in quality.members(report) if report else []:
-        yield from archive.member(name, len(content), iter([content]))
+        yield from archive.member(f"{folder}/{name}", len(content), iter([content]))
         hashes.write(f"{hashlib.sha256(content).hexdigest()}  {name}\n".encode())
 
 
 def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes:
+    layout = (
+        "images/<uuid>.<ext>, multi-hot targets in labels.csv and labels.jsonl"
+        if export.layout == Layout.MULTI
+        else "<label>/<uuid>.<ext> (ImageFolder), other images in skipped.csv"
+    )
     lines = [
-        "# ImageMonkey dataset export, ImageFolder layout: <label>/<uuid>.<ext>",
+        f"# ImageMonkey dataset export, layout={export.layout}: {layout}",
         f"# query: {json.dumps(str(export.query))}",
         f"# min_probability: {export.min_probability}",
         f"# min_confidence: {export.min_confidence}",
+        f"# status: {export.status}",
+        f"# negatives: {str(export.negatives).lower()}",
         f"# annotations_only: {str(export.annotations_only).lower()}",
+        f"# size: {export.size} ({SIZES[export.size]} rendition)",
+        f"# split: {'/'.join(map(str, export.split)) if export.split else 'none'}",
+        f"# seed: {export.seed}",
         f"# snapshot: {taken.isoformat()}",
         f"# images: {counts.images}",
         f"# image files: {counts.files}",
-        f"# labels.csv rows: {counts.pairs}",
-        f"# images skipped because their file is missing: {counts.missing}",
+        f"# images skipped, in skipped.csv: {counts.skipped}",
+        f"# pairs.csv rows: {counts.pairs}",
+        f"# images whose file is missing: {counts.missing}",
         f"# files whose sha256 differs from the recorded master: {counts.mismatched}",
-        "# check every file with: grep -v '^#' MANIFEST | sha256sum -c",
+        "# check every file, in this folder, with: grep -v '^#' MANIFEST | sha256sum -c",
     ]
     if export.release_id is not None:
         lines[1:1] = [
@@ -735,9 +1001,6 @@ FORMATS = {
         Format("tar", "Images (tar)", "application/x-tar", "tar", render_tar),
     ]
 }
-
-
-# --- Counts and previews (the request's own connection; no snapshot needed) -------------
 
 
 # --- Counts and previews: cheap, bounded queries on the request's connection ---------
@@ -799,27 +1062,123 @@ def count_images(export: Export) -> int:
         return cursor.fetchone()[0]
 
 
+# A download's size is estimated, not measured: file sizes are not stored. Bytes per pixel
+# of the stored renditions (JPEG at quality 90 for masters and 85 for the others, about
+# what photos take; PNG much more), and about what a row of each format takes.
+BYTES_PER_PIXEL = {"jpeg": 0.35, "png": 1.5}
+TAR_BYTES_PER_FILE = 1536  # the member's pax header and padding
+BYTES_PER_IMAGE = {"json": 130, "jsonl": 130, "coco": 330, "csv": 0, "tar": 0}
+BYTES_PER_PAIR = 170  # a CSV row, a JSON validation, a pairs.csv row: all about this
+
+
+@dataclass
+class LabelCount:
+    label: Label
+    positives: int
+    negatives: int
+
+
+@dataclass
+class Summary:
+    """What the preview tells before a download: counts and an estimated size."""
+
+    images: int
+    positives: int
+    negatives: int
+    labels: list[LabelCount]
+    estimated_bytes: int
+
+
+def summarize(export: Export, format_name: str) -> Summary:
+    """The images, the positive and negative pairs per label, and the estimated size of the
+    download in `format_name` (two bounded queries, and one for the label names)."""
+    side = {"thumb": THUMB_SIDE, "display": DISPLAY_SIDE, "master": None}[SIZES[export.size]]
+    if format_name != "tar":
+        image_bytes = Sql("0")
+    else:
+        # The rendition's pixels: the master's, scaled so that its long side fits `side`.
+        scale = (
+            "1"
+            if side is None
+            else f"LEAST(1.0, ({int(side)}::float / GREATEST(img.width, img.height)) ^ 2)"
+        )
+        image_bytes = Sql(
+            f"img.width::float * img.height * {scale} * "
+            "CASE img.format WHEN 'png' THEN %s ELSE %s END + %s",
+            [BYTES_PER_PIXEL["png"], BYTES_PER_PIXEL["jpeg"], TAR_BYTES_PER_FILE],
+        )
+    images = compose(
+        "SELECT count(*), COALESCE(sum(",
+        image_bytes,
+        "), 0) FROM donations_image img WHERE ",
+        export.matching(),
+    )
+    pairs = compose(
+        "SELECT p.label_id, count(*) FILTER (WHERE ",
+        export.positive(),
+        "), count(*) FILTER (WHERE ",
+        export.negative(),
+        """) FROM donations_image img
+        JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " GROUP BY p.label_id",
+    )
+    with bounded(), connection.cursor() as cursor:
+        cursor.execute(images.text, images.params)
+        count, file_bytes = cursor.fetchone()
+        cursor.execute(pairs.text, pairs.params)
+        per_label = cursor.fetchall()
+    labels = Label.objects.select_related("parent").in_bulk([row[0] for row in per_label])
+    counts = sorted(
+        (LabelCount(labels[pk], positives, negatives) for pk, positives, negatives in per_label),
+        key=lambda c: (-c.positives, -c.negatives, c.label.full_name),
+    )
+    positives = sum(c.positives for c in counts)
+    negatives = sum(c.negatives for c in counts)
+    estimated = (
+        float(file_bytes)
+        + count * BYTES_PER_IMAGE.get(format_name, 0)
+        + (positives + negatives) * BYTES_PER_PAIR
+    )
+    return Summary(count, positives, negatives, counts, int(estimated))
+
+
 def first_images(export: Export, limit: int) -> list[Image]:
-    """The first few matching images, each with `passing_pairs` (three small queries)."""
-    sql = compose(
+    """The first few matching images, each with `passing_pairs` (four small queries)."""
+    images = compose(
         "SELECT img.id FROM donations_image img WHERE ",
         export.matching(),
         Sql(" ORDER BY img.id LIMIT %s", [limit]),
     )
     with bounded(), connection.cursor() as cursor:
-        cursor.execute(sql.text, sql.params)
+        cursor.execute(images.text, images.params)
         ids = [pk for (pk,) in cursor.fetchall()]
-    pairs = (
-        ImageLabel.objects.filter(
-            probability__gte=export.min_probability, confidence__gte=export.min_confidence
+        # The live pairs (a release's frozen rows name them by image and label).
+        pairs = compose(
+            "SELECT q.id FROM validation_imagelabel q JOIN ",
+            export.pairs,
+            Sql(
+                " p ON p.image_id = q.image_id AND p.label_id = q.label_id "
+                "WHERE p.image_id = ANY(%s) AND ",
+                [ids],
+            ),
+            export.passing(),
         )
+        cursor.execute(pairs.text, pairs.params)
+        pair_ids = [pk for (pk,) in cursor.fetchall()]
+    passing = (
+        ImageLabel.objects.filter(pk__in=pair_ids)
         .select_related("label__parent")
         .order_by("label_id")
     )
     return list(
         Image.objects.filter(pk__in=ids)
         .order_by("pk")
-        .prefetch_related(Prefetch("pairs", queryset=pairs, to_attr="passing_pairs"))
+        .prefetch_related(Prefetch("pairs", queryset=passing, to_attr="passing_pairs"))
     )
 
 

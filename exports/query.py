@@ -14,8 +14,9 @@ Precedence, tightest first: ``~`` (not), then ``&`` (and), then ``|`` (or). So
 without regard to case or repeated spaces, so ``Traffic  Light`` is ``traffic light``.
 
 An image matches a label when it has that image–label pair and the pair passes
-the export's thresholds (probability and confidence at least the minimums; by
-default, any pair at all). ``~dog`` matches the public images without such a pair.
+the export's pair filter: the statuses asked for (validated, by default, and
+rejected too with negatives) and the thresholds (probability and confidence at
+least the minimums). ``~dog`` matches the public images without such a pair.
 
 The grammar::
 
@@ -127,6 +128,18 @@ def terms_of(node: Node) -> Iterator[Term]:
     else:
         for operand in node.operands:
             yield from terms_of(operand)
+
+
+def _asked_for(node: Node, negated: bool = False) -> Iterator[Term]:
+    """The terms under an even number of ~: ~~dog asks for a dog."""
+    if isinstance(node, Term):
+        if not negated:
+            yield node
+    elif isinstance(node, Not):
+        yield from _asked_for(node.operand, not negated)
+    else:
+        for operand in node.operands:
+            yield from _asked_for(operand, negated)
 
 
 # --- Parsing -------------------------------------------------------------------
@@ -339,14 +352,32 @@ class LabelQuery:
     def named_label_ids(self) -> list[int]:
         return sorted(set(self.label_ids.values()))
 
-    def condition(self, *, min_probability: float = 0.0, min_confidence: float = 0.0) -> Sql:
-        """A condition over the public images aliased `img` that match this query."""
-        compiler = _Compiler(self.label_ids, Sql(PASSING, [min_probability, min_confidence]))
+    @property
+    def requested_label_ids(self) -> list[int]:
+        """The labels the query asks for: those it names outside any ~ (`dog & ~cat`: dog)."""
+        return sorted({self.label_ids[term] for term in _asked_for(self.tree)})
+
+    def condition(
+        self,
+        *,
+        min_probability: float = 0.0,
+        min_confidence: float = 0.0,
+        passing: Sql | None = None,
+    ) -> Sql:
+        """A condition over the public images aliased `img` that match this query.
+
+        `passing` is the pair filter, a condition over the pair table aliased `p`
+        (exports.export.Export.passing builds it from the pair statuses asked for);
+        without it, a pair passes when it is past both thresholds.
+        """
+        if passing is None:
+            passing = Sql(PASSING, [min_probability, min_confidence])
+        compiler = _Compiler(self.label_ids, passing)
         return Sql("img.status = %s AND ", [Image.Status.PUBLIC]) + compiler.compile(self.tree)
 
-    def image_ids_sql(self, **thresholds: float) -> Sql:
+    def image_ids_sql(self, **filters) -> Sql:
         """`SELECT img.id …` for the matching public images (tests and previews use it)."""
-        return Sql("SELECT img.id FROM donations_image img WHERE ") + self.condition(**thresholds)
+        return Sql("SELECT img.id FROM donations_image img WHERE ") + self.condition(**filters)
 
 
 def resolve(terms: set[Term]) -> dict[Term, int]:

@@ -21,7 +21,7 @@ from donations.models import Image
 from donations.storage import file_name, public_storage
 
 from . import quality
-from .export import Export, ReleasedQuery, Snapshot, folder_names
+from .export import Export, PairFilter, ReleasedQuery, Snapshot, folder_names
 from .models import (
     SLUG_MAX_LENGTH,
     SLUG_PATTERN,
@@ -157,7 +157,14 @@ def cut_release(
             )
         except IntegrityError:  # cut a moment ago by someone else; this cut rolls back
             raise ReleaseError(f"a release {slug} exists already") from None
-        export = Export(query=query, min_probability=min_probability, min_confidence=min_confidence)
+        # A release freezes every pair past the thresholds, open ones too, with its status:
+        # downloads of it then choose (settled pairs by default, as every export does).
+        export = Export(
+            query=query,
+            min_probability=min_probability,
+            min_confidence=min_confidence,
+            status=PairFilter.ANY,
+        )
         sql = entries_sql(export, release.pk)
         cursor.execute(sql.text, sql.params)
         cursor.execute(LABELS_SQL, [release.pk, release.pk])
@@ -206,8 +213,9 @@ def _master_sizes(release: Release) -> tuple[int, int]:
     return total, missing
 
 
-def release_export(release: Release, image_url_prefix: str) -> Export:
-    """The export that serves a release's frozen rows."""
+def release_export(release: Release, image_url_prefix: str, **packaging) -> Export:
+    """The export that serves a release's frozen rows, packaged as asked (status, negatives,
+    layout, size, split: see Export)."""
     return Export(
         query=ReleasedQuery(release.query, list(release.named_label_ids)),
         min_probability=release.min_probability,
@@ -215,6 +223,7 @@ def release_export(release: Release, image_url_prefix: str) -> Export:
         image_url_prefix=image_url_prefix,
         release_id=release.pk,
         release_slug=release.slug,
+        **packaging,
     )
 
 

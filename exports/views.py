@@ -6,6 +6,7 @@ import re
 from urllib.parse import quote, urlencode
 
 from django import forms
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,20 +19,27 @@ from people.http import json_error, public_read
 from people.ratelimits import limit
 
 from .export import (
+    BYTES_PER_PIXEL,
+    DEFAULT_SEED,
     FORMATS,
+    SIZES,
     Export,
+    Layout,
+    PairFilter,
     TooCostly,
     TooSlow,
     check_cost,
     count_images,
     first_images,
+    summarize,
     validation_counts,
 )
 from .models import SLUG_MAX_LENGTH, SLUG_PATTERN, Release
 from .query import MAX_LENGTH, LabelQuery, QueryError
 from .releases import release_export
 
-PREVIEW_IMAGES = 10
+PREVIEW_IMAGES = 12
+PREVIEW_LABELS = 20
 IMAGE_PATH = "/v1/donation/"  # where an image's bytes live: /v1/donation/<uuid>
 FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
 
@@ -62,7 +70,34 @@ class ExportForm(forms.Form):
     min_confidence = forms.FloatField(
         required=False, min_value=0, max_value=1, error_messages=THRESHOLD_ERRORS
     )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[(name, name) for name in PairFilter.CHOICES],
+        error_messages={"invalid_choice": f"must be one of {', '.join(PairFilter.CHOICES)}"},
+    )
+    negatives = forms.CharField(required=False, strip=True)
     annotations_only = forms.CharField(required=False, strip=True)
+    layout = forms.ChoiceField(
+        required=False,
+        choices=[(name, name) for name in Layout.CHOICES],
+        error_messages={"invalid_choice": f"must be one of {', '.join(Layout.CHOICES)}"},
+    )
+    size = forms.ChoiceField(
+        required=False,
+        choices=[(name, name) for name in SIZES],
+        error_messages={"invalid_choice": f"must be one of {', '.join(SIZES)}"},
+    )
+    split = forms.CharField(required=False, strip=True, max_length=20)
+    seed = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**31 - 1,
+        error_messages={
+            "invalid": "must be a whole number from 0 to 2147483647",
+            "min_value": "must be a whole number from 0 to 2147483647",
+            "max_value": "must be a whole number from 0 to 2147483647",
+        },
+    )
     format = forms.ChoiceField(
         required=False,
         choices=[(name, f.title) for name, f in FORMATS.items()],
@@ -73,6 +108,12 @@ class ExportForm(forms.Form):
     query_error: QueryError | None = None
     release_missing = False
 
+    def __init__(self, *args, original_default: bool = False, **kwargs):
+        # /v1/export in the original JSON shape without a status keeps the original
+        # meaning (every pair, thresholds only): pyimagemonkey filters by itself.
+        self.original_default = original_default
+        super().__init__(*args, **kwargs)
+
     def clean_query(self) -> LabelQuery | None:
         if not self.cleaned_data["query"]:
             return None
@@ -82,14 +123,47 @@ class ExportForm(forms.Form):
             self.query_error = error
             raise forms.ValidationError(error.message) from None
 
-    def clean_annotations_only(self) -> bool:
-        value = self.cleaned_data["annotations_only"].lower()
+    def _flag(self, name: str) -> bool:
+        value = self.cleaned_data[name].lower()
         if value not in FLAGS:
             raise forms.ValidationError("must be true or false")
         return FLAGS[value]
 
+    def clean_annotations_only(self) -> bool:
+        return self._flag("annotations_only")
+
+    def clean_negatives(self) -> bool:
+        return self._flag("negatives")
+
     def clean_format(self) -> str:
         return self.cleaned_data["format"] or "json"
+
+    def clean_split(self) -> tuple[int, int, int] | None:
+        """`80/10/10`: train, val and test percentages, whole numbers that sum to 100."""
+        text = self.cleaned_data["split"]
+        if not text:
+            return None
+        parts = text.split("/")
+        if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+            raise forms.ValidationError(
+                "must be three whole percentages for train/val/test, as in 80/10/10"
+            )
+        train, val, test = (int(part) for part in parts)
+        if train + val + test != 100:
+            raise forms.ValidationError(
+                f"the train/val/test percentages must sum to 100, not {train + val + test}"
+            )
+        return train, val, test
+
+    def clean_seed(self) -> int:
+        seed = self.cleaned_data["seed"]
+        return DEFAULT_SEED if seed is None else seed
+
+    def clean_layout(self) -> str:
+        return self.cleaned_data["layout"] or Layout.SINGLE
+
+    def clean_size(self) -> str:
+        return self.cleaned_data["size"] or "master"
 
     def clean_release(self) -> Release | None:
         slug = self.cleaned_data["release"]
@@ -103,7 +177,7 @@ class ExportForm(forms.Form):
             raise forms.ValidationError(f"there is no release {slug!r}; see /v1/releases")
         return release
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         if data.get("release") is not None:
             # A release is its own query and thresholds: refuse rather than ignore others.
@@ -115,18 +189,36 @@ class ExportForm(forms.Form):
                 )
         elif "query" in data and data["query"] is None and "release" not in self.errors:
             self.add_error("query", self.fields["query"].error_messages["required"])
+        if not data.get("status"):
+            original = self.original_default and data.get("format") == "json"
+            # Negatives exist among settled pairs only: asking for them is asking for those.
+            if original and not data.get("negatives"):
+                data["status"] = PairFilter.ANY
+            else:
+                data["status"] = PairFilter.VALIDATED
+        if data.get("negatives") and data["status"] != PairFilter.VALIDATED:
+            self.add_error(
+                "negatives",
+                "negatives are rejected pairs set beside validated ones: "
+                "use them with status=validated (or no status)",
+            )
         return data
 
     def export(self, request: HttpRequest) -> Export:
         """The export asked for; TooCostly when its query is too expensive to run."""
         data = self.cleaned_data
+        packaging = {
+            name: data[name] for name in ("status", "negatives", "layout", "size", "split", "seed")
+        }
         if data["release"] is not None:
-            return release_export(data["release"], request.build_absolute_uri(IMAGE_PATH))
+            prefix = request.build_absolute_uri(IMAGE_PATH)
+            return release_export(data["release"], prefix, **packaging)
         dataset = Export(
             query=data["query"],
             min_probability=data["min_probability"] or 0.0,
             min_confidence=data["min_confidence"] or 0.0,
             annotations_only=data["annotations_only"],
+            **packaging,
             image_url_prefix=request.build_absolute_uri(IMAGE_PATH),
         )
         check_cost(dataset)
@@ -138,10 +230,22 @@ class ExportForm(forms.Form):
             return json_error(self.query_error.message, 400, position=self.query_error.position)
         if self.release_missing:
             return json_error(f"release: {self.errors['release'][0]}", 404)
-        names = ("release", "query", "format", "annotations_only", "min_probability")
-        for name in (*names, "min_confidence"):
+        for name in (
+            "release",
+            "query",
+            "format",
+            "status",
+            "negatives",
+            "annotations_only",
+            "layout",
+            "size",
+            "split",
+            "min_probability",
+            "min_confidence",
+            "seed",
+        ):
             if name in self.errors:
-                status = 422 if name.startswith("min_") else 400
+                status = 422 if name.startswith("min_") or name == "seed" else 400
                 return json_error(f"{name}: {self.errors[name][0]}", status)
         return json_error("invalid parameters", 400)
 
@@ -163,7 +267,7 @@ def download_name(export: Export, extension: str) -> str:
 @limit("export", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def export(request: HttpRequest) -> HttpResponse:
     """The dataset as a stream in the chosen format (the original API's /v1/export)."""
-    form = ExportForm(request.GET)
+    form = ExportForm(request.GET, original_default=True)
     if not form.is_valid():
         return form.api_error()
     chosen = FORMATS[form.cleaned_data["format"]]
@@ -183,7 +287,7 @@ def export(request: HttpRequest) -> HttpResponse:
 @limit("export-count", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def export_count(request: HttpRequest) -> JsonResponse:
     """How many images an export with these parameters would hold: {"images": N}."""
-    form = ExportForm(request.GET)
+    form = ExportForm(request.GET, original_default=True)
     if not form.is_valid():
         return form.api_error()
     try:
@@ -262,15 +366,30 @@ def export_page(request: HttpRequest) -> HttpResponse:
     if "add" in data:
         data = with_added_label(data, data["add"])
     form = ExportForm(data or None, initial={"format": "json"})
-    context = {"form": form, "accessors": label_accessors(), "formats": FORMATS}
+    settle = {
+        "posterior": settings.VALIDATION_POSTERIOR,
+        "voters": settings.SETTLE_MIN_VOTERS,
+        "networks": settings.SETTLE_MIN_NETWORKS,
+    }
+    context = {
+        "form": form,
+        "accessors": label_accessors(),
+        "formats": FORMATS,
+        "settle": settle,
+        "master_side": settings.IMAGE_MASTER_MAX_SIDE,
+        "bytes_per_pixel": BYTES_PER_PIXEL,
+    }
     status = 200
     if form.is_bound and form.is_valid():
         try:
             dataset = form.export(request)
+            summary = summarize(dataset, form.cleaned_data["format"])
             context.update(
                 dataset=dataset,
-                count=count_images(dataset),
-                images=first_images(dataset, PREVIEW_IMAGES),
+                summary=summary,
+                count=summary.images,
+                labels=summary.labels[:PREVIEW_LABELS],
+                images=first_images(dataset, PREVIEW_IMAGES) if summary.images else [],
             )
         except (TooCostly, TooSlow) as error:
             form.add_error("query", str(error))
@@ -280,10 +399,19 @@ def export_page(request: HttpRequest) -> HttpResponse:
                 "query": str(dataset.query),
                 "min_probability": dataset.min_probability,
                 "min_confidence": dataset.min_confidence,
+                "status": dataset.status,
                 "format": form.cleaned_data["format"],
             }
-            if dataset.release_id is not None:
-                parameters = {"release": dataset.release_slug, "format": parameters["format"]}
+            if dataset.negatives:
+                parameters["negatives"] = "true"
+            if form.cleaned_data["format"] == "tar":
+                parameters.update(layout=dataset.layout, size=dataset.size)
+            if dataset.split:
+                parameters.update(split="/".join(map(str, dataset.split)), seed=dataset.seed)
+            if dataset.release_id is not None:  # a release carries its own query
+                for name in ("query", "min_probability", "min_confidence"):
+                    parameters.pop(name, None)
+                parameters["release"] = dataset.release_slug
             context.update(
                 chosen=FORMATS[form.cleaned_data["format"]],
                 download_url=f"{reverse('exports:api-export')}?{urlencode(parameters)}",

@@ -259,6 +259,103 @@ RELEASE = {
     },
 }
 JSON_LINES = {"application/x-ndjson": {"schema": {"type": "string"}}}
+FLAG = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
+
+
+def _query(name: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+# The parameters of /v1/export and /v1/export/count (exports.views.ExportForm).
+EXPORT_PARAMETERS = [
+    _query(
+        "query",
+        {"type": "string", "minLength": 1, "maxLength": 2000},
+        "Labels joined with | (or), & (and), ~ (not) and parentheses; a part is dog.has='eye'. "
+        "Required, unless `release` is given.",
+    ),
+    _query(
+        "release",
+        RELEASE_ID,
+        "A release's id: its dataset exactly as it was cut, minus the pictures revoked since "
+        "(see /v1/releases). With it, query, the thresholds and annotations_only are refused "
+        "(400); an unknown release answers 404.",
+    ),
+    _query(
+        "status",
+        {"type": "string", "enum": ["validated", "rejected", "open", "any"]},
+        "Which pairs count as labels. Default: validated (settled pairs) — except format=json "
+        "without status (and without negatives), which keeps the original ImageMonkey's meaning: "
+        "every pair of the matching public images with its counts, filtered by the thresholds "
+        "only, as pyimagemonkey expects (it filters by itself).",
+    ),
+    _query(
+        "negatives",
+        FLAG,
+        "Also the rejected pairs, as verified negatives (status=validated only): a JSON "
+        "validation and a CSV row carry status rejected.",
+    ),
+    _query(
+        "min_probability",
+        THRESHOLD,
+        "Least raw yes share of a pair (a rejected pair's no share, for negatives). One yes "
+        "vote gives 1.",
+    ),
+    _query(
+        "min_confidence",
+        THRESHOLD,
+        "Least weighted posterior of a pair (for negatives, 1 − confidence).",
+    ),
+    _query("annotations_only", FLAG, "Only annotated images (there are none yet)."),
+    _query(
+        "layout",
+        {"type": "string", "enum": ["single", "multi"]},
+        "tar: single (default), one folder per label, images with exactly one positive "
+        "requested label (others in skipped.csv); multi, images/ with multi-hot labels.csv "
+        "and labels.jsonl.",
+    ),
+    _query(
+        "size",
+        {"type": "string", "enum": ["256", "1024", "master"]},
+        "tar: the stored rendition of each image (default master).",
+    ),
+    _query(
+        "split",
+        {"type": "string", "pattern": "^[0-9]{1,3}/[0-9]{1,3}/[0-9]{1,3}$", "example": "80/10/10"},
+        "Train/val/test percentages summing to 100: each image's split comes from a hash of "
+        "its uuid (a near-duplicate's: of the image it is similar to) and the seed; a split "
+        "field (JSON, COCO), column (CSV) or first folder (tar).",
+    ),
+    _query(
+        "seed",
+        {"type": "integer", "minimum": 0, "maximum": 2147483647},
+        "The split's seed (default 0).",
+    ),
+    _query(
+        "format",
+        {"type": "string", "enum": ["json", "jsonl", "csv", "coco", "tar"]},
+        "json (default), jsonl, csv, coco or tar.",
+    ),
+]
+EXPORT_ERRORS = {
+    "400": _json(
+        {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "position": {"type": "integer"}},
+        },
+        "A wrong query (with the 0-based position), an unknown label, a wrong parameter "
+        "(named in `error`), or a query too costly to run.",
+    ),
+    **_errors(404, 422, 429),
+}
 
 
 def build() -> dict:
@@ -673,6 +770,52 @@ def build() -> dict:
                     ),
                     "responses": {
                         "200": {"description": "One JSON object per line.", "content": JSON_LINES},
+                    },
+                }
+            },
+            "/v1/export": {
+                "get": {
+                    "summary": "The dataset, streamed: public images matching a label query",
+                    "description": "See /export and /api for the formats, statuses and thresholds.",
+                    "parameters": EXPORT_PARAMETERS,
+                    "responses": {
+                        "200": {
+                            "description": "The export, as a download.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"type": "array", "items": {"type": "object"}},
+                                            {"type": "object"},
+                                        ]
+                                    }
+                                },
+                                "application/x-ndjson": {"schema": {"type": "string"}},
+                                "text/csv": {"schema": {"type": "string"}},
+                                "application/x-tar": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                },
+                            },
+                        },
+                        **EXPORT_ERRORS,
+                    },
+                }
+            },
+            "/v1/export/count": {
+                "get": {
+                    "summary": "How many images /v1/export with these parameters holds",
+                    "parameters": EXPORT_PARAMETERS,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["images"],
+                                "properties": {"images": {"type": "integer", "minimum": 0}},
+                            },
+                            "The count.",
+                        ),
+                        **EXPORT_ERRORS,
+                        **_errors(503),
                     },
                 }
             },

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import tarfile
 import threading
 import time
@@ -28,8 +29,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 FORMATS = ["json", "jsonl", "csv", "coco", "tar"]
 IMAGE_KEYS = {"uuid", "provider", "width", "height", "annotations", "validations"}
-VALIDATION_KEYS = {"label", "sublabel", "num_yes", "num_no", "probability", "confidence"}
-CSV_COLUMNS = "uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence"
+VALIDATION_KEYS = {"label", "sublabel", "num_yes", "num_no", "probability", "confidence", "status"}
+CSV_COLUMNS = (
+    "uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence,status"
+)
 # Data that exists in the database and must never leave it through an export.
 PRIVATE = ["203.0.113.", "198.51.100.", "IMG_20240101_private", "donor@example.org"]
 FORMULA = '=hyperlink("http://x")'
@@ -63,7 +66,16 @@ def data():
     d.c_odd = votes(make_pair(make_label(ODD), image=c), 2, 0)
     for status in (Image.Status.PENDING, Image.Status.REJECTED):
         votes(make_pair(dog, image=make_image(status=status)), 3, 0)
+    # What settling would decide with trusted voters (these test voters are not).
+    settle(d.a_dog, d.b_dog, d.c_formula, d.c_odd, status=ImageLabel.Status.VALIDATED)
+    settle(d.b_cat, status=ImageLabel.Status.REJECTED)
     return d
+
+
+def settle(*pairs, status):
+    for pair in pairs:
+        ImageLabel.objects.filter(pk=pair.pk).update(status=status)
+        pair.status = status
 
 
 def get(client, **params):
@@ -112,6 +124,7 @@ class TestJson:
                 "num_no": 0,
                 "probability": 1.0,
                 "confidence": pytest.approx(data.a_dog.confidence),
+                "status": "validated",
             },
             {
                 "label": "dog",
@@ -120,6 +133,7 @@ class TestJson:
                 "num_no": 1,
                 "probability": 0.5,
                 "confidence": pytest.approx(data.a_eye.confidence),
+                "status": "open",
             },
             {
                 "label": "grass",
@@ -128,6 +142,7 @@ class TestJson:
                 "num_no": 0,
                 "probability": 0.0,
                 "confidence": 0.0,
+                "status": "open",
             },
         ]
 
@@ -162,7 +177,9 @@ class TestJson:
         response = get(client, query="dog | cat", format="jsonl")
         assert response["Content-Type"] == "application/x-ndjson"
         lines = body(response).decode().splitlines()
-        assert [json.loads(line) for line in lines] == export_json(client, query="dog | cat")
+        assert [json.loads(line) for line in lines] == export_json(
+            client, query="dog | cat", status="validated"
+        )
 
 
 class TestTheOriginalPythonClient:
@@ -207,9 +224,85 @@ class TestTheOriginalPythonClient:
         assert response.json()["error"] == "unknown label: unicorn"
 
 
+class TestHonestDefaults:
+    """Settled pairs by default; the original JSON without a status keeps every pair."""
+
+    def test_every_format_but_the_original_json_exports_validated_pairs_only(self, client, data):
+        rows = csv_rows(client, query="dog | cat")
+        assert [(r["uuid"], r["label"], r["status"]) for r in rows] == [
+            (str(data.a.uuid), "dog", "validated"),
+            (str(data.b.uuid), "dog", "validated"),
+        ]
+        lines = body(get(client, query="dog | cat", format="jsonl")).decode().splitlines()
+        labels = {e["uuid"]: [v["label"] for v in e["validations"]] for e in map(json.loads, lines)}
+        assert labels == {str(data.a.uuid): ["dog"], str(data.b.uuid): ["dog"]}
+        assert export_json(client, query="dog.has='eye'", status="validated") == []
+
+    def test_the_original_json_without_a_status_keeps_every_pair_with_its_counts(
+        self, client, data
+    ):
+        entries = by_uuid(export_json(client, query="dog.has='eye' | cat"))
+        assert set(entries) == {str(data.a.uuid), str(data.b.uuid)}
+        assert {v["status"] for v in entries[str(data.a.uuid)]["validations"]} == {
+            "validated",
+            "open",
+        }
+        assert client.get("/v1/export/count", {"query": "dog.has='eye'"}).json() == {"images": 1}
+        settled = client.get("/v1/export/count", {"query": "dog.has='eye'", "format": "csv"})
+        assert settled.json() == {"images": 0}
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [("validated", []), ("open", ["eye"]), ("rejected", []), ("any", ["eye"])],
+    )
+    def test_status_picks_the_pairs_that_count(self, client, data, status, expected):
+        rows = csv_rows(client, query="dog.has='eye'", status=status)
+        assert [r["sublabel"] for r in rows if r["sublabel"]] == expected
+        cats = csv_rows(client, query="cat", status=status)
+        assert bool(cats) == (status in ("rejected", "any"))
+
+    def test_negatives_add_the_rejected_pairs_marked_as_such(self, client, data):
+        rows = csv_rows(client, query="dog | cat", negatives="true")
+        assert [(r["uuid"], r["label"], r["status"]) for r in rows] == [
+            (str(data.a.uuid), "dog", "validated"),
+            (str(data.b.uuid), "dog", "validated"),
+            (str(data.b.uuid), "cat", "rejected"),
+        ]
+        # A term matches a label settled either way: a picture without a cat, verified.
+        (entry,) = export_json(client, query="cat", negatives="true")
+        assert entry["uuid"] == str(data.b.uuid)
+        assert [(v["label"], v["status"]) for v in entry["validations"]] == [
+            ("dog", "validated"),
+            ("cat", "rejected"),
+        ]
+
+    def test_thresholds_ask_a_negative_to_be_as_sure_of_its_no(self, client, data):
+        # b's cat: one yes, three no, so its "no" share is 0.75.
+        kept = csv_rows(client, query="cat", negatives="true", min_probability="0.7")
+        assert [(r["label"], r["status"]) for r in kept] == [
+            ("dog", "validated"),
+            ("cat", "rejected"),
+        ]
+        assert csv_rows(client, query="cat", negatives="true", min_probability="0.8") == []
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            ({"status": "settled"}, "status: must be one of validated, rejected, open, any"),
+            ({"negatives": "maybe"}, "negatives: must be true or false"),
+            ({"negatives": "true", "status": "any"}, "negatives: "),
+        ],
+    )
+    def test_a_wrong_status_or_negatives_answers_400_naming_it(self, client, data, params, message):
+        for path in ("/v1/export", "/v1/export/count"):
+            response = client.get(path, {"query": "dog", **params})
+            assert response.status_code == 400
+            assert response.json()["error"].startswith(message)
+
+
 class TestCsv:
     def test_one_row_per_image_and_label_with_the_image_url(self, client, data):
-        response = get(client, query="dog", format="csv")
+        response = get(client, query="dog", format="csv", status="any")
         assert response["Content-Type"].startswith("text/csv")
         text = body(response).decode()
         assert text.startswith(CSV_COLUMNS + "\r\n") and text.endswith("\r\n")
@@ -255,7 +348,9 @@ class TestCsv:
             # Written around Label.save(), which would tidy the whitespace away.
             Label.objects.filter(pk=label.pk).update(name=raw)
         rows = [
-            row for row in csv_rows(client, query="~dog & ~cat") if row["uuid"] == str(image.uuid)
+            row
+            for row in csv_rows(client, query="~dog & ~cat", status="any")
+            if row["uuid"] == str(image.uuid)
         ]
         assert {row["label"] for row in rows} == set(raw_names.values())
         assert all(row["num_yes"] == "0" and row["probability"] == "0" for row in rows)
@@ -289,7 +384,7 @@ class TestLabelCells:
     def test_csv_rows_name_every_label_and_part_in_image_then_label_order(
         self, client, data, named
     ):
-        rows = csv_rows(client, query="zebra")
+        rows = csv_rows(client, query="zebra", status="any")
         defused_part = "'" + named.part.name
         assert [(r["uuid"], r["label"], r["sublabel"]) for r in rows] == [
             (str(named.first.uuid), named.parent.name, ""),
@@ -316,17 +411,10 @@ class TestLabelCells:
 
 class TestCoco:
     def test_images_categories_and_image_level_labels_in_coco_layout(self, client, data):
-        response = get(client, query="dog.has='eye' | cat", format="coco")
+        response = get(client, query="dog.has='eye' | cat", format="coco", status="any")
         assert response["Content-Type"] == "application/json"
         coco = json.loads(body(response))
-        assert set(coco) == {
-            "info",
-            "licenses",
-            "images",
-            "categories",
-            "image_labels",
-            "annotations",
-        }
+        assert set(coco) == {"info", "licenses", "images", "categories", "annotations"}
         assert coco["info"]["query"] == "dog.has='eye' | cat"
         assert coco["licenses"] == [
             {
@@ -337,7 +425,9 @@ class TestCoco:
         ]
         assert coco["annotations"] == []
         images = {image["imagemonkey_uuid"]: image for image in coco["images"]}
-        assert images[str(data.b.uuid)] == {
+        b = images[str(data.b.uuid)]
+        votes_of_b = b.pop("imagemonkey_labels")
+        assert b == {
             "id": data.b.pk,
             "file_name": f"{data.b.uuid}.png",
             "width": 640,
@@ -345,6 +435,12 @@ class TestCoco:
             "license": 1,
             "coco_url": f"http://testserver/v1/donation/{data.b.uuid}",
             "imagemonkey_uuid": str(data.b.uuid),
+            "pos_category_ids": sorted([data.dog.pk, data.b_cat.label_id]),
+            "neg_category_ids": [],
+        }
+        assert {(v["category_id"], v["status"], v["num_yes"], v["num_no"]) for v in votes_of_b} == {
+            (data.dog.pk, "validated", 4, 1),
+            (data.b_cat.label_id, "rejected", 1, 3),
         }
         categories = {c["id"]: c for c in coco["categories"]}
         assert categories[data.eye.pk] == {
@@ -353,18 +449,38 @@ class TestCoco:
             "supercategory": "dog",
         }
         assert {c["name"] for c in categories.values()} == {"dog", "dog/eye", "grass", "cat"}
-        labels = {(x["image_id"], x["category_id"]) for x in coco["image_labels"]}
-        assert (data.a.pk, data.eye.pk) in labels and (data.b.pk, data.b_cat.label_id) in labels
-        assert {image_id for image_id, _ in labels} == {image["id"] for image in coco["images"]}
-        assert {category for _, category in labels} == set(categories)
+        used = {category for image in coco["images"] for category in image["pos_category_ids"]}
+        assert used == set(categories)
+
+    def test_negatives_are_neg_category_ids_as_in_lvis(self, client, data):
+        coco = json.loads(body(get(client, query="dog | cat", format="coco", negatives="true")))
+        images = {image["imagemonkey_uuid"]: image for image in coco["images"]}
+        assert images[str(data.b.uuid)]["pos_category_ids"] == [data.dog.pk]
+        assert images[str(data.b.uuid)]["neg_category_ids"] == [data.b_cat.label_id]
+        assert images[str(data.a.uuid)]["neg_category_ids"] == []
+        assert coco["info"]["status"] == "validated" and coco["info"]["negatives"] is True
+
+    def test_pycocotools_loads_it_and_finds_the_images_and_categories(self, client, data, tmp_path):
+        from pycocotools.coco import COCO
+
+        path = tmp_path / "export.coco.json"
+        path.write_bytes(body(get(client, query="dog | cat", format="coco", negatives="true")))
+        coco = COCO(str(path))
+        assert sorted(coco.getImgIds()) == sorted([data.a.pk, data.b.pk])
+        assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {"dog", "cat"}
+        assert coco.getCatIds(catNms=["dog"]) == [data.dog.pk]
+        (b,) = coco.loadImgs([data.b.pk])
+        assert (b["width"], b["height"], b["file_name"]) == (640, 600, f"{data.b.uuid}.png")
+        assert b["pos_category_ids"] == [data.dog.pk]
+        assert b["neg_category_ids"] == [data.b_cat.label_id]
+        assert coco.getAnnIds() == []  # no geometry: image-level labels are not annotations
 
 
-def store_master(image: Image, content: bytes) -> None:
-    """Put an image's master file where the public storage keeps it."""
-    public_storage().save(
-        f"{image.uuid.hex[:2]}/{image.uuid}.{image.extension}", ContentFile(content)
-    )
-    Image.objects.filter(pk=image.pk).update(master_sha256=hashlib.sha256(content).hexdigest())
+def store_master(image: Image, content: bytes, kind: str = "master") -> None:
+    """Put an image's file (master, or another rendition) where the public storage keeps it."""
+    public_storage().save(image.file_name(kind, public=True), ContentFile(content))
+    if kind == "master":
+        Image.objects.filter(pk=image.pk).update(master_sha256=hashlib.sha256(content).hexdigest())
 
 
 def open_tar(content: bytes) -> dict[str, bytes]:
@@ -372,9 +488,27 @@ def open_tar(content: bytes) -> dict[str, bytes]:
         return {member.name: archive.extractfile(member).read() for member in archive}
 
 
+def unpacked(content: bytes) -> tuple[str, dict[str, bytes]]:
+    """The tar's one top-level folder, and its members by their path inside it."""
+    members = open_tar(content)
+    tops = {name.split("/", 1)[0] for name in members}
+    assert len(tops) == 1, tops
+    (top,) = tops
+    return top, {name.split("/", 1)[1]: data for name, data in members.items()}
+
+
 def manifest_hashes(manifest: bytes) -> dict[str, str]:
     lines = [line for line in manifest.decode().splitlines() if not line.startswith("#")]
     return {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in lines}
+
+
+def image_folder(members: dict[str, bytes]) -> tuple[list[str], list[tuple[str, int]]]:
+    """What torchvision's ImageFolder finds (classes, samples), without torchvision: every
+    folder holding images is a class, in sorted order; each image file is a sample."""
+    images = sorted(name for name in members if name.endswith((".jpg", ".png")))
+    assert all(name.count("/") == 1 for name in images), images  # <class>/<file>, no deeper
+    classes = sorted({name.split("/")[0] for name in images})
+    return classes, [(name, classes.index(name.split("/")[0])) for name in images]
 
 
 class TestTar:
@@ -386,67 +520,257 @@ class TestTar:
         store_master(data.b, files["b"])
         return files
 
-    def test_an_imagefolder_archive_with_labels_csv_and_a_manifest(self, client, data, files):
-        response = get(client, query="dog | cat", format="tar")
-        assert response["Content-Type"] == "application/x-tar"
-        members = open_tar(body(response))
-        assert set(members) == {
-            f"dog/{data.a.uuid}.jpg",
-            f"dog/{data.b.uuid}.png",
-            f"cat/{data.b.uuid}.png",
-            "labels.csv",
-            "MANIFEST",
-        }
-        assert members[f"dog/{data.a.uuid}.jpg"] == files["a"]
-        assert members[f"cat/{data.b.uuid}.png"] == members[f"dog/{data.b.uuid}.png"] == files["b"]
-        csv_export = body(get(client, query="dog | cat", format="csv"))
-        assert members["labels.csv"] == csv_export
-
-    def test_the_manifest_names_the_query_the_counts_and_every_files_hash(
+    def test_single_is_an_imagefolder_with_each_image_once_and_the_rest_skipped(
         self, client, data, files
     ):
-        members = open_tar(body(get(client, query="dog|cat", min_probability="0.5", format="tar")))
+        settle(data.b_cat, status=ImageLabel.Status.VALIDATED)  # b is now a dog and a cat
+        extra = make_image()
+        store_master(extra, photo_bytes())
+        settle(make_pair("cat", image=extra), status=ImageLabel.Status.VALIDATED)
+        response = get(client, query="dog | cat", format="tar")
+        assert response["Content-Type"] == "application/x-tar"
+        top, members = unpacked(body(response))
+        assert re.fullmatch(r"imagemonkey-dog-cat-\d{8}", top)
+        classes, samples = image_folder(members)
+        assert classes == ["cat", "dog"]
+        assert samples == sorted([(f"dog/{data.a.uuid}.jpg", 1), (f"cat/{extra.uuid}.jpg", 0)])
+        uuids = [name.split("/")[1].split(".")[0] for name, _ in samples]
+        assert len(uuids) == len(set(uuids))  # each image once: no contradictory targets
+        assert members[f"dog/{data.a.uuid}.jpg"] == files["a"]
+        skipped = list(csv.DictReader(io.StringIO(members["skipped.csv"].decode(), newline="")))
+        assert skipped == [
+            {"uuid": str(data.b.uuid), "reason": "several positive labels", "labels": "dog cat"}
+        ]
+        assert members["pairs.csv"] == body(get(client, query="dog | cat", format="csv"))
+        assert set(members) == {name for name, _ in samples} | {
+            "skipped.csv",
+            "pairs.csv",
+            "MANIFEST",
+        }
+
+    def test_multi_holds_each_image_once_with_multi_hot_targets_that_round_trip(
+        self, client, data, files
+    ):
+        content = body(
+            get(client, query="dog | cat", format="tar", layout="multi", negatives="true")
+        )
+        top, members = unpacked(content)
+        assert {name for name in members if name.startswith("images/")} == {
+            f"images/{data.a.uuid}.jpg",
+            f"images/{data.b.uuid}.png",
+        }
+        assert members[f"images/{data.b.uuid}.png"] == files["b"]
+        rows = list(csv.DictReader(io.StringIO(members["labels.csv"].decode(), newline="")))
+        assert list(rows[0]) == ["file", "uuid", "dog", "cat"]
+        targets = {row["file"]: (row["dog"], row["cat"]) for row in rows}
+        # 1 validated, 0 rejected (a verified negative), empty: no settled pair.
+        assert targets == {
+            f"images/{data.a.uuid}.jpg": ("1", ""),
+            f"images/{data.b.uuid}.png": ("1", "0"),
+        }
+        lines = [json.loads(line) for line in members["labels.jsonl"].decode().splitlines()]
+        assert lines == [
+            {
+                "file": f"images/{data.a.uuid}.jpg",
+                "uuid": str(data.a.uuid),
+                "labels": ["dog"],
+                "negatives": [],
+                "target": [1, None],
+            },
+            {
+                "file": f"images/{data.b.uuid}.png",
+                "uuid": str(data.b.uuid),
+                "labels": ["dog"],
+                "negatives": ["cat"],
+                "target": [1, 0],
+            },
+        ]
+        for line in lines:  # every file named is in the archive, and is the image
+            assert members[line["file"]] == files["a" if line["uuid"] == str(data.a.uuid) else "b"]
+
+    def test_the_manifest_names_the_export_the_counts_and_every_files_hash(
+        self, client, data, files
+    ):
+        content = body(get(client, query="dog|cat", format="tar", negatives="true"))
+        _, members = unpacked(content)
         manifest = members.pop("MANIFEST").decode()
         assert '# query: "dog | cat"' in manifest
-        assert "# min_probability: 0.5" in manifest and "# snapshot: 20" in manifest
-        assert "# images: 2\n# image files: 2\n# labels.csv rows: 3\n" in manifest
+        assert "# status: validated\n# negatives: true\n" in manifest
+        assert "# size: master (master rendition)" in manifest and "# snapshot: 20" in manifest
+        assert "# images: 2\n# image files: 2\n# images skipped, in skipped.csv: 0\n" in manifest
+        assert "# pairs.csv rows: 3\n" in manifest
         hashes = manifest_hashes(manifest.encode())
         assert hashes == {
             name: hashlib.sha256(content).hexdigest() for name, content in members.items()
         }
 
+    def test_size_picks_the_stored_rendition(self, client, data, files):
+        thumb, display = photo_bytes(32, 24), photo_bytes(48, 36)
+        store_master(data.a, thumb, "thumb")
+        store_master(data.a, display, "display")
+        for size, expected in [("256", thumb), ("1024", display), ("master", files["a"])]:
+            _, members = unpacked(body(get(client, query="dog", format="tar", size=size)))
+            assert members[f"dog/{data.a.uuid}.jpg"] == expected
+            assert f"# size: {size} (" in members["MANIFEST"].decode()
+
     def test_parts_get_their_own_folder(self, client, data, files):
-        members = open_tar(body(get(client, query="dog.has='eye'", format="tar")))
+        _, members = unpacked(body(get(client, query="dog.has='eye'", format="tar", status="open")))
         assert f"dog.eye/{data.a.uuid}.jpg" in members
 
-    def test_images_matched_through_not_go_under_all_their_labels_and_missing_files_are_counted(
+    def test_a_query_that_asks_for_no_label_takes_every_label_and_missing_files_are_counted(
         self, client, data, files
     ):
-        members = open_tar(body(get(client, query="~cat", format="tar")))
-        images = {name for name in members if name not in ("labels.csv", "MANIFEST")}
-        assert images == {
-            f"dog/{data.a.uuid}.jpg",
-            f"dog.eye/{data.a.uuid}.jpg",
-            f"grass/{data.a.uuid}.jpg",
-        }
+        public_storage().delete(data.b.file_name("master", public=True))
+        _, members = unpacked(body(get(client, query="~cat", format="tar")))
+        classes, samples = image_folder(members)
+        assert samples == [(f"dog/{data.a.uuid}.jpg", 0)]
         manifest = members["MANIFEST"].decode()
-        assert "# images skipped because their file is missing: 1" in manifest
-        assert f"# missing, not in the archive: {data.c.uuid}.jpg" in manifest
-        assert str(data.c.uuid) in members["labels.csv"].decode()  # its labels are still listed
+        assert "# images whose file is missing: 1" in manifest
+        assert f"# missing, not in the archive: dog/{data.b.uuid}.png" in manifest
+        skipped = members["skipped.csv"].decode()
+        assert str(data.c.uuid) in skipped and "several positive labels" in skipped
+        assert str(data.b.uuid) in members["pairs.csv"].decode()  # its labels are still listed
 
     def test_label_names_cannot_escape_their_folder(self, client, data):
-        image = make_image()
-        store_master(image, photo_bytes())
-        ids = {}
+        ids, images = {}, {}
         for name in ["../../etc/passwd", "..", "a/b", "猫"]:
+            image = images[name] = make_image()
+            store_master(image, photo_bytes())
             ids[name] = make_pair(make_label(name), image=image).label_id
-        members = open_tar(body(get(client, query="~dog & ~cat & ~grass", format="tar")))
-        assert set(members) - {"labels.csv", "MANIFEST"} == {
-            f"etcpasswd/{image.uuid}.jpg",
-            f"label-{ids['..']}/{image.uuid}.jpg",
-            f"ab/{image.uuid}.jpg",
-            f"label-{ids['猫']}/{image.uuid}.jpg",
+        _, members = unpacked(
+            body(get(client, query="~dog & ~cat & ~grass", format="tar", status="any"))
+        )
+        classes, samples = image_folder(members)
+        assert {name for name, _ in samples} >= {
+            f"etcpasswd/{images['../../etc/passwd'].uuid}.jpg",
+            f"label-{ids['..']}/{images['..'].uuid}.jpg",
+            f"ab/{images['a/b'].uuid}.jpg",
+            f"label-{ids['猫']}/{images['猫'].uuid}.jpg",
         }
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            ({"layout": "flat"}, "layout: must be one of single, multi"),
+            ({"size": "512"}, "size: must be one of 256, 1024, master"),
+        ],
+    )
+    def test_a_wrong_layout_or_size_answers_400_naming_it(self, client, data, params, message):
+        response = get(client, query="dog", format="tar", **params)
+        assert response.status_code == 400
+        assert response.json()["error"] == message
+
+
+def expected_split(image: Image, percentages=(80, 10, 10), seed: int = 0) -> str:
+    """The split the export promises: md5("<seed>:<root uuid>"), first 32 bits, modulo 100."""
+    while image.similar_to_id is not None:
+        image = Image.objects.get(pk=image.similar_to_id)
+    bucket = (
+        int(hashlib.md5(f"{seed}:{image.uuid}".encode(), usedforsecurity=False).hexdigest()[:8], 16)
+        % 100
+    )
+    train, val, _ = percentages
+    return "train" if bucket < train else "val" if bucket < train + val else "test"
+
+
+class TestSplits:
+    @pytest.fixture
+    def many(self, data):
+        """Forty validated dog pictures, enough for every split to occur."""
+        images = [make_image() for _ in range(40)]
+        for image in images:
+            settle(make_pair(data.dog, image=image), status=ImageLabel.Status.VALIDATED)
+        return images
+
+    def test_each_image_gets_the_split_of_its_uuids_hash_in_every_format(self, client, many):
+        entries = export_json(client, query="dog", split="80/10/10", status="validated")
+        splits = {entry["uuid"]: entry["split"] for entry in entries}
+        assert splits == {
+            str(image.uuid): expected_split(image)
+            for image in Image.objects.filter(uuid__in=splits)
+        }
+        assert set(splits.values()) == {"train", "val", "test"}
+        rows = csv_rows(client, query="dog | cat", split="80/10/10")
+        assert {row["uuid"]: row["split"] for row in rows} == splits
+        coco = json.loads(body(get(client, query="dog", format="coco", split="80/10/10")))
+        assert {i["imagemonkey_uuid"]: i["split"] for i in coco["images"]} == splits
+
+    def test_the_split_is_stable_across_exports_and_moves_only_with_the_seed(self, client, many):
+        def splits(**params):
+            lines = body(get(client, format="jsonl", split="50/25/25", **params)).splitlines()
+            return {entry["uuid"]: entry["split"] for entry in map(json.loads, lines)}
+
+        first = splits(query="dog")
+        make_image()  # the dataset grows meanwhile
+        settle(make_pair("dog", image=make_image()), status=ImageLabel.Status.VALIDATED)
+        again = splits(query="dog | cat")
+        assert {uuid: again[uuid] for uuid in first} == first
+        reseeded = splits(query="dog", seed="7")
+        assert reseeded != first
+        assert reseeded == {
+            str(image.uuid): expected_split(image, (50, 25, 25), seed=7)
+            for image in Image.objects.filter(uuid__in=reseeded)
+        }
+
+    def test_near_duplicates_land_in_the_split_of_what_they_are_similar_to(self, client, data):
+        original = make_image()
+        settle(make_pair(data.dog, image=original), status=ImageLabel.Status.VALIDATED)
+        own = expected_split(original, (50, 25, 25))
+        copies, parent = [], original
+        while len(copies) < 3:  # copies whose own uuid would put them elsewhere
+            copy = make_image(similar_to=parent)
+            alone = Image(uuid=copy.uuid)
+            if expected_split(alone, (50, 25, 25)) == own:
+                copy.delete()
+                continue
+            settle(make_pair(data.dog, image=copy), status=ImageLabel.Status.VALIDATED)
+            copies.append(copy)
+            parent = copy  # a chain: copy of a copy of the original
+        entries = by_uuid(export_json(client, query="dog", split="50/25/25", status="validated"))
+        assert {entries[str(image.uuid)]["split"] for image in [original, *copies]} == {own}
+
+    def test_a_split_tar_puts_train_val_and_test_first(self, client, data, many):
+        for image in many[:10]:
+            store_master(image, photo_bytes())
+        _, members = unpacked(body(get(client, query="dog", format="tar", split="50/25/25")))
+        images = [name for name in members if name.endswith(".jpg")]
+        assert len(images) == 10
+        for image in many[:10]:
+            split = expected_split(image, (50, 25, 25))
+            assert f"{split}/dog/{image.uuid}.jpg" in members
+        train = {
+            name.split("/", 1)[1]: data
+            for name, data in members.items()
+            if name.startswith("train/")
+        }
+        assert image_folder(train)[0] == ["dog"]  # ImageFolder("…/train") reads one split
+        assert "# split: 50/25/25\n# seed: 0\n" in members["MANIFEST"].decode()
+        _, multi = unpacked(
+            body(get(client, query="dog", format="tar", split="50/25/25", layout="multi"))
+        )
+        rows = list(csv.DictReader(io.StringIO(multi["labels.csv"].decode(), newline="")))
+        assert list(rows[0]) == ["file", "uuid", "split", "dog"]
+        assert all(row["file"] == f"{row['split']}/images/{row['uuid']}.jpg" for row in rows)
+        assert all(row["file"] in multi for row in rows)
+
+    @pytest.mark.parametrize(
+        ("params", "status", "message"),
+        [
+            ({"split": "80/20"}, 400, "split: must be three whole percentages"),
+            ({"split": "80/10/x"}, 400, "split: must be three whole percentages"),
+            ({"split": "80/-10/30"}, 400, "split: must be three whole percentages"),
+            ({"split": "80/10/5"}, 400, "split: the train/val/test percentages must sum to 100"),
+            ({"split": "80/10/10", "seed": "-1"}, 422, "seed: must be a whole number"),
+            ({"split": "80/10/10", "seed": "1.5"}, 422, "seed: must be a whole number"),
+        ],
+    )
+    def test_a_wrong_split_or_seed_is_refused_naming_it(
+        self, client, data, params, status, message
+    ):
+        for path in ("/v1/export", "/v1/export/count"):
+            response = client.get(path, {"query": "dog", **params})
+            assert response.status_code == status
+            assert response.json()["error"].startswith(message)
 
 
 class TestSnapshot:
@@ -456,31 +780,29 @@ class TestSnapshot:
         head = next(stream)  # the export's transaction has taken its snapshot
         # Meanwhile, on the test's own connection: a new dog picture, and new votes.
         newcomer = votes(make_pair(data.dog, image=make_image()), 2, 0)
+        settle(newcomer, status=ImageLabel.Status.VALIDATED)
         ImageLabel.objects.filter(pk=data.a_dog.pk).update(num_yes=99, probability=0.99)
         coco = json.loads(head + b"".join(stream))
         image_ids = {image["id"] for image in coco["images"]}
         assert image_ids == {data.a.pk, data.b.pk}
-        assert newcomer.image_id not in {label["image_id"] for label in coco["image_labels"]}
-        a_dog = [
-            x
-            for x in coco["image_labels"]
-            if (x["image_id"], x["category_id"]) == (data.a.pk, data.dog.pk)
-        ]
+        assert newcomer.image_id not in image_ids
+        (a,) = [image for image in coco["images"] if image["id"] == data.a.pk]
+        a_dog = [x for x in a["imagemonkey_labels"] if x["category_id"] == data.dog.pk]
         assert a_dog[0]["num_yes"] == 3
 
     def test_a_tar_lists_the_snapshot_in_labels_csv_and_its_manifest(self, client, data):
         store_master(data.a, photo_bytes())
         store_master(data.b, photo_bytes(fmt="PNG"))
-        response = get(client, query="dog", format="tar")
+        response = get(client, query="dog", format="tar", status="any")
         stream = iter(response.streaming_content)
         head = next(stream)  # the first member's header: the snapshot exists
         ImageLabel.objects.filter(pk=data.b_dog.pk).update(num_yes=12345)
         votes(make_pair(data.dog, image=make_image()), 1, 0)
-        members = open_tar(head + b"".join(stream))
-        rows = list(csv.DictReader(io.StringIO(members["labels.csv"].decode(), newline="")))
+        _, members = unpacked(head + b"".join(stream))
+        rows = list(csv.DictReader(io.StringIO(members["pairs.csv"].decode(), newline="")))
         assert "12345" not in {row["num_yes"] for row in rows}
         assert {row["uuid"] for row in rows} == {str(data.a.uuid), str(data.b.uuid)}
-        assert "# labels.csv rows: 5\n" in members["MANIFEST"].decode()
+        assert "# pairs.csv rows: 5\n" in members["MANIFEST"].decode()
 
 
 def export_connections(expected: int) -> int:
@@ -651,9 +973,67 @@ class TestPage:
         assert '<strong id="match-count">2</strong> public images match' in page
         assert str(data.a.uuid) in page and str(data.b.uuid) in page
         assert (
-            'href="/v1/export?query=dog&amp;min_probability=0.5&amp;min_confidence=0.0&amp;format=csv"'
+            'href="/v1/export?query=dog&amp;min_probability=0.5&amp;min_confidence=0.0&amp;status=validated&amp;format=csv"'
             in page
         )
+
+    def test_the_page_defaults_to_validated_pairs_and_recommends_no_threshold(self, client, data):
+        page = client.get("/export").content.decode()
+        assert '<option value="validated" selected>' in page
+        assert "raw share of “yes” votes" in page and "weighted posterior" in page
+        assert "0.8" not in page and "0.5" not in page  # no threshold a single vote passes
+        preview = client.get("/export", {"query": "dog.has='eye'", "preview": "1"})
+        assert '<strong id="match-count">0</strong>' in preview.content.decode()
+
+    def test_the_download_link_carries_the_split_the_layout_and_the_size(self, client, data):
+        page = client.get(
+            "/export",
+            {
+                "query": "dog",
+                "format": "tar",
+                "layout": "multi",
+                "size": "256",
+                "split": "70/20/10",
+            },
+        ).content.decode()
+        assert "layout=multi&amp;size=256&amp;split=70%2F20%2F10&amp;seed=0" in page
+        wrong = client.get("/export", {"query": "dog", "split": "70/20"}).content.decode()
+        assert "Split must be three whole percentages" in wrong
+
+    def test_the_preview_counts_positives_negatives_and_each_label(self, client, data):
+        page = client.get(
+            "/export", {"query": "dog | cat", "negatives": "true", "preview": "1"}
+        ).content.decode()
+        assert '<dd id="count-images">2</dd>' in page
+        assert '<dd id="count-positives">2</dd>' in page
+        assert '<dd id="count-negatives">1</dd>' in page
+        rows = re.findall(
+            r'<tr><th scope="row">([^<]+)</th><td class="num">(\d+)</td><td class="num">(\d+)</td>',
+            page,
+        )
+        assert rows == [("dog", "2", "0"), ("cat", "0", "1")]
+        assert page.count('<img src="/media/') == 2  # the thumbnails of the first matches
+        assert 'id="download" href="/v1/export?' in page and "is an estimate" in page
+
+    def test_the_estimated_size_of_a_tar_sums_the_chosen_renditions_pixels(self, data):
+        from exports.query import LabelQuery
+
+        query = LabelQuery.parse("dog | cat")
+        dataset = export_module.Export(query=query, negatives=True, size="256")
+        summary = export_module.summarize(dataset, "tar")
+        jpeg, png = export_module.BYTES_PER_PIXEL["jpeg"], export_module.BYTES_PER_PIXEL["png"]
+        per_file, per_pair = export_module.TAR_BYTES_PER_FILE, export_module.BYTES_PER_PAIR
+        a = 800 * 480 * (256 / 800) ** 2 * jpeg + per_file  # a thumbnail's long side is 256
+        b = 640 * 600 * (256 / 640) ** 2 * png + per_file
+        assert summary.estimated_bytes == pytest.approx(a + b + 3 * per_pair, abs=1)
+        master = export_module.summarize(export_module.Export(query=query, negatives=True), "tar")
+        assert master.estimated_bytes > 5 * summary.estimated_bytes
+
+    def test_nothing_to_download_disables_the_button_and_says_why(self, client, data):
+        page = client.get("/export", {"query": "dog.has='eye'", "preview": "1"}).content.decode()
+        assert '<button type="button" id="download" disabled' in page
+        assert "Nothing to download: no picture matches." in page
+        assert 'href="/v1/export?' not in page
 
     def test_a_wrong_query_is_explained_next_to_the_field(self, client, data):
         page = client.get("/export", {"query": "dog & )", "preview": "1"}).content.decode()
@@ -721,6 +1101,7 @@ class TestCostBounds:
             raise export_module.TooSlow("counting this query took longer than 5 s")
 
         monkeypatch.setattr("exports.views.count_images", too_slow)
+        monkeypatch.setattr("exports.views.summarize", lambda export, name: too_slow(export))
         response = client.get("/v1/export/count", {"query": "dog"})
         assert response.status_code == 503 and "longer than" in response.json()["error"]
         assert response["Retry-After"]

@@ -90,20 +90,23 @@ for _ in range(3):
     ImageLabel.objects.create(image=outcome.image, label=label, servable=True)
     public.append(outcome.image)
 pending = ingest(photo_bytes(320, 240), filename="pending.jpg").image
-# A picture of noise (JPEG cannot shrink it) under several labels of its own, never served
-# as a task: an export of those labels is a tar of several megabytes.
+# Pictures of noise (JPEG cannot shrink them), each validated under a label of its own and
+# never served as a task: an export of those labels is a tar of several megabytes, one
+# folder per label (an export puts each picture in one folder only).
 import io, random
 from PIL import Image as PILImage
-noise = PILImage.frombytes("RGB", (1600, 1200), random.randbytes(1600 * 1200 * 3))
-buffer = io.BytesIO()
-noise.save(buffer, "JPEG", quality=95)
-big = ingest(buffer.getvalue(), filename="noise.jpg")
-assert big.accepted, big.message
-with transaction.atomic():
-    big.image.decide("approve")
 export_labels = [f"noise{number}" for number in range(int(os.environ["STACK_EXPORT_LABELS"]))]
 for name in export_labels:
-    ImageLabel.objects.create(image=big.image, label=Label.objects.create(name=name))
+    noise = PILImage.frombytes("RGB", (1600, 1200), random.randbytes(1600 * 1200 * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, "JPEG", quality=95)
+    big = ingest(buffer.getvalue(), filename="noise.jpg")
+    assert big.accepted, big.message
+    with transaction.atomic():
+        big.image.decide("approve")
+    ImageLabel.objects.create(
+        image=big.image, label=Label.objects.create(name=name), status=ImageLabel.Status.VALIDATED
+    )
 get_user_model().objects.create_superuser(
     "moderator", "moderator@example.org", os.environ["STACK_MODERATOR_PASSWORD"]
 )

@@ -11,12 +11,18 @@
 
   function parameters() {
     var data = new URLSearchParams();
-    ["query", "min_probability", "min_confidence"].forEach(function (name) {
+    ["query", "min_probability", "min_confidence", "status", "split", "seed"].forEach(function (name) {
       var value = form.elements[name].value.trim();
       if (value) data.set(name, value);
     });
+    if (form.elements.negatives.checked) data.set("negatives", "true");
     var format = form.querySelector('input[name="format"]:checked');
     data.set("format", format ? format.value : "json");
+    if (data.get("format") === "tar") {
+      var layout = form.querySelector('input[name="layout"]:checked');
+      if (layout) data.set("layout", layout.value);
+      data.set("size", form.elements.size.value);
+    }
     return data;
   }
 
@@ -35,7 +41,11 @@
       var n = answer.body.images;
       live.textContent = n.toLocaleString() + (n === 1 ? " image matches" : " images match") +
         " the form as it is now.";
-      if (download) followForm(download, data);
+      // A link that would download nothing is hidden (the preview explains an empty one).
+      if (download && download.tagName === "A") {
+        if (n > 0) followForm(download, data);
+        else download.hidden = true;
+      }
     } else {
       live.textContent = answer.body.error || "The count is not available right now.";
       if (download) download.hidden = true;
