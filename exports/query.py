@@ -50,7 +50,7 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 32  # nested parentheses and ~ together
 MAX_TERMS = 50  # terms beyond this make a query that can tie up a worker
 
-NOT_IN_NAMES = frozenset("&|~()'\"=.")
+NOT_IN_NAMES = frozenset("&|~()'\"=./")
 QUOTES = "'\""
 
 
@@ -248,6 +248,8 @@ class _Parser:
             if not self.take("="):
                 raise self.error("'=' after .has (as in dog.has='eye')")
             part = self.name("the part's name (as in dog.has='eye')")
+        elif self.take("/"):  # the way pages show a part: dog/eye
+            part = self.name("the part's name (as in dog/eye)")
         elif self.take("="):
             raise self.error(".has before '=' (as in dog.has='eye')", self.pos - 1)
         self.terms += 1

@@ -298,3 +298,16 @@ def vocabulary(db):
     for label in labels:
         make_pair(label)
     return labels
+
+
+@pytest.mark.django_db
+def test_a_part_may_be_written_as_the_pages_show_it():
+    dog = make_label("dog")
+    make_label("eye", parent=dog)
+    assert str(LabelQuery.parse("dog/eye")) == "dog.has='eye'"
+    assert (
+        LabelQuery.parse("dog / eye | dog").label_ids
+        == LabelQuery.parse("dog.has='eye' | dog").label_ids
+    )
+    with pytest.raises(QueryError, match="the part's name"):
+        LabelQuery.parse("dog/")
