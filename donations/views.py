@@ -159,7 +159,7 @@ def donor_thumbnail(request: HttpRequest, uuid) -> HttpResponse:
     cached by anyone else, and a public picture redirects to its public file."""
     donor = request.voter
     image = Image.objects.donated_by(donor).filter(uuid=uuid).first()
-    if image is None or image.status == Image.Status.REJECTED:
+    if image is None or image.status not in (Image.Status.PENDING, Image.Status.PUBLIC):
         raise Http404("No such picture of yours.")
     if image.is_public:
         return redirect(image.thumb_url)

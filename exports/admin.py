@@ -18,7 +18,7 @@ class CutReleaseForm(forms.ModelForm):
 
     class Meta:
         model = Release
-        fields = ["slug", "query", "min_probability", "min_confidence", "notes"]
+        fields = ["slug", "query", "min_probability", "min_confidence", "status", "notes"]
 
     def clean_query(self) -> str:
         try:
@@ -35,7 +35,7 @@ class CutReleaseForm(forms.ModelForm):
             query=self.parsed_query,
             min_probability=data["min_probability"],
             min_confidence=data["min_confidence"],
-            status=PairFilter.ANY,  # what cut_release freezes
+            status=data.get("status") or PairFilter.VALIDATED,  # how cut_release chooses
         )
         if count_images(export) == 0:
             raise forms.ValidationError("This query matches no public image; nothing to release.")
@@ -94,6 +94,7 @@ class ReleaseAdmin(admin.ModelAdmin):
                 form.parsed_query,
                 min_probability=data["min_probability"],
                 min_confidence=data["min_confidence"],
+                status=data.get("status") or "validated",
                 notes=data.get("notes", ""),
             )
         except ReleaseError as error:

@@ -1134,7 +1134,11 @@ def summarize(export: Export, format_name: str) -> Summary:
         per_label = cursor.fetchall()
     labels = Label.objects.select_related("parent").in_bulk([row[0] for row in per_label])
     counts = sorted(
-        (LabelCount(labels[pk], positives, negatives) for pk, positives, negatives in per_label),
+        (
+            LabelCount(labels[pk], positives, negatives)
+            for pk, positives, negatives in per_label
+            if pk in labels  # a release may name a label deleted since
+        ),
         key=lambda c: (-c.positives, -c.negatives, c.label.full_name),
     )
     positives = sum(c.positives for c in counts)

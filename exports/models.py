@@ -40,6 +40,14 @@ class Release(models.Model):
     query = models.TextField(help_text="The export query, in canonical form.")
     min_probability = models.FloatField(default=0.0)
     min_confidence = models.FloatField(default=0.0)
+    status = models.CharField(
+        max_length=10,
+        default="validated",
+        db_default="validated",
+        choices=[("validated", "validated"), ("any", "any")],
+        help_text="Which pairs the query's terms match when choosing the images: settled "
+        "(validated) ones, or any. Every pair of a chosen image is frozen, with its status.",
+    )
     # The labels the query names: the tar files an image under those of them it has.
     named_label_ids = models.JSONField(default=list)
     notes = models.TextField(blank=True)

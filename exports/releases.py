@@ -45,9 +45,11 @@ SELECT %s, img.id, img.uuid, p.label_id, p.num_yes, p.num_no, p.probability, p.c
 FROM donations_image img LEFT JOIN validation_imagelabel p ON p.image_id = img.id AND """
 
 
-def entries_sql(export: Export, release_id: int) -> Sql:
-    """INSERT … SELECT of the live export's rows (image_objects' join) into the release."""
-    return compose(Sql(ENTRIES_SQL, [release_id]), export.passing(), " WHERE ", export.matching())
+def entries_sql(export: Export, release_id: int, chosen_by: Export | None = None) -> Sql:
+    """INSERT … SELECT of the live export's rows (image_objects' join) into the release:
+    the images `chosen_by` matches (default: `export`), with every pair `export` passes."""
+    images = (chosen_by or export).matching()
+    return compose(Sql(ENTRIES_SQL, [release_id]), export.passing(), " WHERE ", images)
 
 
 LABELS_SQL = """
@@ -125,12 +127,17 @@ def cut_release(
     *,
     min_probability: float = 0.0,
     min_confidence: float = 0.0,
+    status: str = PairFilter.VALIDATED,
     notes: str = "",
 ) -> Release:
     """Freeze what `/v1/export?query=…` returns now as the release `slug`.
 
     ReleaseError when the id is unsafe or taken, or nothing matches.
     """
+    if status not in (PairFilter.VALIDATED, PairFilter.ANY):
+        raise ReleaseError(
+            f"a release chooses its images by validated or any pairs, not {status!r}"
+        )
     if len(slug) > SLUG_MAX_LENGTH or not re.fullmatch(SLUG_PATTERN, slug):
         raise ReleaseError(
             f"{slug!r} cannot be a release id: lower-case letters and digits joined by single "
@@ -151,21 +158,20 @@ def cut_release(
                 query=str(query),
                 min_probability=min_probability,
                 min_confidence=min_confidence,
+                status=status,
                 named_label_ids=query.named_label_ids,
                 notes=notes,
                 previous=previous,
             )
         except IntegrityError:  # cut a moment ago by someone else; this cut rolls back
             raise ReleaseError(f"a release {slug} exists already") from None
-        # A release freezes every pair past the thresholds, open ones too, with its status:
-        # downloads of it then choose (settled pairs by default, as every export does).
-        export = Export(
-            query=query,
-            min_probability=min_probability,
-            min_confidence=min_confidence,
-            status=PairFilter.ANY,
-        )
-        sql = entries_sql(export, release.pk)
+        # The images: those the query matches by their `status` pairs (settled ones by
+        # default, as every export chooses). Each is frozen with every pair past the
+        # thresholds, open ones too, with its status: downloads of it then choose.
+        thresholds = {"min_probability": min_probability, "min_confidence": min_confidence}
+        export = Export(query=query, status=PairFilter.ANY, **thresholds)
+        chosen_by = Export(query=query, status=status, **thresholds)
+        sql = entries_sql(export, release.pk, chosen_by)
         cursor.execute(sql.text, sql.params)
         cursor.execute(LABELS_SQL, [release.pk, release.pk])
         cursor.execute(

@@ -144,7 +144,8 @@ class ExportForm(forms.Form):
         if not text:
             return None
         parts = text.split("/")
-        if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+        digits = all(part.strip().isascii() and part.strip().isdigit() for part in parts)
+        if len(parts) != 3 or not digits:
             raise forms.ValidationError(
                 "must be three whole percentages for train/val/test, as in 80/10/10"
             )

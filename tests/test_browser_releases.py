@@ -22,8 +22,10 @@ def releases():
         for voter in voters:
             cast(pair, voter, True)
         images.append(pair.image)
-    cut_release("2027-01", LabelQuery.parse("dog"), notes="Dogs only, for a first try.")
-    cut_release("2027-02", LabelQuery.parse("dog | cat"), notes="Cats join the dogs.")
+    cut_release(
+        "2027-01", LabelQuery.parse("dog"), status="any", notes="Dogs only, for a first try."
+    )
+    cut_release("2027-02", LabelQuery.parse("dog | cat"), status="any", notes="Cats join the dogs.")
     images[0].decide("hide")  # taken down after both releases
     return images
 

@@ -365,3 +365,10 @@ def test_an_empty_file_is_named_in_the_results_and_the_others_are_donated(client
     assert "1 accepted, 1 not accepted" in page
     assert "empty.jpg" in page
     assert Image.objects.count() == 1
+
+
+def test_a_donor_no_longer_sees_a_picture_a_moderator_took_aside(client):
+    donate(client, upload("mine.jpg"))
+    image = Image.objects.get()
+    image.decide("quarantine")
+    assert client.get(f"/donate/{image.uuid}/thumb").status_code == 404

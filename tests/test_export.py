@@ -1126,3 +1126,8 @@ class TestCostBounds:
         settings.EXPORT_RATE = "2/m"
         codes = [client.get(url, REMOTE_ADDR="198.51.100.9").status_code for _ in range(3)]
         assert codes == [200, 200, 429]
+
+
+def test_a_split_of_unusual_digits_is_refused_with_a_reason(client, data):
+    response = client.get("/v1/export/count", {"query": "dog", "split": "²/49/49"})
+    assert response.status_code == 400 and "split" in response.json()["error"]

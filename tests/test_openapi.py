@@ -40,8 +40,10 @@ def some_data(db, keep_test_connection):
     from exports.query import LabelQuery
     from exports.releases import cut_release
 
-    cut_release("2027-01", LabelQuery.parse("dog"))
-    cut_release("2027-02", LabelQuery.parse("dog | dog.has='eye'"), notes="with parts")
+    cut_release("2027-01", LabelQuery.parse("dog"), status="any")
+    cut_release(
+        "2027-02", LabelQuery.parse("dog | dog.has='eye'"), status="any", notes="with parts"
+    )
 
 
 @pytest.mark.django_db

@@ -61,6 +61,8 @@ def pictures():
 
 
 def cut(slug="2027-01", query="dog | cat", **options) -> Release:
+    """A release of every pair (status any): these pictures' votes settle nothing."""
+    options.setdefault("status", "any")
     return cut_release(slug, LabelQuery.parse(query), **options)
 
 
@@ -114,6 +116,25 @@ class TestCutting:
         for name in FORMATS:
             assert comparable(name, after[name]) == comparable(name, before[name]), name
 
+    def test_by_default_a_release_chooses_its_images_by_settled_pairs(self, client):
+        """dog & ~cat: a dog validated with cat rejected is in; a rejected dog is not."""
+        dog, cat = make_label("dog"), make_label("cat")
+        kept, dropped = make_image(), make_image()
+        make_pair(dog, image=kept, status="validated", num_yes=3, probability=1.0)
+        make_pair(cat, image=kept, status="rejected", num_no=3)
+        make_pair(dog, image=dropped, status="rejected", num_no=3)
+        store_master(kept, photo_bytes())
+        store_master(dropped, photo_bytes())
+        live = json.loads(download(client, query="dog & ~cat", status="validated"))
+        release = cut_release("2027-02", LabelQuery.parse("dog & ~cat"))
+        assert release.status == "validated" and release.images == 1
+        frozen = json.loads(download(client, release="2027-02", status="any"))
+        assert [e["uuid"] for e in frozen] == [e["uuid"] for e in live] == [str(kept.uuid)]
+        assert {v["label"]: v["status"] for v in frozen[0]["validations"]} == {
+            "dog": "validated",
+            "cat": "rejected",
+        }
+
     def test_the_release_records_its_query_thresholds_counts_and_hashes(self, pictures):
         release = cut(min_probability=0.5, notes="The first one.")
         release.refresh_from_db()
@@ -156,7 +177,7 @@ class TestCutting:
             cut()
         for bad in ["../x", "2027 01", "A", "x/y", "-x", "", "a" * 41]:
             with pytest.raises(CommandError):
-                call_command("cut_release", bad, query="dog")
+                call_command("cut_release", bad, query="dog", status="any")
         assert Release.objects.count() == 1
 
     def test_nothing_to_release_is_refused(self, pictures):
@@ -171,14 +192,15 @@ class TestCutting:
             "2027-02",
             "--query=cat",
             "--min-probability=0.5",
+            "--status=any",
             "--notes=cats",
             stdout=out,
         )
         assert "release 2027-02: 1 images, 2 pairs" in out.getvalue()
         with pytest.raises(CommandError, match="unknown label"):
-            call_command("cut_release", "2027-03", query="wombat")
+            call_command("cut_release", "2027-03", query="wombat", status="any")
         with pytest.raises(CommandError, match="exists already"):
-            call_command("cut_release", "2027-02", query="cat")
+            call_command("cut_release", "2027-02", query="cat", status="any")
 
     def test_reading_a_release_runs_in_one_snapshot_and_closes_its_connection(
         self, client, pictures
@@ -469,6 +491,7 @@ class TestAdmin:
             "query": "dog",
             "min_probability": "0.5",
             "min_confidence": "0",
+            "status": "any",
             "notes": "From the admin.",
             **fields,
         }

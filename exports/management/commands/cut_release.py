@@ -19,9 +19,15 @@ class Command(BaseCommand):
         parser.add_argument("--query", required=True, help="an export query, e.g. 'dog | cat'")
         parser.add_argument("--min-probability", type=threshold, default=0.0)
         parser.add_argument("--min-confidence", type=threshold, default=0.0)
+        parser.add_argument(
+            "--status",
+            choices=["validated", "any"],
+            default="validated",
+            help="choose the images by their validated pairs (default) or by any pairs",
+        )
         parser.add_argument("--notes", default="", help="what is in it, why it was cut")
 
-    def handle(self, *args, id, query, min_probability, min_confidence, notes, **options):
+    def handle(self, *args, id, query, min_probability, min_confidence, status, notes, **options):
         try:
             parsed = LabelQuery.parse(query)
         except QueryError as error:
@@ -32,6 +38,7 @@ class Command(BaseCommand):
                 parsed,
                 min_probability=min_probability,
                 min_confidence=min_confidence,
+                status=status,
                 notes=notes,
             )
         except ReleaseError as error:
