@@ -105,15 +105,14 @@ def donation_image(request: HttpRequest, uuid) -> HttpResponse:
     except ValueError as error:
         return json_error(str(error), 400)
     name = image.file_name(kind)
-    content_type = "image/jpeg" if image.format == Image.Format.JPEG else "image/png"
     if settings.PRIVATE_MEDIA_X_ACCEL:
-        response = HttpResponse(content_type=content_type)
+        response = HttpResponse(content_type=image.content_type)
         response["X-Accel-Redirect"] = f"{settings.MEDIA_URL}{name}"
     else:
         storage = public_storage()
         if not storage.exists(name):
             return json_error("the picture's file is missing; it has been reported", 404)
-        response = FileResponse(storage.open(name), content_type=content_type)
+        response = FileResponse(storage.open(name), content_type=image.content_type)
     response["Cache-Control"] = PUBLIC_FILE_CACHE_CONTROL
     response["Content-Disposition"] = f'inline; filename="{image.uuid}.{image.extension}"'
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -207,6 +207,10 @@ class Image(models.Model):
         return "jpg" if self.format == self.Format.JPEG else "png"
 
     @property
+    def content_type(self) -> str:
+        return "image/jpeg" if self.format == self.Format.JPEG else "image/png"
+
+    @property
     def is_public(self) -> bool:
         return self.status == self.Status.PUBLIC
 

@@ -163,19 +163,7 @@ def donor_thumbnail(request: HttpRequest, uuid) -> HttpResponse:
         raise Http404("No such picture of yours.")
     if image.is_public:
         return redirect(image.thumb_url)
-    name = image.file_name("thumb")
-    storage = private_storage()
-    if not storage.exists(name):
-        raise Http404("The file is gone.")
-    content_type = "image/jpeg" if image.format == Image.Format.JPEG else "image/png"
-    if settings.PRIVATE_MEDIA_X_ACCEL:
-        response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = f"/_private/{name}"
-    else:
-        response = FileResponse(storage.open(name), content_type=content_type)
-    response["Cache-Control"] = "private, no-store"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return private_file_response(image, "thumb")
 
 
 @require_POST
@@ -361,16 +349,21 @@ def private_file(request: HttpRequest, uuid, kind: str) -> HttpResponse:
         raise Http404 from None
     if image.is_public:
         return redirect(image.url(kind))
+    return private_file_response(image, kind)
+
+
+def private_file_response(image: Image, kind: str) -> HttpResponse:
+    """A private rendition, for the few who may see it (moderators, its donor): through
+    nginx's internal /_private/ behind it, else sent by Django; never cached."""
     name = image.file_name(kind)
     storage = private_storage()
     if not storage.exists(name):
         raise Http404("The file is gone (a rejected picture's files are deleted).")
-    content_type = "image/jpeg" if image.format == Image.Format.JPEG else "image/png"
     if settings.PRIVATE_MEDIA_X_ACCEL:
-        response = HttpResponse(content_type=content_type)
+        response = HttpResponse(content_type=image.content_type)
         response["X-Accel-Redirect"] = f"/_private/{name}"
     else:
-        response = FileResponse(storage.open(name), content_type=content_type)
+        response = FileResponse(storage.open(name), content_type=image.content_type)
     response["Cache-Control"] = "private, no-store"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
