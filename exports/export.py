@@ -546,18 +546,26 @@ def coco_images(export: Export) -> Sql:
     )
 
 
+def used_labels(export: Export) -> Sql:
+    """`SELECT DISTINCT label_id` of the export's passing pairs (live, or the release's)."""
+    return compose(
+        "SELECT DISTINCT p.label_id FROM donations_image img JOIN ",
+        export.pairs,
+        " p ON p.image_id = img.id AND ",
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+    )
+
+
 def coco_categories(export: Export) -> Sql:
     """The labels that occur in the export; a part's supercategory is its label,
     a label's is the first of its is-a categories."""
     if export.release_id is not None:
         return released_categories(export)
     return compose(
-        """WITH used AS MATERIALIZED (
-            SELECT DISTINCT p.label_id FROM donations_image img
-            JOIN validation_imagelabel p ON p.image_id = img.id AND """,
-        export.passing(),
-        " WHERE ",
-        export.matching(),
+        "WITH used AS MATERIALIZED (",
+        used_labels(export),
         """)
         SELECT ',{"id":' || l.id
             || ',"name":' || to_json(COALESCE(parent.name || '/', '') || l.name)::text
@@ -575,12 +583,8 @@ def coco_categories(export: Export) -> Sql:
 def released_categories(export: Export) -> Sql:
     """coco_categories for a release: its labels' names as they were when it was cut."""
     return compose(
-        """WITH used AS MATERIALIZED (
-            SELECT DISTINCT p.label_id FROM donations_image img
-            JOIN exports_releaseentry p ON p.image_id = img.id AND """,
-        export.passing(),
-        " WHERE ",
-        export.matching(),
+        "WITH used AS MATERIALIZED (",
+        used_labels(export),
         """)
         SELECT ',{"id":' || l.label_id
             || ',"name":' || to_json(l.label || CASE l.sublabel WHEN '' THEN '' ELSE '/' || l.sublabel END)::text
@@ -851,16 +855,7 @@ def released_folders(snap: Snapshot, release_id: int) -> dict[int, str]:
 def _used_labels(export: Export, snap: Snapshot) -> list[int]:
     """The labels of the export's passing pairs: the classes of a query that asks for none
     (`~cat`)."""
-    sql = compose(
-        """SELECT DISTINCT p.label_id FROM donations_image img
-        JOIN """,
-        export.pairs,
-        """ p ON p.image_id = img.id AND """,
-        export.passing(),
-        " WHERE ",
-        export.matching(),
-        " ORDER BY p.label_id",
-    )
+    sql = compose(used_labels(export), " ORDER BY label_id")
     return [label_id for (label_id,) in snap.rows(sql)]
 
 
