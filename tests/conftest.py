@@ -53,6 +53,8 @@ def fresh_cache_and_media():
     from labels import lookup
 
     lookup.clear()  # label ids of a rolled-back test must not outlive it
+    for alias in django_settings.CACHES:  # nor what was cached from them (this process's keys)
+        caches[alias].delete_pattern("*")
     yield
     # The database rolls back after each test; the files it wrote must go too.
     media = Path(django_settings.MEDIA_ROOT)

@@ -945,3 +945,14 @@ def test_the_network_prefix_of_an_address_matches_the_ipaddress_module(address):
 
 def test_addresses_of_one_ipv6_customer_are_one_network():
     assert ip_prefix("2001:db8:1:2::1") == ip_prefix("2001:db8:1:ff00::9") == "2001:db8:1::/48"
+
+
+def test_the_open_task_counts_are_read_from_the_cache_for_a_minute(django_assert_max_num_queries):
+    dog = make_label("dog")
+    open_pair(dog)
+    assert [(label.name, label.open) for label in selection.labels_with_open_tasks()] == [
+        ("dog", 1)
+    ]
+    open_pair(dog)
+    with django_assert_max_num_queries(1):  # the labels only: the counts come from the cache
+        assert selection.labels_with_open_tasks()[0].open == 1

@@ -26,6 +26,7 @@ import functools
 import random
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
@@ -170,16 +171,34 @@ def gold_window(
     return _load(_window_rows(voter, "gold", size + SPARE, label, exclude, gold_answer), size)
 
 
-def labels_with_open_tasks(limit: int | None = None):
-    """Top-level labels that have servable pairs, the most open pairs first (`open`)."""
-    labels = (
-        Label.objects.taggable()
-        .top_level()
-        .annotate(open=Count("pairs", filter=Q(pairs__servable=True)))
-        .filter(open__gt=0)
-        .order_by("-open", "name")
-    )
-    return labels[:limit] if limit else labels
+OPEN_COUNTS_KEY = "selection:open-by-label"
+OPEN_COUNTS_SECONDS = 60  # counting every servable pair costs ~250 ms at a million
+
+
+def labels_with_open_tasks(limit: int | None = None) -> list[Label]:
+    """Top-level taggable labels that have servable pairs, the most first, each with `open`.
+
+    The counts are a scan of every servable pair, so they are kept for a minute in the
+    cache: the grid's picker and the "nothing left" page read them on every visit.
+    """
+    counts = cache.get(OPEN_COUNTS_KEY)
+    if counts is None:
+        counts = list(
+            ImageLabel.objects.filter(servable=True, label__parent__isnull=True)
+            .values("label_id")
+            .annotate(open=Count("pk"))
+            .order_by()
+            .values_list("label_id", "open")
+        )
+        cache.set(OPEN_COUNTS_KEY, counts, OPEN_COUNTS_SECONDS)
+    labels = Label.objects.taggable().top_level().in_bulk([label_id for label_id, _ in counts])
+    chosen = []
+    for label_id, open_pairs in counts:
+        if label_id in labels:
+            labels[label_id].open = open_pairs
+            chosen.append(labels[label_id])
+    chosen.sort(key=lambda label: (-label.open, label.name))
+    return chosen[:limit] if limit else chosen
 
 
 def in_training(voter: Voter) -> bool:
