@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,8 @@ TIMERS = [
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
-    folder = Path(os.environ.get("FRESH_HOST_DIR") or tmp_path_factory.mktemp("fresh-host"))
+    kept = os.environ.get("FRESH_HOST_DIR")  # keep the container's files to look at them
+    folder = Path(kept or tmp_path_factory.mktemp("fresh-host"))
     host = Host(folder)
     host.prepare()
     host.boot()
@@ -54,6 +56,8 @@ def host(tmp_path_factory):
         yield host
     finally:
         host.stop()
+        if not kept:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def install(host: Host) -> str:
