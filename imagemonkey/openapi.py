@@ -707,7 +707,21 @@ def build() -> dict:
                                             "type": "string",
                                             "enum": ["true", "false", "1", "0"],
                                             "description": "Also ask about the labels' parts, "
-                                            "once the crowd has validated each label.",
+                                            "once the crowd has validated each label (may "
+                                            "also come in the query string).",
+                                        },
+                                        "image_collection": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 100,
+                                            "description": "Checked, not stored: image "
+                                            "collections need an account.",
+                                        },
+                                        "dedication": {
+                                            "type": "string",
+                                            "enum": ["cc0"],
+                                            "description": "Every donation is dedicated to the "
+                                            "public domain (CC0 1.0); any other value is 400.",
                                         },
                                     },
                                 }
@@ -715,13 +729,29 @@ def build() -> dict:
                         },
                     },
                     "responses": {
-                        "201": _json(
+                        "200": _json(
                             {
                                 "type": "object",
-                                "required": ["uuid"],
-                                "properties": {"uuid": {"type": "string", "format": "uuid"}},
+                                "required": ["uuid", "dedication", "license"],
+                                "properties": {
+                                    "uuid": {"type": "string", "format": "uuid"},
+                                    "dedication": {"type": "string", "enum": ["cc0"]},
+                                    "license": {
+                                        "type": "string",
+                                        "description": "The dedication, in words.",
+                                    },
+                                    "image_collection": {
+                                        "type": "object",
+                                        "required": ["name", "added", "reason"],
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "added": {"type": "boolean"},
+                                            "reason": {"type": "string"},
+                                        },
+                                    },
+                                },
                             },
-                            "Stored, waiting for a moderator.",
+                            "Stored, waiting for a moderator; dedicated to the public domain.",
                         ),
                         **_errors(400, 401, 409, 413, 422, 429, 503),
                     },
@@ -836,7 +866,7 @@ def build() -> dict:
                         },
                     },
                     "responses": {
-                        "201": _json(
+                        "200": _json(
                             {
                                 "type": "object",
                                 "required": ["reported"],
