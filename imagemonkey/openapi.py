@@ -1,14 +1,11 @@
 """The OpenAPI 3 description of /v1/, served at /v1/openapi.json.
 
-Written by hand, next to the code it describes; tests/test_openapi.py checks it
+Written by hand, next to the code it describes (the late original's calls are in
+openapi_compat, which serves the whole); tests/test_openapi.py checks it
 against the running views with generated requests (schemathesis).
 """
 
 from __future__ import annotations
-
-from django.http import HttpRequest, JsonResponse
-
-from people.http import public_read
 
 
 def _json(schema: dict, description: str) -> dict:
@@ -880,8 +877,3 @@ def build() -> dict:
             },
         },
     }
-
-
-@public_read
-def description(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(build())

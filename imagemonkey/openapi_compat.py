@@ -1,0 +1,220 @@
+"""The OpenAPI description of the late original API's calls served beside the early ones
+(pairs by id, labelme and the label catalogue, statistics, activity), and the whole
+description as served at /v1/openapi.json (the early calls are in imagemonkey.openapi)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+
+from people.http import public_read
+
+from .openapi import TICKET, TICKET_HEADER, TOKEN, UUID_PATH, _errors, _json, _query, build
+
+STRING = {"type": "string"}
+COUNT = {"type": "integer", "minimum": 0}
+IMAGE = {
+    "type": "object",
+    "required": ["uuid", "provider", "unlocked", "url", "width", "height"],
+    "properties": {
+        "uuid": {"type": "string", "format": "uuid"},
+        "provider": {"type": "string", "enum": ["donation"]},
+        "unlocked": {"type": "boolean"},
+        "url": STRING,
+        "width": COUNT,
+        "height": COUNT,
+    },
+}
+LABELLED = {"label": STRING, "sublabel": STRING}
+PAIR_ID = {"type": "string", "format": "uuid", "description": "The pair's public id."}
+SERVED = {
+    "type": "object",
+    "required": ["uuid", "image", "label", "sublabel", "ticket"],
+    "properties": {"uuid": PAIR_ID, "image": IMAGE, **LABELLED, "ticket": TICKET},
+}
+DESCRIBED = {
+    "type": "object",
+    "required": ["uuid", "image", "label", "sublabel", "num_yes", "num_no"],
+    "properties": {
+        "uuid": PAIR_ID,
+        "image": IMAGE,
+        **LABELLED,
+        "num_yes": COUNT,
+        "num_no": COUNT,
+    },
+}
+VOTED = {
+    "type": "object",
+    "required": ["uuid", "label", "sublabel", "valid", "replaced", "counted"],
+    "properties": {
+        "uuid": PAIR_ID,
+        **LABELLED,
+        "valid": {"type": "string", "enum": ["yes", "no"]},
+        "replaced": {"type": "boolean"},
+        "counted": {"type": "boolean"},
+    },
+}
+PAIR_PATH = {**UUID_PATH, "description": "The pair's public id."}
+
+
+def _vote(answer: str) -> dict:
+    return {
+        "post": {
+            "operationId": f"validatePair{answer.title()}",
+            "summary": f"Answer {answer} on a task you were served (by the pair's id)",
+            "description": "Needs the ticket of the task (403 without); every vote counts "
+            "against VOTE_RATE.",
+            "parameters": [PAIR_PATH, TOKEN, TICKET_HEADER],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "object", "properties": {"ticket": TICKET}}
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(VOTED, "Recorded (or replaced)."),
+                **_errors(400, 401, 403, 404, 409, 429, 503),
+            },
+        }
+    }
+
+
+def paths() -> dict:
+    return {
+        "/v1/validation": {
+            "get": {
+                "summary": "Your next task, chosen as /v1/validate chooses; ?validation_id= "
+                "describes that pair instead (without a ticket)",
+                "parameters": [
+                    TOKEN,
+                    _query("validation_id", {"type": "string", "format": "uuid"}, "A pair's id."),
+                ],
+                "responses": {
+                    "200": _json({"oneOf": [SERVED, DESCRIBED]}, "A task, or the pair named."),
+                    **_errors(400, 401, 404),
+                },
+            }
+        },
+        "/v1/validation/{uuid}": {
+            "get": {
+                "summary": "A pair by its id: picture, label and public counts (no ticket)",
+                "parameters": [PAIR_PATH],
+                "responses": {"200": _json(DESCRIBED, "The pair."), **_errors(404)},
+            }
+        },
+        "/v1/validation/{uuid}/validate/yes": _vote("yes"),
+        "/v1/validation/{uuid}/validate/no": _vote("no"),
+        "/v1/validation/validate": {
+            "patch": {
+                "summary": "Several answers by pair id, all or nothing (each a vote)",
+                "parameters": [TOKEN],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["validations"],
+                                "properties": {
+                                    "validations": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": 100,
+                                        "uniqueItems": True,
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["uuid", "valid"],
+                                            "properties": {
+                                                "uuid": PAIR_ID,
+                                                "valid": {"type": "string", "enum": ["yes", "no"]},
+                                                "ticket": TICKET,
+                                            },
+                                        },
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "204": {"description": "Every answer recorded (the original's answer)."},
+                    **_errors(400, 401, 403, 404, 409, 429, 503),
+                },
+            }
+        },
+        "/v1/validations": {
+            "get": {
+                "summary": "Pairs of the query's labels on the public pictures it matches, "
+                "a page at a time",
+                "parameters": [
+                    _query(
+                        "query",
+                        {"type": "string", "minLength": 1, "maxLength": 2000},
+                        "The export query language; the labels named outside ~ are listed.",
+                        required=True,
+                    ),
+                    _query(
+                        "shuffle",
+                        {"type": "string", "enum": ["true", "false", "1", "0"]},
+                        "A page from a random point instead of the first.",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 100},
+                        "Page size (50).",
+                    ),
+                    _query(
+                        "after",
+                        {"type": "string", "format": "uuid"},
+                        "The last uuid of the page before (not with shuffle).",
+                    ),
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "array",
+                            "maxItems": 100,
+                            "items": {
+                                "type": "object",
+                                "required": ["uuid", "num_of_yes", "num_of_no", "image", "label"],
+                                "properties": {
+                                    "uuid": PAIR_ID,
+                                    "num_of_yes": COUNT,
+                                    "num_of_no": COUNT,
+                                    "image": IMAGE,
+                                    "label": {
+                                        "type": "object",
+                                        "required": ["name", "sublabel"],
+                                        "properties": {"name": STRING, "sublabel": STRING},
+                                    },
+                                },
+                            },
+                        },
+                        "One page, in uuid order.",
+                    ),
+                    "400": _json(
+                        {
+                            "type": "object",
+                            "required": ["error"],
+                            "properties": {"error": STRING, "position": {"type": "integer"}},
+                        },
+                        "A wrong query (with its position) or parameter.",
+                    ),
+                    **_errors(429, 503),
+                },
+            }
+        },
+    }
+
+
+def full() -> dict:
+    """The whole description: the early calls (openapi.build) and these."""
+    spec = build()
+    spec["paths"] = {**spec["paths"], **paths()}
+    return spec
+
+
+@public_read
+def description(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(full())
