@@ -24,6 +24,7 @@ def _errors(*codes: int) -> dict:
         405: "Wrong method.",
         409: "Conflict (a duplicate, or a second report).",
         413: "The upload is too large.",
+        415: "The body is not sent as JSON.",
         422: "Not an image we accept, or a malformed number.",
         429: "Rate limited; retry after the Retry-After seconds.",
         503: "Temporarily unavailable (rate limiter unreachable, review queue full).",

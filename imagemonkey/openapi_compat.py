@@ -80,8 +80,219 @@ def _vote(answer: str) -> dict:
     }
 
 
+FLAG = {"type": "string", "enum": ["true", "false", "1", "0"]}
+VALIDATION = {
+    "type": "object",
+    "required": ["uuid", "num_yes", "num_no"],
+    "properties": {"uuid": PAIR_ID, "num_yes": COUNT, "num_no": COUNT},
+}
+LABELME_ENTRY = {
+    "type": "object",
+    "required": ["label", "unlocked", "annotatable", "sublabels"],
+    "properties": {
+        "label": STRING,
+        "unlocked": {"type": "boolean"},
+        "annotatable": {"type": "boolean"},
+        "validation": VALIDATION,
+        "sublabels": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "unlocked", "annotatable", "validation"],
+                "properties": {
+                    "name": STRING,
+                    "unlocked": {"type": "boolean"},
+                    "annotatable": {"type": "boolean"},
+                    "validation": VALIDATION,
+                },
+            },
+        },
+    },
+}
+# Any text that normalises to a name is one; the pattern is the plain case.
+LABEL_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 100,
+    "pattern": "^[A-Za-z0-9][A-Za-z0-9 ]*$",
+}
+NAMES = {"type": "array", "items": STRING}
+
+
+def label_paths() -> dict:
+    return {
+        "/v1/labelme": {
+            "get": {
+                "summary": "A public picture that needs labels (as /label chooses), with its "
+                "labels as a tree",
+                "parameters": [
+                    TOKEN,
+                    _query("image_id", {"type": "string", "format": "uuid"}, "That picture."),
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["image", "all_labels"],
+                            "properties": {
+                                "image": {
+                                    **IMAGE,
+                                    "required": [*IMAGE["required"], "descriptions"],
+                                    "properties": {
+                                        **IMAGE["properties"],
+                                        "descriptions": {"type": "array", "maxItems": 0},
+                                    },
+                                },
+                                "all_labels": {"type": "array", "items": LABELME_ENTRY},
+                            },
+                        },
+                        "The picture and its labels.",
+                    ),
+                    **_errors(400, 401, 404),
+                },
+            }
+        },
+        "/v1/donation/{uuid}/labelme": {
+            "post": {
+                "summary": "Add labels (and sublabels) to a public picture, or to your own "
+                "pending donation: all of them or none",
+                "description": "A known label becomes a question for the crowd; an unknown one a "
+                "suggestion for curators. `annotatable` is accepted and ignored (no annotations "
+                "here). Each label and sublabel counts against VOTE_RATE.",
+                "parameters": [UUID_PATH, TOKEN],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 10,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["label"],
+                                    "properties": {
+                                        "label": LABEL_NAME,
+                                        "annotatable": {"type": "boolean"},
+                                        "sublabels": {
+                                            "type": "array",
+                                            "maxItems": 3,
+                                            "items": {
+                                                "oneOf": [
+                                                    LABEL_NAME,
+                                                    {
+                                                        "type": "object",
+                                                        "required": ["name"],
+                                                        "properties": {"name": LABEL_NAME},
+                                                    },
+                                                ]
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["added", "already", "suggested"],
+                            "properties": {"added": NAMES, "already": NAMES, "suggested": NAMES},
+                        },
+                        "What became of each label.",
+                    ),
+                    **_errors(400, 401, 404, 415, 429, 503),
+                },
+            }
+        },
+        "/v1/label/accessors": {
+            "get": {
+                "summary": "Every string an export query may use (dog, dog.has='eye'); "
+                "?detailed=true: [{accessor, parent_accessor}]",
+                "parameters": [
+                    _query("detailed", FLAG, "The original's detailed shape."),
+                    _query(
+                        "label_type",
+                        {"type": "string", "enum": ["normal", "refinement", "refinement_category"]},
+                        "Ours are all normal: the others list nothing.",
+                    ),
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "anyOf": [
+                                NAMES,
+                                {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["accessor", "parent_accessor"],
+                                        "properties": {
+                                            "accessor": STRING,
+                                            "parent_accessor": STRING,
+                                        },
+                                    },
+                                },
+                            ]
+                        },
+                        "Accessors.",
+                    ),
+                    **_errors(400, 422),
+                },
+            }
+        },
+        "/v1/label/plurals": {
+            "get": {
+                "summary": "Each label's plural: {label: plural}",
+                "responses": {
+                    "200": _json({"type": "object", "additionalProperties": STRING}, "Plurals.")
+                },
+            }
+        },
+        "/v1/label/suggestions": {
+            "get": {
+                "summary": "The most requested label suggestions (at most 1000): waiting ones, "
+                "and accepted ones unless include_unlocked=false; never rejected ones",
+                "parameters": [_query("include_unlocked", FLAG, "Also accepted ones (default).")],
+                "responses": {"200": _json(NAMES, "Names."), **_errors(400)},
+            }
+        },
+        "/v1/label/suggest": {
+            "post": {
+                "summary": "Ask curators for a label the taxonomy lacks",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["label"],
+                                "properties": {"label": LABEL_NAME},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["label", "exists"],
+                            "properties": {"label": STRING, "exists": {"type": "boolean"}},
+                        },
+                        "Recorded (or the label exists already).",
+                    ),
+                    **_errors(400, 415, 429, 503),
+                },
+            }
+        },
+    }
+
+
 def paths() -> dict:
     return {
+        **label_paths(),
         "/v1/validation": {
             "get": {
                 "summary": "Your next task, chosen as /v1/validate chooses; ?validation_id= "
