@@ -45,7 +45,7 @@ from django.utils.text import slugify
 from donations.imaging import DISPLAY_SIDE, THUMB_SIDE
 from donations.models import Image, ImageLabel
 from donations.storage import file_name, public_storage
-from labels.models import Label
+from labels.models import Label, accessor_of
 
 from . import quality
 from .query import LabelQuery, Sql, compose
@@ -1182,18 +1182,19 @@ def first_images(export: Export, limit: int) -> list[Image]:
 
 
 def validation_counts(min_probability: float, min_count: int) -> list[dict]:
-    """Per label: the public pairs with probability ≥ min_probability, if at least min_count."""
+    """Per label, in the original's shape: {"label": its accessor (dog, dog.has='eye'),
+    "count": its public pairs with probability ≥ min_probability}, for labels with at
+    least min_count of them and never a zero row."""
     counted = Q(pairs__image__status=Image.Status.PUBLIC, pairs__probability__gte=min_probability)
     rows = (
         Label.objects.filter(is_meta=False)
         .annotate(count=Count("pairs", filter=counted))
-        .filter(count__gte=min_count)
-        .filter(Q(active=True) | Q(count__gt=0))  # a retired label shows only while it has pairs
+        .filter(count__gte=max(min_count, 1))
         .order_by("-count", "parent__name", "name")
         .values_list("name", "parent__name", "count")
     )
     with bounded():
         return [
-            {"label": parent or name, "sublabel": name if parent else "", "count": count}
+            {"label": accessor_of(name, parent or ""), "count": count}
             for name, parent, count in rows
         ]

@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from donations import api as donations_api
 from validation import api as validation_api
-from validation import labelme_views, pair_views
+from validation import labelme_views, pair_views, statistics_views
 
 from . import openapi_compat
 
@@ -43,6 +43,8 @@ urlpatterns = [
         name="api-validation-no",
     ),
     path("validations", pair_views.validations, name="api-validations"),
+    path("statistics", statistics_views.statistics, name="api-statistics"),
+    path("activity", statistics_views.activity, name="api-activity"),
     path("labelme", labelme_views.labelme, name="api-labelme"),
     path("donation/<uuid:uuid>/labelme", labelme_views.add_labels, name="api-donation-labelme"),
     path("donation/<uuid:uuid>", donations_api.donation_image, name="api-donation"),

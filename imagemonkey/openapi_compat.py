@@ -290,9 +290,150 @@ def label_paths() -> dict:
     }
 
 
+NUMBER_ERRORS = _errors(422, 429, 503)
+
+
+def statistics_paths() -> dict:
+    empty = {"type": "array", "maxItems": 0}
+    counts = [
+        "num_of_unlabeled_donations",
+        "num_of_donations",
+        "num_of_validations",
+        "num_of_annotations",
+        "num_of_annotation_refinements",
+        "num_of_labels",
+        "num_of_label_suggestions",
+    ]
+    lists = [
+        "donations_per_country",
+        "validations_per_country",
+        "annotations_per_country",
+        "annotation_refinements_per_country",
+        "image_descriptions_per_country",
+        "donations_per_app",
+        "validations_per_app",
+        "annotations_per_app",
+    ]
+    return {
+        "/v1/statistics/validations/count": {
+            "get": {
+                "summary": "Per label accessor (dog, dog.has='eye'), its public pairs at or "
+                "above min_probability; labels with none have no row",
+                "parameters": [
+                    _query(
+                        "min_probability",
+                        {"type": "number", "minimum": 0, "maximum": 1},
+                        "Least raw yes share.",
+                    ),
+                    _query("min_count", {"type": "integer", "minimum": 0}, "Least count."),
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["label", "count"],
+                                "properties": {
+                                    "label": STRING,
+                                    "count": {"type": "integer", "minimum": 1},
+                                },
+                            },
+                        },
+                        "Counts, the largest first.",
+                    ),
+                    **NUMBER_ERRORS,
+                },
+            }
+        },
+        "/v1/statistics": {
+            "get": {
+                "summary": "The explore summary (cached for five minutes); per country and per "
+                "app lists are empty (no address is looked up), annotations zero",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["validations", *lists, *counts],
+                            "properties": {
+                                "validations": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": [
+                                            "label",
+                                            "count",
+                                            "error_rate",
+                                            "total_validations",
+                                        ],
+                                        "properties": {
+                                            "label": STRING,
+                                            "count": COUNT,
+                                            "error_rate": {
+                                                "type": "number",
+                                                "nullable": True,
+                                                "minimum": 0,
+                                                "maximum": 1,
+                                            },
+                                            "total_validations": COUNT,
+                                        },
+                                    },
+                                },
+                                **dict.fromkeys(lists, empty),
+                                **dict.fromkeys(counts, COUNT),
+                            },
+                        },
+                        "The summary.",
+                    ),
+                    **_errors(429, 503),
+                },
+            }
+        },
+        "/v1/activity": {
+            "get": {
+                "summary": "Votes and donations per day over the last month (counted, never "
+                "listed per vote or voter)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["activity", "period"],
+                            "properties": {
+                                "period": {"type": "string", "enum": ["last-month"]},
+                                "activity": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["name", "type", "date", "count"],
+                                        "properties": {
+                                            "name": {
+                                                "type": "string",
+                                                "enum": ["validation", "donation"],
+                                            },
+                                            "type": {
+                                                "type": "string",
+                                                "enum": ["verified", "created"],
+                                            },
+                                            "date": {"type": "string", "format": "date"},
+                                            "count": {"type": "integer", "minimum": 1},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                        "Activity.",
+                    ),
+                    **_errors(429, 503),
+                },
+            }
+        },
+    }
+
+
 def paths() -> dict:
     return {
         **label_paths(),
+        **statistics_paths(),
         "/v1/validation": {
             "get": {
                 "summary": "Your next task, chosen as /v1/validate chooses; ?validation_id= "
