@@ -618,6 +618,35 @@ def tar_images(export: Export) -> Sql:
     )
 
 
+def tagged_pairs(export: Export) -> Sql:
+    """The 2017 /v1/export?tags= shape: one JSON object per pair of the requested labels
+    on every matching image, {uuid, label, sublabel, provider, probability, num_yes,
+    num_no, annotations}."""
+    return compose(
+        label_cells(export),
+        JSON_CELL_MAP,
+        """SELECT ',{"uuid":"' || img.uuid || '",' || substr(""",
+        CELL,
+        """, 2) || ',"provider":"donation","probability":' || p.probability
+            || ',"num_yes":' || p.num_yes || ',"num_no":' || p.num_no || ',"annotations":[]}'
+        FROM donations_image img
+        JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
+        export.passing(),
+        Sql(" AND p.label_id = ANY(%s) WHERE ", [export.query.requested_label_ids]),
+        export.matching(),
+        " ORDER BY p.image_id, p.label_id",
+    )
+
+
+def render_tagged_json(export: Export) -> Iterator[bytes]:
+    yield b"["
+    with snapshot() as snap:
+        yield from _after_first(snap.copy_lines(tagged_pairs(export)))
+    yield b"]\n"
+
+
 # --- Formats -------------------------------------------------------------------------
 
 

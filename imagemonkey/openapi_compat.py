@@ -564,7 +564,18 @@ def full() -> dict:
     """The whole description: the early calls (openapi.build) and these."""
     spec = build()
     spec["paths"] = {**spec["paths"], **paths()}
+    export = spec["paths"]["/v1/export"]["get"]
+    export["parameters"] = [*export["parameters"], TAGS]  # a new list: the count's is shared
     return spec
+
+
+TAGS = _query(
+    "tags",
+    {"type": "string", "maxLength": 2000, "example": "dog,cat"},
+    "The 2017 form, alone: label names joined by commas (dog,cat means dog | cat); one object "
+    "per pair of those labels on public images, {uuid, label, sublabel, provider, "
+    "probability, num_yes, num_no, annotations}. Empty: 422.",
+)
 
 
 @public_read
