@@ -137,15 +137,15 @@ def read_json(request: HttpRequest, *, array: bool = False) -> dict | list:
         raise BadBody("the body is not valid JSON") from None
     except RecursionError:
         raise BadBody("the body is nested too deeply") from None
+    _check_depth(body)
     if array and not isinstance(body, list):
         raise BadBody("the body must be a JSON array")
     if not array and not isinstance(body, dict):
         raise BadBody("the body must be a JSON object")
-    _check_depth(body)
     return body
 
 
-def _check_depth(body: dict | list) -> None:
+def _check_depth(body: object) -> None:
     stack = [(body, 1)]
     while stack:
         value, depth = stack.pop()
