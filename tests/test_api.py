@@ -631,6 +631,15 @@ def test_the_api_page_has_curl_and_python_examples(client):
     assert "curl " in body and "import requests" in body and "/v1/openapi.json" in body
 
 
+def test_the_api_page_says_donations_are_public_domain_and_where_it_differs_from_the_original(
+    client,
+):
+    body = client.get("/api").content.decode()
+    assert "dedicated to the public domain (CC0 1.0)" in body
+    for difference in ("No client secrets in headers", "No unlimited votes", "No unauthenticated"):
+        assert difference in body
+
+
 class TestVotesOnlyOnWhatWasServed:
     def raw_vote(self, client, pair, token, **body):
         return client.post(
