@@ -49,6 +49,9 @@ class TestThePage:
             "frame-ancestors chrome-extension://abcdef https://x.example"
         )
         assert "X-Frame-Options" not in response
+        policy = response["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert b"<script>" not in response.content, "no inline script: the CSP forbids it"
         other = client.get("/validate")
         assert frame_ancestors(other) == "frame-ancestors 'none'"
         assert other["X-Frame-Options"] == "DENY"

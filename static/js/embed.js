@@ -8,7 +8,8 @@
   var form = document.getElementById("vote-form");
   if (!root || !form || window.top === window || !window.fetch) return;
   var status = document.getElementById("vote-status");
-  var origins = JSON.parse(document.getElementById("parent-origins").textContent);
+  // Origins hold no spaces (the setting refuses anything but origins).
+  var origins = root.dataset.parentOrigins.split(" ").filter(Boolean);
   var busy = false;
 
   function notify() {
