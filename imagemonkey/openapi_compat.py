@@ -215,8 +215,11 @@ def label_paths() -> dict:
                     _query("detailed", FLAG, "The original's detailed shape."),
                     _query(
                         "label_type",
-                        {"type": "string", "enum": ["normal", "refinement", "refinement_category"]},
-                        "Ours are all normal: the others list nothing.",
+                        {
+                            "type": "string",
+                            "enum": ["", "normal", "refinement", "refinement_category"],
+                        },
+                        "Ours are all normal: the others list nothing (empty: every label).",
                     ),
                 ],
                 "responses": {
@@ -247,7 +250,8 @@ def label_paths() -> dict:
             "get": {
                 "summary": "Each label's plural: {label: plural}",
                 "responses": {
-                    "200": _json({"type": "object", "additionalProperties": STRING}, "Plurals.")
+                    "200": _json({"type": "object", "additionalProperties": STRING}, "Plurals."),
+                    **_errors(400),
                 },
             }
         },
@@ -290,7 +294,7 @@ def label_paths() -> dict:
     }
 
 
-NUMBER_ERRORS = _errors(422, 429, 503)
+NUMBER_ERRORS = _errors(400, 422, 429, 503)
 
 
 def statistics_paths() -> dict:
@@ -385,7 +389,7 @@ def statistics_paths() -> dict:
                         },
                         "The summary.",
                     ),
-                    **_errors(429, 503),
+                    **_errors(400, 429, 503),
                 },
             }
         },
@@ -423,7 +427,7 @@ def statistics_paths() -> dict:
                         },
                         "Activity.",
                     ),
-                    **_errors(429, 503),
+                    **_errors(400, 429, 503),
                 },
             }
         },
@@ -452,7 +456,7 @@ def paths() -> dict:
             "get": {
                 "summary": "A pair by its id: picture, label and public counts (no ticket)",
                 "parameters": [PAIR_PATH],
-                "responses": {"200": _json(DESCRIBED, "The pair."), **_errors(404)},
+                "responses": {"200": _json(DESCRIBED, "The pair."), **_errors(400, 404)},
             }
         },
         "/v1/validation/{uuid}/validate/yes": _vote("yes"),
@@ -553,7 +557,7 @@ def paths() -> dict:
                         },
                         "A wrong query (with its position) or parameter.",
                     ),
-                    **_errors(429, 503),
+                    **_errors(400, 429, 503),
                 },
             }
         },
