@@ -259,6 +259,14 @@ class TestBrowse:
         second = client.get(f"/v1/validations?query=dog&limit=3&after={first[-1]['uuid']}").json()
         assert [row["uuid"] for row in first + second] == every
 
+    def test_a_page_is_full_even_when_a_named_label_is_retired(self, client):
+        retired = make_label("wolf", active=False)
+        for _ in range(12):  # before the dogs in uuid order, nearly always
+            make_pair(retired, make_image())
+        dogs = {str(open_pair("dog").uuid) for _ in range(2)}
+        rows = client.get("/v1/validations?query=dog|wolf&limit=2").json()
+        assert {row["uuid"] for row in rows} == dogs
+
     def test_shuffle_gives_a_bounded_page_from_a_random_point(self, client):
         every = {str(open_pair("dog").uuid) for _ in range(5)}
         rows = client.get("/v1/validations?query=dog&shuffle=true&limit=5").json()

@@ -215,8 +215,15 @@ WHERE p.label_id = ANY(%s) AND p.uuid {side} %s AND """
 def _page_ids(query: LabelQuery, start: uuid_module.UUID, size: int, wrap: bool) -> list[int]:
     """Up to `size` pair ids of the query's labels on its matching pictures, in uuid order
     from `start` (wrapping round once when `wrap`)."""
-    labels = query.requested_label_ids
+    # Only labels that may be shown, so that a page is never cut short after the query.
+    labels = list(
+        Label.objects.taggable()
+        .filter(pk__in=query.requested_label_ids)
+        .values_list("pk", flat=True)
+    )
     ids: list[int] = []
+    if not labels:
+        return ids
     with bounded(), connection.cursor() as cursor:
         for side in (">", "<=") if wrap else (">",):
             sql = compose(
