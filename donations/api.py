@@ -28,6 +28,38 @@ from .uploads import limit_upload_size, too_large_message
 from .views import waiting_room_full
 
 SIZES = ("thumb", "display", "master")
+CC0_URL = "https://creativecommons.org/publicdomain/zero/1.0/"
+DEDICATION = (
+    "By donating you dedicate this picture to the public domain (CC0 1.0): anyone may "
+    "use it for any purpose, without asking. " + CC0_URL
+)
+COLLECTION_MAX_LENGTH = 100
+# Image collections belong to accounts; this server keeps none yet, so a donation's
+# `image_collection` is checked and answered, never stored. The accounts work adds the
+# picture to the donor account's collection where `collection_of` is called in `donate`.
+COLLECTION_NOT_STORED = "image collections need an account; the name was checked, not stored"
+
+
+def collection_of(request: HttpRequest) -> str | None:
+    """The donation's `image_collection`: a name of 1–100 characters, or None; ValueError."""
+    if "image_collection" not in request.POST:
+        return None
+    name = request.POST["image_collection"].strip()
+    if not name or len(name) > COLLECTION_MAX_LENGTH or not is_storable_text(name):
+        raise ValueError(
+            f"image_collection is a name of 1 to {COLLECTION_MAX_LENGTH} characters "
+            "(no NUL or unpaired surrogate characters)"
+        )
+    return name
+
+
+def check_dedication(request: HttpRequest) -> None:
+    """A donation is dedicated to the public domain; `dedication`, when sent, says cc0."""
+    value = request.POST.get("dedication")
+    if value is not None and value.strip().lower() != "cc0":
+        raise ValueError(
+            "dedication: a donation is dedicated to the public domain; the only value is cc0"
+        )
 
 
 @api_write
@@ -35,7 +67,8 @@ SIZES = ("thumb", "display", "master")
 @api_identity
 @limit("donate", "DONATION_RATE")
 def donate(request: HttpRequest) -> JsonResponse:
-    """POST /v1/donate: multipart with one `image`, optional `label` and `add_sublabels`."""
+    """POST /v1/donate: multipart with one `image`, optional `label`, `add_sublabels`,
+    `image_collection` and `dedication=cc0`. 200 with the uuid, as the original answered."""
     if not limit_upload_size(request):
         return json_error(too_large_message(), 413)
     files = request.FILES  # parsed now, under the size limit
@@ -49,7 +82,11 @@ def donate(request: HttpRequest) -> JsonResponse:
     except forms.ValidationError as error:
         return json_error(" ".join(error.messages), 400)
     try:
-        add_sublabels = flag(request, "add_sublabels", in_body=True)
+        # The original's bulk uploader sends it in the query string (?add_sublabels=false).
+        in_body = "add_sublabels" in request.POST or "add_sublabels" not in request.GET
+        add_sublabels = flag(request, "add_sublabels", in_body=in_body)
+        collection = collection_of(request)
+        check_dedication(request)
     except ValueError as error:
         return json_error(str(error), 400)
     if message := waiting_room_full(request):
@@ -66,7 +103,14 @@ def donate(request: HttpRequest) -> JsonResponse:
         add_sublabels=add_sublabels,
     )
     if outcome.accepted:
-        return JsonResponse({"uuid": str(outcome.image.uuid)}, status=201)
+        answer = {"uuid": str(outcome.image.uuid), "dedication": "cc0", "license": DEDICATION}
+        if collection is not None:
+            answer["image_collection"] = {
+                "name": collection,
+                "added": False,
+                "reason": COLLECTION_NOT_STORED,
+            }
+        return JsonResponse(answer)
     if outcome.status == "duplicate":
         existing = outcome.existing
         extra = {"uuid": str(existing.uuid)} if existing and existing.is_public else {}
@@ -127,7 +171,7 @@ REASON_WORDS = {choice.value for choice in Report.Reason}
 @api_identity
 @limit("report", "REPORT_RATE")
 def report(request: HttpRequest, uuid) -> JsonResponse:
-    """POST /v1/report/<uuid> with {"reason": "..."}."""
+    """POST /v1/report/<uuid> with {"reason": "..."}; 200, as the original answered."""
     image = Image.objects.public().filter(uuid=uuid).first()
     if image is None:
         return json_error("no public picture with that id", 404)
@@ -151,4 +195,4 @@ def report(request: HttpRequest, uuid) -> JsonResponse:
         )
     except IntegrityError:
         return json_error("you have already reported this picture", 409)
-    return JsonResponse({"reported": True}, status=201)
+    return JsonResponse({"reported": True})

@@ -8,6 +8,7 @@ import random
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.functions import RandomUUID
 from django.db import models, transaction
 from django.db.models import Count, Q
 from django.dispatch import Signal
@@ -544,6 +545,10 @@ class ImageLabel(models.Model):
         "crowd has validated the label itself.",
     )
     random_key = models.IntegerField(default=new_random_key)
+    # The pair's public id (the original's image_validation.uuid, /v1/validation/<uuid>):
+    # drawn by PostgreSQL, so adding the column filled every existing row in one pass.
+    # Random for every pair alike: it says nothing of gold, age or order.
+    uuid = models.UUIDField(db_default=RandomUUID(), unique=True, editable=False)
     added_by = models.ForeignKey(
         Voter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

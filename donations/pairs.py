@@ -127,6 +127,18 @@ def attach_parts(pair: ImageLabel) -> int:
     return len(created)
 
 
+def add_label(image: Image, text: str, added_by: Voter | None = None) -> tuple[Label | None, bool]:
+    """A label someone typed for a picture (the /label page, the API's labelme): the pair
+    of the label it names, created with no votes if new, or a suggestion for curators when
+    the taxonomy lacks it. (label, created); (None, False) for a suggestion."""
+    label = Label.objects.resolve(text)
+    if label is None:
+        suggest(text, image)
+        return None, False
+    _, created = attach(image, label, added_by=added_by)
+    return label, created
+
+
 def suggest(text: str, image: Image | None = None) -> LabelSuggestion:
     """Count a request for a label the taxonomy lacks, remembering the image it was for."""
     suggestion = LabelSuggestion.objects.record(text)

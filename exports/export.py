@@ -45,7 +45,7 @@ from django.utils.text import slugify
 from donations.imaging import DISPLAY_SIDE, THUMB_SIDE
 from donations.models import Image, ImageLabel
 from donations.storage import file_name, public_storage
-from labels.models import Label
+from labels.models import Label, accessor_of
 
 from . import quality
 from .query import LabelQuery, Sql, compose
@@ -618,6 +618,35 @@ def tar_images(export: Export) -> Sql:
     )
 
 
+def tagged_pairs(export: Export) -> Sql:
+    """The 2017 /v1/export?tags= shape: one JSON object per pair of the requested labels
+    on every matching image, {uuid, label, sublabel, provider, probability, num_yes,
+    num_no, annotations}."""
+    return compose(
+        label_cells(export),
+        JSON_CELL_MAP,
+        """SELECT ',{"uuid":"' || img.uuid || '",' || substr(""",
+        CELL,
+        """, 2) || ',"provider":"donation","probability":' || p.probability
+            || ',"num_yes":' || p.num_yes || ',"num_no":' || p.num_no || ',"annotations":[]}'
+        FROM donations_image img
+        JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
+        export.passing(),
+        Sql(" AND p.label_id = ANY(%s) WHERE ", [export.query.requested_label_ids]),
+        export.matching(),
+        " ORDER BY p.image_id, p.label_id",
+    )
+
+
+def render_tagged_json(export: Export) -> Iterator[bytes]:
+    yield b"["
+    with snapshot() as snap:
+        yield from _after_first(snap.copy_lines(tagged_pairs(export)))
+    yield b"]\n"
+
+
 # --- Formats -------------------------------------------------------------------------
 
 
@@ -1182,18 +1211,19 @@ def first_images(export: Export, limit: int) -> list[Image]:
 
 
 def validation_counts(min_probability: float, min_count: int) -> list[dict]:
-    """Per label: the public pairs with probability ≥ min_probability, if at least min_count."""
+    """Per label, in the original's shape: {"label": its accessor (dog, dog.has='eye'),
+    "count": its public pairs with probability ≥ min_probability}, for labels with at
+    least min_count of them and never a zero row."""
     counted = Q(pairs__image__status=Image.Status.PUBLIC, pairs__probability__gte=min_probability)
     rows = (
         Label.objects.filter(is_meta=False)
         .annotate(count=Count("pairs", filter=counted))
-        .filter(count__gte=min_count)
-        .filter(Q(active=True) | Q(count__gt=0))  # a retired label shows only while it has pairs
+        .filter(count__gte=max(min_count, 1))
         .order_by("-count", "parent__name", "name")
         .values_list("name", "parent__name", "count")
     )
     with bounded():
         return [
-            {"label": parent or name, "sublabel": name if parent else "", "count": count}
+            {"label": accessor_of(name, parent or ""), "count": count}
             for name, parent, count in rows
         ]

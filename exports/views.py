@@ -31,6 +31,7 @@ from .export import (
     check_cost,
     count_images,
     first_images,
+    render_tagged_json,
     summarize,
     validation_counts,
 )
@@ -264,10 +265,56 @@ def download_name(export: Export, extension: str) -> str:
     return f"imagemonkey-{stem}-{timezone.now():%Y%m%d-%H%M%S}.{extension}"
 
 
+def tags_query(text: str) -> LabelQuery:
+    """The 2017 form's `tags=dog,cat`: those label names joined with | (each quoted, so
+    a name is never read as query syntax); QueryError as for a query."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise QueryError("name at least one label, e.g. tags=dog,cat", 0)
+    return LabelQuery.parse(" | ".join("'" + name.replace("'", "''") + "'" for name in names))
+
+
+def export_tags(request: HttpRequest) -> HttpResponse:
+    """GET /v1/export?tags=a,b: the 2017 form. Every pair of those labels on the public
+    images that have one, with its counts: [{uuid, label, sublabel, provider, probability,
+    num_yes, num_no, annotations}]."""
+    others = sorted(set(request.GET) - {"tags"})
+    if others:
+        return json_error(
+            f"tags= is the 2017 form and takes nothing else ({', '.join(others)[:200]}); "
+            "use query= for the rest",
+            400,
+        )
+    text = request.GET["tags"]
+    if len(text) > MAX_LENGTH:
+        return json_error(f"tags: at most {MAX_LENGTH:,} characters", 400)
+    try:
+        query = tags_query(text)
+    except QueryError as error:
+        return json_error(error.message, 422 if not text.strip(", ") else 400)
+    dataset = Export(
+        query=query,
+        status=PairFilter.ANY,
+        image_url_prefix=request.build_absolute_uri(IMAGE_PATH),
+    )
+    try:
+        check_cost(dataset)
+    except TooCostly as error:
+        return json_error(str(error), 400)
+    body = iter(()) if request.method == "HEAD" else render_tagged_json(dataset)
+    response = StreamingHttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = attachment(download_name(dataset, "json"))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @public_read
 @limit("export", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def export(request: HttpRequest) -> HttpResponse:
-    """The dataset as a stream in the chosen format (the original API's /v1/export)."""
+    """The dataset as a stream in the chosen format (the original API's /v1/export);
+    ?tags= is the 2017 form (export_tags)."""
+    if "tags" in request.GET:
+        return export_tags(request)
     form = ExportForm(request.GET, original_default=True)
     if not form.is_valid():
         return form.api_error()

@@ -4,12 +4,13 @@ from django.urls import include, path
 
 from donations import api as donations_api
 from validation import api as validation_api
+from validation import labelme_views, pair_views, statistics_views
 
-from . import openapi
+from . import openapi_compat
 
 urlpatterns = [
     path("", include("labels.api_urls")),
-    path("openapi.json", openapi.description, name="api-openapi"),
+    path("openapi.json", openapi_compat.description, name="api-openapi"),
     path("voter", validation_api.voter, name="api-voter"),
     path("me", validation_api.me, name="api-me"),
     path("validate", validation_api.next_validation, name="api-validate"),
@@ -26,6 +27,26 @@ urlpatterns = [
         {"answer": "no"},
         name="api-vote-no",
     ),
+    path("validation", pair_views.next_validation, name="api-validation"),
+    path("validation/validate", pair_views.vote_many, name="api-validation-vote-many"),
+    path("validation/<uuid:uuid>", pair_views.validation, name="api-validation-pair"),
+    path(
+        "validation/<uuid:uuid>/validate/yes",
+        pair_views.vote,
+        {"answer": "yes"},
+        name="api-validation-yes",
+    ),
+    path(
+        "validation/<uuid:uuid>/validate/no",
+        pair_views.vote,
+        {"answer": "no"},
+        name="api-validation-no",
+    ),
+    path("validations", pair_views.validations, name="api-validations"),
+    path("statistics", statistics_views.statistics, name="api-statistics"),
+    path("activity", statistics_views.activity, name="api-activity"),
+    path("labelme", labelme_views.labelme, name="api-labelme"),
+    path("donation/<uuid:uuid>/labelme", labelme_views.add_labels, name="api-donation-labelme"),
     path("donation/<uuid:uuid>", donations_api.donation_image, name="api-donation"),
     path("donate", donations_api.donate, name="api-donate"),
     path("report/<uuid:uuid>", donations_api.report, name="api-report"),

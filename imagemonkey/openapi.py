@@ -1,14 +1,11 @@
 """The OpenAPI 3 description of /v1/, served at /v1/openapi.json.
 
-Written by hand, next to the code it describes; tests/test_openapi.py checks it
+Written by hand, next to the code it describes (the late original's calls are in
+openapi_compat, which serves the whole); tests/test_openapi.py checks it
 against the running views with generated requests (schemathesis).
 """
 
 from __future__ import annotations
-
-from django.http import HttpRequest, JsonResponse
-
-from people.http import public_read
 
 
 def _json(schema: dict, description: str) -> dict:
@@ -27,6 +24,7 @@ def _errors(*codes: int) -> dict:
         405: "Wrong method.",
         409: "Conflict (a duplicate, or a second report).",
         413: "The upload is too large.",
+        415: "The body is not sent as JSON.",
         422: "Not an image we accept, or a malformed number.",
         429: "Rate limited; retry after the Retry-After seconds.",
         503: "Temporarily unavailable (rate limiter unreachable, review queue full).",
@@ -707,7 +705,21 @@ def build() -> dict:
                                             "type": "string",
                                             "enum": ["true", "false", "1", "0"],
                                             "description": "Also ask about the labels' parts, "
-                                            "once the crowd has validated each label.",
+                                            "once the crowd has validated each label (may "
+                                            "also come in the query string).",
+                                        },
+                                        "image_collection": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 100,
+                                            "description": "Checked, not stored: image "
+                                            "collections need an account.",
+                                        },
+                                        "dedication": {
+                                            "type": "string",
+                                            "enum": ["cc0"],
+                                            "description": "Every donation is dedicated to the "
+                                            "public domain (CC0 1.0); any other value is 400.",
                                         },
                                     },
                                 }
@@ -715,13 +727,29 @@ def build() -> dict:
                         },
                     },
                     "responses": {
-                        "201": _json(
+                        "200": _json(
                             {
                                 "type": "object",
-                                "required": ["uuid"],
-                                "properties": {"uuid": {"type": "string", "format": "uuid"}},
+                                "required": ["uuid", "dedication", "license"],
+                                "properties": {
+                                    "uuid": {"type": "string", "format": "uuid"},
+                                    "dedication": {"type": "string", "enum": ["cc0"]},
+                                    "license": {
+                                        "type": "string",
+                                        "description": "The dedication, in words.",
+                                    },
+                                    "image_collection": {
+                                        "type": "object",
+                                        "required": ["name", "added", "reason"],
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "added": {"type": "boolean"},
+                                            "reason": {"type": "string"},
+                                        },
+                                    },
+                                },
                             },
-                            "Stored, waiting for a moderator.",
+                            "Stored, waiting for a moderator; dedicated to the public domain.",
                         ),
                         **_errors(400, 401, 409, 413, 422, 429, 503),
                     },
@@ -836,7 +864,7 @@ def build() -> dict:
                         },
                     },
                     "responses": {
-                        "201": _json(
+                        "200": _json(
                             {
                                 "type": "object",
                                 "required": ["reported"],
@@ -850,8 +878,3 @@ def build() -> dict:
             },
         },
     }
-
-
-@public_read
-def description(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(build())

@@ -6,6 +6,7 @@ holds a secret: SECRET_KEY comes from the environment or from the file that
 """
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -316,6 +317,24 @@ if HTTPS:
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+
+def env_origins(name: str) -> list[str]:
+    """Comma-separated origins (scheme://host[:port]); anything else refuses to start, since
+    each one is written into a Content-Security-Policy header."""
+    origins = env_list(name, "")
+    for origin in origins:
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9.\-\[\]:]+", origin):
+            raise ImproperlyConfigured(
+                f"{name} holds origins such as https://example.org or chrome-extension://<id>, "
+                f"not {origin!r}"
+            )
+    return origins
+
+
+# The only page that may be framed (/verify, the browser extensions' one question), and
+# only by these origins; every other page refuses framing.
+EMBED_ALLOWED_ORIGINS = env_origins("EMBED_ALLOWED_ORIGINS")
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

@@ -11,6 +11,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 
+def accessor_of(name: str, parent_name: str = "") -> str:
+    """How export queries name a label (dog) or a part of one (dog.has='eye')."""
+    return f"{parent_name}.has='{name}'" if parent_name else name
+
+
 def normalize_name(text: str) -> str:
     """Fold the ways people type a label into one form: 'Traffic  Light ' → 'traffic light'.
 
@@ -180,9 +185,7 @@ class Label(models.Model):
     @property
     def accessor(self) -> str:
         """How export queries name this label: dog, or dog.has='eye'."""
-        if self.parent_id is not None:
-            return f"{self.parent.name}.has='{self.name}'"
-        return self.name
+        return accessor_of(self.name, self.parent.name if self.parent_id is not None else "")
 
     def ancestors(self) -> set[int]:
         """Ids of every category above this label (for cycle checks)."""

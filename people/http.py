@@ -119,15 +119,16 @@ class BadBody(ValueError):
 JSON_DEPTH_MAX = 20  # no body of the API nests deeper than 3
 
 
-def read_json(request: HttpRequest) -> dict:
-    """The request body as a JSON object; BadBody with a reason otherwise.
+def read_json(request: HttpRequest, *, array: bool = False) -> dict | list:
+    """The request body as a JSON object (`array`: a JSON array); BadBody with a reason
+    otherwise.
 
     The body must say it is JSON: a page elsewhere can make a browser send text/plain
     or a form without asking first (a CORS-simple request), never application/json.
     Text that the caller stores must pass is_storable_text as well.
     """
     if not request.body:
-        return {}
+        return [] if array else {}
     if request.content_type != "application/json":
         raise BadBody("send the body as JSON, with Content-Type: application/json", 415)
     try:
@@ -136,13 +137,15 @@ def read_json(request: HttpRequest) -> dict:
         raise BadBody("the body is not valid JSON") from None
     except RecursionError:
         raise BadBody("the body is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise BadBody("the body must be a JSON object")
     _check_depth(body)
+    if array and not isinstance(body, list):
+        raise BadBody("the body must be a JSON array")
+    if not array and not isinstance(body, dict):
+        raise BadBody("the body must be a JSON object")
     return body
 
 
-def _check_depth(body: dict) -> None:
+def _check_depth(body: object) -> None:
     stack = [(body, 1)]
     while stack:
         value, depth = stack.pop()

@@ -448,7 +448,7 @@ class TestTheVotePath:
 
 
 class TestDonate:
-    def test_a_donation_answers_201_with_its_uuid(self, client, token):
+    def test_a_donation_answers_200_with_its_uuid_as_the_original_did(self, client, token):
         make_label("dog")
         response = client.post(
             "/v1/donate",
@@ -459,10 +459,51 @@ class TestDonate:
             },
             HTTP_X_VOTER_TOKEN=token,
         )
-        assert response.status_code == 201
+        assert response.status_code == 200
+        assert response.json()["dedication"] == "cc0"
+        assert "public domain (CC0 1.0)" in response.json()["license"]
         image = Image.objects.get(uuid=response.json()["uuid"])
         assert image.status == "pending" and image.donor.token_sha256
         assert ImageLabel.objects.get(image=image).label.name == "dog"
+
+    def test_an_image_collection_is_checked_and_said_to_be_not_stored(self, client):
+        response = client.post(
+            "/v1/donate",
+            {"image": SimpleUploadedFile("x.jpg", photo_bytes()), "image_collection": "trip"},
+        )
+        assert response.status_code == 200
+        assert response.json()["image_collection"]["name"] == "trip"
+        assert response.json()["image_collection"]["added"] is False
+
+    @pytest.mark.parametrize("name", ["", "   ", "x" * 101, "a\x00b"])
+    def test_a_bad_image_collection_is_400_and_stores_nothing(self, client, name):
+        response = client.post(
+            "/v1/donate",
+            {"image": SimpleUploadedFile("x.jpg", photo_bytes()), "image_collection": name},
+        )
+        assert response.status_code == 400 and "image_collection" in response.json()["error"]
+        assert not Image.objects.exists()
+
+    def test_the_cc0_dedication_is_accepted_and_any_other_refused(self, client):
+        given = client.post(
+            "/v1/donate", {"image": SimpleUploadedFile("x.jpg", photo_bytes()), "dedication": "cc0"}
+        )
+        assert given.status_code == 200
+        other = client.post(
+            "/v1/donate",
+            {"image": SimpleUploadedFile("y.jpg", photo_bytes()), "dedication": "cc-by"},
+        )
+        assert other.status_code == 400 and "public domain" in other.json()["error"]
+        assert Image.objects.count() == 1
+
+    def test_add_sublabels_may_come_in_the_query_string_as_the_bulk_uploader_sends_it(self, client):
+        make_label("eye", parent=make_label("dog"))
+        response = client.post(
+            "/v1/donate?add_sublabels=true",
+            {"image": SimpleUploadedFile("x.jpg", photo_bytes()), "label": "dog"},
+        )
+        assert response.status_code == 200
+        assert ImageLabel.objects.get(label__name="dog").ask_parts is True
 
     def test_a_duplicate_is_409_naming_the_public_original(self, client):
         data = photo_bytes()
@@ -555,7 +596,7 @@ class TestReport:
             {"reason": "shows my neighbour"},
             HTTP_X_VOTER_TOKEN=token,
         )
-        assert response.status_code == 201
+        assert response.status_code == 200 and response.json() == {"reported": True}
         report = Report.objects.get()
         assert (report.reason, report.text) == ("other", "shows my neighbour")
         again = post_json(
@@ -588,6 +629,15 @@ def test_the_openapi_description_is_valid_and_lists_every_route(client):
 def test_the_api_page_has_curl_and_python_examples(client):
     body = client.get("/api").content.decode()
     assert "curl " in body and "import requests" in body and "/v1/openapi.json" in body
+
+
+def test_the_api_page_says_donations_are_public_domain_and_where_it_differs_from_the_original(
+    client,
+):
+    body = client.get("/api").content.decode()
+    assert "dedicated to the public domain (CC0 1.0)" in body
+    for difference in ("No client secrets in headers", "No unlimited votes", "No unauthenticated"):
+        assert difference in body
 
 
 class TestVotesOnlyOnWhatWasServed:

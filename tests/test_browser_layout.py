@@ -38,6 +38,8 @@ def pages(site) -> list[str]:
         "/browse?label=dog",
         f"/image/{image.uuid}",
         "/validate",
+        "/verify",
+        "/verify?show_header=false&show_footer=false&only_once=true&callback=true",
         "/validate/grid",
         "/validate/grid?label=dog",
         "/label",

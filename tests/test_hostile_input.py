@@ -44,6 +44,15 @@ GET_URLS = [
     "/v1/releases",
     "/v1/releases/2027-01/changes",
     "/v1/revocations.jsonl",
+    "/verify",
+    "/v1/validation",
+    "/v1/validations",
+    "/v1/labelme",
+    "/v1/label/accessors",
+    "/v1/label/plurals",
+    "/v1/label/suggestions",
+    "/v1/statistics",
+    "/v1/activity",
 ]
 PARAMETERS = [
     "label",
@@ -56,6 +65,16 @@ PARAMETERS = [
     "min_probability",
     "release",
     "since",
+    "tags",
+    "validation_id",
+    "image_id",
+    "shuffle",
+    "after",
+    "detailed",
+    "label_type",
+    "include_unlocked",
+    "show_header",
+    "only_once",
 ]
 
 # JSON endpoints: (method, url); {uuid} is a public picture's.
@@ -64,6 +83,10 @@ JSON_ENDPOINTS = [
     ("post", "/v1/donation/{uuid}/validate/no"),
     ("patch", "/v1/donation/validate"),
     ("post", "/v1/report/{uuid}"),
+    ("post", "/v1/validation/{uuid}/validate/yes"),
+    ("patch", "/v1/validation/validate"),
+    ("post", "/v1/donation/{uuid}/labelme"),
+    ("post", "/v1/label/suggest"),
 ]
 
 json_values = st.recursive(

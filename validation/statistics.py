@@ -134,6 +134,7 @@ def site_statistics() -> dict:
         open=Count("pk", filter=Q(status=OPEN)),
     )
     totals["images"] = Image.objects.public().count()
+    totals["unlabeled"] = Image.objects.public().filter(pairs__isnull=True).count()
     totals["votes"] = Vote.objects.exclude(answer=Vote.Answer.SKIP).count()
     totals["voters"] = Voter.objects.filter(votes__isnull=False).distinct().count()
     per_label = list(
@@ -170,6 +171,16 @@ def site_statistics() -> dict:
         .values_list("day", "n")
     )
     result = {
+        # Per day, how many votes and donations: the /v1/activity of the original, counted
+        # rather than listed, so nothing tells which pair was voted on when.
+        "activity": [
+            {
+                "date": day.isoformat(),
+                "votes": votes_by_day.get(day, 0),
+                "donations": donations_by_day.get(day, 0),
+            }
+            for day in days
+        ],
         "totals": totals,
         "per_label": per_label,
         "chart": activity_chart(days, votes_by_day, donations_by_day),

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from . import views
+from . import embed_views, views
 
 app_name = "validation"
 urlpatterns = [
     path("validate", views.validate, name="validate"),
+    path("verify", embed_views.verify, name="verify"),
     path("validate/<int:pair_id>/vote", views.vote, name="vote"),
     path("validate/grid", views.grid, name="grid"),
     path("label", views.label_mode, name="label-mode"),

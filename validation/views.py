@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from donations import pairs as pair_rules
 from donations.models import Image, ImageLabel
-from donations.pairs import attach, suggest
 from labels.models import Label, normalize_name
 from people.http import is_storable_text, wants_json
 from people.identity import client_ip, ip_prefix
@@ -258,15 +258,13 @@ def add_label(request: HttpRequest, uuid) -> HttpResponse:
     if not text:
         messages.error(request, "Type a label to add.")
         return redirect(back)
-    label = Label.objects.resolve(text)
+    label, created = pair_rules.add_label(image, text, added_by=request.voter)
     if label is None:
-        suggest(text, image)
         messages.info(
             request,
             f"“{text}” is not one of our labels yet; we sent it to our curators as a suggestion.",
         )
         return redirect(back)
-    _, created = attach(image, label, added_by=request.voter)
     if created:
         messages.success(
             request, f"Added “{label.full_name}”. Other people will now be asked about it."
