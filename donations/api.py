@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.db import IntegrityError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
@@ -105,14 +104,16 @@ def donation_image(request: HttpRequest, uuid) -> HttpResponse:
     except ValueError as error:
         return json_error(str(error), 400)
     name = image.file_name(kind)
-    if settings.PRIVATE_MEDIA_X_ACCEL:
+    storage = public_storage()
+    accel = storage.accel_redirect(name)
+    if accel is not None:
         response = HttpResponse(content_type=image.content_type)
-        response["X-Accel-Redirect"] = f"{settings.MEDIA_URL}{name}"
+        response["X-Accel-Redirect"] = accel
     else:
-        storage = public_storage()
-        if not storage.exists(name):
+        try:
+            response = FileResponse(storage.open(name), content_type=image.content_type)
+        except FileNotFoundError:
             return json_error("the picture's file is missing; it has been reported", 404)
-        response = FileResponse(storage.open(name), content_type=image.content_type)
     response["Cache-Control"] = PUBLIC_FILE_CACHE_CONTROL
     response["Content-Disposition"] = f'inline; filename="{image.uuid}.{image.extension}"'
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
