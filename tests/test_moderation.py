@@ -8,12 +8,13 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.urls import reverse
 
 from donations.ingest import ingest
 from donations.models import Image, ModerationConflict, ModerationDecision
+from donations.storage import RENDITIONS
 from people.models import Voter
 from tests.helpers import make_image, make_pair, make_voter, photo_bytes, vote
 from validation.models import Vote
@@ -307,6 +308,38 @@ def test_the_orphans_command_reports_and_removes_stray_files():
     call_command("orphans", "--grace", "0", "--delete", stdout=StringIO())
     assert not stray.exists()
     assert private_path(image).exists(), "files that belong to a row are kept"
+
+
+def media_files() -> list[Path]:
+    return [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_commit_fails_leaves_no_file(monkeypatch):
+    def failing_commit():
+        raise OperationalError("the server went away during COMMIT")
+
+    monkeypatch.setattr(connection, "commit", failing_commit)
+    with pytest.raises(OperationalError):
+        ingest(photo_bytes(300, 200), filename="p.jpg")
+    monkeypatch.undo()
+    assert media_files() == [] and not Image.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_approval_whose_commit_fails_leaves_no_public_file(monkeypatch):
+    image = pending_image()
+
+    def failing_commit():
+        raise OperationalError("the server went away during COMMIT")
+
+    monkeypatch.setattr(connection, "commit", failing_commit)
+    with pytest.raises(OperationalError):
+        image.decide("approve")
+    monkeypatch.undo()
+    image.refresh_from_db()
+    assert image.status == Image.Status.PENDING
+    assert sorted(media_files()) == sorted(private_path(image, kind) for kind in RENDITIONS)
 
 
 def test_the_admin_queue_shows_pending_pictures_and_decides_in_bulk(moderator):
