@@ -59,6 +59,11 @@ PUBLIC_FILE_CACHE_CONTROL = "public, max-age=3600, s-maxage=60, proxy-revalidate
 PRIVATE_FILE_CACHE_CONTROL = "private, no-store"
 
 
+def is_temporary(name: str) -> bool:
+    """A file AtomicFileSystemStorage had not linked into place yet (a crash left it)."""
+    return name.rsplit("/", 1)[-1].startswith(".tmp-")
+
+
 def sha256_of(handle) -> str:
     digest = hashlib.sha256()
     for chunk in iter(lambda: handle.read(1024 * 1024), b""):
@@ -115,12 +120,10 @@ class AtomicFileSystemStorage(FileSystemStorage):
         return None
 
     def entries(self) -> Iterator[tuple[str, datetime]]:
-        """Every stored file (name, modification time), temporary files left out."""
+        """Every stored file (name, modification time), a crashed write's temporary one too."""
         root = Path(self.location)
         for folder, _, files in os.walk(root):
             for base in files:
-                if base.startswith(".tmp-"):
-                    continue
                 path = Path(folder) / base
                 with contextlib.suppress(FileNotFoundError):  # removed meanwhile
                     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)

@@ -299,14 +299,17 @@ def test_the_orphans_command_reports_and_removes_stray_files():
     stray = Path(settings.MEDIA_ROOT) / "private" / "ab" / "stray.jpg"
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"x")
+    crashed = stray.parent / ".tmp-0123456789abcdef"  # a write a hard kill interrupted
+    crashed.write_bytes(b"half")
     private_path(image, "thumb").unlink()
     out = StringIO()
     call_command("orphans", "--grace", "0", stdout=out)
     report = out.getvalue()
     assert "has no thumb file" in report and "stray: private/ab/stray.jpg" in report
+    assert "stray: private/ab/.tmp-0123456789abcdef" in report
     assert stray.exists()
     call_command("orphans", "--grace", "0", "--delete", stdout=StringIO())
-    assert not stray.exists()
+    assert not stray.exists() and not crashed.exists()
     assert private_path(image).exists(), "files that belong to a row are kept"
 
 

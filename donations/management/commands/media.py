@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from donations.storage import bucket_stores, filesystem_stores, sha256_of
+from donations.storage import bucket_stores, filesystem_stores, is_temporary, sha256_of
 
 
 class Command(BaseCommand):
@@ -41,6 +41,8 @@ class Command(BaseCommand):
             ("private", "public"), filesystem_stores(), bucket_stores(), strict=True
         ):
             for name, _ in sorted(source.entries()):
+                if is_temporary(name):
+                    continue
                 local = source.sha256(name)
                 if local is None:  # removed since the listing
                     continue
