@@ -154,6 +154,10 @@ class PublicImageStorage(AtomicFileSystemStorage):
     def base_url(self):
         return settings.MEDIA_URL
 
+    def url(self, name):
+        self.path(name)  # refuses ../private/… (SuspiciousFileOperation), as the bucket does
+        return super().url(name)
+
     def accel_redirect(self, name: str) -> str | None:
         return f"{settings.MEDIA_URL}{name}" if settings.PRIVATE_MEDIA_X_ACCEL else None
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
+from django.core.exceptions import SuspiciousOperation
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
 from django.test import Client
@@ -14,7 +15,7 @@ from django.urls import reverse
 
 from donations.ingest import ingest
 from donations.models import Image, ModerationConflict, ModerationDecision
-from donations.storage import RENDITIONS
+from donations.storage import RENDITIONS, private_storage, public_storage
 from people.models import Voter
 from tests.helpers import make_image, make_pair, make_voter, photo_bytes, vote
 from validation.models import Vote
@@ -53,6 +54,14 @@ def test_a_pending_picture_lives_only_in_private_storage(client):
     assert not public_path(image).exists()
     assert client.get(f"/image/{image.uuid}").status_code == 404
     assert client.get(f"/media/{image.file_name('master')}").status_code == 404
+
+
+def test_no_public_url_can_be_made_for_a_private_file():
+    image = pending_image()
+    with pytest.raises(ValueError):
+        private_storage().url(image.file_name("master"))
+    with pytest.raises(SuspiciousOperation):
+        public_storage().url(f"../private/{image.file_name('master')}")
 
 
 def test_visitors_cannot_open_the_moderators_file_view(client):
