@@ -3,7 +3,7 @@
 The web form and the API both call `ingest()`. It refuses duplicates, decodes
 the bytes in an isolated worker (donations.decoding), stores the normalised
 master and its derivatives in private storage and creates the rows, all or
-nothing: the row commits only after its files are safely on disk, and a failure
+nothing: the row commits only after its files are stored, and a rollback
 removes whatever files it wrote.
 """
 

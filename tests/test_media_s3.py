@@ -2,6 +2,7 @@
 through the same django-storages and boto3 code production uses."""
 
 import hashlib
+import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -297,3 +298,25 @@ def test_migrate_to_s3_says_what_is_missing_without_a_bucket(settings):
     settings.AWS_STORAGE_BUCKET_NAME = ""
     with pytest.raises(CommandError, match="AWS_STORAGE_BUCKET_NAME"):
         migrate()
+
+
+def test_the_printed_bucket_policy_lets_anyone_read_public_objects_and_nothing_else(s3_server):
+    bucket = f"imagemonkey-policy-{uuid.uuid4().hex[:8]}"
+    client = s3_server.client()
+    client.create_bucket(Bucket=bucket)
+    out = StringIO()
+    with override_settings(**s3_server.settings(bucket)):
+        call_command("media", "bucket-policy", stdout=out)
+    client.put_bucket_policy(Bucket=bucket, Policy=out.getvalue())
+    for key in ("public/ab/picture.jpg", "private/ab/picture.jpg", "other.jpg"):
+        client.put_object(Bucket=bucket, Key=key, Body=b"\xff\xd8 a picture")
+    anonymous = {
+        key: requests.get(f"{s3_server.endpoint}/{bucket}/{key}", timeout=5).status_code
+        for key in ("public/ab/picture.jpg", "private/ab/picture.jpg", "other.jpg")
+    }
+    assert anonymous == {
+        "public/ab/picture.jpg": 200,
+        "private/ab/picture.jpg": 403,
+        "other.jpg": 403,
+    }
+    s3_server.remove_bucket(bucket)

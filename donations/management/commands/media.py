@@ -1,11 +1,22 @@
+import json
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from donations.storage import bucket_stores, filesystem_stores, is_temporary, sha256_of
+from donations.storage import (
+    bucket_stores,
+    filesystem_stores,
+    is_temporary,
+    public_read_policy,
+    sha256_of,
+)
 
 
 class Command(BaseCommand):
-    help = "Image files across backends. migrate-to-s3: copy MEDIA_ROOT's files into the bucket."
+    help = (
+        "Image files across backends. migrate-to-s3: copy MEDIA_ROOT's files into the bucket; "
+        "bucket-policy: print the policy the bucket needs."
+    )
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True)
@@ -27,13 +38,21 @@ class Command(BaseCommand):
             help="Delete each local file once the bucket holds it with the same sha256.",
         )
 
-    def handle(self, *args, action: str, **options):
-        if action == "migrate-to-s3":
-            self.migrate_to_s3(options["dry_run"], options["remove_local"])
+        actions.add_parser(
+            "bucket-policy",
+            help="Print the bucket policy (JSON) that lets anyone read public/ and nothing else.",
+        )
 
-    def migrate_to_s3(self, dry_run: bool, remove_local: bool) -> None:
+    def handle(self, *args, action: str, **options):
         if not settings.AWS_STORAGE_BUCKET_NAME:
             raise CommandError("Set AWS_STORAGE_BUCKET_NAME (and the other AWS_* settings) first.")
+        if action == "migrate-to-s3":
+            self.migrate_to_s3(options["dry_run"], options["remove_local"])
+        elif action == "bucket-policy":
+            policy = public_read_policy(settings.AWS_STORAGE_BUCKET_NAME)
+            self.stdout.write(json.dumps(policy, indent=2))
+
+    def migrate_to_s3(self, dry_run: bool, remove_local: bool) -> None:
         copied = present = failed = removed = 0
         copied_bytes = 0
         verb = "would copy" if dry_run else "copied"
