@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.db import IntegrityError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
@@ -22,11 +24,13 @@ from people.ratelimits import limit
 from .forms import parse_labels
 from .ingest import ingest
 from .models import Image, Report
-from .storage import PUBLIC_FILE_CACHE_CONTROL, public_storage
+from .storage import PUBLIC_FILE_CACHE_CONTROL, STORE_ERRORS, public_storage
 from .uploads import limit_upload_size, too_large_message
 from .views import waiting_room_full
 
 SIZES = ("thumb", "display", "master")
+
+log = logging.getLogger(__name__)
 
 
 @api_write
@@ -114,6 +118,11 @@ def donation_image(request: HttpRequest, uuid) -> HttpResponse:
             response = FileResponse(storage.open(name), content_type=image.content_type)
         except FileNotFoundError:
             return json_error("the picture's file is missing; it has been reported", 404)
+        except STORE_ERRORS:
+            log.exception("public file %s not read: the media store failed", name)
+            response = json_error("the picture cannot be read just now; try again", 503)
+            response["Retry-After"] = "60"
+            return response
     response["Cache-Control"] = PUBLIC_FILE_CACHE_CONTROL
     response["Content-Disposition"] = f'inline; filename="{image.uuid}.{image.extension}"'
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -24,9 +24,17 @@ from people.models import Voter
 from . import decoding, pairs
 from .decoding import Rejected
 from .models import Image
-from .storage import RENDITIONS, file_name, files_with_transaction, private_storage
+from .storage import (
+    RENDITIONS,
+    STORE_ERRORS,
+    file_name,
+    files_with_transaction,
+    private_storage,
+)
 
 log = logging.getLogger(__name__)
+
+STORE_FAILED = "Your picture could not be stored just now. Please send it again in a few minutes."
 
 
 @dataclass
@@ -159,6 +167,10 @@ def ingest(
         if existing is None:
             raise
         return duplicate_outcome(filename, existing)
+    except STORE_ERRORS:
+        # Nothing is stored (the transaction rolled back); the donor may simply send it again.
+        log.exception("upload not stored: the media store failed (%s) %s", filename, bytes_sha256)
+        return Outcome(filename, "rejected", STORE_FAILED, http_status=503)
     log.info("upload accepted: %s %s %dx%d", image.uuid, decoded.format, image.width, image.height)
     message = "Thank you! Your picture is waiting for a moderator."
     if similar is not None:

@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from boto3.exceptions import Boto3Error
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import transaction
@@ -57,6 +58,11 @@ def new_publication_key() -> str:
 # In a bucket it is set on each public object when it is written.
 PUBLIC_FILE_CACHE_CONTROL = "public, max-age=3600, s-maxage=60, proxy-revalidate"
 PRIVATE_FILE_CACHE_CONTROL = "private, no-store"
+
+# What a store raises when it cannot do its job just now (a full disk, a bucket that does
+# not answer or refuses): callers answer 503 "try again" instead of failing. A missing file
+# (FileNotFoundError, an OSError too) is caught before this by those who expect one.
+STORE_ERRORS = (OSError, BotoCoreError, ClientError, Boto3Error)
 
 
 def is_temporary(name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import UTC, datetime
@@ -28,11 +29,18 @@ from . import decoding
 from .forms import DonationForm, ReportForm
 from .ingest import Outcome, ingest
 from .models import Image, ImageLabel, ModerationConflict
-from .storage import PRIVATE_FILE_CACHE_CONTROL, PUBLIC_FILE_CACHE_CONTROL, private_storage
+from .storage import (
+    PRIVATE_FILE_CACHE_CONTROL,
+    PUBLIC_FILE_CACHE_CONTROL,
+    STORE_ERRORS,
+    private_storage,
+)
 from .uploads import limit_upload_size, too_large_message
 
 PAGE_SIZE = 48
 BATCH_RE = re.compile(r"^[0-9a-f]{16}$")
+
+log = logging.getLogger(__name__)
 
 
 WAITING_ROOM_FULL = {
@@ -369,6 +377,10 @@ def private_file_response(image: Image, kind: str) -> HttpResponse:
             response = FileResponse(storage.open(name), content_type=image.content_type)
     except FileNotFoundError:
         raise Http404("The file is gone (a rejected picture's files are deleted).") from None
+    except STORE_ERRORS:
+        log.exception("private file %s not read: the media store failed", name)
+        response = HttpResponse("The picture cannot be read just now.", status=503)
+        response["Retry-After"] = "60"
     response["Cache-Control"] = PRIVATE_FILE_CACHE_CONTROL
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

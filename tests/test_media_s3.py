@@ -2,6 +2,7 @@
 through the same django-storages and boto3 code production uses."""
 
 import hashlib
+import socket
 import uuid
 from io import StringIO
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import requests
 from django.contrib.auth.models import Permission, User
 from django.core.exceptions import SuspiciousOperation
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
 from django.test import Client, override_settings
@@ -47,6 +49,20 @@ def private_keys(image: Image) -> list[str]:
 
 def public_keys(image: Image) -> list[str]:
     return sorted(f"public/{image.file_name(kind, public=True)}" for kind in RENDITIONS)
+
+
+@pytest.fixture
+def stop_the_bucket(s3_media, settings):
+    """Call it, and the bucket stops answering: its endpoint becomes a closed loopback port."""
+
+    def stop() -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed = probe.getsockname()[1]
+        settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{closed}"
+        settings.STORAGES = dict(settings.STORAGES)  # new storage objects, with that endpoint
+
+    return stop
 
 
 @pytest.fixture
@@ -320,3 +336,32 @@ def test_the_printed_bucket_policy_lets_anyone_read_public_objects_and_nothing_e
         "other.jpg": 403,
     }
     s3_server.remove_bucket(bucket)
+
+
+def test_a_donation_while_the_bucket_does_not_answer_gets_503_and_stores_nothing(
+    stop_the_bucket, client
+):
+    stop_the_bucket()
+    response = client.post(
+        "/v1/donate", {"image": SimpleUploadedFile("p.jpg", photo_bytes(300, 200))}
+    )
+    assert response.status_code == 503
+    assert "send it again" in response.json()["error"]
+    assert not Image.objects.exists()
+
+
+def test_an_approval_while_the_bucket_does_not_answer_changes_nothing_and_says_so(
+    stop_the_bucket, moderator
+):
+    image = donate()
+    stop_the_bucket()
+    response = moderator.post(
+        "/admin/donations/image/queue/?show=pending",
+        {"decision": "approve", "selected": [str(image.uuid)]},
+        follow=True,
+    )
+    assert "could not be moved just now, so nothing was changed" in response.content.decode()
+    image.refresh_from_db()
+    assert image.status == Image.Status.PENDING and not image.decisions.exists()
+    thumb = moderator.get(reverse("donations:private-file", args=[image.uuid, "thumb"]))
+    assert thumb.status_code == 503 and thumb["Retry-After"] == "60"

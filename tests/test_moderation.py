@@ -1,5 +1,6 @@
 """Private until approved: storage, moderation decisions, reports, scripted moderation."""
 
+import errno
 import threading
 from io import StringIO
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.exceptions import SuspiciousOperation
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
 from django.test import Client
@@ -15,7 +17,12 @@ from django.urls import reverse
 
 from donations.ingest import ingest
 from donations.models import Image, ModerationConflict, ModerationDecision
-from donations.storage import RENDITIONS, private_storage, public_storage
+from donations.storage import (
+    RENDITIONS,
+    AtomicFileSystemStorage,
+    private_storage,
+    public_storage,
+)
 from people.models import Voter
 from tests.helpers import make_image, make_pair, make_voter, photo_bytes, vote
 from validation.models import Vote
@@ -324,6 +331,24 @@ def test_the_orphans_command_reports_and_removes_stray_files():
 
 def media_files() -> list[Path]:
     return [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
+
+
+def test_an_upload_onto_a_full_disk_gets_503_and_leaves_nothing(client, monkeypatch):
+    save = AtomicFileSystemStorage._save
+    saved = []
+
+    def save_once_then_fill_the_disk(self, name, content):
+        if saved:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        saved.append(name)
+        return save(self, name, content)
+
+    monkeypatch.setattr(AtomicFileSystemStorage, "_save", save_once_then_fill_the_disk)
+    response = client.post(
+        "/v1/donate", {"image": SimpleUploadedFile("p.jpg", photo_bytes(300, 200))}
+    )
+    assert response.status_code == 503 and "send it again" in response.json()["error"]
+    assert len(saved) == 1 and media_files() == [] and not Image.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
