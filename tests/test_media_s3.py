@@ -365,3 +365,14 @@ def test_an_approval_while_the_bucket_does_not_answer_changes_nothing_and_says_s
     assert image.status == Image.Status.PENDING and not image.decisions.exists()
     thumb = moderator.get(reverse("donations:private-file", args=[image.uuid, "thumb"]))
     assert thumb.status_code == 503 and thumb["Retry-After"] == "60"
+
+
+def test_a_scripted_approval_while_the_bucket_does_not_answer_says_so(stop_the_bucket):
+    image = donate()
+    stop_the_bucket()
+    errors = StringIO()
+    with pytest.raises(CommandError, match="1 of 1"):
+        call_command("moderate", "--approve", str(image.uuid), stdout=StringIO(), stderr=errors)
+    assert "the media store failed" in errors.getvalue()
+    image.refresh_from_db()
+    assert image.status == Image.Status.PENDING
