@@ -66,6 +66,8 @@ def isolated_storage_and_cache(request):
 def fresh_cache_and_media(request):
     from labels import lookup
 
+    # TEST_MEDIA_BACKEND=s3: the session's bucket, emptied after each test.
+    bucket_server = request.getfixturevalue("s3_server") if TEST_MEDIA_BACKEND == "s3" else None
     lookup.clear()  # label ids of a rolled-back test must not outlive it
     for alias in django_settings.CACHES:  # nor what was cached from them (this process's keys)
         caches[alias].delete_pattern("*")
@@ -74,8 +76,8 @@ def fresh_cache_and_media(request):
     media = Path(django_settings.MEDIA_ROOT)
     for child in media.iterdir() if media.exists() else ():
         shutil.rmtree(child, ignore_errors=True)
-    if django_settings.MEDIA_BACKEND == "s3" and TEST_MEDIA_BACKEND == "s3":
-        request.getfixturevalue("s3_server").empty(django_settings.AWS_STORAGE_BUCKET_NAME)
+    if bucket_server is not None:
+        bucket_server.empty(django_settings.AWS_STORAGE_BUCKET_NAME)
     for name in ("default", "ratelimit"):
         # A test that stopped Redis must not fail the next one.
         with contextlib.suppress(Exception):
