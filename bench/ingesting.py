@@ -149,10 +149,10 @@ def _ours(data: bytes, label) -> float:
 
 def _forget(image) -> None:
     """Delete the image's rows and files, so the next upload is a first one again."""
-    from donations.ingest import remove_files
-    from donations.storage import RENDITIONS, file_name
+    from donations.storage import RENDITIONS, private_storage
 
-    remove_files([file_name(image.uuid, kind, image.extension) for kind in RENDITIONS])
+    for kind in RENDITIONS:
+        private_storage().delete(image.file_name(kind))
     image.pairs.all().delete()
     image.delete()
 

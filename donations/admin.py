@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import admin, messages
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponseRedirect
@@ -11,6 +13,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from .models import Image, ImageLabel, ModerationConflict, ModerationDecision, Report
+from .storage import STORE_ERRORS
+
+log = logging.getLogger(__name__)
 
 ACTIONS = {
     "approve": "Approve (make public)",
@@ -32,6 +37,13 @@ def apply_decision(request: HttpRequest, images, action: str, seen: str | None =
             done += 1
         except ModerationConflict as conflict:
             messages.warning(request, str(conflict))
+        except STORE_ERRORS:
+            log.exception("decision on %s not applied: the media store failed", image.uuid)
+            messages.error(
+                request,
+                f"Picture {image.uuid}: its files could not be moved just now, so nothing "
+                "was changed. Try again in a few minutes.",
+            )
     if done:
         verb = {"approve": "approved", "reject": "rejected", "quarantine": "quarantined"}[action]
         messages.success(request, f"{done} picture(s) {verb}.")

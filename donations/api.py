@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
 from django import forms
-from django.conf import settings
 from django.db import IntegrityError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
@@ -23,7 +24,7 @@ from people.ratelimits import limit
 from .forms import parse_labels
 from .ingest import ingest
 from .models import Image, Report
-from .storage import PUBLIC_FILE_CACHE_CONTROL, public_storage
+from .storage import PUBLIC_FILE_CACHE_CONTROL, STORE_ERRORS, public_storage
 from .uploads import limit_upload_size, too_large_message
 from .views import waiting_room_full
 
@@ -60,6 +61,8 @@ def check_dedication(request: HttpRequest) -> None:
         raise ValueError(
             "dedication: a donation is dedicated to the public domain; the only value is cc0"
         )
+
+log = logging.getLogger(__name__)
 
 
 @api_write
@@ -149,14 +152,21 @@ def donation_image(request: HttpRequest, uuid) -> HttpResponse:
     except ValueError as error:
         return json_error(str(error), 400)
     name = image.file_name(kind)
-    if settings.PRIVATE_MEDIA_X_ACCEL:
+    storage = public_storage()
+    accel = storage.accel_redirect(name)
+    if accel is not None:
         response = HttpResponse(content_type=image.content_type)
-        response["X-Accel-Redirect"] = f"{settings.MEDIA_URL}{name}"
+        response["X-Accel-Redirect"] = accel
     else:
-        storage = public_storage()
-        if not storage.exists(name):
+        try:
+            response = FileResponse(storage.open(name), content_type=image.content_type)
+        except FileNotFoundError:
             return json_error("the picture's file is missing; it has been reported", 404)
-        response = FileResponse(storage.open(name), content_type=image.content_type)
+        except STORE_ERRORS:
+            log.exception("public file %s not read: the media store failed", name)
+            response = json_error("the picture cannot be read just now; try again", 503)
+            response["Retry-After"] = "60"
+            return response
     response["Cache-Control"] = PUBLIC_FILE_CACHE_CONTROL
     response["Content-Disposition"] = f'inline; filename="{image.uuid}.{image.extension}"'
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -3,7 +3,7 @@
 The web form and the API both call `ingest()`. It refuses duplicates, decodes
 the bytes in an isolated worker (donations.decoding), stores the normalised
 master and its derivatives in private storage and creates the rows, all or
-nothing: the row commits only after its files are safely on disk, and a failure
+nothing: the row commits only after its files are stored, and a rollback
 removes whatever files it wrote.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Q
 
 from labels.models import Label
@@ -24,9 +24,17 @@ from people.models import Voter
 from . import decoding, pairs
 from .decoding import Rejected
 from .models import Image
-from .storage import RENDITIONS, file_name, private_storage
+from .storage import (
+    RENDITIONS,
+    STORE_ERRORS,
+    file_name,
+    files_with_transaction,
+    private_storage,
+)
 
 log = logging.getLogger(__name__)
+
+STORE_FAILED = "Your picture could not be stored just now. Please send it again in a few minutes."
 
 
 @dataclass
@@ -134,32 +142,35 @@ def ingest(
         similar_to=similar,
     )
     chosen = list({label.pk: label for label in labels}.values())
-    written: list[str] = []
     if donor is not None and not donor.exists:
         donor.save()  # a visitor's first donation makes them a voter
         image.donor = donor
     try:
-        with transaction.atomic():
+        # The files are written before the commit and deleted if the transaction
+        # rolls back, whatever the reason (a full disk, a lost bucket, the commit itself).
+        with files_with_transaction() as files:
             # The unique hash columns make the second of two identical uploads
             # wait here for the first, then fail: exactly one image is stored.
             image.save()
-            written = write_files(image, decoded)
+            storage = private_storage()
+            for kind in RENDITIONS:
+                name = file_name(image.uuid, kind, image.extension)
+                files.save(storage, name, ContentFile(getattr(decoded, kind).data))
             # Parts, when asked for, are asked about once each label is validated.
             pairs.attach_many(image, chosen, added_by=donor, ask_parts=add_sublabels)
             for text in suggestions:
                 pairs.suggest(text, image)
     except IntegrityError:
-        remove_files(written)
         existing = Image.objects.filter(
             Q(bytes_sha256=bytes_sha256) | Q(pixels_sha256=decoded.pixels_sha256)
         ).first()
         if existing is None:
             raise
         return duplicate_outcome(filename, existing)
-    except BaseException:
-        # Whatever failed (a full disk, the commit itself), no file outlives its row.
-        remove_files(written)
-        raise
+    except STORE_ERRORS:
+        # Nothing is stored (the transaction rolled back); the donor may simply send it again.
+        log.exception("upload not stored: the media store failed (%s) %s", filename, bytes_sha256)
+        return Outcome(filename, "rejected", STORE_FAILED, http_status=503)
     log.info("upload accepted: %s %s %dx%d", image.uuid, decoded.format, image.width, image.height)
     message = "Thank you! Your picture is waiting for a moderator."
     if similar is not None:
@@ -173,24 +184,3 @@ def ingest(
         labels=[label.full_name for label in chosen],
         suggestions=list(suggestions),
     )
-
-
-def write_files(image: Image, decoded: decoding.Decoded) -> list[str]:
-    """Write the renditions atomically and return their names; on failure remove them."""
-    storage = private_storage()
-    written: list[str] = []
-    try:
-        for kind in RENDITIONS:
-            name = file_name(image.uuid, kind, image.extension)
-            storage.save(name, ContentFile(getattr(decoded, kind).data))
-            written.append(name)
-    except BaseException:
-        remove_files(written)
-        raise
-    return written
-
-
-def remove_files(names: list[str]) -> None:
-    storage = private_storage()
-    for name in names:
-        storage.delete(name)

@@ -20,7 +20,9 @@ from people.models import Voter
 
 from .storage import (
     RENDITIONS,
+    StoredFiles,
     file_name,
+    files_with_transaction,
     new_publication_key,
     private_storage,
     public_storage,
@@ -255,26 +257,18 @@ class Image(models.Model):
     def master_url(self) -> str:
         return self.url("master")
 
-    def _move_files(self, to_public: bool) -> None:
+    def _move_files(self, files: StoredFiles, to_public: bool) -> None:
+        """Copy the renditions to the other store inside the decision's transaction (the
+        copies go if it rolls back), and remove the old ones once it has committed."""
         source, target = (
             (private_storage(), public_storage())
             if to_public
             else (public_storage(), private_storage())
         )
-        copied: list[str] = []
-        try:
-            for kind in RENDITIONS:
-                name = self.file_name(kind, public=not to_public)
-                copy = self.file_name(kind, public=to_public)
-                if source.exists(name) and not target.exists(copy):
-                    with source.open(name) as handle:
-                        target.save(copy, handle)
-                    copied.append(copy)
-        except BaseException:
-            for name in copied:
-                target.delete(name)
-            raise
-        # Remove the old copies only once the decision is committed.
+        for kind in RENDITIONS:
+            copy = self.file_name(kind, public=to_public)
+            if not target.exists(copy):
+                files.copy(source, self.file_name(kind, public=not to_public), target, copy)
         names = [self.file_name(kind, public=not to_public) for kind in RENDITIONS]
         transaction.on_commit(lambda: [source.delete(name) for name in names])
 
@@ -312,7 +306,6 @@ class Image(models.Model):
         ),
     }
 
-    @transaction.atomic
     def decide(
         self, action: str, *, moderator=None, note: str = "", expected: str | None = None
     ) -> ModerationDecision:
@@ -322,40 +315,43 @@ class Image(models.Model):
         serialised: the second sees the first one's decision and gets a clear
         message. `expected` is the status the moderator saw when deciding.
         """
-        allowed_from, new_status = self.TRANSITIONS[action]
-        locked = Image.objects.select_for_update().get(pk=self.pk)
-        if locked.status not in allowed_from or (expected and locked.status != expected):
-            last = locked.decisions.select_related("moderator").first()
-            who = f" by {last.moderator}" if last and last.moderator else ""
-            raise ModerationConflict(
-                f"Picture {self.uuid} is already {locked.get_status_display().lower()}{who}; "
-                "nothing was changed."
-            )
-        if action == "reopen" and locked.status == self.Status.REJECTED:
-            raise ModerationConflict("A rejected picture's files are gone; it cannot be reopened.")
-        was_public = locked.status == self.Status.PUBLIC
-        # The files' names are the locked row's: another moderator may have moved them.
-        self.publication = locked.publication
-        changes = {"status": new_status, "decided_at": timezone.now()}
-        if new_status == self.Status.PUBLIC:
-            changes["publication"] = new_publication_key()  # new URLs for a new publication
-        Image.objects.filter(pk=self.pk).update(**changes)
-        self.status = new_status
-        self.publication = changes.get("publication", self.publication)
-        if action in ("approve", "reject"):
-            self.reports.update(resolved=True)
-        decision = self.decisions.create(action=action, moderator=moderator, note=note[:500])
-        # Its pairs follow (donations.pairs listens: it builds on this module).
-        status_changed.send(sender=Image, image=self, action=action, was_public=was_public)
-        # Files move last: if copying fails, the copies are removed and the
-        # whole decision rolls back.
-        if new_status == self.Status.PUBLIC:
-            self._move_files(to_public=True)
-        elif new_status == self.Status.REJECTED:
-            self._delete_files()
-        elif was_public:
-            self._move_files(to_public=False)
-        return decision
+        with files_with_transaction() as files:
+            allowed_from, new_status = self.TRANSITIONS[action]
+            locked = Image.objects.select_for_update().get(pk=self.pk)
+            if locked.status not in allowed_from or (expected and locked.status != expected):
+                last = locked.decisions.select_related("moderator").first()
+                who = f" by {last.moderator}" if last and last.moderator else ""
+                raise ModerationConflict(
+                    f"Picture {self.uuid} is already {locked.get_status_display().lower()}{who}; "
+                    "nothing was changed."
+                )
+            if action == "reopen" and locked.status == self.Status.REJECTED:
+                raise ModerationConflict(
+                    "A rejected picture's files are gone; it cannot be reopened."
+                )
+            was_public = locked.status == self.Status.PUBLIC
+            # The files' names are the locked row's: another moderator may have moved them.
+            self.publication = locked.publication
+            changes = {"status": new_status, "decided_at": timezone.now()}
+            if new_status == self.Status.PUBLIC:
+                changes["publication"] = new_publication_key()  # new URLs for a new publication
+            Image.objects.filter(pk=self.pk).update(**changes)
+            self.status = new_status
+            self.publication = changes.get("publication", self.publication)
+            if action in ("approve", "reject"):
+                self.reports.update(resolved=True)
+            decision = self.decisions.create(action=action, moderator=moderator, note=note[:500])
+            # Its pairs follow (donations.pairs listens: it builds on this module).
+            status_changed.send(sender=Image, image=self, action=action, was_public=was_public)
+            # Files move last: if copying fails, the copies are removed and the
+            # whole decision rolls back.
+            if new_status == self.Status.PUBLIC:
+                self._move_files(files, to_public=True)
+            elif new_status == self.Status.REJECTED:
+                self._delete_files()
+            elif was_public:
+                self._move_files(files, to_public=False)
+            return decision
 
     @transaction.atomic
     def withdraw(self, donor) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import UTC, datetime
@@ -28,11 +29,18 @@ from . import decoding
 from .forms import DonationForm, ReportForm
 from .ingest import Outcome, ingest
 from .models import Image, ImageLabel, ModerationConflict
-from .storage import PUBLIC_FILE_CACHE_CONTROL, private_storage
+from .storage import (
+    PRIVATE_FILE_CACHE_CONTROL,
+    PUBLIC_FILE_CACHE_CONTROL,
+    STORE_ERRORS,
+    private_storage,
+)
 from .uploads import limit_upload_size, too_large_message
 
 PAGE_SIZE = 48
 BATCH_RE = re.compile(r"^[0-9a-f]{16}$")
+
+log = logging.getLogger(__name__)
 
 
 WAITING_ROOM_FULL = {
@@ -354,17 +362,26 @@ def private_file(request: HttpRequest, uuid, kind: str) -> HttpResponse:
 
 def private_file_response(image: Image, kind: str) -> HttpResponse:
     """A private rendition, for the few who may see it (moderators, its donor): through
-    nginx's internal /_private/ behind it, else sent by Django; never cached."""
+    nginx's internal /_private/ where the store has one, else sent by Django (from the
+    bucket, too: a private object has no URL of its own); never cached."""
     name = image.file_name(kind)
     storage = private_storage()
-    if not storage.exists(name):
-        raise Http404("The file is gone (a rejected picture's files are deleted).")
-    if settings.PRIVATE_MEDIA_X_ACCEL:
-        response = HttpResponse(content_type=image.content_type)
-        response["X-Accel-Redirect"] = f"/_private/{name}"
-    else:
-        response = FileResponse(storage.open(name), content_type=image.content_type)
-    response["Cache-Control"] = "private, no-store"
+    try:
+        accel = storage.accel_redirect(name)
+        if accel is not None:
+            if not storage.exists(name):
+                raise FileNotFoundError(name)
+            response = HttpResponse(content_type=image.content_type)
+            response["X-Accel-Redirect"] = accel
+        else:
+            response = FileResponse(storage.open(name), content_type=image.content_type)
+    except FileNotFoundError:
+        raise Http404("The file is gone (a rejected picture's files are deleted).") from None
+    except STORE_ERRORS:
+        log.exception("private file %s not read: the media store failed", name)
+        response = HttpResponse("The picture cannot be read just now.", status=503)
+        response["Retry-After"] = "60"
+    response["Cache-Control"] = PRIVATE_FILE_CACHE_CONTROL
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 

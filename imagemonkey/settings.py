@@ -198,16 +198,39 @@ STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
-# Image files go through Django's storage API, in two stores: "private_media"
-# (pending, quarantined and hidden images; never served by a public URL) and
-# "public_media" (approved images, served at MEDIA_URL by nginx in production
-# and by Django under `make run`). An S3-compatible backend can replace either.
+# Image files go through Django's storage API (donations/storage.py), in two stores:
+# "private_media" (pending, quarantined and hidden images; never served by a public URL)
+# and "public_media" (approved images). MEDIA_BACKEND=filesystem keeps them in
+# MEDIA_ROOT (public ones served at MEDIA_URL by nginx in production, by Django under
+# `make run`); MEDIA_BACKEND=s3 under private/ and public/ of one S3-compatible bucket
+# (AWS S3, MinIO, Ceph RGW, Garage), public/ read from the bucket or MEDIA_PUBLIC_URL.
+MEDIA_BACKEND = env_str("MEDIA_BACKEND", "filesystem")
+if MEDIA_BACKEND not in ("filesystem", "s3"):
+    raise ImproperlyConfigured("MEDIA_BACKEND must be filesystem or s3")
+_MEDIA_STORAGES = {
+    "filesystem": ("donations.storage.PrivateImageStorage", "donations.storage.PublicImageStorage"),
+    "s3": ("donations.storage.PrivateS3Storage", "donations.storage.PublicS3Storage"),
+}[MEDIA_BACKEND]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "private_media": {"BACKEND": "donations.storage.PrivateImageStorage"},
-    "public_media": {"BACKEND": "donations.storage.PublicImageStorage"},
+    "private_media": {"BACKEND": _MEDIA_STORAGES[0]},
+    "public_media": {"BACKEND": _MEDIA_STORAGES[1]},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Read by django-storages. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY come from the
+# environment (or the host's instance role) and are never copied into settings.
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None  # None: AWS itself
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE") or None  # path or virtual
+AWS_S3_SIGNATURE_VERSION = "s3v4"
+# Where public/ of the bucket is reached by browsers (a CDN whose origin is the
+# bucket's public/ prefix); empty: the bucket's own URL.
+MEDIA_PUBLIC_URL = env_str("MEDIA_PUBLIC_URL")
+if MEDIA_BACKEND == "s3" and not AWS_STORAGE_BUCKET_NAME:
+    raise ImproperlyConfigured("MEDIA_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME")
+if AWS_S3_ADDRESSING_STYLE not in (None, "path", "virtual", "auto"):
+    raise ImproperlyConfigured("AWS_S3_ADDRESSING_STYLE must be path, virtual or auto")
 # Behind nginx, the moderator's view of a private image answers with
 # X-Accel-Redirect to nginx's internal location instead of sending the bytes.
 PRIVATE_MEDIA_X_ACCEL = env_bool("PRIVATE_MEDIA_X_ACCEL", False)

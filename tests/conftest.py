@@ -13,6 +13,8 @@ from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.test import override_settings
 
+from tests.s3 import s3_media, s3_server, s3_storages  # noqa: F401  (fixtures)
+
 # Playwright's sync API runs an event loop in this thread; Django would
 # otherwise refuse ORM calls from the test body.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -29,8 +31,12 @@ CHROMIUM_ARGS = [
 ]
 
 
+# TEST_MEDIA_BACKEND=s3 runs the suite with both image stores in a moto bucket.
+TEST_MEDIA_BACKEND = os.environ.get("TEST_MEDIA_BACKEND", "filesystem")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def isolated_storage_and_cache():
+def isolated_storage_and_cache(request):
     """Keep tests away from the development instance's media and Redis keys."""
     media = tempfile.mkdtemp(prefix="imagemonkey-test-media-")
     caches_conf = {
@@ -43,15 +49,25 @@ def isolated_storage_and_cache():
         **django_settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    with override_settings(MEDIA_ROOT=Path(media), CACHES=caches_conf, STORAGES=storages):
+    media_settings = {}
+    if TEST_MEDIA_BACKEND == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = server.new_bucket()
+        media_settings = server.settings(bucket)
+        storages = s3_storages(storages)
+    with override_settings(
+        MEDIA_ROOT=Path(media), CACHES=caches_conf, STORAGES=storages, **media_settings
+    ):
         yield
     shutil.rmtree(media, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache_and_media():
+def fresh_cache_and_media(request):
     from labels import lookup
 
+    # TEST_MEDIA_BACKEND=s3: the session's bucket, emptied after each test.
+    bucket_server = request.getfixturevalue("s3_server") if TEST_MEDIA_BACKEND == "s3" else None
     lookup.clear()  # label ids of a rolled-back test must not outlive it
     for alias in django_settings.CACHES:  # nor what was cached from them (this process's keys)
         caches[alias].delete_pattern("*")
@@ -60,6 +76,8 @@ def fresh_cache_and_media():
     media = Path(django_settings.MEDIA_ROOT)
     for child in media.iterdir() if media.exists() else ():
         shutil.rmtree(child, ignore_errors=True)
+    if bucket_server is not None:
+        bucket_server.empty(django_settings.AWS_STORAGE_BUCKET_NAME)
     for name in ("default", "ratelimit"):
         # A test that stopped Redis must not fail the next one.
         with contextlib.suppress(Exception):

@@ -1,5 +1,6 @@
 """Private until approved: storage, moderation decisions, reports, scripted moderation."""
 
+import errno
 import threading
 from io import StringIO
 from pathlib import Path
@@ -7,13 +8,21 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
+from django.core.exceptions import SuspiciousOperation
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.urls import reverse
 
 from donations.ingest import ingest
 from donations.models import Image, ModerationConflict, ModerationDecision
+from donations.storage import (
+    RENDITIONS,
+    AtomicFileSystemStorage,
+    private_storage,
+    public_storage,
+)
 from people.models import Voter
 from tests.helpers import make_image, make_pair, make_voter, photo_bytes, vote
 from validation.models import Vote
@@ -52,6 +61,14 @@ def test_a_pending_picture_lives_only_in_private_storage(client):
     assert not public_path(image).exists()
     assert client.get(f"/image/{image.uuid}").status_code == 404
     assert client.get(f"/media/{image.file_name('master')}").status_code == 404
+
+
+def test_no_public_url_can_be_made_for_a_private_file():
+    image = pending_image()
+    with pytest.raises(ValueError):
+        private_storage().url(image.file_name("master"))
+    with pytest.raises(SuspiciousOperation):
+        public_storage().url(f"../private/{image.file_name('master')}")
 
 
 def test_visitors_cannot_open_the_moderators_file_view(client):
@@ -298,15 +315,68 @@ def test_the_orphans_command_reports_and_removes_stray_files():
     stray = Path(settings.MEDIA_ROOT) / "private" / "ab" / "stray.jpg"
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"x")
+    crashed = stray.parent / ".tmp-0123456789abcdef"  # a write a hard kill interrupted
+    crashed.write_bytes(b"half")
     private_path(image, "thumb").unlink()
     out = StringIO()
     call_command("orphans", "--grace", "0", stdout=out)
     report = out.getvalue()
     assert "has no thumb file" in report and "stray: private/ab/stray.jpg" in report
+    assert "stray: private/ab/.tmp-0123456789abcdef" in report
     assert stray.exists()
     call_command("orphans", "--grace", "0", "--delete", stdout=StringIO())
-    assert not stray.exists()
+    assert not stray.exists() and not crashed.exists()
     assert private_path(image).exists(), "files that belong to a row are kept"
+
+
+def media_files() -> list[Path]:
+    return [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
+
+
+def test_an_upload_onto_a_full_disk_gets_503_and_leaves_nothing(client, monkeypatch):
+    save = AtomicFileSystemStorage._save
+    saved = []
+
+    def save_once_then_fill_the_disk(self, name, content):
+        if saved:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        saved.append(name)
+        return save(self, name, content)
+
+    monkeypatch.setattr(AtomicFileSystemStorage, "_save", save_once_then_fill_the_disk)
+    response = client.post(
+        "/v1/donate", {"image": SimpleUploadedFile("p.jpg", photo_bytes(300, 200))}
+    )
+    assert response.status_code == 503 and "send it again" in response.json()["error"]
+    assert len(saved) == 1 and media_files() == [] and not Image.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_commit_fails_leaves_no_file(monkeypatch):
+    def failing_commit():
+        raise OperationalError("the server went away during COMMIT")
+
+    monkeypatch.setattr(connection, "commit", failing_commit)
+    with pytest.raises(OperationalError):
+        ingest(photo_bytes(300, 200), filename="p.jpg")
+    monkeypatch.undo()
+    assert media_files() == [] and not Image.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_approval_whose_commit_fails_leaves_no_public_file(monkeypatch):
+    image = pending_image()
+
+    def failing_commit():
+        raise OperationalError("the server went away during COMMIT")
+
+    monkeypatch.setattr(connection, "commit", failing_commit)
+    with pytest.raises(OperationalError):
+        image.decide("approve")
+    monkeypatch.undo()
+    image.refresh_from_db()
+    assert image.status == Image.Status.PENDING
+    assert sorted(media_files()) == sorted(private_path(image, kind) for kind in RENDITIONS)
 
 
 def test_the_admin_queue_shows_pending_pictures_and_decides_in_bulk(moderator):

@@ -3,6 +3,7 @@ from uuid import UUID
 from django.core.management.base import BaseCommand, CommandError
 
 from donations.models import Image, ModerationConflict
+from donations.storage import STORE_ERRORS
 
 
 class Command(BaseCommand):
@@ -37,6 +38,10 @@ class Command(BaseCommand):
                 image.decide(action, note=note or "manage.py moderate")
             except ModerationConflict as conflict:
                 self.stderr.write(f"{text}: {conflict}")
+                failures += 1
+                continue
+            except STORE_ERRORS as error:
+                self.stderr.write(f"{text}: the media store failed ({error}); nothing was changed")
                 failures += 1
                 continue
             self.stdout.write(f"{text}: {image.get_status_display().lower()}")

@@ -9,18 +9,11 @@ from donations.storage import RENDITIONS, private_storage, public_storage
 GRACE_SECONDS = 3600
 
 
-def walk(storage, folder: str = ""):
-    directories, files = storage.listdir(folder)
-    for name in files:
-        yield f"{folder}/{name}" if folder else name
-    for directory in directories:
-        yield from walk(storage, f"{folder}/{directory}" if folder else directory)
-
-
 class Command(BaseCommand):
     help = (
-        "Find files without an image row, images without their files, and files in the "
-        "wrong store (a non-public image's file in public media). --delete removes the "
+        "Compare the stores (MEDIA_ROOT or the bucket, whichever MEDIA_BACKEND says) with the "
+        "image rows: files without an image row, images without their files, and files in "
+        "the wrong store (a non-public image's file in public media). --delete removes the "
         "stray files; rows without files are only reported."
     )
 
@@ -34,36 +27,32 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, delete: bool, grace: int, **options):
-        private, public = private_storage(), public_storage()
+        stores = {"private": private_storage(), "public": public_storage()}
+        # One listing per store (a bucket lists a thousand objects a request), then sets.
+        present = {store: dict(storage.entries()) for store, storage in stores.items()}
         expected = {"private": set(), "public": set()}
         missing = []
         for image in Image.objects.exclude(status=Image.Status.REJECTED).iterator(chunk_size=2000):
             store = "public" if image.is_public else "private"
-            storage = public if image.is_public else private
             for kind in RENDITIONS:
                 name = image.file_name(kind)
                 expected[store].add(name)
-                if not storage.exists(name):
+                if name not in present[store]:
                     missing.append(
                         f"{image.uuid} ({image.status}) has no {kind} file {store}/{name}"
                     )
         stray = []
         now = time.time()
-        for store, storage in (("private", private), ("public", public)):
-            if not storage.exists(""):
-                continue
-            for name in walk(storage):
-                if (
-                    name in expected[store]
-                    or now - storage.get_modified_time(name).timestamp() < grace
-                ):
+        for store, entries in present.items():
+            for name, modified in sorted(entries.items()):
+                if name in expected[store] or now - modified.timestamp() < grace:
                     continue
-                stray.append((store, storage, name))
+                stray.append((store, name))
         for line in missing:
             self.stdout.write(f"missing: {line}", self.style.ERROR)
-        for store, storage, name in stray:
+        for store, name in stray:
             verb = "removed" if delete else "stray"
             if delete:
-                storage.delete(name)
+                stores[store].delete(name)
             self.stdout.write(f"{verb}: {store}/{name}", self.style.WARNING)
         self.stdout.write(f"{len(missing)} image(s) missing files, {len(stray)} stray file(s).")
