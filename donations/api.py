@@ -32,7 +32,7 @@ SIZES = ("thumb", "display", "master")
 
 @api_write
 @allow("POST")
-@api_identity
+@api_identity(scope="donate")
 @limit("donate", "DONATION_RATE")
 def donate(request: HttpRequest) -> JsonResponse:
     """POST /v1/donate: multipart with one `image`, optional `label` and `add_sublabels`."""
@@ -124,7 +124,7 @@ REASON_WORDS = {choice.value for choice in Report.Reason}
 
 @api_write
 @allow("POST")
-@api_identity
+@api_identity(scope="vote")
 @limit("report", "REPORT_RATE")
 def report(request: HttpRequest, uuid) -> JsonResponse:
     """POST /v1/report/<uuid> with {"reason": "..."}."""

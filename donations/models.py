@@ -84,18 +84,21 @@ class ImageQuerySet(models.QuerySet):
         )
 
     def anonymous_pending(self) -> ImageQuerySet:
-        return self.pending().filter(Q(donor__isnull=True) | Q(donor__user__isnull=True))
+        """Pending pictures of donors without a gold record that the site trusts — an
+        account alone is no such record: anyone can sign up."""
+        return self.pending().filter(Q(donor__isnull=True) | Q(donor__trusted=False))
 
     def waiting_room_full(self, donor: Voter, network: str) -> str | None:
         """Why a new donation must wait, or None when it may come in.
 
         Pending pictures wait for a moderator; anonymous donors may not bury them.
-        Accounts and trusted donors always come in. For everyone else there is a cap
+        Donors trusted by their gold record (an account's too) always come in; an
+        account without one counts as anonymous, since signing up costs nothing. For everyone else there is a cap
         on anonymous pending pictures for the whole site (MAX_PENDING_ANONYMOUS) and
         one per network (MAX_PENDING_PER_NETWORK), so one client cannot close the
         site to everyone else. The answer is "site" or "network".
         """
-        if donor.user_id is not None or donor.trusted:
+        if donor.trusted and not donor.banned:
             return None
         per_network = settings.MAX_PENDING_PER_NETWORK
         waiting_here = self.anonymous_pending().filter(donor_network=network)
