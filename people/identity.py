@@ -26,6 +26,7 @@ TOKEN_HEADER = "HTTP_X_VOTER_TOKEN"  # noqa: S105 - a header name
 API_TOKEN_HEADER = "HTTP_X_API_TOKEN"  # noqa: S105 - the original ImageMonkey's header
 UNKNOWN_TOKEN = "unknown X-Voter-Token; ask POST /v1/voter for a new one"  # noqa: S105
 UNKNOWN_API_TOKEN = "unknown API token"  # noqa: S105
+ANY_SCOPE = "*"  # a view that any valid API token may call (logging out, managing tokens)
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -174,7 +175,7 @@ def api_identity(view: Callable[..., HttpResponse] | None = None, *, scope: str 
             if (refusal := token.refusal()) is not None:
                 return json_error(refusal, 401)
             needed = scope or (None if writes else ApiToken.Scope.READ)
-            if needed is None or not token.allows(needed):
+            if needed is None or (needed != ANY_SCOPE and not token.allows(needed)):
                 granted = ", ".join(token.scopes)
                 return json_error(
                     f"this API token's scopes ({granted}) do not include {needed or 'this call'}",
