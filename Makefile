@@ -13,6 +13,7 @@ setup:
 	@test -s "$(VAR)/secret_key" || (umask 077; $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > "$(VAR)/secret_key")
 	@$(PY) manage.py migrate --no-input -v 0
 	@$(PY) manage.py populate_labels
+	@$(PY) manage.py make_groups -v 0 > /dev/null
 	@$(PY) manage.py collectstatic --no-input -v 0
 
 run: setup
