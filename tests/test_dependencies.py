@@ -46,6 +46,7 @@ def top_level() -> dict[str, dict[str, str]]:
         for requirement in requirements:
             name, _, version = requirement.partition("==")
             assert version, f"pyproject.toml: pin {requirement!r} with =="
+            name = name.partition("[")[0]  # django-allauth[socialaccount]: the extra's packages
             pins[group][normalize(name)] = version.strip()
     return pins
 
