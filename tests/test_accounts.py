@@ -289,3 +289,49 @@ def test_deleting_an_account_keeps_its_votes_anonymous_and_its_donations_public(
     image.refresh_from_db()
     assert image.donor == voter and image.status == Image.Status.PUBLIC
     assert client.get("/settings").status_code == 302, "signed out"
+
+
+# --- e-mail settings ---------------------------------------------------------------------
+
+
+def test_email_url_configures_the_smtp_backend(monkeypatch):
+    from imagemonkey.settings import _email_settings
+
+    monkeypatch.setenv("EMAIL_URL", "smtp://mailer:p%40ss@mail.example.org:2525")
+    smtp = _email_settings()
+    assert smtp["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (smtp["EMAIL_HOST"], smtp["EMAIL_PORT"]) == ("mail.example.org", 2525)
+    assert (smtp["EMAIL_HOST_USER"], smtp["EMAIL_HOST_PASSWORD"]) == ("mailer", "p@ss")
+    assert smtp["EMAIL_USE_TLS"] and not smtp["EMAIL_USE_SSL"]
+    monkeypatch.setenv("EMAIL_URL", "smtps://mail.example.org")
+    assert (_email_settings()["EMAIL_PORT"], _email_settings()["EMAIL_USE_SSL"]) == (465, True)
+    monkeypatch.setenv("EMAIL_URL", "console:")
+    assert _email_settings()["EMAIL_BACKEND"].endswith("console.EmailBackend")
+
+
+def test_email_host_variables_configure_the_smtp_backend_without_a_url(monkeypatch):
+    from imagemonkey.settings import _email_settings
+
+    monkeypatch.delenv("EMAIL_URL", raising=False)
+    monkeypatch.setenv("EMAIL_HOST", "relay.example.org")
+    monkeypatch.setenv("EMAIL_PORT", "587")
+    monkeypatch.setenv("EMAIL_USE_TLS", "1")
+    smtp = _email_settings()
+    assert (smtp["EMAIL_HOST"], smtp["EMAIL_PORT"], smtp["EMAIL_USE_TLS"]) == (
+        "relay.example.org",
+        587,
+        True,
+    )
+
+
+def test_a_wrong_email_url_stops_the_site_with_the_reason(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from imagemonkey.settings import _email_settings
+
+    monkeypatch.setenv("EMAIL_URL", "http://mail.example.org")
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_URL"):
+        _email_settings()
+    monkeypatch.setenv("EMAIL_URL", "smtp://mail.example.org:port")
+    with pytest.raises(ImproperlyConfigured, match="port"):
+        _email_settings()
