@@ -44,6 +44,11 @@ GET_URLS = [
     "/v1/releases",
     "/v1/releases/2027-01/changes",
     "/v1/revocations.jsonl",
+    "/accounts/login/",
+    "/accounts/signup/",
+    "/accounts/password/reset/",
+    "/people/nobody",
+    "/v1/user/nobody/profile",
 ]
 PARAMETERS = [
     "label",
@@ -64,6 +69,7 @@ JSON_ENDPOINTS = [
     ("post", "/v1/donation/{uuid}/validate/no"),
     ("patch", "/v1/donation/validate"),
     ("post", "/v1/report/{uuid}"),
+    ("post", "/v1/signup"),
 ]
 
 json_values = st.recursive(
