@@ -335,3 +335,27 @@ def test_a_wrong_email_url_stops_the_site_with_the_reason(monkeypatch):
     monkeypatch.setenv("EMAIL_URL", "smtp://mail.example.org:port")
     with pytest.raises(ImproperlyConfigured, match="port"):
         _email_settings()
+
+
+def test_a_discarded_voter_is_never_adopted():
+    user = member("ada")
+    browser, banned = browser_with_voter(banned=True, gold_correct=9)
+    assert sign_in(browser, "ada").status_code == 302
+    banned.refresh_from_db()
+    assert banned.user is None
+    assert not Voter.objects.filter(user=user, banned=True).exists()
+
+
+def test_signing_up_alone_adopts_nothing_until_the_address_is_confirmed(client):
+    browser, voter = browser_with_voter(trusted=True, gold_correct=3)
+    browser.post(
+        "/accounts/signup/",
+        {
+            "email": "v@example.org",
+            "username": "squatter",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
+    voter.refresh_from_db()
+    assert voter.user is None, "nobody has proven the address yet"

@@ -39,7 +39,13 @@ def adopt(voter: Voter | None, user) -> Voter | None:
         source = Voter.objects.select_for_update().filter(pk=voter.pk, user__isnull=True).first()
         if source is None:
             return account
+        if source.banned:
+            # A discarded voter is left as it is: it may not launder its votes through an
+            # account, nor taint the account of whoever signs in on its browser next.
+            log.info("voter %s is discarded: not adopted by account %s", source.pk, user.pk)
+            return account
         if account is None:
+            # The first voter of the account: it simply becomes the account's.
             source.user = user
             source.save(update_fields=["user"])
             log.info("voter %s adopted by account %s", source.pk, user.pk)
@@ -95,7 +101,6 @@ def _merge(source: Voter, account: Voter) -> set[int]:
     account.gold_by_label = _add_records(account.gold_by_label, source.gold_by_label)
     account.consensus_by_label = _add_records(account.consensus_by_label, source.consensus_by_label)
     account.trusted = account.trusted or source.trusted
-    account.banned = account.banned or source.banned  # a discarded device stays discarded
     account.save(
         update_fields=[
             "gold_correct",
@@ -103,7 +108,6 @@ def _merge(source: Voter, account: Voter) -> set[int]:
             "gold_by_label",
             "consensus_by_label",
             "trusted",
-            "banned",
         ]
     )
     Voter.objects.filter(pk=source.pk).delete()
