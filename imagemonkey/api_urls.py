@@ -34,6 +34,26 @@ urlpatterns = [
     path("logout", people_api.logout, name="api-logout"),
     path("signup", people_api.signup, name="api-signup"),
     path("user/<str:username>/profile", people_api.profile, name="api-user-profile"),
+    path(
+        "user/<str:username>/imagecollections",
+        donations_api.image_collections,
+        name="api-image-collections",
+    ),
+    path(
+        "user/<str:username>/imagecollection",
+        donations_api.create_image_collection,
+        name="api-image-collection-create",
+    ),
+    path(
+        "user/<str:username>/imagecollection/<str:name>",
+        donations_api.image_collection,
+        name="api-image-collection",
+    ),
+    path(
+        "user/<str:username>/imagecollection/<str:name>/image/<uuid:uuid>",
+        donations_api.add_to_image_collection,
+        name="api-image-collection-add",
+    ),
     path("user/<str:username>/api-token", people_api.create_api_token, name="api-token-create"),
     path(
         "user/<str:username>/api-token/<str:token>/revoke",

@@ -385,9 +385,110 @@ ISSUED_TOKEN = {
 }
 
 
+COLLECTION = {
+    "type": "object",
+    "required": ["name", "owner", "images", "query"],
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "owner": {"type": "string"},
+        "images": {"type": "integer", "minimum": 0, "description": "Its public pictures."},
+        "query": {"type": "string", "description": "The export query term that names it."},
+    },
+}
+COLLECTION_PATH = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _collection_paths(signed: list) -> dict:
+    return {
+        "/v1/user/{username}/imagecollections": {
+            "get": {
+                "summary": "An account's image collections",
+                "parameters": [USERNAME_PATH],
+                "responses": {
+                    "200": _json({"type": "array", "items": COLLECTION}, "The list."),
+                    **_errors(404),
+                },
+            }
+        },
+        "/v1/user/{username}/imagecollection": {
+            "post": {
+                "summary": "A new image collection of your own (scope annotate)",
+                "security": signed,
+                "parameters": [USERNAME_PATH, API_TOKEN],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": 100,
+                                        "pattern": "^[^/]*[^/ ][^/]*$",
+                                    },
+                                    "description": {"type": "string", "maxLength": 500},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(COLLECTION, "Made."),
+                    **_errors(400, 401, 403, 409, 415),
+                },
+            }
+        },
+        "/v1/user/{username}/imagecollection/{name}": {
+            "get": {
+                "summary": "A collection with the uuids of its public pictures",
+                "parameters": [USERNAME_PATH, COLLECTION_PATH],
+                "responses": {
+                    "200": _json(
+                        {
+                            **COLLECTION,
+                            "properties": {
+                                **COLLECTION["properties"],
+                                "uuids": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "uuid"},
+                                },
+                            },
+                        },
+                        "The collection.",
+                    ),
+                    **_errors(404),
+                },
+            }
+        },
+        "/v1/user/{username}/imagecollection/{name}/image/{uuid}": {
+            "post": {
+                "summary": "Add a public picture to one of your collections (scope annotate)",
+                "security": signed,
+                "parameters": [USERNAME_PATH, COLLECTION_PATH, UUID_PATH, API_TOKEN],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["added"],
+                            "properties": {"added": {"type": "string", "format": "uuid"}},
+                        },
+                        "Added.",
+                    ),
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+    }
+
+
 def _account_paths() -> dict:
     signed = [{"bearerAuth": []}, {"apiToken": []}]
     return {
+        **_collection_paths(signed),
         "/v1/login": {
             "post": {
                 "summary": "HTTP Basic user name (or e-mail) and password → an API token with "

@@ -136,6 +136,8 @@ def signup(request: HttpRequest) -> JsonResponse:
 
 
 def _account(username: str):
+    if not is_storable_text(username):
+        return None
     return get_user_model().objects.filter(username__iexact=username, is_active=True).first()
 
 

@@ -17,6 +17,7 @@ from donations.models import Image
 from validation.statistics import public_numbers
 
 from .forms import DeleteAccountForm, NameForm, TokenForm
+from .http import is_storable_text
 from .models import ApiToken, Voter
 
 PROFILE_DONATIONS = 24
@@ -24,7 +25,9 @@ PROFILE_DONATIONS = 24
 
 def profile(request: HttpRequest, username: str) -> HttpResponse:
     """GET /people/<username>: what anyone may know of a contributor."""
-    user = get_user_model().objects.filter(username__iexact=username, is_active=True).first()
+    user = None
+    if is_storable_text(username):
+        user = get_user_model().objects.filter(username__iexact=username, is_active=True).first()
     if user is None:
         raise Http404("No such contributor.")
     voter = Voter.objects.filter(user=user).first() or Voter()
