@@ -359,3 +359,19 @@ def test_signing_up_alone_adopts_nothing_until_the_address_is_confirmed(client):
     )
     voter.refresh_from_db()
     assert voter.user is None, "nobody has proven the address yet"
+
+
+def test_a_gold_pair_both_devices_answered_counts_once_in_the_merged_record():
+    user = member("ada")
+    account = make_voter(user=user)
+    device = make_voter()
+    gold = serve(make_pair("dog", is_gold=True, gold_answer=True))
+    vote(gold, account, Vote.Answer.YES)
+    vote(gold, device, Vote.Answer.YES)
+    account.refresh_from_db()
+    device.refresh_from_db()
+    assert account.gold_correct == device.gold_correct == 1
+    adoption.adopt(device, user)
+    account.refresh_from_db()
+    assert account.gold_correct == 1 and account.gold_by_label[f"label:{gold.label_id}"] == [1, 0]
+    assert Vote.objects.filter(pair=gold).count() == 1
