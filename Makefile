@@ -13,11 +13,15 @@ setup:
 	@test -s "$(VAR)/secret_key" || (umask 077; $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > "$(VAR)/secret_key")
 	@$(PY) manage.py migrate --no-input -v 0
 	@$(PY) manage.py populate_labels
+	@$(PY) manage.py make_groups -v 0 > /dev/null
 	@$(PY) manage.py collectstatic --no-input -v 0
 
 run: setup
 	@echo "==> ImageMonkey at http://127.0.0.1:$(PORT)  (Ctrl-C stops it; 'make stop' stops PostgreSQL and Redis)"
-	@PORT=$(PORT) exec .venv/bin/gunicorn imagemonkey.wsgi -c deploy/gunicorn.conf.py
+	@if [ -z "$$EMAIL_URL" ] && [ -z "$$EMAIL_HOST" ]; then \
+	  echo "==> E-mail (sign-up confirmations, password resets) is printed on this console, not sent: set EMAIL_URL=smtp://user:pass@host:587 to send it"; \
+	  export EMAIL_URL=console:; \
+	fi; PORT=$(PORT) exec .venv/bin/gunicorn imagemonkey.wsgi -c deploy/gunicorn.conf.py
 
 stop:
 	@tools/services.sh stop

@@ -25,6 +25,9 @@ keepalive = 5
 max_requests = 5000
 max_requests_jitter = 500
 accesslog = "-"
+# No header is logged (no Authorization, X-Api-Token or X-Voter-Token), nor the user name
+# of HTTP Basic (gunicorn's %(u)s): a line of the log never holds a credential.
+access_log_format = '%(h)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 errorlog = "-"
 capture_output = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -276,6 +276,7 @@ prepare_app() {
   say "Database tables, labels and static files"
   manage migrate --no-input
   manage populate_labels
+  manage make_groups
   manage collectstatic --no-input -v 0
 }
 

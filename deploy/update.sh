@@ -43,6 +43,7 @@ deploy() {
   git_app checkout --quiet --force --detach "$1" || return 1
   run "${AS_APP[@]}" "$APP/tools/bootstrap.sh" || return 1
   manage migrate --no-input || return 1
+  manage make_groups || return 1
   manage collectstatic --no-input -v 0 || return 1
   reload_app || return 1
   say "Health check"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from django import forms
-from django.db import IntegrityError
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
 from people.http import (
@@ -23,7 +25,7 @@ from people.ratelimits import limit
 
 from .forms import parse_labels
 from .ingest import ingest
-from .models import Image, Report
+from .models import Image, ImageCollection, Report
 from .storage import PUBLIC_FILE_CACHE_CONTROL, STORE_ERRORS, public_storage
 from .uploads import limit_upload_size, too_large_message
 from .views import waiting_room_full
@@ -36,9 +38,7 @@ DEDICATION = (
 )
 COLLECTION_MAX_LENGTH = 100
 # Image collections belong to accounts; this server keeps none yet, so a donation's
-# `image_collection` is checked and answered, never stored. The accounts work adds the
-# picture to the donor account's collection where `collection_of` is called in `donate`.
-COLLECTION_NOT_STORED = "image collections need an account; the name was checked, not stored"
+# `image_collection` names a collection of the account whose API token sent the donation.
 
 
 def collection_of(request: HttpRequest) -> str | None:
@@ -62,12 +62,13 @@ def check_dedication(request: HttpRequest) -> None:
             "dedication: a donation is dedicated to the public domain; the only value is cc0"
         )
 
+
 log = logging.getLogger(__name__)
 
 
 @api_write
 @allow("POST")
-@api_identity
+@api_identity(scope="donate")
 @limit("donate", "DONATION_RATE")
 def donate(request: HttpRequest) -> JsonResponse:
     """POST /v1/donate: multipart with one `image`, optional `label`, `add_sublabels`,
@@ -108,17 +109,27 @@ def donate(request: HttpRequest) -> JsonResponse:
     if outcome.accepted:
         answer = {"uuid": str(outcome.image.uuid), "dedication": "cc0", "license": DEDICATION}
         if collection is not None:
-            answer["image_collection"] = {
-                "name": collection,
-                "added": False,
-                "reason": COLLECTION_NOT_STORED,
-            }
+            answer["image_collection"] = donated_into(request, collection, outcome.image)
         return JsonResponse(answer)
     if outcome.status == "duplicate":
         existing = outcome.existing
         extra = {"uuid": str(existing.uuid)} if existing and existing.is_public else {}
         return json_error(outcome.message, 409, **extra)
     return json_error(outcome.message, outcome.http_status)
+
+
+def donated_into(request: HttpRequest, name: str, image: Image) -> dict:
+    """Put a donation in the sender's collection `name`; what happened, for the answer."""
+    token = getattr(request, "api_token", None)
+    if token is None:
+        reason = "collections belong to accounts: send one of your API tokens"
+        return {"name": name, "added": False, "reason": reason}
+    collection = ImageCollection.objects.named(token.user.username, name)
+    if collection is None:
+        reason = "you have no collection of that name: POST /v1/user/<name>/imagecollection"
+        return {"name": name, "added": False, "reason": reason}
+    collection.images.add(image)  # shown in it once a moderator approves the picture
+    return {"name": collection.name, "added": True}
 
 
 def pick_size(image: Image, width: int | None, height: int | None) -> str:
@@ -178,7 +189,7 @@ REASON_WORDS = {choice.value for choice in Report.Reason}
 
 @api_write
 @allow("POST")
-@api_identity
+@api_identity(scope="vote")
 @limit("report", "REPORT_RATE")
 def report(request: HttpRequest, uuid) -> JsonResponse:
     """POST /v1/report/<uuid> with {"reason": "..."}; 200, as the original answered."""
@@ -206,3 +217,107 @@ def report(request: HttpRequest, uuid) -> JsonResponse:
     except IntegrityError:
         return json_error("you have already reported this picture", 409)
     return JsonResponse({"reported": True})
+
+
+# --- image collections (the original's, per account) ----------------------------------
+
+COLLECTION_NAME_MAX = 100
+
+
+def _collection_owner(request: HttpRequest, username: str) -> JsonResponse | None:
+    """A refusal unless the call's API token belongs to `username`."""
+    if request.api_token is None:
+        return json_error("send one of your API tokens as Authorization: Bearer …", 401)
+    if request.api_token.user.username.lower() != username.lower():
+        return json_error("a token acts only for its own account", 403)
+    return None
+
+
+def _collection_json(collection: ImageCollection, count: int) -> dict:
+    return {
+        "name": collection.name,
+        "description": collection.description,
+        "owner": collection.owner.username,
+        "images": count,
+        "query": f"image.collection='{collection.owner.username}/{collection.name}'",
+    }
+
+
+@public_read
+def image_collections(request: HttpRequest, username: str) -> JsonResponse:
+    """GET /v1/user/<name>/imagecollections: the account's collections."""
+    users = get_user_model().objects.filter(username__iexact=username, is_active=True)
+    if not is_storable_text(username) or not users.exists():
+        return json_error("no such user", 404)
+    collections = (
+        ImageCollection.objects.of_username(username)
+        .select_related("owner")
+        .annotate(public_images=Count("images", filter=Q(images__status=Image.Status.PUBLIC)))
+    )
+    return JsonResponse([_collection_json(c, c.public_images) for c in collections], safe=False)
+
+
+@public_read
+def image_collection(request: HttpRequest, username: str, name: str) -> JsonResponse:
+    """GET /v1/user/<name>/imagecollection/<collection>: its public pictures."""
+    collection = ImageCollection.objects.named(username, name)
+    if collection is None:
+        return json_error("no such collection", 404)
+    uuids = [str(u) for u in collection.images.public().values_list("uuid", flat=True)]
+    return JsonResponse({**_collection_json(collection, len(uuids)), "uuids": uuids})
+
+
+@api_write
+@allow("POST")
+@api_identity(scope="annotate")
+def create_image_collection(request: HttpRequest, username: str) -> JsonResponse:
+    """POST /v1/user/<name>/imagecollection {"name", "description"?} → 201."""
+    if refused := _collection_owner(request, username):
+        return refused
+    try:
+        body = read_json(request)
+    except BadBody as error:
+        return json_error(str(error), error.status)
+    name, description = body.get("name"), body.get("description", "")
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or "/" in name
+        or len(name) > COLLECTION_NAME_MAX
+        or not is_storable_text(name)
+    ):
+        return json_error(
+            f"name is a text of 1 to {COLLECTION_NAME_MAX} characters without '/'", 400
+        )
+    if (
+        not isinstance(description, str)
+        or len(description) > 500
+        or not is_storable_text(description)
+    ):
+        return json_error("description is a text of at most 500 characters", 400)
+    owner = request.api_token.user
+    try:
+        with transaction.atomic():
+            collection = ImageCollection.objects.create(
+                owner=owner, name=name.strip(), description=description
+            )
+    except IntegrityError:
+        return json_error("you have a collection of that name already", 409)
+    return JsonResponse(_collection_json(collection, 0), status=201)
+
+
+@api_write
+@allow("POST")
+@api_identity(scope="annotate")
+def add_to_image_collection(request: HttpRequest, username: str, name: str, uuid) -> JsonResponse:
+    """POST /v1/user/<name>/imagecollection/<collection>/image/<uuid>: add a public picture."""
+    if refused := _collection_owner(request, username):
+        return refused
+    collection = ImageCollection.objects.named(username, name)
+    if collection is None:
+        return json_error("no such collection", 404)
+    image = Image.objects.public().filter(uuid=uuid).first()
+    if image is None:
+        return json_error("no such public picture", 404)
+    collection.images.add(image)
+    return JsonResponse({"added": str(image.uuid)})

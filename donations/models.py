@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.postgres.functions import RandomUUID
 from django.db import models, transaction
 from django.db.models import Count, Q
+from django.db.models.functions import Lower
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
@@ -87,18 +88,21 @@ class ImageQuerySet(models.QuerySet):
         )
 
     def anonymous_pending(self) -> ImageQuerySet:
-        return self.pending().filter(Q(donor__isnull=True) | Q(donor__user__isnull=True))
+        """Pending pictures of donors without a gold record that the site trusts — an
+        account alone is no such record: anyone can sign up."""
+        return self.pending().filter(Q(donor__isnull=True) | Q(donor__trusted=False))
 
     def waiting_room_full(self, donor: Voter, network: str) -> str | None:
         """Why a new donation must wait, or None when it may come in.
 
         Pending pictures wait for a moderator; anonymous donors may not bury them.
-        Accounts and trusted donors always come in. For everyone else there is a cap
+        Donors trusted by their gold record (an account's too) always come in; an
+        account without one counts as anonymous, since signing up costs nothing. For everyone else there is a cap
         on anonymous pending pictures for the whole site (MAX_PENDING_ANONYMOUS) and
         one per network (MAX_PENDING_PER_NETWORK), so one client cannot close the
         site to everyone else. The answer is "site" or "network".
         """
-        if donor.user_id is not None or donor.trusted:
+        if donor.trusted and not donor.banned:
             return None
         per_network = settings.MAX_PENDING_PER_NETWORK
         waiting_here = self.anonymous_pending().filter(donor_network=network)
@@ -472,6 +476,52 @@ class SuggestionUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.suggestion} on {self.image_id}"
+
+
+class ImageCollectionQuerySet(models.QuerySet):
+    def of_username(self, username: str) -> ImageCollectionQuerySet:
+        if "\x00" in username:
+            return self.none()
+        return self.filter(owner__username__iexact=username, owner__is_active=True).order_by("name")
+
+    def named(self, owner_name: str, name: str) -> ImageCollection | None:
+        """The collection `name` of the account `owner_name` (both without regard to case)."""
+        if "\x00" in owner_name + name:  # no name holds one, and PostgreSQL cannot compare it
+            return None
+        return self.filter(owner__username__iexact=owner_name, name__iexact=name).first()
+
+
+class ImageCollection(models.Model):
+    """An account's named set of public pictures (the original's image collections), which
+    an export query names as image.collection='owner/name'."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="image_collections"
+    )
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=500, blank=True)
+    images = models.ManyToManyField(Image, related_name="collections", blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = ImageCollectionQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "owner",
+                name="one_collection_name_per_owner",
+                violation_error_message="You have a collection of that name already.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(name="") & ~Q(name__contains="/"),
+                name="collection_name_valid",
+                violation_error_message="A collection's name is not empty and has no '/'.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.name}"
 
 
 def new_random_key() -> int:

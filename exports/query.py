@@ -8,6 +8,7 @@ A query names labels and combines them::
     dog & ~cat                a dog and no cat
     (dog | cat) & grass       parentheses group
     'traffic light'           quotes allow any character in a name ('' is a quote)
+    image.collection='ada/trees'   images in the collection "trees" of the account ada
 
 Precedence, tightest first: ``~`` (not), then ``&`` (and), then ``|`` (or). So
 ``dog | cat & ~grass`` means ``dog | (cat & (~grass))``. Names are compared
@@ -24,7 +25,7 @@ The grammar::
     or    := and ('|' and)*
     and   := not ('&' not)*
     not   := '~' not | '(' or ')' | term
-    term  := name ['.' 'has' '=' name]
+    term  := name ['.' 'has' '=' name] | 'image' '.' 'collection' '=' 'owner/name'
     name  := a run of characters other than & | ~ ( ) ' " = .   (trimmed)
            | 'quoted' | "quoted"
 
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from donations.models import Image
+from donations.models import Image, ImageCollection
 from labels.models import Label, normalize_name
 
 MAX_LENGTH = 2000
@@ -81,6 +82,18 @@ class Term:
 
 
 @dataclass(frozen=True)
+class Collection:
+    """An account's image collection: `image.collection='ada/trees'`."""
+
+    owner: str
+    name: str
+    position: int = field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        return f"image.collection={_quoted(f'{self.owner}/{self.name}')}"
+
+
+@dataclass(frozen=True)
 class Not:
     operand: Node
 
@@ -104,7 +117,7 @@ class Or:
         return " | ".join(str(operand) for operand in self.operands)
 
 
-Node = Term | Not | And | Or
+Node = Term | Collection | Not | And | Or
 
 
 def _quoted(name: str) -> str:
@@ -123,6 +136,8 @@ def _grouped(node: Node, needs_parentheses: tuple[type, ...]) -> str:
 def terms_of(node: Node) -> Iterator[Term]:
     if isinstance(node, Term):
         yield node
+    elif isinstance(node, Collection):
+        return
     elif isinstance(node, Not):
         yield from terms_of(node.operand)
     else:
@@ -135,6 +150,8 @@ def _asked_for(node: Node, negated: bool = False) -> Iterator[Term]:
     if isinstance(node, Term):
         if not negated:
             yield node
+    elif isinstance(node, Collection):
+        return
     elif isinstance(node, Not):
         yield from _asked_for(node.operand, not negated)
     else:
@@ -235,13 +252,15 @@ class _Parser:
             return node
         return self.term()
 
-    def term(self) -> Term:
+    def term(self) -> Term | Collection:
         self.skip_space()
         start = self.pos
         name = self.name("a label name")
         part = ""
         if self.take("."):
             self.skip_space()
+            if name == "image" and self.text[self.pos : self.pos + 10].lower() == "collection":
+                return self.collection(start)
             if self.text[self.pos : self.pos + 3].lower() != "has":
                 raise self.error("'has' after '.' (as in dog.has='eye')")
             self.pos += 3
@@ -259,6 +278,27 @@ class _Parser:
                 start,
             )
         return Term(name, part, start)
+
+    def collection(self, start: int) -> Collection:
+        self.pos += len("collection")
+        if not self.take("="):
+            raise self.error("'=' after image.collection (as in image.collection='ada/trees')")
+        value_at = self.pos
+        value = self.name("the collection, as in image.collection='ada/trees'")
+        owner, slash, name = value.partition("/")
+        if not (slash and owner.strip() and name.strip()):
+            raise QueryError(
+                "name the collection with its owner, as in image.collection='ada/trees', "
+                f"at position {value_at}",
+                value_at,
+            )
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise QueryError(
+                f"the query names too many labels (more than {MAX_TERMS}) at position {start}",
+                start,
+            )
+        return Collection(owner.strip(), name.strip(), start)
 
     def name(self, expected: str) -> str:
         self.skip_space()
@@ -339,12 +379,14 @@ class LabelQuery:
 
     tree: Node
     label_ids: dict[Term, int]
+    collection_ids: dict[Collection, int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str) -> LabelQuery:
-        """Parse `text` and look up its labels (one query); QueryError when either fails."""
+        """Parse `text` and look up its labels (one query) and collections; QueryError when
+        either fails."""
         tree = parse(text)
-        return cls(tree, resolve(set(terms_of(tree))))
+        return cls(tree, resolve(set(terms_of(tree))), resolve_collections(tree))
 
     def __str__(self) -> str:
         """The query in canonical form: normalised names, minimal parentheses."""
@@ -374,7 +416,7 @@ class LabelQuery:
         """
         if passing is None:
             passing = Sql(PASSING, [min_probability, min_confidence])
-        compiler = _Compiler(self.label_ids, passing)
+        compiler = _Compiler(self.label_ids, passing, self.collection_ids)
         return Sql("img.status = %s AND ", [Image.Status.PUBLIC]) + compiler.compile(self.tree)
 
     def image_ids_sql(self, **filters) -> Sql:
@@ -407,10 +449,38 @@ def resolve(terms: set[Term]) -> dict[Term, int]:
     return {term: known[term] for term in terms}
 
 
+def _collections_in(node: Node) -> Iterator[Collection]:
+    if isinstance(node, Collection):
+        yield node
+    elif isinstance(node, Not):
+        yield from _collections_in(node.operand)
+    elif isinstance(node, And | Or):
+        for operand in node.operands:
+            yield from _collections_in(operand)
+
+
+def resolve_collections(tree: Node) -> dict[Collection, int]:
+    """The id of each collection the query names, or QueryError naming the first unknown."""
+    found = {}
+    for collection in _collections_in(tree):
+        if collection in found:
+            continue
+        row = ImageCollection.objects.named(collection.owner, collection.name)
+        if row is None:
+            raise QueryError(
+                f"unknown collection: {collection.owner}/{collection.name}", collection.position
+            )
+        found[collection] = row.pk
+    return found
+
+
 class _Compiler:
-    def __init__(self, label_ids: dict[Term, int], passing: Sql):
+    def __init__(
+        self, label_ids: dict[Term, int], passing: Sql, collection_ids: dict | None = None
+    ):
         self.label_ids = label_ids
         self.passing = passing
+        self.collection_ids = collection_ids or {}
 
     def has_pair(self, label_ids: list[int]) -> Sql:
         if len(label_ids) == 1:
@@ -428,6 +498,12 @@ class _Compiler:
     def compile(self, node: Node) -> Sql:
         if isinstance(node, Term):
             return self.has_pair([self.label_ids[node]])
+        if isinstance(node, Collection):
+            return Sql(
+                "EXISTS (SELECT 1 FROM donations_imagecollection_images c "
+                "WHERE c.image_id = img.id AND c.imagecollection_id = %s)",
+                [self.collection_ids[node]],
+            )
         if isinstance(node, Not):
             return "NOT " + self.compile(node.operand)
         if isinstance(node, And):

@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from donations import api as donations_api
+from people import api as people_api
 from validation import api as validation_api
 from validation import labelme_views, pair_views, statistics_views
 
@@ -50,4 +51,34 @@ urlpatterns = [
     path("donation/<uuid:uuid>", donations_api.donation_image, name="api-donation"),
     path("donate", donations_api.donate, name="api-donate"),
     path("report/<uuid:uuid>", donations_api.report, name="api-report"),
+    path("login", people_api.login, name="api-login"),
+    path("logout", people_api.logout, name="api-logout"),
+    path("signup", people_api.signup, name="api-signup"),
+    path("user/<str:username>/profile", people_api.profile, name="api-user-profile"),
+    path(
+        "user/<str:username>/imagecollections",
+        donations_api.image_collections,
+        name="api-image-collections",
+    ),
+    path(
+        "user/<str:username>/imagecollection",
+        donations_api.create_image_collection,
+        name="api-image-collection-create",
+    ),
+    path(
+        "user/<str:username>/imagecollection/<str:name>",
+        donations_api.image_collection,
+        name="api-image-collection",
+    ),
+    path(
+        "user/<str:username>/imagecollection/<str:name>/image/<uuid:uuid>",
+        donations_api.add_to_image_collection,
+        name="api-image-collection-add",
+    ),
+    path("user/<str:username>/api-token", people_api.create_api_token, name="api-token-create"),
+    path(
+        "user/<str:username>/api-token/<str:token>/revoke",
+        people_api.revoke_api_token,
+        name="api-token-revoke",
+    ),
 ]

@@ -18,8 +18,8 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 def _errors(*codes: int) -> dict:
     reasons = {
         400: "The request is malformed; `error` says how.",
-        401: "The X-Voter-Token names no voter.",
-        403: "Not allowed (for example, voting on your own donation).",
+        401: "The X-Voter-Token names no voter, or the API token is unknown, revoked or expired.",
+        403: "Not allowed (for example, voting on your own donation, or an API token without the scope).",
         404: "Nothing public by that name.",
         405: "Wrong method.",
         409: "Conflict (a duplicate, or a second report).",
@@ -356,6 +356,281 @@ EXPORT_ERRORS = {
 }
 
 
+API_TOKEN = {
+    "name": "X-Api-Token",
+    "in": "header",
+    "required": False,
+    "description": "An account's API token (imk_…), as the original's clients send it; "
+    "`Authorization: Bearer` carries the same.",
+    "schema": {"type": "string"},
+}
+USERNAME_PATH = {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
+EMPTY = {"type": "object"}
+ISSUED_TOKEN = {
+    "type": "object",
+    "required": ["token", "scopes", "expires_at"],
+    "properties": {
+        "token": {"type": "string", "description": "Shown once."},
+        "description": {"type": "string"},
+        "scopes": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["annotate", "donate", "read", "vote"]},
+        },
+        "issued_at": {"type": "integer"},
+        "expires_at": {"type": "integer"},
+    },
+}
+
+
+COLLECTION = {
+    "type": "object",
+    "required": ["name", "owner", "images", "query"],
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "owner": {"type": "string"},
+        "images": {"type": "integer", "minimum": 0, "description": "Its public pictures."},
+        "query": {"type": "string", "description": "The export query term that names it."},
+    },
+}
+COLLECTION_PATH = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _collection_paths(signed: list) -> dict:
+    return {
+        "/v1/user/{username}/imagecollections": {
+            "get": {
+                "summary": "An account's image collections",
+                "parameters": [USERNAME_PATH],
+                "responses": {
+                    "200": _json({"type": "array", "items": COLLECTION}, "The list."),
+                    **_errors(404),
+                },
+            }
+        },
+        "/v1/user/{username}/imagecollection": {
+            "post": {
+                "summary": "A new image collection of your own (scope annotate)",
+                "security": signed,
+                "parameters": [USERNAME_PATH, API_TOKEN],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": 100,
+                                        "pattern": "^[^/]*[^/ ][^/]*$",
+                                    },
+                                    "description": {"type": "string", "maxLength": 500},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(COLLECTION, "Made."),
+                    **_errors(400, 401, 403, 409, 415),
+                },
+            }
+        },
+        "/v1/user/{username}/imagecollection/{name}": {
+            "get": {
+                "summary": "A collection with the uuids of its public pictures",
+                "parameters": [USERNAME_PATH, COLLECTION_PATH],
+                "responses": {
+                    "200": _json(
+                        {
+                            **COLLECTION,
+                            "properties": {
+                                **COLLECTION["properties"],
+                                "uuids": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "uuid"},
+                                },
+                            },
+                        },
+                        "The collection.",
+                    ),
+                    **_errors(404),
+                },
+            }
+        },
+        "/v1/user/{username}/imagecollection/{name}/image/{uuid}": {
+            "post": {
+                "summary": "Add a public picture to one of your collections (scope annotate)",
+                "security": signed,
+                "parameters": [USERNAME_PATH, COLLECTION_PATH, UUID_PATH, API_TOKEN],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["added"],
+                            "properties": {"added": {"type": "string", "format": "uuid"}},
+                        },
+                        "Added.",
+                    ),
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+    }
+
+
+def _account_paths() -> dict:
+    signed = [{"bearerAuth": []}, {"apiToken": []}]
+    return {
+        **_collection_paths(signed),
+        "/v1/login": {
+            "post": {
+                "summary": "HTTP Basic user name (or e-mail) and password → an API token with "
+                "every scope, valid 7 days",
+                "security": [{"basicAuth": []}],
+                "parameters": [TOKEN],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["token"],
+                            "properties": {"token": {"type": "string"}},
+                        },
+                        "Send the token as Authorization: Bearer.",
+                    ),
+                    **_errors(401, 403, 429, 503),
+                },
+            }
+        },
+        "/v1/logout": {
+            "post": {
+                "summary": "Revoke the API token this call is made with",
+                "security": signed,
+                "parameters": [API_TOKEN],
+                "responses": {"200": _json(EMPTY, "Revoked."), **_errors(401)},
+            }
+        },
+        "/v1/signup": {
+            "post": {
+                "summary": "A new account; it logs in once the e-mail address is confirmed",
+                "description": "A registered address answers the same 201 (its owner is "
+                "told by mail): the answer never says who is registered.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["username", "password", "email"],
+                                "properties": {
+                                    "username": {"type": "string", "minLength": 1},
+                                    "password": {"type": "string", "minLength": 1},
+                                    "email": {"type": "string", "minLength": 1},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(
+                        {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {"status": {"type": "string"}},
+                        },
+                        "Check your e-mail.",
+                    ),
+                    **_errors(400, 415, 429, 503),
+                },
+            }
+        },
+        "/v1/user/{username}/profile": {
+            "get": {
+                "summary": "A contributor's public profile (never which answer on what)",
+                "parameters": [USERNAME_PATH],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["user_info", "statistics"],
+                            "properties": {
+                                "user_info": {
+                                    "type": "object",
+                                    "required": ["name", "created", "is_moderator"],
+                                    "properties": {
+                                        "name": {"type": "string"},
+                                        "created": {"type": "integer"},
+                                        "profile_picture": {"type": "string"},
+                                        "is_moderator": {"type": "boolean"},
+                                    },
+                                },
+                                "statistics": {
+                                    "type": "object",
+                                    "required": ["validations", "donations"],
+                                    "properties": {
+                                        "validations": {"type": "integer", "minimum": 0},
+                                        "settled_pairs_helped": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "description": "A day late, in tens.",
+                                        },
+                                        "donations": {"type": "integer", "minimum": 0},
+                                    },
+                                },
+                            },
+                        },
+                        "The profile.",
+                    ),
+                    **_errors(404),
+                },
+            }
+        },
+        "/v1/user/{username}/api-token": {
+            "post": {
+                "summary": "A new API token for your own account (scopes at most the calling "
+                "token's)",
+                "security": signed,
+                "parameters": [USERNAME_PATH, API_TOKEN],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "description": {"type": "string", "maxLength": 200},
+                                    "scopes": ISSUED_TOKEN["properties"]["scopes"],
+                                    "days": {"type": "integer", "minimum": 1, "maximum": 730},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(ISSUED_TOKEN, "The new token."),
+                    **_errors(400, 401, 403, 415),
+                },
+            }
+        },
+        "/v1/user/{username}/api-token/{token}/revoke": {
+            "post": {
+                "summary": "Revoke one of your tokens, named by its secret or its prefix "
+                "(imk_1a2b3c4d: keeps the secret out of access logs)",
+                "security": signed,
+                "parameters": [
+                    USERNAME_PATH,
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
+                    API_TOKEN,
+                ],
+                "responses": {"200": _json(EMPTY, "Revoked."), **_errors(401, 403, 404)},
+            }
+        },
+    }
+
+
 def build() -> dict:
     vote_operation = {
         "summary": "Vote on whether the label is in the picture",
@@ -389,7 +664,12 @@ def build() -> dict:
                         "uuid": {"type": "string", "format": "uuid"},
                     },
                 },
-            }
+            },
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "basicAuth": {"type": "http", "scheme": "basic"},
+                "apiToken": {"type": "apiKey", "in": "header", "name": "X-Api-Token"},
+            },
         },
         "paths": {
             "/v1/label": {
@@ -876,5 +1156,6 @@ def build() -> dict:
                     },
                 }
             },
+            **_account_paths(),
         },
     }

@@ -67,6 +67,10 @@ SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
+# Sign-in with an OAuth provider is off unless named here (e.g. "github,google"); each
+# needs OAUTH_<NAME>_CLIENT_ID and OAUTH_<NAME>_SECRET (see SOCIALACCOUNT_PROVIDERS).
+OAUTH_PROVIDERS = env_list("OAUTH_PROVIDERS", "")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -77,6 +81,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_ratelimit",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    *(f"allauth.socialaccount.providers.{name}" for name in OAUTH_PROVIDERS),
     "people",
     "labels",
     "donations",
@@ -91,6 +99,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -378,7 +387,92 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+
+# --- Accounts (django-allauth) ---------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "people:settings"
+ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+# An account signs in only once its address is verified: until then it is nobody's.
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # a link scanner's GET confirms nothing: a POST does
+# Sign-up, sign-in and reset answer alike whether or not an address is registered.
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_USERNAME_MIN_LENGTH = 2
+ACCOUNT_USERNAME_BLACKLIST = ["admin", "root", "imagemonkey", "moderator", "curator", "me"]
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[ImageMonkey] "
+# Failed sign-ins and reset requests are limited by people.ratelimits (per address and per
+# account, failing closed when Redis is away); allauth's own limits stay on for the rest.
+ACCOUNT_RATE_LIMITS = {"login_failed": False}
+SOCIALACCOUNT_PROVIDERS = {
+    name: {
+        "APPS": [
+            {
+                "client_id": env_str(f"OAUTH_{name.upper()}_CLIENT_ID"),
+                "secret": env_str(f"OAUTH_{name.upper()}_SECRET"),
+            }
+        ]
+    }
+    for name in OAUTH_PROVIDERS
+}
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # a provider's word alone never claims an account
+PASSWORD_RESET_RATE = env_str("PASSWORD_RESET_RATE", "5/h")  # per address and per e-mail
+API_TOKEN_DAYS = 365  # the default lifetime of an API token
+
+
+# --- E-mail ------------------------------------------------------------------
+def _email_settings() -> dict:
+    """EMAIL_URL (smtp://user:pass@host:port, smtps://… for TLS on connect, console:) or the
+    usual EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS."""
+    from urllib.parse import unquote, urlsplit
+
+    url = env_str("EMAIL_URL")
+    if url.startswith("console:"):
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps", "submission"):
+            raise ImproperlyConfigured(
+                f"EMAIL_URL must start with smtp://, smtps:// or console:, not {parts.scheme}://"
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured("EMAIL_URL holds a port that is not a number") from None
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": parts.hostname or "localhost",
+            "EMAIL_PORT": port
+            or (465 if parts.scheme == "smtps" else 587 if parts.username else 25),
+            "EMAIL_HOST_USER": unquote(parts.username or ""),
+            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+            "EMAIL_USE_SSL": parts.scheme == "smtps",
+            "EMAIL_USE_TLS": parts.scheme != "smtps"
+            and env_bool("EMAIL_USE_TLS", bool(parts.username)),
+        }
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": env_str("EMAIL_HOST", "localhost"),
+        "EMAIL_PORT": env_int("EMAIL_PORT", 25),
+        "EMAIL_HOST_USER": env_str("EMAIL_HOST_USER"),
+        "EMAIL_HOST_PASSWORD": env_str("EMAIL_HOST_PASSWORD"),
+        "EMAIL_USE_TLS": env_bool("EMAIL_USE_TLS", False),
+        "EMAIL_USE_SSL": env_bool("EMAIL_USE_SSL", False),
+    }
+
+
+globals().update(_email_settings())
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ImageMonkey <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,7 +1,8 @@
+from allauth.account import views as account_views
 from django.contrib import admin
 from django.urls import include, path
 
-from people.ratelimits import throttle_sign_in
+from people.ratelimits import throttle_reset, throttle_sign_in
 
 from . import views
 
@@ -15,6 +16,19 @@ urlpatterns = [
     # Before the admin's own URLs, so that its sign-in is throttled.
     path("admin/login/", throttle_sign_in(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
+    # Before allauth's own URLs, so that sign-in and reset requests are throttled.
+    path(
+        "accounts/login/",
+        throttle_sign_in(account_views.login),
+        name="account_login",
+    ),
+    path(
+        "accounts/password/reset/",
+        throttle_reset(account_views.password_reset),
+        name="account_reset_password",
+    ),
+    path("accounts/", include("allauth.urls")),
+    path("", include("people.urls")),
     path("v1/", include("imagemonkey.api_urls")),
     path("api", views.api_docs, name="api-docs"),
     path("", include("validation.urls")),

@@ -30,8 +30,14 @@ UNAVAILABLE = "This is unavailable for a moment (our rate limiter cannot be reac
 
 
 def voter_key(group: str, request: HttpRequest) -> str:
-    """The voter: by their API token's hash when they send one (one token, one voter:
-    no lookup needed), else by request.voter."""
+    """The caller: by account when an API token or a signed-in session names one (all of
+    an account's tokens share its limits), by their voter token's hash when they send one
+    (one token, one voter: no lookup needed), else by request.voter."""
+    if (api_token := getattr(request, "api_token", None)) is not None:
+        return f"account:{api_token.user_id}"
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and not request.path.startswith("/v1/"):
+        return f"account:{user.pk}"
     if token := request.META.get(TOKEN_HEADER, "").strip():
         return f"token:{Voter.hash_token(token)}"
     voter = request.voter
@@ -117,6 +123,7 @@ def limit(
     methods: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE"),
     by_address_only: bool = False,
     by_network: bool = False,
+    by: tuple | None = None,
 ):
     """Decorate a view: over the limit → 429; Redis down → 503.
 
@@ -124,7 +131,7 @@ def limit(
     anonymous reads, where creating a voter per call would be waste, and
     `by_network` counts per /24 (or /48) instead: one count for a whole farm.
     """
-    keys = keys_for(by_address_only, by_network)
+    keys = by or keys_for(by_address_only, by_network)
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -143,10 +150,32 @@ def limit(
 # --- Sign-in ------------------------------------------------------------------------
 
 
+def sign_in_name(request: HttpRequest) -> str:
+    """The account a sign-in names: the admin's `username`, the site's `login` (a user
+    name or an e-mail address), or what an API view read from HTTP Basic."""
+    name = getattr(request, "sign_in_name", None)
+    if name is None:
+        name = request.POST.get("username") or request.POST.get("login") or ""
+    return name.strip().lower()
+
+
 def username_key(group: str, request: HttpRequest) -> str:
     """The account a sign-in names (hashed: no user name is stored in Redis)."""
-    name = request.POST.get("username", "").strip().lower()
-    return "username:" + hashlib.sha256(name.encode()).hexdigest()
+    return "username:" + hashlib.sha256(sign_in_name(request).encode()).hexdigest()
+
+
+def email_key(group: str, request: HttpRequest) -> str:
+    """The address a password reset is asked for (hashed), registered or not."""
+    address = request.POST.get("email", "").strip().lower()
+    return "email:" + hashlib.sha256(address.encode()).hexdigest()
+
+
+def throttle_reset(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorate the password-reset view: PASSWORD_RESET_RATE requests per client address
+    and per e-mail address, counted alike whether the address is registered or not."""
+    return limit("password-reset", "PASSWORD_RESET_RATE", methods=("POST",), by=("ip", email_key))(
+        view
+    )
 
 
 def _sign_in_counts(request: HttpRequest, *, increment: bool) -> bool:
@@ -165,12 +194,18 @@ def _sign_in_counts(request: HttpRequest, *, increment: bool) -> bool:
     return reached
 
 
-def throttle_sign_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def redirected(response: HttpResponse) -> bool:
+    return 300 <= response.status_code < 400
+
+
+def throttle_sign_in(
+    view: Callable[..., HttpResponse], succeeded: Callable[[HttpResponse], bool] = redirected
+) -> Callable[..., HttpResponse]:
     """Decorate a sign-in view: failed attempts count per address and per user name.
 
     Past LOGIN_FAILURE_RATE the next attempt is refused (429) before any password is
     checked. Only failures count, so an account's owner is not locked out by their own
-    successful sign-ins; a success is the view's redirect (a 3xx).
+    successful sign-ins; a success is what `succeeded` says (a page's redirect, a 3xx).
     """
 
     @wraps(view)
@@ -185,7 +220,7 @@ def throttle_sign_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
             log.error("rate limiter unavailable for sign-in: %s", error)
             return unavailable(request)
         response = view(request, *args, **kwargs)
-        if not 300 <= response.status_code < 400:
+        if not succeeded(response):
             try:
                 _sign_in_counts(request, increment=True)
             except Exception as error:

@@ -466,7 +466,7 @@ class TestDonate:
         assert image.status == "pending" and image.donor.token_sha256
         assert ImageLabel.objects.get(image=image).label.name == "dog"
 
-    def test_an_image_collection_is_checked_and_said_to_be_not_stored(self, client):
+    def test_an_image_collection_without_an_api_token_is_named_and_not_added(self, client):
         response = client.post(
             "/v1/donate",
             {"image": SimpleUploadedFile("x.jpg", photo_bytes()), "image_collection": "trip"},

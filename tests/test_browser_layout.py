@@ -45,8 +45,50 @@ def pages(site) -> list[str]:
         "/label",
         "/me",
         "/releases",
+        "/accounts/login/",
+        "/accounts/signup/",
+        "/accounts/password/reset/",
         "/no-such-page",
     ]
+
+
+def test_the_account_pages_fit_every_width_without_scrolling_sideways(page, site, screenshot_dir):
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth.models import User
+
+    from people.models import ApiToken
+
+    user = User.objects.create_user("ada", "ada@example.org", "a long enough password 42")
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    make_voter(user=user)
+    ApiToken.issue(user, ["read", "vote", "donate", "annotate"], "a long description " * 5)
+    page.goto("/accounts/login/")
+    page.get_by_label("Login:").fill("ada")
+    page.get_by_label("Password:", exact=True).fill("a long enough password 42")
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/settings")
+    too_wide = []
+    urls = [
+        "/settings",
+        "/settings/delete",
+        "/accounts/email/",
+        "/accounts/password/change/",
+        "/people/ada",
+    ]
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        for url in urls:
+            page.goto(url)
+            assert page.get_by_role("heading", level=1).inner_text() in page.title(), url
+            scroll, inner = page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            if scroll > inner:
+                too_wide.append(f"{url} at {width}: {scroll} px")
+            if width in (390, 1366) and url in ("/settings", "/people/ada"):
+                name = url.strip("/").replace("/", "-") + f"-{width}.png"
+                page.screenshot(path=str(screenshot_dir / name), full_page=True)
+    assert not too_wide, "pages wider than the screen: " + "; ".join(too_wide)
 
 
 def test_every_page_fits_every_width_without_scrolling_sideways(page, site, screenshot_dir):

@@ -398,6 +398,7 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "write /etc/imagemonkey/env (owner imagemonkey, mode 600)",
         "manage.py migrate --no-input",
         "manage.py populate_labels",
+        "manage.py make_groups",
         "manage.py collectstatic --no-input",
         "deploy/render.py --var server_name=example.org --var api_server_name=api.example.org",
         "--var trusted_proxies=10.1.0.0/16",
@@ -716,9 +717,10 @@ def test_update_deploys_a_new_version_and_reloads_gracefully(deployed):
     assert result.returncode == 0, result.stdout + result.stderr
     assert deployed.head() == new
     calls = deployed.calls.read_text().splitlines()
-    assert calls[:4] == [
+    assert calls[:5] == [
         "bootstrap",
         "v2 manage.py migrate --no-input",
+        "v2 manage.py make_groups",
         "v2 manage.py collectstatic --no-input -v 0",
         "supervisorctl pid imagemonkey",
     ]

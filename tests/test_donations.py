@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -20,7 +21,7 @@ from donations import decoding
 from donations.ingest import ingest
 from donations.models import Image, ImageLabel
 from labels.models import LabelSuggestion
-from people.models import Voter
+from people.models import ApiToken, Voter
 from tests.helpers import make_image, make_label, photo_bytes
 
 pytestmark = pytest.mark.django_db
@@ -310,7 +311,7 @@ def test_one_network_cannot_fill_the_waiting_room_for_everyone(client, settings)
     }
 
 
-def test_trusted_donors_and_accounts_are_not_held_by_the_caps(settings):
+def test_trusted_donors_are_not_held_by_the_caps_and_a_fresh_account_is(settings):
     settings.MAX_PENDING_PER_NETWORK, settings.MAX_PENDING_ANONYMOUS = 1, 1
     make_image(status=Image.Status.PENDING, donor_network="198.51.100.0/24")
     voter, token = Voter.create_with_token(trusted=True)
@@ -329,6 +330,23 @@ def test_trusted_donors_and_accounts_are_not_held_by_the_caps(settings):
         REMOTE_ADDR="198.51.100.6",
     )
     assert refused.status_code == 503 and "your network" in refused.json()["error"]
+    member = User.objects.create_user("member", password="x" * 20)
+    _, plaintext = ApiToken.issue(member, ["donate"])
+    account = Client().post(
+        "/v1/donate",
+        {"image": upload("a.jpg", photo_bytes(color=(3, 240, 3)))},
+        HTTP_AUTHORIZATION=f"Bearer {plaintext}",
+        REMOTE_ADDR="198.51.100.7",
+    )
+    assert account.status_code == 503, "signing up costs nothing: an account alone is no record"
+    Voter.objects.filter(user=member).update(trusted=True)
+    trusted = Client().post(
+        "/v1/donate",
+        {"image": upload("b.jpg", photo_bytes(color=(3, 240, 3)))},
+        HTTP_AUTHORIZATION=f"Bearer {plaintext}",
+        REMOTE_ADDR="198.51.100.7",
+    )
+    assert trusted.status_code == 201, trusted.content
 
 
 def test_only_the_donor_withdraws_a_picture_and_only_while_it_waits(client):

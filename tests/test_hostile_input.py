@@ -53,6 +53,11 @@ GET_URLS = [
     "/v1/label/suggestions",
     "/v1/statistics",
     "/v1/activity",
+    "/accounts/login/",
+    "/accounts/signup/",
+    "/accounts/password/reset/",
+    "/people/nobody",
+    "/v1/user/nobody/profile",
 ]
 PARAMETERS = [
     "label",
@@ -87,6 +92,7 @@ JSON_ENDPOINTS = [
     ("patch", "/v1/validation/validate"),
     ("post", "/v1/donation/{uuid}/labelme"),
     ("post", "/v1/label/suggest"),
+    ("post", "/v1/signup"),
 ]
 
 json_values = st.recursive(

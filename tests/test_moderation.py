@@ -261,15 +261,18 @@ def test_voters_with_a_history_on_one_network_count_once(
     assert image.status == "public"
 
 
-def test_an_account_counts_and_a_banned_voter_does_not(
+def test_a_staff_account_counts_and_a_fresh_account_or_a_banned_voter_does_not(
     settings, django_capture_on_commit_callbacks
 ):
+    """Anyone can sign up, so an account without a gold record is no history."""
     settings.REPORTS_TO_HIDE = 2
     image = public_image(django_capture_on_commit_callbacks)
     banned = make_voter(trusted=True, banned=True)
     report_as(banned, image, "198.51.100.1")
     member = make_voter(user=User.objects.create_user("member", password="x" * 20))
     report_as(member, image, "203.0.113.1")
+    staff = make_voter(user=User.objects.create_user("staff", password="x" * 20, is_staff=True))
+    report_as(staff, image, "203.0.114.1")
     image.refresh_from_db()
     assert image.status == "public"
     with django_capture_on_commit_callbacks(execute=True):

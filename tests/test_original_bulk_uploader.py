@@ -2,25 +2,25 @@
 request for request, over real HTTP: each picture is donated (the script counts only a
 200 as success), then labelled by the uuid the donation answered.
 
-The script authenticates with `X-Api-Token: <account token>`. Accounts and their tokens
-are not served by this branch yet: the requests below carry an anonymous voter's
-`X-Voter-Token` in its place (TOKEN_HEADER), which acts the same for these two calls.
+The script authenticates with `X-Api-Token: <account token>`, as here: an account's API
+token, with the scopes the site's settings page gives by default.
 """
 
 import io
 
 import pytest
 import requests
+from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
-from donations.models import Image, ImageLabel
+from donations.models import Image, ImageCollection, ImageLabel
 from labels.models import LabelSuggestion
+from people.models import ApiToken
 from tests.helpers import make_label
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Where the script's X-Api-Token goes once account tokens are served.
-TOKEN_HEADER = "X-Voter-Token"
+TOKEN_HEADER = "X-Api-Token"
 
 
 def resized_jpeg(seed: int) -> bytes:
@@ -64,12 +64,14 @@ def push(base: str, token: str, img_bytes: bytes, image_collection, labels) -> l
 def test_the_original_bulk_uploader_donates_and_labels_its_pictures(live_server):
     make_label("apple")
     make_label("table")
-    token = requests.post(live_server.url + "/v1/voter", timeout=30).json()["token"]
+    user = get_user_model().objects.create_user("bulk", "bulk@example.org", "a long passphrase")
+    _, token = ApiToken.issue(user, ["read", "donate", "annotate"], "bulk uploader")
     labels = [
         {"label": "apple", "annotatable": True},
         {"label": "table", "annotatable": True},
         {"label": "knife", "annotatable": False},
     ]
+    kitchen = ImageCollection.objects.create(owner=user, name="kitchen")
     for seed, collection in ((1, None), (2, "kitchen")):
         donated, labelled = push(live_server.url, token, resized_jpeg(seed), collection, labels)
         assert donated.status_code == 200, donated.text
@@ -80,4 +82,5 @@ def test_the_original_bulk_uploader_donates_and_labels_its_pictures(live_server)
         assert names == {"apple", "table"}
         assert labelled.json()["suggested"] == ["knife"]
     assert LabelSuggestion.objects.get().name == "knife"
+    assert kitchen.images.count() == 1, "the second picture went into the account's collection"
     assert not ImageLabel.objects.filter(ask_parts=True).exists(), "add_sublabels=false"

@@ -559,7 +559,16 @@ def stack():
 # --- The checks, in the order of the list -------------------------------------------
 
 
-PAGES = ("/", "/browse", "/donate", "/validate", "/about", "/admin/login/")
+PAGES = (
+    "/",
+    "/browse",
+    "/donate",
+    "/validate",
+    "/about",
+    "/admin/login/",
+    "/accounts/login/",
+    "/accounts/signup/",
+)
 
 
 def test_https_pages_answer_with_hsts_csp_nosniff_and_frame_denial(stack):

@@ -138,7 +138,7 @@ def _find_pair(image_uuid, label: Label) -> ImageLabel:
 
 @api_write
 @allow("POST")
-@api_identity
+@api_identity(scope="vote")
 @limit("vote", "VOTE_RATE")
 def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
     """POST /v1/donation/<uuid>/validate/<yes|no> with {"label", "sublabel"}."""
@@ -192,7 +192,7 @@ def vote_json(uuid, label: Label, answer: str, replaced: bool, counted: bool) ->
 
 @api_write
 @allow("PATCH")
-@api_identity
+@api_identity(scope="vote")
 @limit("vote", "VOTE_RATE")
 def vote_many(request: HttpRequest) -> JsonResponse:
     """PATCH /v1/donation/validate: several answers on one label, all or nothing."""

@@ -154,7 +154,7 @@ def _labelable(request: HttpRequest, uuid) -> Image | None:
 
 @api_write
 @allow("POST")
-@api_identity
+@api_identity(scope="annotate")
 @limit("label", "VOTE_RATE")
 def add_labels(request: HttpRequest, uuid) -> JsonResponse:
     """POST /v1/donation/<uuid>/labelme with [{label, sublabels}]: every label, or none."""

@@ -128,7 +128,7 @@ def _body(request: HttpRequest) -> dict:
 
 @api_write
 @allow("POST")
-@api_identity
+@api_identity(scope="vote")
 @limit("vote", "VOTE_RATE")
 def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
     """POST /v1/validation/<uuid>/validate/<yes|no>, with the task's ticket."""
@@ -164,7 +164,7 @@ def vote(request: HttpRequest, uuid, answer: str) -> JsonResponse:
 
 @api_write
 @allow("PATCH")
-@api_identity
+@api_identity(scope="vote")
 @limit("vote", "VOTE_RATE")
 def vote_many(request: HttpRequest) -> HttpResponse:
     """PATCH /v1/validation/validate: {"validations": [{uuid, valid, ticket}]}, all or nothing."""

@@ -85,6 +85,22 @@ def checked_answers(voter: Voter) -> dict:
     return {name: value // step * step for name, value in numbers.items()}
 
 
+def public_numbers(voter: Voter) -> dict:
+    """What a public profile may say of a voter: how many answers they gave, and how many
+    settled pairs they helped settle (counted answers that agreed with the outcome) —
+    never which answer on what. The second number moves a day late and in tens, so that
+    watching it never tells how they answered a pair that has just settled."""
+    votes = votes_of(voter).exclude(answer=Vote.Answer.SKIP)
+    since = timezone.now() - timedelta(hours=settings.GOLD_REPORT_DELAY_HOURS)
+    helped = (
+        votes.filter(counted=True, pair__status__in=[VALIDATED, REJECTED], pair__updated__lt=since)
+        .filter(_agrees("pair__status", VALIDATED, REJECTED))
+        .count()
+    )
+    step = settings.GOLD_REPORT_STEP
+    return {"votes": votes.count(), "settled_helped": helped // step * step}
+
+
 def activity_chart(days: list, votes: dict, donations: dict) -> dict:
     """Bars for an SVG chart: one pair of bars a day, scaled to the busiest day."""
     width, height, pad = 720, 200, 30
