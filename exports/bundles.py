@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from uuid import UUID
 
 from django.utils.text import slugify
 
@@ -63,7 +64,7 @@ TAR_BLOCK = tarfile.BLOCKSIZE
 TAR_RECORD = tarfile.RECORDSIZE
 
 
-class _TarStream:
+class TarStream:
     """Tar framing written by hand, so members stream without a seekable file."""
 
     def __init__(self, mtime: float):
@@ -115,14 +116,14 @@ def folder_names(snap: Snapshot) -> dict[int, str]:
     return folders
 
 
-def _hashed(chunks: Iterator[bytes], digest) -> Iterator[bytes]:
+def hashed(chunks: Iterator[bytes], digest) -> Iterator[bytes]:
     for chunk in chunks:
         digest.update(chunk)
         yield chunk
 
 
 @dataclass
-class _TarCounts:
+class TarCounts:
     images: int = 0
     files: int = 0
     skipped: int = 0
@@ -140,7 +141,7 @@ def archive_folder(export: Export, taken: datetime) -> str:
     return f"imagemonkey-{stem}-{taken:%Y%m%d}"
 
 
-class _Spool:
+class Spool:
     """Lines of a member written while the images stream, sent once their size is known.
 
     They wait in a temporary file, not in memory; `member` hashes what it sends
@@ -155,16 +156,16 @@ class _Spool:
     def write(self, line: bytes) -> None:
         self.file.write(line)
 
-    def member(self, archive: _TarStream, folder: str, hashes) -> Iterator[bytes]:
+    def member(self, archive: TarStream, folder: str, hashes) -> Iterator[bytes]:
         size = self.file.tell()
         self.file.seek(0)
         digest = hashlib.sha256()
-        chunks = _hashed(iter(partial(self.file.read, FILE_CHUNK_BYTES), b""), digest)
+        chunks = hashed(iter(partial(self.file.read, FILE_CHUNK_BYTES), b""), digest)
         yield from archive.member(f"{folder}/{self.name}", size, chunks)
         hashes.write(f"{digest.hexdigest()}  {self.name}\n".encode())
 
 
-def _csv_line(cells: list) -> bytes:
+def csv_line(cells: list) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(cells)
     return buffer.getvalue().encode()
@@ -182,28 +183,28 @@ def render_tar(export: Export) -> Iterator[bytes]:
     everything before it; those lines wait in a temporary file, not in memory.
     """
     with snapshot() as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
-        archive = _TarStream(snap.taken.timestamp())
+        archive = TarStream(snap.taken.timestamp())
         folder = archive_folder(export, snap.taken)
-        counts = _TarCounts()
+        counts = TarCounts()
         if export.release_id is None:
             names = folder_names(snap)
         else:  # the folders as they were named when the release was cut
             names = released_folders(snap, export.release_id)
-        classes = export.query.requested_label_ids or _used_labels(export, snap)
+        classes = export.query.requested_label_ids or used_classes(export, snap)
         if export.layout == Layout.MULTI:
             split = ["split"] if export.split else []
             header = ["file", "uuid", *split, *(names[label_id] for label_id in classes)]
             spools = [
-                _Spool(
-                    "labels.csv", files.enter_context(tempfile.TemporaryFile()), _csv_line(header)
+                Spool(
+                    "labels.csv", files.enter_context(tempfile.TemporaryFile()), csv_line(header)
                 ),
-                _Spool("labels.jsonl", files.enter_context(tempfile.TemporaryFile())),
+                Spool("labels.jsonl", files.enter_context(tempfile.TemporaryFile())),
             ]
         else:
             header = ["uuid", "reason", "labels"]
             spools = [
-                _Spool(
-                    "skipped.csv", files.enter_context(tempfile.TemporaryFile()), _csv_line(header)
+                Spool(
+                    "skipped.csv", files.enter_context(tempfile.TemporaryFile()), csv_line(header)
                 )
             ]
         yield from _image_members(
@@ -212,9 +213,8 @@ def render_tar(export: Export) -> Iterator[bytes]:
         yield from _pairs_csv_member(export, snap, archive, folder, counts, hashes)
         for spool in spools:
             yield from spool.member(archive, folder, hashes)
-        if export.release_id is not None:
-            yield from _quality_members(export, snap, archive, folder, hashes)
-        head = _manifest_head(export, snap.taken, counts)
+        yield from quality_members(export, snap, archive, folder, hashes)
+        head = manifest_head(export, snap.taken, counts)
         body_size = hashes.tell()
         hashes.seek(0)
         body = iter(partial(hashes.read, FILE_CHUNK_BYTES), b"")
@@ -232,67 +232,105 @@ def released_folders(snap: Snapshot, release_id: int) -> dict[int, str]:
     return dict(snap.rows(sql))
 
 
-def _used_labels(export: Export, snap: Snapshot) -> list[int]:
+def used_classes(export: Export, snap: Snapshot) -> list[int]:
     """The labels of the export's passing pairs: the classes of a query that asks for none
     (`~cat`)."""
     sql = compose(used_labels(export), " ORDER BY label_id")
     return [label_id for (label_id,) in snap.rows(sql)]
 
 
-def _image_members(
-    export, snap, archive, folder, names, classes, spools, counts, hashes
-) -> Iterator[bytes]:
-    storage = public_storage()
-    kind = SIZES[export.size]
+@dataclass
+class Picture:
+    """One image of an image-bundling export (tar, parquet, hf, webdataset), from its row."""
+
+    uuid: UUID
+    extension: str
+    master_sha256: str
+    publication: str
+    split: str | None
+    positives: list[int]
+    negatives: list[int]
+    label_id: int | None = None  # layout=single: its one class
+
+    def targets(self, classes: list[int]) -> list[int | None]:
+        """Multi-hot over `classes`: 1 positive, 0 verified negative, None when not known."""
+        positive, negative = set(self.positives), set(self.negatives)
+        return [1 if c in positive else 0 if c in negative else None for c in classes]
+
+
+def pictures(export, snap, names, classes, skipped: Spool | None, counts) -> Iterator[Picture]:
+    """The export's images in image order, counted in `counts`. With layout=single only
+    those with exactly one positive label among `classes` (their `label_id`); the others
+    are written to `skipped` (skipped.csv) with the reason."""
     wanted = set(classes)
     for row in snap.rows(tar_images(export)):
         uuid, image_format, master_sha256, publication, split, positives, negatives = row
         counts.images += 1
         extension = "png" if image_format == Image.Format.PNG else "jpg"
-        under = f"{split}/" if split else ""  # a split is the first folder: train/dog/…
-        if export.layout == Layout.MULTI:
-            path = f"{under}images/{uuid}.{extension}"
-        else:
+        picture = Picture(uuid, extension, master_sha256, publication, split, positives, negatives)
+        if export.layout == Layout.SINGLE:
             candidates = [label_id for label_id in positives if label_id in wanted]
             if len(candidates) != 1:
                 reason = "no positive label" if not candidates else "several positive labels"
                 labels = " ".join(names[label_id] for label_id in candidates)
-                spools[0].write(_csv_line([str(uuid), reason, labels]))
+                skipped.write(csv_line([str(uuid), reason, labels]))
                 counts.skipped += 1
                 continue
-            path = f"{under}{names[candidates[0]]}/{uuid}.{extension}"
-        try:
-            handle = storage.open(file_name(uuid, kind, extension, publication), "rb")
-        except OSError:
+            picture.label_id = candidates[0]
+        yield picture
+
+
+def open_rendition(export: Export, picture: Picture):
+    """The stored file of the picture's chosen size, open for reading; None when missing."""
+    name = file_name(picture.uuid, SIZES[export.size], picture.extension, picture.publication)
+    try:
+        return public_storage().open(name, "rb")
+    except OSError:
+        return None
+
+
+def _image_members(
+    export, snap, archive, folder, names, classes, spools, counts, hashes
+) -> Iterator[bytes]:
+    single = export.layout == Layout.SINGLE
+    for picture in pictures(export, snap, names, classes, spools[0] if single else None, counts):
+        uuid, extension, split = picture.uuid, picture.extension, picture.split
+        under = f"{split}/" if split else ""  # a split is the first folder: train/dog/…
+        if single:
+            path = f"{under}{names[picture.label_id]}/{uuid}.{extension}"
+        else:
+            path = f"{under}images/{uuid}.{extension}"
+        handle = open_rendition(export, picture)
+        if handle is None:
             counts.missing += 1
             hashes.write(f"# missing, not in the archive: {path}\n".encode())
             continue
         digest = hashlib.sha256()
         with handle:
             chunks = iter(partial(handle.read, FILE_CHUNK_BYTES), b"")
-            yield from archive.member(f"{folder}/{path}", handle.size, _hashed(chunks, digest))
+            yield from archive.member(f"{folder}/{path}", handle.size, hashed(chunks, digest))
         hashes.write(f"{digest.hexdigest()}  {path}\n".encode())
         counts.files += 1
-        if kind == "master" and digest.hexdigest() != master_sha256:
+        if SIZES[export.size] == "master" and digest.hexdigest() != picture.master_sha256:
             counts.mismatched += 1
             hashes.write(f"# differs from the recorded master sha256: {path}\n".encode())
-        if export.layout == Layout.MULTI:
-            _write_targets(spools, path, uuid, split, positives, negatives, names, classes)
+        if not single:
+            _write_targets(spools, path, picture, names, classes)
 
 
-def _write_targets(spools, path, uuid, split, positives, negatives, names, classes) -> None:
+def _write_targets(spools, path: str, picture: Picture, names, classes) -> None:
     """A multi-hot row: 1 positive, 0 verified negative, empty when not known."""
-    positive, negative = set(positives), set(negatives)
-    targets = [1 if c in positive else 0 if c in negative else None for c in classes]
+    targets = picture.targets(classes)
+    split = picture.split
     labels_csv, labels_jsonl = spools
     cells = ["" if target is None else target for target in targets]
-    labels_csv.write(_csv_line([path, str(uuid), *([split] if split else []), *cells]))
+    labels_csv.write(csv_line([path, str(picture.uuid), *([split] if split else []), *cells]))
     entry = {
         "file": path,
-        "uuid": str(uuid),
+        "uuid": str(picture.uuid),
         **({"split": split} if split else {}),
-        "labels": [names[label_id] for label_id in positives],
-        "negatives": [names[label_id] for label_id in negatives],
+        "labels": [names[label_id] for label_id in picture.positives],
+        "negatives": [names[label_id] for label_id in picture.negatives],
         "target": targets,
     }
     labels_jsonl.write(json.dumps(entry).encode() + b"\n")
@@ -310,20 +348,20 @@ def _pairs_csv_member(export, snap, archive, folder, counts, hashes) -> Iterator
     digest = hashlib.sha256()
     header = csv_header(export)
     chunks = itertools.chain([header], crlf(snap.copy_lines(pair_lines(export))))
-    yield from archive.member(f"{folder}/pairs.csv", len(header) + size, _hashed(chunks, digest))
+    yield from archive.member(f"{folder}/pairs.csv", len(header) + size, hashed(chunks, digest))
     hashes.write(f"{digest.hexdigest()}  pairs.csv\n".encode())
 
 
-def _quality_members(export, snap, archive, folder, hashes) -> Iterator[bytes]:
-    """A release's QUALITY.md and quality.json, as measured when it was cut."""
-    (text,) = snap.one(quality.stored(export.release_id))
-    report = json.loads(text)
+def quality_members(export, snap, archive, folder, hashes) -> Iterator[bytes]:
+    """QUALITY.md and quality.json: a release's as measured when it was cut, any other
+    export's measured on its snapshot."""
+    report = quality.of_export(export, snap)
     for name, content in quality.members(report) if report else []:
         yield from archive.member(f"{folder}/{name}", len(content), iter([content]))
         hashes.write(f"{hashlib.sha256(content).hexdigest()}  {name}\n".encode())
 
 
-def _manifest_head(export: Export, taken: datetime, counts: _TarCounts) -> bytes:
+def manifest_head(export: Export, taken: datetime, counts: TarCounts) -> bytes:
     layout = (
         "images/<uuid>.<ext>, multi-hot targets in labels.csv and labels.jsonl"
         if export.layout == Layout.MULTI

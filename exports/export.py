@@ -35,6 +35,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Count, Prefetch, Q
+from django.utils import timezone
 
 from donations.imaging import DISPLAY_SIDE, THUMB_SIDE
 from donations.models import Image, ImageLabel
@@ -42,6 +43,7 @@ from labels.models import Label
 
 # TooSlow and estimated_cost are part of this module's public face: callers that
 # count (the tests among them) reach them here, beside the counts that use them.
+from . import quality
 from .bounds import TooSlow as TooSlow
 from .bounds import bounded
 from .bounds import estimated_cost as estimated_cost
@@ -186,6 +188,18 @@ class Export:
                 f"AND 1 - {alias}.confidence >= %s",
                 [PairFilter.REJECTED, self.min_probability, self.min_confidence],
             ),
+        )
+
+    def pair_rows(self) -> Sql:
+        """(image_id, label_id, status) of every passing pair of the export's images:
+        what its quality report measures."""
+        return compose(
+            "SELECT p.image_id, p.label_id, p.status FROM donations_image img JOIN ",
+            self.pairs,
+            " p ON p.image_id = img.id AND ",
+            self.passing(),
+            " WHERE ",
+            self.matching(),
         )
 
     def passing(self, alias: str = "p") -> Sql:
@@ -485,6 +499,14 @@ def first_images(export: Export, limit: int) -> list[Image]:
         .order_by("pk")
         .prefetch_related(Prefetch("pairs", queryset=passing, to_attr="passing_pairs"))
     )
+
+
+def measure_quality(export: Export) -> dict:
+    """The quality report of a live export's pairs, measured now under the count timeout
+    (quality.of_export measures the same inside an export's snapshot)."""
+    about = {"query": str(export.query), "snapshot": timezone.now().isoformat()}
+    with bounded(), connection.cursor() as cursor:
+        return quality.measure(export.pair_rows(), cursor, about)
 
 
 def validation_counts(min_probability: float, min_count: int) -> list[dict]:

@@ -1,4 +1,5 @@
-"""A release's quality report: what the crowd settled per label, and how often it was right.
+"""The quality report of a release or an export: what the crowd settled per label, and how
+often it was right.
 
 Only what can be counted honestly:
 
@@ -31,15 +32,23 @@ import math
 from donations.models import Image, PairStatus
 from validation.models import VoteAnswer
 
-from .query import Sql
+from .query import Sql, compose
 
+# Every query below reads the pairs being measured from `chosen` (image_id, label_id,
+# status): a release's frozen rows, or an export's passing pairs in its snapshot.
 SETTLED_SQL = """
 SELECT label_id,
        count(*) FILTER (WHERE status = %s),
        count(*) FILTER (WHERE status = %s),
        count(*) FILTER (WHERE status = %s)
-FROM exports_releaseentry WHERE release_id = %s AND label_id IS NOT NULL
-GROUP BY label_id
+FROM chosen GROUP BY label_id
+"""
+LABELS_SQL = """
+SELECT c.label_id, COALESCE(parent.name, l.name),
+       CASE WHEN parent.id IS NULL THEN '' ELSE l.name END, count(*)
+FROM chosen c JOIN labels_label l ON l.id = c.label_id
+LEFT JOIN labels_label parent ON parent.id = l.parent_id
+GROUP BY 1, 2, 3 ORDER BY 2, 3
 """
 GOLD_SQL = """
 SELECT p.label_id,
@@ -48,8 +57,7 @@ SELECT p.label_id,
        count(*) FILTER (WHERE p.status = %s),
        count(*) FILTER (WHERE p.status = %s AND NOT p.gold_answer)
 FROM validation_imagelabel p JOIN donations_image img ON img.id = p.image_id
-WHERE p.is_gold AND img.status = %s
-  AND p.label_id IN (SELECT label_id FROM exports_releaselabel WHERE release_id = %s)
+WHERE p.is_gold AND img.status = %s AND p.label_id IN (SELECT label_id FROM chosen)
 GROUP BY p.label_id
 """
 GOLD_VOTES_SQL = """
@@ -58,7 +66,7 @@ FROM validation_vote v
 JOIN validation_imagelabel p ON p.id = v.pair_id
 JOIN donations_image img ON img.id = p.image_id
 WHERE p.is_gold AND img.status = %s AND v.counted AND NOT v.quarantined AND v.answer <> %s
-  AND p.label_id IN (SELECT label_id FROM exports_releaselabel WHERE release_id = %s)
+  AND p.label_id IN (SELECT label_id FROM chosen)
 GROUP BY p.label_id
 """
 VOTERS_SQL = """
@@ -67,11 +75,10 @@ FROM (
     SELECT e.label_id,
            count(DISTINCT v.voter_id) AS voters,
            count(DISTINCT NULLIF(v.ip_prefix, '')) AS networks
-    FROM exports_releaseentry e
+    FROM chosen e
     JOIN validation_imagelabel p ON p.image_id = e.image_id AND p.label_id = e.label_id
     LEFT JOIN validation_vote v
         ON v.pair_id = p.id AND v.counted AND NOT v.quarantined AND v.answer <> %s
-    WHERE e.release_id = %s AND e.label_id IS NOT NULL
     GROUP BY e.label_id, p.id
 ) AS per_pair
 GROUP BY 1, 2, 3
@@ -79,8 +86,7 @@ GROUP BY 1, 2, 3
 CALIBRATION_SQL = """
 SELECT LEAST(floor(p.confidence * 10)::int, 9), count(*), count(*) FILTER (WHERE p.gold_answer)
 FROM validation_imagelabel p JOIN donations_image img ON img.id = p.image_id
-WHERE p.is_gold AND img.status = %s
-  AND p.label_id IN (SELECT label_id FROM exports_releaselabel WHERE release_id = %s)
+WHERE p.is_gold AND img.status = %s AND p.label_id IN (SELECT label_id FROM chosen)
 GROUP BY 1 ORDER BY 1
 """
 BUCKETS = ["0", "1", "2", "3", "4", "5+"]
@@ -120,35 +126,50 @@ def _estimate(right: int, total: int) -> dict:
     }
 
 
-def _rows(cursor, sql: str, params: list) -> dict[int, tuple]:
-    cursor.execute(sql, params)
-    return {row[0]: row[1:] for row in cursor.fetchall()}
+def release_pairs(release_id: int) -> Sql:
+    """The pairs a release's report measures: every frozen row with a label."""
+    return Sql(
+        "SELECT image_id, label_id, status FROM exports_releaseentry "
+        "WHERE release_id = %s AND label_id IS NOT NULL",
+        [release_id],
+    )
 
 
-def measure(release, cursor) -> dict:
-    """The report of `release`, from its rows and the gold on the cursor's snapshot."""
+class _Measuring:
+    """Runs the report's queries on `cursor`, each over the `chosen` pairs."""
+
+    def __init__(self, cursor, pairs: Sql):
+        self.cursor = cursor
+        self.pairs = pairs
+
+    def fetch(self, sql: str, params: list) -> list[tuple]:
+        query = compose("WITH chosen AS MATERIALIZED (", self.pairs, ") ", Sql(sql, params))
+        self.cursor.execute(query.text, query.params)
+        return self.cursor.fetchall()
+
+    def by_label(self, sql: str, params: list) -> dict[int, tuple]:
+        return {row[0]: row[1:] for row in self.fetch(sql, params)}
+
+
+def measure(pairs: Sql, cursor, about: dict) -> dict:
+    """The report of the pairs `pairs` selects (image_id, label_id, status), from them and
+    the gold on the cursor's snapshot. `about` says what was measured: {"release": slug}
+    or {"query": text}, and "snapshot", the time of the snapshot (ISO 8601)."""
+    run = _Measuring(cursor, pairs)
     statuses = [PairStatus.VALIDATED, PairStatus.REJECTED, PairStatus.OPEN]
-    settled = _rows(cursor, SETTLED_SQL, [*statuses, release.pk])
-    gold = _rows(
-        cursor,
-        GOLD_SQL,
-        [PairStatus.VALIDATED] * 2 + [PairStatus.REJECTED] * 2 + [Image.Status.PUBLIC, release.pk],
+    settled = run.by_label(SETTLED_SQL, statuses)
+    gold = run.by_label(
+        GOLD_SQL, [PairStatus.VALIDATED] * 2 + [PairStatus.REJECTED] * 2 + [Image.Status.PUBLIC]
     )
-    votes = _rows(
-        cursor,
-        GOLD_VOTES_SQL,
-        [VoteAnswer.YES, Image.Status.PUBLIC, VoteAnswer.SKIP, release.pk],
-    )
+    votes = run.by_label(GOLD_VOTES_SQL, [VoteAnswer.YES, Image.Status.PUBLIC, VoteAnswer.SKIP])
     empty = {"voters": dict.fromkeys(BUCKETS, 0), "networks": dict.fromkeys(BUCKETS, 0)}
     voters: dict[int, dict] = {}
-    cursor.execute(VOTERS_SQL, [VoteAnswer.SKIP, release.pk])
-    for label_id, by_voters, by_networks, pairs in cursor.fetchall():
+    for label_id, by_voters, by_networks, count in run.fetch(VOTERS_SQL, [VoteAnswer.SKIP]):
         found = voters.setdefault(
             label_id, {"voters": dict.fromkeys(BUCKETS, 0), "networks": dict.fromkeys(BUCKETS, 0)}
         )
-        found["voters"][BUCKETS[by_voters]] += pairs
-        found["networks"][BUCKETS[by_networks]] += pairs
-    cursor.execute(CALIBRATION_SQL, [Image.Status.PUBLIC, release.pk])
+        found["voters"][BUCKETS[by_voters]] += count
+        found["networks"][BUCKETS[by_networks]] += count
     calibration = [
         {
             "confidence": [tenth / 10, (tenth + 1) / 10],
@@ -156,20 +177,20 @@ def measure(release, cursor) -> dict:
             "answer_yes": yes,
             "share_yes": round(yes / total, 4),
         }
-        for tenth, total, yes in cursor.fetchall()
+        for tenth, total, yes in run.fetch(CALIBRATION_SQL, [Image.Status.PUBLIC])
     ]
     labels = []
-    for label in release.labels.order_by("label", "sublabel"):
-        validated, rejected, still_open = settled.get(label.label_id, (0, 0, 0))
+    for label_id, label, sublabel, count in run.fetch(LABELS_SQL, []):
+        validated, rejected, still_open = settled.get(label_id, (0, 0, 0))
         gold_validated, validated_right, gold_rejected, rejected_right = gold.get(
-            label.label_id, (0, 0, 0, 0)
+            label_id, (0, 0, 0, 0)
         )
-        answered, right = votes.get(label.label_id, (0, 0))
+        answered, right = votes.get(label_id, (0, 0))
         labels.append(
             {
-                "label": label.label,
-                "sublabel": label.sublabel,
-                "pairs": label.pairs,
+                "label": label,
+                "sublabel": sublabel,
+                "pairs": count,
                 "settled": validated + rejected,
                 "validated": validated,
                 "rejected": rejected,
@@ -181,17 +202,11 @@ def measure(release, cursor) -> dict:
                     "right": right,
                     "accuracy": round(right / answered, 4) if answered else None,
                 },
-                "pairs_by_voters": voters.get(label.label_id, empty)["voters"],
-                "pairs_by_networks": voters.get(label.label_id, empty)["networks"],
+                "pairs_by_voters": voters.get(label_id, empty)["voters"],
+                "pairs_by_networks": voters.get(label_id, empty)["networks"],
             }
         )
-    return {
-        "release": release.slug,
-        "snapshot": release.snapshot.isoformat(),
-        "method": METHOD,
-        "labels": labels,
-        "calibration": calibration,
-    }
+    return {**about, "method": METHOD, "labels": labels, "calibration": calibration}
 
 
 def _share(estimate: dict) -> str:
@@ -205,10 +220,16 @@ def _share(estimate: dict) -> str:
 
 
 def as_markdown(report: dict) -> str:
+    if "release" in report:
+        title = f"# Quality of ImageMonkey release {report['release']}"
+        when = f"Measured when the release was cut ({report['snapshot']})."
+    else:
+        title = f"# Quality of an ImageMonkey export: {report['query']}"
+        when = f"Measured on the export's snapshot ({report['snapshot']})."
     lines = [
-        f"# Quality of ImageMonkey release {report['release']}",
+        title,
         "",
-        f"Measured when the release was cut ({report['snapshot']}).",
+        when,
         "",
         report["method"],
         "",
@@ -270,11 +291,22 @@ def as_markdown(report: dict) -> str:
 
 
 def members(report: dict) -> list[tuple[str, bytes]]:
-    """The report's files for the tar: QUALITY.md and quality.json."""
+    """The report's files for an archive: QUALITY.md and quality.json."""
     return [
         ("QUALITY.md", as_markdown(report).encode()),
         ("quality.json", (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode()),
     ]
+
+
+def of_export(export, snap) -> dict:
+    """The report an export's archive carries: a release's as measured when it was cut
+    ({} for a release cut without one), any other export's measured on its snapshot."""
+    if export.release_id is not None:
+        (text,) = snap.one(stored(export.release_id))
+        return json.loads(text) or {}
+    about = {"query": str(export.query), "snapshot": snap.taken.isoformat()}
+    with snap.raw.cursor() as cursor:
+        return measure(export.pair_rows(), cursor, about)
 
 
 def stored(release_id: int) -> Sql:

@@ -1,4 +1,5 @@
-"""/export (the page), /v1/export, /v1/export/count and /v1/statistics/validations/count."""
+"""/export (the page), /v1/export, /v1/export/count, /v1/export/quality and
+/v1/statistics/validations/count."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from .export import (
     PairFilter,
     count_images,
     first_images,
+    measure_quality,
     summarize,
     validation_counts,
 )
@@ -291,6 +293,28 @@ def export_count(request: HttpRequest) -> JsonResponse:
         return form.api_error()
     try:
         return JsonResponse({"images": count_images(form.export(request))})
+    except TooCostly as error:
+        return json_error(str(error), 400)
+    except TooSlow as error:
+        return busy(str(error))
+
+
+@public_read
+@limit("export-quality", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
+def export_quality(request: HttpRequest) -> JsonResponse:
+    """The quality report of an export with these parameters: quality.json of its archive.
+
+    A release's is the one measured when it was cut; any other is measured now, on its
+    pairs, under the count timeout. It defaults to settled pairs, as every archive does.
+    """
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        return form.api_error()
+    try:
+        dataset = form.export(request)
+        if dataset.release_id is not None:
+            return JsonResponse(form.cleaned_data["release"].quality)
+        return JsonResponse(measure_quality(dataset))
     except TooCostly as error:
         return json_error(str(error), 400)
     except TooSlow as error:

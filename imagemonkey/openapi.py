@@ -819,6 +819,32 @@ def build() -> dict:
                     },
                 }
             },
+            "/v1/export/quality": {
+                "get": {
+                    "summary": "The quality report of /v1/export with these parameters",
+                    "description": (
+                        "The quality.json every archive carries: per label the settled pairs, "
+                        "the precision of validated and rejected pairs estimated from gold "
+                        "(95 % Wilson intervals), voters per pair and a calibration table. A "
+                        "release's is the one measured when it was cut."
+                    ),
+                    "parameters": EXPORT_PARAMETERS,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "labels": {"type": "array", "items": {"type": "object"}},
+                                    "calibration": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                            "The report.",
+                        ),
+                        **EXPORT_ERRORS,
+                        **_errors(503),
+                    },
+                }
+            },
             "/v1/report/{uuid}": {
                 "post": {
                     "summary": "Report a public picture",
