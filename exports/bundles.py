@@ -186,11 +186,7 @@ def render_tar(export: Export) -> Iterator[bytes]:
         archive = TarStream(snap.taken.timestamp())
         folder = archive_folder(export, snap.taken)
         counts = TarCounts()
-        if export.release_id is None:
-            names = folder_names(snap)
-        else:  # the folders as they were named when the release was cut
-            names = released_folders(snap, export.release_id)
-        classes = export.query.requested_label_ids or used_classes(export, snap)
+        names, classes = class_names(export, snap)
         if export.layout == Layout.MULTI:
             split = ["split"] if export.split else []
             header = ["file", "uuid", *split, *(names[label_id] for label_id in classes)]
@@ -214,12 +210,8 @@ def render_tar(export: Export) -> Iterator[bytes]:
         for spool in spools:
             yield from spool.member(archive, folder, hashes)
         yield from quality_members(export, snap, archive, folder, hashes)
-        head = manifest_head(export, snap.taken, counts)
-        body_size = hashes.tell()
-        hashes.seek(0)
-        body = iter(partial(hashes.read, FILE_CHUNK_BYTES), b"")
-        yield from archive.member(
-            f"{folder}/MANIFEST", len(head) + body_size, itertools.chain([head], body)
+        yield from manifest_member(
+            archive, folder, manifest_head(export, snap.taken, counts), hashes
         )
         yield archive.end()
 
@@ -361,14 +353,9 @@ def quality_members(export, snap, archive, folder, hashes) -> Iterator[bytes]:
         hashes.write(f"{hashlib.sha256(content).hexdigest()}  {name}\n".encode())
 
 
-def manifest_head(export: Export, taken: datetime, counts: TarCounts) -> bytes:
-    layout = (
-        "images/<uuid>.<ext>, multi-hot targets in labels.csv and labels.jsonl"
-        if export.layout == Layout.MULTI
-        else "<label>/<uuid>.<ext> (ImageFolder), other images in skipped.csv"
-    )
+def parameter_lines(export: Export, taken: datetime) -> list[str]:
+    """The MANIFEST's lines that say what was exported, and from which snapshot."""
     lines = [
-        f"# ImageMonkey dataset export, layout={export.layout}: {layout}",
         f"# query: {json.dumps(str(export.query))}",
         f"# min_probability: {export.min_probability}",
         f"# min_confidence: {export.min_confidence}",
@@ -379,17 +366,54 @@ def manifest_head(export: Export, taken: datetime, counts: TarCounts) -> bytes:
         f"# split: {'/'.join(map(str, export.split)) if export.split else 'none'}",
         f"# seed: {export.seed}",
         f"# snapshot: {taken.isoformat()}",
+    ]
+    if export.release_id is not None:
+        lines[0:0] = [
+            f"# release: {export.release_slug} (minus the pictures revoked since, "
+            "listed in /v1/revocations.jsonl)"
+        ]
+    return lines
+
+
+def manifest_head(export: Export, taken: datetime, counts: TarCounts) -> bytes:
+    layout = (
+        "images/<uuid>.<ext>, multi-hot targets in labels.csv and labels.jsonl"
+        if export.layout == Layout.MULTI
+        else "<label>/<uuid>.<ext> (ImageFolder), other images in skipped.csv"
+    )
+    lines = [
+        f"# ImageMonkey dataset export, layout={export.layout}: {layout}",
+        *parameter_lines(export, taken),
         f"# images: {counts.images}",
         f"# image files: {counts.files}",
         f"# images skipped, in skipped.csv: {counts.skipped}",
         f"# pairs.csv rows: {counts.pairs}",
         f"# images whose file is missing: {counts.missing}",
         f"# files whose sha256 differs from the recorded master: {counts.mismatched}",
-        "# check every file, in this folder, with: grep -v '^#' MANIFEST | sha256sum -c",
+        CHECK_LINE,
     ]
-    if export.release_id is not None:
-        lines[1:1] = [
-            f"# release: {export.release_slug} (minus the pictures revoked since, "
-            "listed in /v1/revocations.jsonl)"
-        ]
     return ("\n".join(lines) + "\n").encode()
+
+
+CHECK_LINE = "# check every file, in this folder, with: grep -v '^#' MANIFEST | sha256sum -c"
+
+
+def manifest_member(archive: TarStream, folder: str, head: bytes, hashes) -> Iterator[bytes]:
+    """The MANIFEST: `head`, then the sha256 lines gathered in the temporary file `hashes`."""
+    body_size = hashes.tell()
+    hashes.seek(0)
+    body = iter(partial(hashes.read, FILE_CHUNK_BYTES), b"")
+    yield from archive.member(
+        f"{folder}/MANIFEST", len(head) + body_size, itertools.chain([head], body)
+    )
+
+
+def class_names(export: Export, snap: Snapshot) -> tuple[dict[int, str], list[int]]:
+    """Every label's folder name (as it was when a release was cut), and the export's
+    classes: the labels its query names, or for one that names none (`~cat`) those of
+    its passing pairs."""
+    if export.release_id is None:
+        names = folder_names(snap)
+    else:
+        names = released_folders(snap, export.release_id)
+    return names, export.query.requested_label_ids or used_classes(export, snap)

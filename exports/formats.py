@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .bundles import render_tar
-from .export import Export
+from .export import IMAGE_FORMATS, Export
 from .renderers import render_coco, render_csv, render_json, render_jsonl
+from .shards import render_hf, render_parquet, render_webdataset
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,11 @@ class Format:
     extension: str
     render: Callable[[Export], Iterator[bytes]]
 
+    @property
+    def images(self) -> bool:
+        """Whether the download holds the image files (and takes layout and size)."""
+        return self.name in IMAGE_FORMATS
+
 
 FORMATS = {
     f.name: f
@@ -27,5 +33,8 @@ FORMATS = {
         Format("csv", "CSV", "text/csv; charset=utf-8; header=present", "csv", render_csv),
         Format("coco", "COCO JSON", "application/json", "coco.json", render_coco),
         Format("tar", "Images (tar)", "application/x-tar", "tar", render_tar),
+        Format("parquet", "Parquet", "application/vnd.apache.parquet", "parquet", render_parquet),
+        Format("hf", "Hugging Face datasets (tar)", "application/x-tar", "hf.tar", render_hf),
+        Format("webdataset", "WebDataset (tar)", "application/x-tar", "wds.tar", render_webdataset),
     ]
 }

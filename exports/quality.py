@@ -209,7 +209,8 @@ def measure(pairs: Sql, cursor, about: dict) -> dict:
     return {**about, "method": METHOD, "labels": labels, "calibration": calibration}
 
 
-def _share(estimate: dict) -> str:
+def share(estimate: dict) -> str:
+    """An estimate in words: "67% (9%–99%; 2 of 3 gold)", or "no gold"."""
     if estimate["precision"] is None:
         return "no gold"
     low, high = estimate["interval_95"]
@@ -248,8 +249,8 @@ def as_markdown(report: dict) -> str:
         )
         lines.append(
             f"| {name} | {row['pairs']} | {row['settled']} | {row['validated']} | "
-            f"{row['rejected']} | {_share(row['validated_precision'])} | "
-            f"{_share(row['rejected_precision'])} | {accuracy} |"
+            f"{row['rejected']} | {share(row['validated_precision'])} | "
+            f"{share(row['rejected_precision'])} | {accuracy} |"
         )
     lines += [
         "",

@@ -401,6 +401,7 @@ def export_page(request: HttpRequest) -> HttpResponse:
         "settle": settle,
         "master_side": settings.IMAGE_MASTER_MAX_SIDE,
         "bytes_per_pixel": BYTES_PER_PIXEL,
+        "shard_bytes": settings.EXPORT_SHARD_BYTES,
     }
     status = 200
     if form.is_bound and form.is_valid():
@@ -427,7 +428,7 @@ def export_page(request: HttpRequest) -> HttpResponse:
             }
             if dataset.negatives:
                 parameters["negatives"] = "true"
-            if form.cleaned_data["format"] == "tar":
+            if FORMATS[form.cleaned_data["format"]].images:
                 parameters.update(layout=dataset.layout, size=dataset.size)
             if dataset.split:
                 parameters.update(split="/".join(map(str, dataset.split)), seed=dataset.seed)

@@ -317,14 +317,15 @@ EXPORT_PARAMETERS = [
     _query(
         "layout",
         {"type": "string", "enum": ["single", "multi"]},
-        "tar: single (default), one folder per label, images with exactly one positive "
-        "requested label (others in skipped.csv); multi, images/ with multi-hot labels.csv "
-        "and labels.jsonl.",
+        "tar, parquet, hf, webdataset: single (default), only images with exactly one positive "
+        "requested label (others in skipped.csv), one folder per label in a tar, a label "
+        "column (parquet, hf) or a .cls file (webdataset); multi, every image once with "
+        "multi-hot targets (tar: images/ with labels.csv and labels.jsonl).",
     ),
     _query(
         "size",
         {"type": "string", "enum": ["256", "1024", "master"]},
-        "tar: the stored rendition of each image (default master).",
+        "tar, parquet, hf, webdataset: the stored rendition of each image (default master).",
     ),
     _query(
         "split",
@@ -340,8 +341,13 @@ EXPORT_PARAMETERS = [
     ),
     _query(
         "format",
-        {"type": "string", "enum": ["json", "jsonl", "csv", "coco", "tar"]},
-        "json (default), jsonl, csv, coco or tar.",
+        {
+            "type": "string",
+            "enum": ["json", "jsonl", "csv", "coco", "tar", "parquet", "hf", "webdataset"],
+        },
+        "json (default), jsonl, csv, coco, tar (ImageFolder), parquet (one file with the "
+        "image bytes), hf (a Hugging Face datasets folder, as a tar) or webdataset (tar "
+        "shards, as a tar).",
     ),
 ]
 EXPORT_ERRORS = {
@@ -793,6 +799,9 @@ def build() -> dict:
                                 "application/x-ndjson": {"schema": {"type": "string"}},
                                 "text/csv": {"schema": {"type": "string"}},
                                 "application/x-tar": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                },
+                                "application/vnd.apache.parquet": {
                                     "schema": {"type": "string", "format": "binary"}
                                 },
                             },

@@ -1,5 +1,8 @@
 """The quality report travels with every export: inside every archive, and as JSON."""
 
+# The fixtures imported from tests.test_export are named again by the tests that use them.
+# ruff: noqa: F811
+
 import hashlib
 import json
 
@@ -15,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def gold(data):  # noqa: F811
+def gold(data):
     """Three gold dog pairs the crowd validated, two of them rightly."""
     for answer in (True, True, False):
         pair = make_pair(data.dog, image=make_image())
@@ -81,7 +84,7 @@ def test_a_releases_json_report_is_the_one_measured_when_it_was_cut(client, gold
         ({"query": "dog", "status": "maybe"}, 400, "status: must be one of"),
     ],
 )
-def test_a_wrong_quality_request_is_refused_with_the_reason(client, data, params, status, error):  # noqa: F811
+def test_a_wrong_quality_request_is_refused_with_the_reason(client, data, params, status, error):
     response = client.get("/v1/export/quality", params)
     assert response.status_code == status
     assert error in response.json()["error"]
