@@ -21,7 +21,12 @@ Only what can be counted honestly:
   confidence (tenths), with the share whose known answer is yes — where confidence
   is honest, each row's share lies near its range.
 
-No blind re-vote sample exists: that is not measured, so the report does not claim it.
+- **the blind re-vote sample** per label: settled pairs drawn at random when they first
+  settled (validation.models.RevoteSample) are asked again of trusted voters as ordinary
+  tasks; of the answers given since by voters trusted now, the share that agrees with the
+  outcome (yes for validated, no for rejected), with a 95 % Wilson interval over answers.
+  Independent of gold, and of how gold was made; the answers of one pair are not
+  independent of each other, so the interval is a little narrow where pairs get several.
 """
 
 from __future__ import annotations
@@ -83,6 +88,25 @@ FROM (
 ) AS per_pair
 GROUP BY 1, 2, 3
 """
+# The blind re-vote sample (validation.models.RevoteSample): per label, the votes cast on
+# its sampled pairs since they were drawn, by voters who are trusted (and not banned) now,
+# skips and quarantined votes left out, against the outcome each pair had when drawn.
+REVOTE_SQL = """
+SELECT p.label_id,
+       count(*) FILTER (WHERE s.settled_as = %s),
+       count(*) FILTER (WHERE s.settled_as = %s AND v.answer = %s),
+       count(*) FILTER (WHERE s.settled_as = %s),
+       count(*) FILTER (WHERE s.settled_as = %s AND v.answer = %s)
+FROM validation_revotesample s
+JOIN validation_imagelabel p ON p.id = s.pair_id
+JOIN donations_image img ON img.id = p.image_id
+JOIN validation_vote v ON v.pair_id = p.id AND v.created >= s.created
+JOIN validation_voter voter ON voter.id = v.voter_id
+WHERE img.status = %s AND v.answer <> %s AND NOT v.quarantined
+  AND voter.trusted AND NOT voter.banned
+  AND p.label_id IN (SELECT label_id FROM chosen)
+GROUP BY p.label_id
+"""
 CALIBRATION_SQL = """
 SELECT LEAST(floor(p.confidence * 10)::int, 9), count(*), count(*) FILTER (WHERE p.gold_answer)
 FROM validation_imagelabel p JOIN donations_image img ON img.id = p.image_id
@@ -99,7 +123,10 @@ METHOD = (
     "gold pairs that match the known answer. voters per pair: distinct voters and networks "
     "behind the counted votes of each pair of the release. calibration: the gold pairs of "
     "the release's labels by stored confidence, with the share whose known answer is yes "
-    "(promoted gold again leans it). Not measured: a blind re-vote sample."
+    "(promoted gold again leans it). re-vote: settled pairs drawn at random when they "
+    "settled (REVOTE_SAMPLE_RATE) and asked again, blind, of trusted voters as ordinary "
+    "tasks; the share of their answers since (skips left out) that agree with the settled "
+    "outcome, with a 95 % Wilson interval over the answers, an estimate independent of gold."
 )
 
 
@@ -115,6 +142,15 @@ def wilson(right: int, total: int, z: float = 1.96) -> list[float] | None:
         round(max(0.0, (centre - spread) / scale), 4),
         round(min(1.0, (centre + spread) / scale), 4),
     ]
+
+
+def _revote_estimate(right: int, total: int) -> dict:
+    return {
+        "revotes": total,
+        "agreeing": right,
+        "precision": round(right / total, 4) if total else None,
+        "interval_95": wilson(right, total),
+    }
 
 
 def _estimate(right: int, total: int) -> dict:
@@ -162,6 +198,13 @@ def measure(pairs: Sql, cursor, about: dict) -> dict:
         GOLD_SQL, [PairStatus.VALIDATED] * 2 + [PairStatus.REJECTED] * 2 + [Image.Status.PUBLIC]
     )
     votes = run.by_label(GOLD_VOTES_SQL, [VoteAnswer.YES, Image.Status.PUBLIC, VoteAnswer.SKIP])
+    revotes = run.by_label(
+        REVOTE_SQL,
+        [PairStatus.VALIDATED] * 2
+        + [VoteAnswer.YES]
+        + [PairStatus.REJECTED] * 2
+        + [VoteAnswer.NO, Image.Status.PUBLIC, VoteAnswer.SKIP],
+    )
     empty = {"voters": dict.fromkeys(BUCKETS, 0), "networks": dict.fromkeys(BUCKETS, 0)}
     voters: dict[int, dict] = {}
     for label_id, by_voters, by_networks, count in run.fetch(VOTERS_SQL, [VoteAnswer.SKIP]):
@@ -186,6 +229,7 @@ def measure(pairs: Sql, cursor, about: dict) -> dict:
             label_id, (0, 0, 0, 0)
         )
         answered, right = votes.get(label_id, (0, 0))
+        revoted_yes, yes_again, revoted_no, no_again = revotes.get(label_id, (0, 0, 0, 0))
         labels.append(
             {
                 "label": label,
@@ -197,6 +241,8 @@ def measure(pairs: Sql, cursor, about: dict) -> dict:
                 "open": still_open,
                 "validated_precision": _estimate(validated_right, gold_validated),
                 "rejected_precision": _estimate(rejected_right, gold_rejected),
+                "validated_revote": _revote_estimate(yes_again, revoted_yes),
+                "rejected_revote": _revote_estimate(no_again, revoted_no),
                 "gold_votes": {
                     "answered": answered,
                     "right": right,
@@ -210,13 +256,16 @@ def measure(pairs: Sql, cursor, about: dict) -> dict:
 
 
 def share(estimate: dict) -> str:
-    """An estimate in words: "67% (9%–99%; 2 of 3 gold)", or "no gold"."""
+    """An estimate in words: "67% (9%–99%; 2 of 3 gold)", "no gold", or for the re-vote
+    sample "80% (…; 4 of 5 re-votes)", "no re-votes"."""
+    revote = "revotes" in estimate
     if estimate["precision"] is None:
-        return "no gold"
+        return "no re-votes" if revote else "no gold"
     low, high = estimate["interval_95"]
+    count = estimate["revotes"] if revote else estimate["gold_pairs"]
     return (
         f"{estimate['precision']:.0%} ({low:.0%}–{high:.0%}; "
-        f"{estimate['agreeing']} of {estimate['gold_pairs']} gold)"
+        f"{estimate['agreeing']} of {count} {'re-votes' if revote else 'gold'})"
     )
 
 
@@ -252,6 +301,24 @@ def as_markdown(report: dict) -> str:
             f"{row['rejected']} | {share(row['validated_precision'])} | "
             f"{share(row['rejected_precision'])} | {accuracy} |"
         )
+    if any("validated_revote" in row for row in report["labels"]):  # reports since re-votes
+        lines += [
+            "",
+            "## Blind re-vote sample",
+            "",
+            "Settled pairs drawn at random and asked again of trusted voters as ordinary "
+            "tasks: the share of their answers that agree with the settled outcome, a "
+            "second estimate beside gold's.",
+            "",
+            "| label | precision of validated, re-voted | precision of rejected, re-voted |",
+            "|---|---|---|",
+        ]
+        for row in report["labels"]:
+            name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
+            lines.append(
+                f"| {name.replace('|', chr(92) + '|')} | {share(row['validated_revote'])} | "
+                f"{share(row['rejected_revote'])} |"
+            )
     lines += [
         "",
         "## Independent voters per pair",
