@@ -27,8 +27,8 @@ from validation.models import Vote
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FORMATS = ["json", "jsonl", "csv", "coco", "tar"]
-ARCHIVES = ["tar"]
+FORMATS = ["json", "jsonl", "csv", "coco", "tar", "parquet", "hf", "webdataset"]
+ARCHIVES = ["tar", "hf", "webdataset"]
 IMAGE_KEYS = {"uuid", "provider", "width", "height", "annotations", "validations"}
 VALIDATION_KEYS = {"label", "sublabel", "num_yes", "num_no", "probability", "confidence", "status"}
 CSV_COLUMNS = (
@@ -875,6 +875,9 @@ class TestResponses:
             ("csv", "text/csv; charset=utf-8; header=present", "csv"),
             ("coco", "application/json", "coco.json"),
             ("tar", "application/x-tar", "tar"),
+            ("parquet", "application/vnd.apache.parquet", "parquet"),
+            ("hf", "application/x-tar", "hf.tar"),
+            ("webdataset", "application/x-tar", "wds.tar"),
         ],
     )
     def test_each_format_is_a_download_with_its_type_and_a_safe_name(
