@@ -75,10 +75,23 @@ class TarStream:
         self.written += len(data)
         return data
 
-    def member(self, name: str, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def _header(self, name: str, size: int) -> bytes:
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = size, self.mtime, 0o644
-        yield self._out(info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8"))
+        return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8")
+
+    def member_bytes(self, name: str, size: int) -> int:
+        """How many bytes member(name, size, …) writes: its header, data and padding."""
+        return len(self._header(name, size)) + size + (-size % TAR_BLOCK)
+
+    @staticmethod
+    def end_bytes(written: int) -> int:
+        """How many bytes end() adds after `written` bytes of members."""
+        trailer = 2 * TAR_BLOCK
+        return trailer + (-(written + trailer) % TAR_RECORD)
+
+    def member(self, name: str, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        yield self._out(self._header(name, size))
         sent = 0
         for chunk in chunks:
             sent += len(chunk)
@@ -272,11 +285,15 @@ def pictures(export, snap, names, classes, skipped: Spool | None, counts) -> Ite
         yield picture
 
 
+def rendition_name(export: Export, picture: Picture) -> str:
+    """The storage name of the picture's file in the export's chosen size."""
+    return file_name(picture.uuid, SIZES[export.size], picture.extension, picture.publication)
+
+
 def open_rendition(export: Export, picture: Picture):
     """The stored file of the picture's chosen size, open for reading; None when missing."""
-    name = file_name(picture.uuid, SIZES[export.size], picture.extension, picture.publication)
     try:
-        return public_storage().open(name, "rb")
+        return public_storage().open(rendition_name(export, picture), "rb")
     except OSError:
         return None
 

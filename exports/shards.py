@@ -21,17 +21,18 @@ snapshot in image order, with flat memory:
   (labels, negatives, target) and, for layout=single, `<uuid>.cls` (the class
   index into classes.txt); plus the same report, skipped.csv and MANIFEST.
 
-A shard must be whole before the tar can say its size, so each is written to a
-temporary file (disk, not memory) and sent when it reaches EXPORT_SHARD_BYTES;
-no shard is larger, unless a single image is.
+A tar must say a member's size before its bytes. A webdataset shard's size is known
+in advance (the files' sizes, the small .json and .cls files, the headers), so its
+samples are planned and the shard streams as it is read. A Parquet shard's size is
+known only once written, so each hf shard is written to a temporary file (disk, not
+memory) and sent when it reaches EXPORT_SHARD_BYTES. No shard is larger than that,
+unless a single image is.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -40,6 +41,8 @@ from functools import partial
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
+
+from donations.storage import public_storage
 
 from . import quality
 from .bundles import (
@@ -57,8 +60,9 @@ from .bundles import (
     parameter_lines,
     pictures,
     quality_members,
+    rendition_name,
 )
-from .export import Export, Layout, snapshot
+from .export import Export, ExportError, Layout, snapshot
 
 # Image bytes gathered before a Parquet row group is written: memory per export.
 ROW_GROUP_BYTES = 32 * 1024 * 1024
@@ -96,6 +100,19 @@ class _Columns:
             features["target"] = _list_of("int8")
         metadata = {"huggingface": json.dumps({"info": {"features": features}})}
         self.schema = pa.schema(fields, metadata=metadata)
+        # The pictures are JPEG or PNG already: stored as they are, with no dictionary (it
+        # would hash every picture), no compression and no min/max statistics (a copy of
+        # the largest and smallest picture in every page); the small columns get all three.
+        lists = {"labels", "negatives", "target"}
+        small = [
+            "image.path" if name == "image" else f"{name}.list.element" if name in lists else name
+            for name, _ in fields
+        ]
+        self.options = {
+            "use_dictionary": small,
+            "write_statistics": small,
+            "compression": {**dict.fromkeys(small, "snappy"), "image.bytes": "none"},
+        }
         self.limit = min(ROW_GROUP_BYTES, settings.EXPORT_SHARD_BYTES)
         self._clear()
 
@@ -200,7 +217,7 @@ def render_parquet(export: Export) -> Iterator[bytes]:
         names, classes = class_names(export, snap)
         columns = _Columns(export, names, classes, split=export.split is not None)
         drain, counts = _Drain(), TarCounts()
-        writer = pq.ParquetWriter(drain, columns.schema)
+        writer = pq.ParquetWriter(drain, columns.schema, **columns.options)
         for picture, handle in _contents(export, snap, names, classes, _Discard(), counts):
             columns.add(picture, handle.read())
             if columns.full:
@@ -252,9 +269,9 @@ class _Shards:
 
 
 class _ParquetShards(_Shards):
-    def __init__(self, files, pattern, schema):
+    def __init__(self, files, pattern, columns: _Columns):
         super().__init__(files, pattern)
-        self.schema = schema
+        self.columns = columns
         self.writer = None
 
     def write(self, table: pa.Table, archive, folder, hashes) -> Iterator[bytes]:
@@ -264,7 +281,7 @@ class _ParquetShards(_Shards):
         if self.writer is not None and self.file.tell() + rows_bytes > settings.EXPORT_SHARD_BYTES:
             yield from self.close(archive, folder, hashes)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.open(), self.schema)
+            self.writer = pq.ParquetWriter(self.open(), self.columns.schema, **self.columns.options)
         self.writer.write_table(table)
 
     def close(self, archive, folder, hashes) -> Iterator[bytes]:
@@ -287,7 +304,7 @@ def render_hf(export: Export) -> Iterator[bytes]:
         split_names = dict.fromkeys(HF_SPLITS.values())  # train, validation, test in order
         columns = {name: _Columns(export, names, classes, split=False) for name in split_names}
         shards = {
-            name: _ParquetShards(files, f"data/{name}-{{:05d}}.parquet", columns[name].schema)
+            name: _ParquetShards(files, f"data/{name}-{{:05d}}.parquet", columns[name])
             for name in split_names
         }
         images = dict.fromkeys(split_names, 0)
@@ -387,41 +404,75 @@ def _endings(export, snap, archive, folder, hashes, counts, skipped, kind) -> It
     yield archive.end()
 
 
-class _TarShards(_Shards):
-    """webdataset shards: tar files of samples, each sample's files together."""
+class _Sample:
+    """A webdataset sample planned into a shard: its files' names, sizes and contents."""
 
-    def __init__(self, files, pattern, mtime: float):
-        super().__init__(files, pattern)
+    def __init__(self, key: str, picture: Picture, image_size: int, meta: bytes, cls: bytes):
+        self.picture = picture
+        self.members = [(f"{key}.{picture.extension}", image_size, None)]
+        self.members.append((f"{key}.json", len(meta), meta))
+        if cls:
+            self.members.append((f"{key}.cls", len(cls), cls))
+
+
+class _TarShards:
+    """The webdataset shards of one split, each streamed as a member of the archive.
+
+    A shard's size must be known before its first byte, and every part of it is known
+    before it is read: the files' sizes (from storage), the small .json and .cls files,
+    and the tar headers. So samples are planned (rows and sizes, not bytes) until the next
+    would take the shard past EXPORT_SHARD_BYTES, then the shard is streamed, files read
+    as it goes; nothing waits on disk. A file that changes size meanwhile ends the download
+    (ExportError), as in the tar.
+    """
+
+    def __init__(self, export: Export, pattern: str, mtime: float):
+        self.export = export
+        self.pattern = pattern  # e.g. "train/shard-{:06d}.tar"
         self.mtime = mtime
-        self.tar = None
+        self.number = 0
+        self.planned: list[_Sample] = []
+        self.size = 0
 
-    def add(self, members: list[tuple[str, int, object]], archive, folder, hashes):
-        """Add one sample's (name, size, file) members; send the shard first if they would
-        take it past EXPORT_SHARD_BYTES."""
-        # Each member is a pax header (up to 3 blocks) and its padded data; the end of a
-        # tar is 2 blocks and padding to a 20-block record.
-        needed = sum(3 * tarfile.BLOCKSIZE + size + tarfile.BLOCKSIZE for _, size, _ in members)
-        closing = tarfile.RECORDSIZE + 2 * tarfile.BLOCKSIZE
-        if self.tar is not None and (
-            self.file.tell() + needed + closing > settings.EXPORT_SHARD_BYTES
-        ):
+    def add(self, sample: _Sample, archive, folder, hashes) -> Iterator[bytes]:
+        """Plan one sample; first send the shard if the sample would take it past the limit."""
+        framing = TarStream(self.mtime)
+        needed = sum(framing.member_bytes(name, size) for name, size, _ in sample.members)
+        full = self.size + needed + TarStream.end_bytes(self.size + needed)
+        if self.planned and full > settings.EXPORT_SHARD_BYTES:
             yield from self.close(archive, folder, hashes)
-        if self.tar is None:
-            # Closed by close(); its file goes with the ExitStack when the download stops.
-            self.tar = tarfile.open(  # noqa: SIM115
-                fileobj=self.open(), mode="w", format=tarfile.PAX_FORMAT
-            )
-        for name, size, content in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = size, int(self.mtime), 0o644
-            self.tar.addfile(info, content)
+        self.planned.append(sample)
+        self.size += needed
 
     def close(self, archive, folder, hashes) -> Iterator[bytes]:
-        if self.tar is None:
+        """Stream the planned samples as one shard."""
+        if not self.planned:
             return
-        self.tar.close()  # leaves the temporary file open, at its end
-        self.tar = None
-        yield from self.send(archive, folder, hashes)
+        name = self.pattern.format(self.number)
+        size = self.size + TarStream.end_bytes(self.size)
+        digest = hashlib.sha256()
+        chunks = hashed(self._shard(), digest)
+        yield from archive.member(f"{folder}/{name}", size, chunks)
+        hashes.write(f"{digest.hexdigest()}  {name}\n".encode())
+        self.planned, self.size = [], 0
+        self.number += 1
+
+    def _shard(self) -> Iterator[bytes]:
+        inner = TarStream(self.mtime)
+        storage = public_storage()
+        for sample in self.planned:
+            for name, size, content in sample.members:
+                if content is not None:
+                    yield from inner.member(name, size, iter([content]))
+                    continue
+                try:
+                    handle = storage.open(rendition_name(self.export, sample.picture), "rb")
+                except OSError:
+                    raise ExportError(f"{name} went missing while it was being archived") from None
+                with handle:
+                    chunks = iter(partial(handle.read, FILE_CHUNK_BYTES), b"")
+                    yield from inner.member(name, size, chunks)
+        yield inner.end()
 
 
 def render_webdataset(export: Export) -> Iterator[bytes]:
@@ -433,14 +484,20 @@ def render_webdataset(export: Export) -> Iterator[bytes]:
         index = {label_id: n for n, label_id in enumerate(classes)}
         counts = TarCounts()
         skipped = _skipped(files)
+        storage = public_storage()
         shards: dict[str | None, _TarShards] = {}
-        for picture, handle in _contents(export, snap, names, classes, skipped, counts):
+        for picture in pictures(export, snap, names, classes, skipped, counts):
+            try:
+                image_size = storage.size(rendition_name(export, picture))
+            except OSError:
+                counts.missing += 1
+                continue
+            counts.files += 1
             split = picture.split
             if split not in shards:
                 under = f"{split}/" if split else ""
-                shards[split] = _TarShards(
-                    files, f"{under}shard-{{:06d}}.tar", snap.taken.timestamp()
-                )
+                pattern = f"{under}shard-{{:06d}}.tar"
+                shards[split] = _TarShards(export, pattern, snap.taken.timestamp())
             key = str(picture.uuid)
             entry = {
                 "uuid": key,
@@ -449,15 +506,9 @@ def render_webdataset(export: Export) -> Iterator[bytes]:
                 "negatives": [names[label_id] for label_id in picture.negatives],
                 "target": picture.targets(classes),
             }
-            meta = json.dumps(entry).encode()
-            members = [
-                (f"{key}.{picture.extension}", handle.size, handle),
-                (f"{key}.json", len(meta), io.BytesIO(meta)),
-            ]
-            if picture.label_id is not None:
-                cls = str(index[picture.label_id]).encode()
-                members.append((f"{key}.cls", len(cls), io.BytesIO(cls)))
-            yield from shards[split].add(members, archive, folder, hashes)
+            cls = b"" if picture.label_id is None else str(index[picture.label_id]).encode()
+            sample = _Sample(key, picture, image_size, json.dumps(entry).encode(), cls)
+            yield from shards[split].add(sample, archive, folder, hashes)
         for split in sorted(shards, key=lambda name: list(HF_SPLITS).index(name)):
             yield from shards[split].close(archive, folder, hashes)
         text = "".join(f"{names[label_id]}\n" for label_id in classes).encode()
