@@ -27,7 +27,7 @@ from donations.models import Image
 from donations.storage import file_name, public_storage
 
 from . import quality
-from .export import SIZES, Export, ExportError, Layout, Snapshot, snapshot
+from .export import SIZES, Export, ExportError, Layout, Snapshot, snapshot_for
 from .query import Sql, compose
 from .renderers import crlf, csv_header, pair_lines, used_labels
 
@@ -195,7 +195,7 @@ def render_tar(export: Export) -> Iterator[bytes]:
     and labels.jsonl. The MANIFEST comes last because it lists the sha256 of
     everything before it; those lines wait in a temporary file, not in memory.
     """
-    with snapshot() as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
+    with snapshot_for(export) as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
         archive = TarStream(snap.taken.timestamp())
         folder = archive_folder(export, snap.taken)
         counts = TarCounts()

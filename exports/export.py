@@ -238,11 +238,18 @@ APPLICATION_NAME = "imagemonkey-export"
 
 
 @contextmanager
-def snapshot() -> Iterator[Snapshot]:
+def snapshot(in_key_order: bool = False) -> Iterator[Snapshot]:
     """A READ ONLY REPEATABLE READ transaction on a connection of its own.
 
     Not the request's connection: Django runs that one in autocommit and may
     close it when the view returns, while the stream goes on long after.
+
+    `in_key_order` (a release's download: snapshot_for) turns off the planner's
+    sorts. Joined to the images, a release's frozen rows are hashed on both sides and
+    the result sorted before the first row leaves (0.8–4 s at 1M pairs); without a
+    sort PostgreSQL merges the rows in the order of their indexes (the entries'
+    (release, image, label), image_public_id) and streams from the first row, for
+    about the same total. A live export gets that plan by itself.
     """
     db = connections.create_connection(DEFAULT_DB_ALIAS)
     try:
@@ -256,6 +263,8 @@ def snapshot() -> Iterator[Snapshot]:
             # Compiling a million-row query costs more than it saves (bench/RESULTS.md).
             cursor.execute("SET LOCAL jit = off")
             cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_TIMEOUT}'")
+            if in_key_order:
+                cursor.execute("SET LOCAL enable_sort = off")
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true)",
                 [f"{int(settings.EXPORT_STREAM_TIMEOUT_S)}s"],
@@ -269,6 +278,11 @@ def snapshot() -> Iterator[Snapshot]:
         # because the wrapper refuses to be closed from another thread.
         if db.connection is not None:
             db.connection.close()
+
+
+def snapshot_for(export: Export):
+    """The snapshot an export's download reads: in key order for a release's rows."""
+    return snapshot(in_key_order=export.release_id is not None)
 
 
 class Snapshot:

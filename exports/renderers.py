@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from .export import Export, snapshot
+from .export import Export, snapshot_for
 from .query import Sql, compose
 
 CSV_HEADER = (
@@ -246,19 +246,19 @@ def released_categories(export: Export) -> Sql:
 
 def render_json(export: Export) -> Iterator[bytes]:
     yield b"["
-    with snapshot() as snap:
+    with snapshot_for(export) as snap:
         yield from _after_first(snap.copy_lines(image_objects(export, ",")))
     yield b"]\n"
 
 
 def render_jsonl(export: Export) -> Iterator[bytes]:
-    with snapshot() as snap:
+    with snapshot_for(export) as snap:
         yield from snap.copy_lines(image_objects(export, ""))
 
 
 def render_csv(export: Export) -> Iterator[bytes]:
     yield csv_header(export)
-    with snapshot() as snap:
+    with snapshot_for(export) as snap:
         yield from crlf(snap.copy_lines(pair_lines(export)))
 
 
@@ -271,7 +271,7 @@ COCO_LICENSE = {
 
 def render_coco(export: Export) -> Iterator[bytes]:
     """COCO layout; the image-level labels are on the images (coco_images says how)."""
-    with snapshot() as snap:
+    with snapshot_for(export) as snap:
         info = {
             "description": "ImageMonkey dataset export",
             "url": export.image_url_prefix,

@@ -62,7 +62,7 @@ from .bundles import (
     quality_members,
     rendition_name,
 )
-from .export import Export, ExportError, Layout, snapshot
+from .export import Export, ExportError, Layout, snapshot_for
 
 # Image bytes gathered before a Parquet row group is written: memory per export.
 ROW_GROUP_BYTES = 32 * 1024 * 1024
@@ -213,7 +213,7 @@ def render_parquet(export: Export) -> Iterator[bytes]:
     With layout=single the images without exactly one positive class are left out; the
     footer's `imagemonkey` metadata counts them, and holds the query and the snapshot.
     """
-    with snapshot() as snap:
+    with snapshot_for(export) as snap:
         names, classes = class_names(export, snap)
         columns = _Columns(export, names, classes, split=export.split is not None)
         drain, counts = _Drain(), TarCounts()
@@ -295,7 +295,7 @@ class _ParquetShards(_Shards):
 def render_hf(export: Export) -> Iterator[bytes]:
     """The `datasets` folder: data/<split>-NNNNN.parquet shards, then the dataset card, the
     quality report, skipped.csv and the MANIFEST."""
-    with snapshot() as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
+    with snapshot_for(export) as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
         archive = TarStream(snap.taken.timestamp())
         folder = archive_folder(export, snap.taken)
         names, classes = class_names(export, snap)
@@ -477,7 +477,7 @@ class _TarShards:
 
 def render_webdataset(export: Export) -> Iterator[bytes]:
     """webdataset shards, then classes.txt, the quality report, skipped.csv and MANIFEST."""
-    with snapshot() as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
+    with snapshot_for(export) as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
         archive = TarStream(snap.taken.timestamp())
         folder = archive_folder(export, snap.taken)
         names, classes = class_names(export, snap)
