@@ -244,7 +244,7 @@ EXPORT_RATE = env_str("EXPORT_RATE", "30/m")  # downloads, counts, previews, sta
 EXPORT_MAX_COST = env_int("EXPORT_MAX_COST", 10_000_000)
 EXPORT_COUNT_TIMEOUT_MS = env_int("EXPORT_COUNT_TIMEOUT_MS", 5000)  # counts and previews
 EXPORT_STREAM_TIMEOUT_S = env_int("EXPORT_STREAM_TIMEOUT_S", 1800)  # one download's statements
-# The largest shard of an hf or webdataset export; each is spooled to a temporary file first.
+# The largest shard of an hf or webdataset export (an hf shard is spooled to a temporary file).
 EXPORT_SHARD_BYTES = env_int("EXPORT_SHARD_BYTES", 1_000_000_000)
 VOTER_RATE = env_str("VOTER_RATE", "10/h")  # new voter tokens per client address
 VOTER_NETWORK_RATE = env_str("VOTER_NETWORK_RATE", "30/h")  # … and per /24 or /48 network
