@@ -21,7 +21,8 @@ from donations.models import Image
 from donations.storage import file_name, public_storage
 
 from . import quality
-from .export import Export, PairFilter, ReleasedQuery, Snapshot, folder_names
+from .bundles import folder_names
+from .export import Export, PairFilter, ReleasedQuery, Snapshot
 from .models import (
     SLUG_MAX_LENGTH,
     SLUG_PATTERN,
@@ -188,7 +189,8 @@ def cut_release(
         for label in labels:
             label.folder = folders[label.label_id]
         ReleaseLabel.objects.bulk_update(labels, ["folder"])
-        release.quality = quality.measure(release, cursor)
+        about = {"release": release.slug, "snapshot": taken.isoformat()}
+        release.quality = quality.measure(quality.release_pairs(release.pk), cursor, about)
         if previous is not None:
             counts = difference_counts(previous.pk, release.pk, cursor=cursor)
             release.added, release.removed, release.changed = (

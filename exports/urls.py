@@ -10,6 +10,7 @@ urlpatterns = [
     path("export", export_views.export_page, name="export"),
     path("v1/export", export_views.export, name="api-export"),
     path("v1/export/count", export_views.export_count, name="api-export-count"),
+    path("v1/export/quality", export_views.export_quality, name="api-export-quality"),
     path(
         "v1/statistics/validations/count",
         export_views.validation_statistics,

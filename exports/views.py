@@ -1,4 +1,5 @@
-"""/export (the page), /v1/export, /v1/export/count and /v1/statistics/validations/count."""
+"""/export (the page), /v1/export, /v1/export/count, /v1/export/quality and
+/v1/statistics/validations/count."""
 
 from __future__ import annotations
 
@@ -18,26 +19,25 @@ from labels.models import Label
 from people.http import json_error, public_read
 from people.ratelimits import limit
 
+from .bounds import TooCostly, TooSlow, check_cost
 from .export import (
     BYTES_PER_PIXEL,
     DEFAULT_SEED,
-    FORMATS,
     SIZES,
     Export,
     Layout,
     PairFilter,
-    TooCostly,
-    TooSlow,
-    check_cost,
     count_images,
     first_images,
-    render_tagged_json,
+    measure_quality,
     summarize,
     validation_counts,
 )
+from .formats import FORMATS
 from .models import SLUG_MAX_LENGTH, SLUG_PATTERN, Release
 from .query import MAX_LENGTH, LabelQuery, QueryError
 from .releases import release_export
+from .renderers import render_tagged_json
 
 PREVIEW_IMAGES = 12
 PREVIEW_LABELS = 20
@@ -346,6 +346,28 @@ def export_count(request: HttpRequest) -> JsonResponse:
         return busy(str(error))
 
 
+@public_read
+@limit("export-quality", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
+def export_quality(request: HttpRequest) -> JsonResponse:
+    """The quality report of an export with these parameters: quality.json of its archive.
+
+    A release's is the one measured when it was cut; any other is measured now, on its
+    pairs, under the count timeout. It defaults to settled pairs, as every archive does.
+    """
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        return form.api_error()
+    try:
+        dataset = form.export(request)
+        if dataset.release_id is not None:
+            return JsonResponse(form.cleaned_data["release"].quality)
+        return JsonResponse(measure_quality(dataset))
+    except TooCostly as error:
+        return json_error(str(error), 400)
+    except TooSlow as error:
+        return busy(str(error))
+
+
 def busy(reason: str) -> JsonResponse:
     response = json_error(reason, 503)
     response["Retry-After"] = "60"
@@ -426,6 +448,7 @@ def export_page(request: HttpRequest) -> HttpResponse:
         "settle": settle,
         "master_side": settings.IMAGE_MASTER_MAX_SIDE,
         "bytes_per_pixel": BYTES_PER_PIXEL,
+        "shard_bytes": settings.EXPORT_SHARD_BYTES,
     }
     status = 200
     if form.is_bound and form.is_valid():
@@ -452,7 +475,7 @@ def export_page(request: HttpRequest) -> HttpResponse:
             }
             if dataset.negatives:
                 parameters["negatives"] = "true"
-            if form.cleaned_data["format"] == "tar":
+            if FORMATS[form.cleaned_data["format"]].images:
                 parameters.update(layout=dataset.layout, size=dataset.size)
             if dataset.split:
                 parameters.update(split="/".join(map(str, dataset.split)), seed=dataset.seed)

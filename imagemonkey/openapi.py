@@ -315,14 +315,15 @@ EXPORT_PARAMETERS = [
     _query(
         "layout",
         {"type": "string", "enum": ["single", "multi"]},
-        "tar: single (default), one folder per label, images with exactly one positive "
-        "requested label (others in skipped.csv); multi, images/ with multi-hot labels.csv "
-        "and labels.jsonl.",
+        "tar, parquet, hf, webdataset: single (default), only images with exactly one positive "
+        "requested label (others in skipped.csv), one folder per label in a tar, a label "
+        "column (parquet, hf) or a .cls file (webdataset); multi, every image once with "
+        "multi-hot targets (tar: images/ with labels.csv and labels.jsonl).",
     ),
     _query(
         "size",
         {"type": "string", "enum": ["256", "1024", "master"]},
-        "tar: the stored rendition of each image (default master).",
+        "tar, parquet, hf, webdataset: the stored rendition of each image (default master).",
     ),
     _query(
         "split",
@@ -338,8 +339,13 @@ EXPORT_PARAMETERS = [
     ),
     _query(
         "format",
-        {"type": "string", "enum": ["json", "jsonl", "csv", "coco", "tar"]},
-        "json (default), jsonl, csv, coco or tar.",
+        {
+            "type": "string",
+            "enum": ["json", "jsonl", "csv", "coco", "tar", "parquet", "hf", "webdataset"],
+        },
+        "json (default), jsonl, csv, coco, tar (ImageFolder), parquet (one file with the "
+        "image bytes), hf (a Hugging Face datasets folder, as a tar) or webdataset (tar "
+        "shards, as a tar).",
     ),
 ]
 EXPORT_ERRORS = {
@@ -1103,6 +1109,9 @@ def build() -> dict:
                                 "application/x-tar": {
                                     "schema": {"type": "string", "format": "binary"}
                                 },
+                                "application/vnd.apache.parquet": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                },
                             },
                         },
                         **EXPORT_ERRORS,
@@ -1121,6 +1130,32 @@ def build() -> dict:
                                 "properties": {"images": {"type": "integer", "minimum": 0}},
                             },
                             "The count.",
+                        ),
+                        **EXPORT_ERRORS,
+                        **_errors(503),
+                    },
+                }
+            },
+            "/v1/export/quality": {
+                "get": {
+                    "summary": "The quality report of /v1/export with these parameters",
+                    "description": (
+                        "The quality.json every archive carries: per label the settled pairs, "
+                        "the precision of validated and rejected pairs estimated from gold "
+                        "(95 % Wilson intervals), voters per pair and a calibration table. A "
+                        "release's is the one measured when it was cut."
+                    ),
+                    "parameters": EXPORT_PARAMETERS,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "labels": {"type": "array", "items": {"type": "object"}},
+                                    "calibration": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                            "The report.",
                         ),
                         **EXPORT_ERRORS,
                         **_errors(503),

@@ -277,6 +277,8 @@ EXPORT_RATE = env_str("EXPORT_RATE", "30/m")  # downloads, counts, previews, sta
 EXPORT_MAX_COST = env_int("EXPORT_MAX_COST", 10_000_000)
 EXPORT_COUNT_TIMEOUT_MS = env_int("EXPORT_COUNT_TIMEOUT_MS", 5000)  # counts and previews
 EXPORT_STREAM_TIMEOUT_S = env_int("EXPORT_STREAM_TIMEOUT_S", 1800)  # one download's statements
+# The largest shard of an hf or webdataset export (an hf shard is spooled to a temporary file).
+EXPORT_SHARD_BYTES = env_int("EXPORT_SHARD_BYTES", 1_000_000_000)
 VOTER_RATE = env_str("VOTER_RATE", "10/h")  # new voter tokens per client address
 VOTER_NETWORK_RATE = env_str("VOTER_NETWORK_RATE", "30/h")  # … and per /24 or /48 network
 
@@ -297,6 +299,17 @@ def _env_probability(name: str, default: float) -> float:
     return number
 
 
+def _env_share(name: str, default: float) -> float:
+    value = env_str(name, str(default)).strip()
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 <= number <= 1:
+        raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, not {value!r}")
+    return number
+
+
 # A pair is validated when the probability that its label is present, from its
 # counted votes weighted by each voter's gold accuracy, reaches this; rejected
 # when it falls to 1 − this. bench/CROWD.md shows what other values would give.
@@ -307,6 +320,10 @@ VOTER_LABEL_PRIOR = 3  # a voter's gold on one label counts beside 3 answers at 
 TRAINING_GOLD_REQUIRED = env_int("TRAINING_GOLD_REQUIRED", 3)
 TRAINING_MIN_ACCURACY = 0.75  # 3 gold with at most 1 wrong
 GOLD_EVERY = env_int("GOLD_EVERY", 10)  # trusted voters meet gold 1 task in this many, at random
+# The blind re-vote sample: the share of newly settled pairs drawn into it, and how often
+# (1 task in this many) a trusted voter is asked one again; 0 asks none.
+REVOTE_SAMPLE_RATE = _env_share("REVOTE_SAMPLE_RATE", 0.02)
+REVOTE_EVERY = env_int("REVOTE_EVERY", 20)
 GOLD_PROBATION = 10  # until a trusted voter has answered this many gold, 1 task in 3 is gold
 GOLD_MIN_POOL = env_int("GOLD_MIN_POOL", 20)  # below this, moderators' answers become gold
 GOLD_PROMOTE_MIN_VOTES = 8  # a settled pair with this many unanimous trusted votes becomes gold

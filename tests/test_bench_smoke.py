@@ -25,6 +25,8 @@ HEADLINES = [
     "export_vs_copy_json",
     "export_rss_ratio",
     "export_first_byte_ms",
+    "image_export_vs_copy",
+    "image_export_rss_ratio",
     "ingest_vs_pillow",
     "browse_queries",
     "mixed_browse_p50_ms",

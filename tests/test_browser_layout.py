@@ -31,6 +31,7 @@ def pages(site) -> list[str]:
         "/labels",
         "/export",
         "/export?query=dog+%7C+cat&format=json&preview=1",
+        "/export?query=dog+%7C+cat&format=webdataset&layout=multi&preview=1",
         "/statistics",
         "/donate",
         "/donate/mine",

@@ -27,7 +27,8 @@ from validation.models import Vote
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FORMATS = ["json", "jsonl", "csv", "coco", "tar"]
+FORMATS = ["json", "jsonl", "csv", "coco", "tar", "parquet", "hf", "webdataset"]
+ARCHIVES = ["tar", "hf", "webdataset"]
 IMAGE_KEYS = {"uuid", "provider", "width", "height", "annotations", "validations"}
 VALIDATION_KEYS = {"label", "sublabel", "num_yes", "num_no", "probability", "confidence", "status"}
 CSV_COLUMNS = (
@@ -545,6 +546,8 @@ class TestTar:
         assert set(members) == {name for name, _ in samples} | {
             "skipped.csv",
             "pairs.csv",
+            "QUALITY.md",
+            "quality.json",
             "MANIFEST",
         }
 
@@ -850,6 +853,11 @@ class TestPrivacy:
         content = body(get(client, query="~grass | grass", format=export_format))
         for private in PRIVATE:
             assert private.encode() not in content
+        if export_format in ARCHIVES:  # the quality report counts voters, and names none
+            _, members = unpacked(content)
+            report = members.pop("quality.json") + members.pop("QUALITY.md")
+            assert b"voter_id" not in report and b"@" not in report
+            content = b"".join(members.values())
         assert b"voter" not in content and b"donor" not in content
 
     def test_json_holds_only_the_allowed_fields(self, client, data):
@@ -867,6 +875,9 @@ class TestResponses:
             ("csv", "text/csv; charset=utf-8; header=present", "csv"),
             ("coco", "application/json", "coco.json"),
             ("tar", "application/x-tar", "tar"),
+            ("parquet", "application/vnd.apache.parquet", "parquet"),
+            ("hf", "application/x-tar", "hf.tar"),
+            ("webdataset", "application/x-tar", "wds.tar"),
         ],
     )
     def test_each_format_is_a_download_with_its_type_and_a_safe_name(

@@ -20,7 +20,7 @@ from donations.models import Image, ImageLabel, Report
 from exports import export as export_module
 from exports.models import Release, ReleaseEntry, Revocation
 from exports.query import LabelQuery
-from exports.releases import ReleaseError, cut_release
+from exports.releases import ReleaseError, cut_release, release_export
 from labels.models import Label
 from tests.helpers import (
     cast,
@@ -218,6 +218,16 @@ class TestCutting:
                 [export_module.APPLICATION_NAME],
             )
             assert cursor.fetchone()[0] <= 1  # closing; test_export checks it settles to 0
+
+    def test_a_release_is_read_in_the_order_of_its_index_without_sorting(self, pictures):
+        """Sorting a release's rows kept its first byte back by a second at 1M pairs."""
+        release = cut()
+        frozen = release_export(release, "/v1/donation/")
+        with export_module.snapshot_for(frozen) as snap:
+            assert snap.one(export_module.Sql("SHOW enable_sort")) == ("off",)
+        live = export_module.Export(query=LabelQuery.parse("dog"))
+        with export_module.snapshot_for(live) as snap:
+            assert snap.one(export_module.Sql("SHOW enable_sort")) == ("on",)
 
 
 class TestParameters:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from donations.models import (
     ImageLabel,
-    new_random_key,  # noqa: F401 - migration 0001 names it here
+    new_random_key,  # migration 0001 names it here too
 )
 from labels.models import Label
 from people.models import Voter
@@ -87,6 +87,36 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.voter} said {self.get_answer_display()} on {self.pair}"
+
+
+class RevoteSample(models.Model):
+    """A settled pair drawn at random to be asked again, blind, of trusted voters.
+
+    Drawn when the pair first settles (REVOTE_SAMPLE_RATE, rules.draws_revote) and
+    served now and then as an ordinary task (selection.revote_task). Votes on it
+    are stored like any vote on a settled pair: uncounted, so they never move the
+    settled state; their agreement with `settled_as` is a second estimate of the
+    label's precision beside gold's (exports.quality).
+    """
+
+    pair = models.OneToOneField(
+        ImageLabel, on_delete=models.CASCADE, related_name="revote_sample", primary_key=True
+    )
+    settled_as = models.CharField(max_length=10, help_text="The pair's status when it was drawn.")
+    random_key = models.IntegerField(default=new_random_key)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["random_key"], name="revote_random_key")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(settled_as__in=["validated", "rejected"]),
+                name="revote_settled_as_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"re-vote of pair {self.pair_id} ({self.settled_as})"
 
 
 class AlertKind(models.TextChoices):

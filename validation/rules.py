@@ -177,3 +177,15 @@ def swung(probability: float, recent_yes: int, recent: int, tally: Tally) -> flo
         return None
     base = base_yes / (base_yes + base_no)
     return base if abs(probability - base) > settings.ALERT_SWING else None
+
+
+def draws_revote(draw: float, is_gold: bool) -> bool:
+    """Whether a pair that has just settled joins the blind re-vote sample: a share
+    REVOTE_SAMPLE_RATE of them, `draw` being uniform in [0, 1). Gold pairs are measured
+    by their known answers already."""
+    return not is_gold and draw < settings.REVOTE_SAMPLE_RATE
+
+
+def wants_revote(draw: float) -> bool:
+    """Whether a trusted voter's task is a re-vote: one in REVOTE_EVERY, at random."""
+    return settings.REVOTE_EVERY > 0 and draw < 1 / settings.REVOTE_EVERY

@@ -18,6 +18,11 @@ GOLD_PROBATION gold pairs, and then now and then (each task with a chance of
 that nobody can answer gold with care and the rest carelessly; and a voter
 meets about as many gold pairs whose answer is yes as whose answer is no, so
 that always answering the same cannot pass training.
+
+Trusted voters are also asked, one task in REVOTE_EVERY, a pair of the blind
+re-vote sample (validation.models.RevoteSample): a settled pair drawn at random
+when it settled, served like any task; its votes do not count (it is settled),
+and their agreement with its outcome is measured in exports.quality.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from donations.models import Image, ImageLabel
 from labels.models import Label
 from people.models import Voter
 
+from . import rules
 from .models import Vote
 from .voting import counts_for
 
@@ -238,11 +244,62 @@ def gold_task(
     return gold[0] if gold else None
 
 
+# A window of the re-vote sample from a random point, for revote_task: settled pairs,
+# so the picture, the label and the freeze are checked here as for gold.
+_REVOTE_SQL = """
+SELECT p.id FROM validation_revotesample s
+JOIN validation_imagelabel p ON p.id = s.pair_id
+JOIN donations_image img ON img.id = p.image_id
+WHERE s.random_key {side} %(start)s AND NOT p.frozen AND NOT p.is_gold
+  AND img.status = %(public)s AND p.label_id IN ({taggable})
+  AND NOT EXISTS (
+      SELECT 1 FROM validation_vote v WHERE v.pair_id = p.id AND v.voter_id = %(voter)s
+  )
+  AND (img.donor_id IS NULL OR img.donor_id <> %(voter)s){more}
+ORDER BY s.random_key
+LIMIT 1
+"""
+
+
+def revote_task(
+    voter: Voter, label: Label | None = None, exclude: set[int] = frozenset()
+) -> ImageLabel | None:
+    """A pair of the blind re-vote sample this voter has not answered, from a random point."""
+    taggable, params = _taggable_sql()
+    params = {
+        **params,
+        "voter": voter.pk or 0,
+        "start": random.randint(0, 2**31 - 1),
+        "public": Image.Status.PUBLIC,
+    }
+    more = ""
+    if label is not None:
+        more += " AND p.label_id = %(label)s"
+        params["label"] = label.pk
+    if exclude:
+        more += " AND p.id <> ALL(%(exclude)s)"
+        params["exclude"] = sorted(exclude)
+    with connection.cursor() as cursor:
+        for side in (">=", "<"):  # from the random point on, then wrapping around once
+            cursor.execute(_REVOTE_SQL.format(side=side, taggable=taggable, more=more), params)
+            row = cursor.fetchone()
+            if row is not None:
+                found = _load([(row[0],)], 1)
+                return found[0] if found else None
+    return None
+
+
 def next_task(
     voter: Voter, label: Label | None = None, exclude: set[int] = frozenset()
 ) -> ImageLabel | None:
-    """The next pair to show this voter, or None when nothing is left."""
+    """The next pair to show this voter, or None when nothing is left.
+
+    A trusted voter's task is now and then (rules.wants_revote) a pair of the blind
+    re-vote sample: settled, like a gold pair, and served through the same ticket.
+    """
     task = gold_task(voter, label, exclude) if wants_gold(voter) else None
+    if task is None and counts_for(voter) and rules.wants_revote(random.random()):
+        task = revote_task(voter, label, exclude)
     if task is None:
         best = best_open_pairs(voter, 1, label, exclude)
         task = best[0] if best else None

@@ -32,6 +32,7 @@ and settling" explains them):
 from __future__ import annotations
 
 import logging
+import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,7 +47,7 @@ from labels.models import Label
 from people.models import Voter
 
 from . import rules, tickets
-from .models import Alert, Vote
+from .models import Alert, RevoteSample, Vote
 
 log = logging.getLogger("imagemonkey.votes")
 
@@ -496,6 +497,8 @@ def _settle_locked(pair: ImageLabel, now) -> None:
         # Settled for the first time: who agreed with the outcome. (A flip is an alert
         # for a moderator, not a second verdict on the same answers.)
         _record_consensus(pair, status)
+        if rules.draws_revote(random.random(), pair.is_gold):
+            RevoteSample.objects.get_or_create(pair_id=pair.pk, defaults={"settled_as": status})
     if status == rules.VALIDATED and pair.ask_parts:
         pair_rules.attach_parts(pair)  # the label is there: now ask about its parts
 

@@ -18,7 +18,8 @@
     if (form.elements.negatives.checked) data.set("negatives", "true");
     var format = form.querySelector('input[name="format"]:checked');
     data.set("format", format ? format.value : "json");
-    if (data.get("format") === "tar") {
+    // The formats that hold the pictures (exports.export.IMAGE_FORMATS) take a layout and a size.
+    if (["tar", "parquet", "hf", "webdataset"].indexOf(data.get("format")) >= 0) {
       var layout = form.querySelector('input[name="layout"]:checked');
       if (layout) data.set("layout", layout.value);
       data.set("size", form.elements.size.value);
