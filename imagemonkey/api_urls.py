@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from annotations import api as annotations_api
 from donations import api as donations_api
 from validation import api as validation_api
 
@@ -26,6 +27,9 @@ urlpatterns = [
         {"answer": "no"},
         name="api-vote-no",
     ),
+    path("donation/<uuid:uuid>/annotate", annotations_api.annotate, name="api-annotate"),
+    path("annotation", annotations_api.annotation, name="api-annotation"),
+    path("annotation/<uuid:uuid>", annotations_api.edit, name="api-annotation-edit"),
     path("donation/<uuid:uuid>", donations_api.donation_image, name="api-donation"),
     path("donate", donations_api.donate, name="api-donate"),
     path("report/<uuid:uuid>", donations_api.report, name="api-report"),

@@ -51,7 +51,7 @@ LABEL_BODY = {
     "type": "object",
     "required": ["label"],
     "properties": {
-        # Something besides blanks (validation.api.BLANKS).
+        # Something besides blanks (labels.lookup.BLANKS).
         "label": {"type": "string", "pattern": "[^ \\t\\n\\r\\f\\v]", "example": "dog"},
         "sublabel": {
             "type": "string",
