@@ -21,9 +21,6 @@ from validation import tickets
 from . import shapes, tasks
 from .models import Annotation, AnnotationRevision
 
-# The kind of ticket GET /v1/annotate hands out with a task (validation.tickets).
-DRAW_TICKET = "outline:draw"
-
 
 class DrawingRefused(Exception):
     def __init__(self, message: str, status: int = 400):
@@ -54,17 +51,7 @@ class Drawn:
 def draw_ticket(voter: Voter, pair: ImageLabel, network: str) -> str:
     """The ticket a served task carries: an outline drawn with it was not of the author's
     choosing, so it may count as evidence for the outlines it agrees with."""
-    return tickets.issue_for(voter, pair.pk, network, kind=DRAW_TICKET)
-
-
-def _served(ticket: object, voter: Voter, pair: ImageLabel, network: str) -> bool:
-    if ticket is None:
-        return False
-    try:
-        tickets.verify(ticket, voter, pair.pk, network, kind=DRAW_TICKET)
-    except tickets.TicketRefused:
-        return False
-    return True
+    return tickets.issue_for(voter, pair.pk, network, kind=tasks.DRAW_TICKET)
 
 
 def check_shapes(pair: ImageLabel, raw: object) -> list[dict]:
@@ -106,7 +93,7 @@ def draw_many(plans: list[Plan], author: Voter, network: str = "") -> list[Drawn
                     pair=item.pair,
                     author=author,
                     author_network=network,
-                    independent=_served(item.ticket, author, item.pair, network),
+                    independent=tasks.was_served(item.ticket, author, item.pair, network),
                 )
                 revision = AnnotationRevision.objects.create(
                     annotation=annotation, number=1, shapes=item.shapes, author=author

@@ -9,11 +9,18 @@ Everything that changes one of those facts calls a function here, and each rewri
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 
 from donations.models import ImageLabel
+from people.models import Voter
+from validation import tickets
+from validation.voting import counts_for
 
-from .models import Annotation, AnnotationTask
+from .models import Annotation, AnnotationTask, NotAnnotatable
+
+# The kind of ticket a pair served to be outlined carries (annotations.drawing hands it out).
+DRAW_TICKET = "outline:draw"
 
 
 def _open_expression() -> ExpressionWrapper:
@@ -54,3 +61,36 @@ def said_not_annotatable(pair_id: int, trusted_voters: int) -> None:
     """How many trusted voters now say the pair cannot be outlined."""
     AnnotationTask.objects.filter(pk=pair_id).update(not_annotatable=trusted_voters)
     _refresh(pair_id)
+
+
+def was_served(ticket: object, voter: Voter, pair: ImageLabel, network: str) -> bool:
+    """Whether `ticket` is the one GET /v1/annotate served this voter with this pair."""
+    if ticket is None:
+        return False
+    try:
+        tickets.verify(ticket, voter, pair.pk, network, kind=DRAW_TICKET)
+    except tickets.TicketRefused:
+        return False
+    return True
+
+
+def say_not_annotatable(pair: ImageLabel, voter: Voter, network: str = "", ticket=None) -> int:
+    """`voter` says the pair cannot be outlined; how many trusted voters now say so.
+
+    A voter's word counts towards closing the task (NOT_ANNOTATABLE_TO_CLOSE) when their
+    votes count (validation's trust) and the pair was served to them as a task — or they
+    are a moderator: nobody can close a pair of their choosing with fresh identities.
+    Saying it twice changes nothing.
+    """
+    trusted = counts_for(voter) and (voter.is_moderator or was_served(ticket, voter, pair, network))
+    with transaction.atomic():
+        if not voter.exists:
+            voter.save()
+        try:
+            with transaction.atomic():
+                NotAnnotatable.objects.create(pair=pair, voter=voter, trusted=trusted)
+        except IntegrityError:
+            pass  # said before: the first word stands
+        count = NotAnnotatable.objects.filter(pair=pair, trusted=True, voter__banned=False).count()
+        said_not_annotatable(pair.pk, count)
+    return count

@@ -54,6 +54,9 @@ log = logging.getLogger("imagemonkey.votes")
 # Sent when a recount changes a pair's status, with `pair` and its new `status`; the
 # apps above validation (annotations) listen instead of being called.
 pair_status_changed = Signal()
+# Sent with `voter` after their trust or gold record changed (and their votes on pairs
+# were reweighed): the apps above reweigh their own votes of theirs.
+voter_record_changed = Signal()
 
 
 class VoteRefused(Exception):
@@ -170,6 +173,8 @@ def record_vote(
         changed = _rewrite_weights(voter, result.pair.label_id)
         if result.gold_missed:
             _resettle(pk for pk in changed if pk != result.pair.pk)
+    if result.trust_changed or result.label_record_changed:
+        voter_record_changed.send(sender=Voter, voter=voter)
     return result
 
 
@@ -745,7 +750,9 @@ def _resettle(pair_ids) -> int:
 def discard_votes(voter: Voter) -> int:
     """A moderator's verdict: none of this voter's votes count, now or later."""
     Voter.objects.filter(pk=voter.pk).update(banned=True, trusted=False)
-    return recount_voter(voter)
+    recounted = recount_voter(voter)
+    voter_record_changed.send(sender=Voter, voter=voter)
+    return recounted
 
 
 @transaction.atomic
