@@ -17,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include("imagemonkey.api_urls")),
     path("api", views.api_docs, name="api-docs"),
+    path("", include("annotations.urls")),
     path("", include("validation.urls")),
     path("", include("exports.urls")),
     path("", include("labels.urls")),

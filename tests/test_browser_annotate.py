@@ -1,0 +1,223 @@
+"""Drawing outlines in a real browser, with a mouse and with a finger, and the crowd
+accepting them on /validate/annotations."""
+
+import json
+
+import pytest
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
+
+from annotations.models import Annotation
+from donations.models import ImageLabel
+from people.identity import SESSION_KEY
+from tests.helpers import make_voter, real_public_image, vote
+from validation.models import Vote
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+MASTER = (2000, 1500)  # the display rendition is 1024 × 768: half the master's scale
+
+
+def trusted(n: int):
+    """A voter whose gold record makes three agreeing answers settle a question."""
+    return make_voter(trusted=True, gold_correct=20, first_ip_prefix=f"198.51.{n}.0/24")
+
+
+def validated_pair(label: str = "dog", size=MASTER) -> ImageLabel:
+    """A public picture the crowd has said shows `label`: a pair waiting for an outline."""
+    image = real_public_image(label, size=size)
+    pair = image.pairs.get()
+    for n in range(3):
+        vote(pair, trusted(n + 1), Vote.Answer.YES)
+    pair.refresh_from_db()
+    assert pair.status == ImageLabel.Status.VALIDATED
+    return pair
+
+
+def signed_in_as(browser, live_server, voter, address: str, **options):
+    """A browser context whose session is `voter`'s, coming from `address`."""
+    session = SessionStore()
+    session[SESSION_KEY] = voter.pk
+    session.create()
+    context = browser.new_context(
+        base_url=live_server.url, extra_http_headers={"X-Real-IP": address}, **options
+    )
+    host = live_server.url.split("//")[1].split(":")[0]
+    context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": session.session_key,
+                "domain": host,
+                "path": "/",
+            }
+        ]
+    )
+    return context
+
+
+@pytest.fixture
+def addresses(settings):
+    """Each browser context says where it comes from (as nginx would), so that the
+    voters come from networks of their own."""
+    settings.RATELIMIT_IP_META_KEY = "HTTP_X_REAL_IP"
+
+
+def on_screen(page, x: float, y: float) -> tuple[float, float]:
+    """Where the master pixel (x, y) is on the screen, at the editor's current zoom."""
+    return page.evaluate(
+        """([x, y]) => {
+          const svg = document.getElementById('stage');
+          const p = svg.createSVGPoint(); p.x = x; p.y = y;
+          const s = p.matrixTransform(svg.getScreenCTM());
+          return [s.x, s.y];
+        }""",
+        [x, y],
+    )
+
+
+def drag(page, start, end):
+    page.mouse.move(*on_screen(page, *start))
+    page.mouse.down()
+    for k in range(1, 6):
+        t = k / 5
+        page.mouse.move(
+            *on_screen(page, start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
+        )
+    page.mouse.up()
+
+
+def click(page, x, y):
+    page.mouse.click(*on_screen(page, x, y))
+
+
+def close_to(actual: float, expected: float, within: float = 2.0) -> bool:
+    return abs(actual - expected) <= within
+
+
+def shapes_of(annotation: Annotation, number: int | None = None) -> list[dict]:
+    return annotation.revisions.get(number=number or annotation.revision).shapes
+
+
+def test_a_rectangle_a_polygon_and_an_ellipse_drawn_with_a_mouse_are_stored_in_master_pixels_and_the_crowd_accepts_them(
+    browser, live_server, addresses, screenshot_dir
+):
+    pair = validated_pair("dog")
+    author = make_voter(first_ip_prefix="203.0.113.0/24")
+    context = signed_in_as(
+        browser, live_server, author, "203.0.113.7", viewport={"width": 1366, "height": 900}
+    )
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/annotate")
+    page.locator("#annotate[data-ready]").wait_for()
+    assert "Outline every dog" in page.get_by_role("heading", level=1).inner_text()
+
+    drag(page, (200, 300), (700, 800))  # the rectangle tool is the first one
+    page.keyboard.press("p")
+    for x, y in [(1000, 200), (1400, 300), (1300, 700), (1050, 650)]:
+        click(page, x, y)
+    click(page, 1000, 200)  # on the first point: closes the polygon
+    page.keyboard.press("+")  # zoom in (150 %) for the small ellipse
+    assert page.locator("#zoom-level").inner_text() == "150 %"
+    page.keyboard.press("e")
+    drag(page, (900, 900), (1100, 1000))
+    assert page.locator("#shape-count").inner_text() == "3 shapes"
+    page.screenshot(path=str(screenshot_dir / "annotate-1366.png"), full_page=True)
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save", exact=True).click()
+    assert "Your outline of the dog is saved" in page.content()
+    annotation = Annotation.objects.get(pair=pair)
+    assert annotation.author == author and annotation.revision == 1
+    rect, polygon, ellipse = shapes_of(annotation)
+    assert rect["type"] == "rect" and all(
+        close_to(rect[k], v)
+        for k, v in {"left": 200, "top": 300, "width": 500, "height": 500}.items()
+    ), rect
+    assert polygon["type"] == "polygon" and len(polygon["points"]) == 4
+    for point, (x, y) in zip(
+        polygon["points"], [(1000, 200), (1400, 300), (1300, 700), (1050, 650)], strict=True
+    ):
+        assert close_to(point["x"], x) and close_to(point["y"], y), polygon
+    assert ellipse["type"] == "ellipse" and all(
+        close_to(ellipse[k], v) for k, v in {"left": 900, "top": 900, "rx": 100, "ry": 50}.items()
+    ), ellipse
+
+    # The author edits the outline: the rectangle moves; a second revision is stored.
+    page.goto(f"/annotate?annotation={annotation.uuid}")
+    page.locator("#annotate[data-ready]").wait_for()
+    page.keyboard.press("v")
+    drag(page, (450, 550), (550, 600))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save changes").click()
+    annotation.refresh_from_db()
+    assert annotation.revision == 2
+    moved = shapes_of(annotation)[0]
+    assert close_to(moved["left"], 300) and close_to(moved["top"], 350), moved
+    first = json.loads(
+        page.request.get(f"/v1/annotation?annotation_id={annotation.uuid}&rev=1").text()
+    )
+    assert close_to(first["annotations"][0]["left"], 200), "revision 1 is still readable"
+    assert not errors, errors
+    context.close()
+
+    # Three trusted voters, each from a network of their own, accept the outline.
+    for n in range(3):
+        checker = trusted(10 + n)
+        context = signed_in_as(browser, live_server, checker, f"198.51.{10 + n}.20")
+        page = context.new_page()
+        page.goto("/validate/annotations")
+        assert page.get_by_role("heading", level=1).inner_text() == (
+            "Is each of these 3 outlines exactly one dog, drawn tightly?"
+        )
+        assert page.locator("#task-image .outline > *").count() == 3
+        if n == 0:
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.screenshot(path=str(screenshot_dir / "check-outline-390.png"), full_page=True)
+        page.locator("#task-image[data-shown]").wait_for()
+        with page.expect_navigation():
+            page.keyboard.press("y")
+        context.close()
+    annotation.refresh_from_db()
+    assert annotation.status == Annotation.Status.ACCEPTED
+
+
+def test_a_finger_draws_a_rectangle_on_a_phone(browser, live_server, addresses, screenshot_dir):
+    pair = validated_pair("cat")
+    author = make_voter(first_ip_prefix="203.0.113.0/24")
+    context = signed_in_as(
+        browser,
+        live_server,
+        author,
+        "203.0.113.8",
+        viewport={"width": 390, "height": 844},
+        has_touch=True,
+        is_mobile=True,
+    )
+    page = context.new_page()
+    page.goto("/annotate")
+    page.locator("#annotate[data-ready]").wait_for()
+    start, end = on_screen(page, 400, 300), on_screen(page, 1200, 900)
+    stage = page.locator("#stage")
+    touch = {"pointerType": "touch", "pointerId": 7, "isPrimary": True, "button": 0, "buttons": 1}
+    stage.dispatch_event("pointerdown", {**touch, "clientX": start[0], "clientY": start[1]})
+    for k in range(1, 6):
+        x = start[0] + (end[0] - start[0]) * k / 5
+        y = start[1] + (end[1] - start[1]) * k / 5
+        stage.dispatch_event("pointermove", {**touch, "clientX": x, "clientY": y})
+    stage.dispatch_event("pointerup", {**touch, "buttons": 0, "clientX": end[0], "clientY": end[1]})
+    assert page.locator("#shape-count").inner_text() == "1 shape"
+    page.screenshot(path=str(screenshot_dir / "annotate-390.png"), full_page=True)
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], "the editor fits the phone's width"
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save", exact=True).tap()
+    (rect,) = shapes_of(Annotation.objects.get(pair=pair))
+    # A finger is less precise than the numbers say: a display pixel is two master pixels.
+    assert all(
+        close_to(rect[k], v, 4)
+        for k, v in {"left": 400, "top": 300, "width": 800, "height": 600}.items()
+    ), rect
+    context.close()
