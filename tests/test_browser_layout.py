@@ -2,7 +2,9 @@
 
 import pytest
 
-from tests.helpers import cast, make_voter, real_public_image
+from annotations import drawing
+from tests.helpers import cast, make_voter, real_public_image, vote
+from validation.models import Vote
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,6 +21,18 @@ def site():
         for pair in image.pairs.all():
             for voter in voters:
                 cast(pair, voter, True)
+    # Two dogs confirmed by trusted voters: one to outline, one outlined, to check.
+    checkers = [
+        make_voter(trusted=True, gold_correct=20, first_ip_prefix=f"198.51.{n}.0/24")
+        for n in range(3)
+    ]
+    dogs = [image.pairs.get(label__name="dog") for image in images[:2]]
+    for pair in dogs:
+        for checker in checkers:
+            vote(pair, checker, Vote.Answer.YES)
+    rect = {"type": "rect", "left": 100, "top": 80, "width": 300, "height": 200, "angle": 0}
+    dogs[1].refresh_from_db()
+    drawing.draw(dogs[1], make_voter(), [rect])
     return images
 
 
@@ -41,6 +55,10 @@ def pages(site) -> list[str]:
         "/validate/grid",
         "/validate/grid?label=dog",
         "/label",
+        "/annotate",
+        "/validate/annotations",
+        "/validate/annotations/grid",
+        "/validate/annotations/grid?label=dog",
         "/me",
         "/releases",
         "/no-such-page",
@@ -58,7 +76,7 @@ def test_every_page_fits_every_width_without_scrolling_sideways(page, site, scre
             )
             if scroll > inner:
                 too_wide.append(f"{url} at {width}: {scroll} px")
-            if width == 390 and url in ("/api", "/statistics"):
+            if width == 390 and url in ("/api", "/statistics", "/annotate"):
                 name = url.strip("/") + "-390.png"
                 page.screenshot(path=str(screenshot_dir / name), full_page=True)
     assert not too_wide, "pages wider than the screen: " + "; ".join(too_wide)
