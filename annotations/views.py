@@ -25,6 +25,7 @@ from labels.models import Label
 from people.http import BadBody, is_storable_text, read_json
 from people.identity import client_ip, ip_prefix
 from people.ratelimits import limit, spend
+from validation import selection as pair_selection
 
 from . import drawing, selection, tasks, voting
 from .models import Annotation, AnnotationRevision
@@ -310,8 +311,18 @@ def check(request: HttpRequest) -> HttpResponse:
                 f"cuts off part of the {pair.label.name}."
             ),
             "ticket": voting.check_ticket(request.voter, annotation, network(request)),
+            "training": training_note(request.voter),
             "grid_url": with_label(reverse("annotations:check-grid"), label or pair.label),
         },
+    )
+
+
+def training_note(voter) -> str:
+    if not pair_selection.in_training(voter):
+        return ""
+    return (
+        "Your first answers are practice: they start to count once you have answered a few "
+        "pictures or outlines whose answer we know, with at most one wrong in four."
     )
 
 

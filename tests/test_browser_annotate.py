@@ -221,3 +221,73 @@ def test_a_finger_draws_a_rectangle_on_a_phone(browser, live_server, addresses, 
         for k, v in {"left": 400, "top": 300, "width": 800, "height": 600}.items()
     ), rect
     context.close()
+
+
+def test_without_javascript_the_editor_page_offers_validation_and_checking_posts_a_form(
+    browser, live_server, addresses
+):
+    from annotations import drawing
+
+    pair = validated_pair("dog", size=(640, 480))
+    rect = {"type": "rect", "left": 40, "top": 30, "width": 200, "height": 150, "angle": 0}
+    annotation = drawing.draw(pair, make_voter(), [rect]).annotation
+    checker = trusted(20)
+    context = signed_in_as(browser, live_server, checker, "198.51.20.5", java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/annotate")
+    assert page.get_by_text("The drawing editor needs JavaScript").is_visible()
+    assert not page.locator("#editor").is_visible()
+    page.get_by_role("link", name="checking outlines other people drew").click()
+    assert page.get_by_role("heading", level=1).inner_text() == (
+        "Is this outline exactly one dog, drawn tightly?"
+    )
+    page.get_by_role("button", name="No").click()
+    page.wait_for_url("**/validate/annotations")
+    vote = annotation.votes.get()
+    assert vote.voter == checker and vote.answer == Vote.Answer.NO
+    context.close()
+
+
+def test_the_grid_of_crops_is_marked_with_clicks_and_sent_at_once(
+    browser, live_server, addresses, screenshot_dir
+):
+    from annotations import drawing
+
+    outlines = []
+    for n in range(4):
+        pair = validated_pair("dog", size=(800, 600))
+        box = {
+            "type": "rect",
+            "left": 50 + 100 * n,
+            "top": 60,
+            "width": 120 + 40 * n,
+            "height": 200,
+            "angle": 0,
+        }
+        ring = {"type": "ellipse", "left": 500, "top": 300, "rx": 80, "ry": 50, "angle": 20}
+        outlines.append(
+            drawing.draw(pair, make_voter(), [box, ring] if n == 3 else [box]).annotation
+        )
+    checker = trusted(30)
+    context = signed_in_as(
+        browser, live_server, checker, "198.51.30.5", viewport={"width": 1366, "height": 900}
+    )
+    page = context.new_page()
+    page.goto("/validate/annotations/grid?label=dog")
+    crops = page.locator(".grid-choice")
+    assert crops.count() == 4
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(screenshot_dir / "check-grid-1366.png"), full_page=True)
+    crops.nth(0).click()
+    crops.nth(2).click()
+    marked = {page.locator(".grid-pick").nth(k).get_attribute("value") for k in (0, 2)}
+    assert "(2 marked)" in page.get_by_role("button", name="Send").inner_text()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(screenshot_dir / "check-grid-390.png"), full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send").click()
+    assert "4 answers recorded" in page.content()
+    for outline in outlines:
+        expected = Vote.Answer.YES if str(outline.uuid) in marked else Vote.Answer.NO
+        assert outline.votes.get(voter=checker).answer == expected
+    context.close()

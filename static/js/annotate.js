@@ -645,7 +645,7 @@
       if (!result.ok) { refused(result.body, result.status); return; }
       dirty = false;
       say("Saved. Loading the next picture…");
-      window.location.assign(result.body.next || data.next_url);
+      window.location.assign(data.next_url);
     }).catch(failedConnection);
   });
 
@@ -658,7 +658,7 @@
         saving = false;
         if (!result.ok) { refused(result.body, result.status); return; }
         dirty = false;
-        window.location.assign(result.body.next || data.next_url);
+        window.location.assign(data.next_url);
       }).catch(failedConnection);
     });
   }
