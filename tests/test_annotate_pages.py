@@ -261,3 +261,16 @@ def test_not_annotatable_from_the_editor_is_recorded_for_the_served_pair():
     assert response.status_code == 200 and response.json()["next"] == "/annotate"
     assert NotAnnotatable.objects.get().pair == pair
     assert "nothing to outline" in client.get("/annotate").text.lower(), "not offered again"
+
+
+def test_the_accepted_outlines_of_the_pictures_other_labels_come_with_the_task():
+    cat = validated_pair("cat")
+    accepted = drawing.draw(cat, make_voter(), [RECT]).annotation
+    Annotation.objects.filter(pk=accepted.pk).update(status=Annotation.Status.ACCEPTED)
+    dog = make_pair("dog", image=cat.image)
+    for n in range(3):
+        checker = make_voter(trusted=True, gold_correct=20, first_ip_prefix=f"198.51.{9 + n}.0/24")
+        vote(dog, checker, Vote.Answer.YES)
+    data = served(Client(), "/annotate?label=dog")
+    assert data["save"]["url"] == reverse("annotations:draw", args=[dog.pk])
+    assert data["others"] == [{"label": "cat", "shapes": accepted.revisions.get().shapes}]

@@ -291,3 +291,30 @@ def test_the_grid_of_crops_is_marked_with_clicks_and_sent_at_once(
         expected = Vote.Answer.YES if str(outline.uuid) in marked else Vote.Answer.NO
         assert outline.votes.get(voter=checker).answer == expected
     context.close()
+
+
+def test_a_polygon_that_crosses_itself_is_marked_with_the_reason_and_nothing_is_stored(
+    browser, live_server, addresses
+):
+    validated_pair("dog", size=(800, 600))
+    context = signed_in_as(browser, live_server, make_voter(), "203.0.113.9")
+    page = context.new_page()
+    page.goto("/annotate")
+    page.locator("#annotate[data-ready]").wait_for()
+    drag(page, (50, 50), (200, 150))
+    page.keyboard.press("p")
+    for x, y in [(300, 100), (500, 300), (500, 100), (300, 300)]:  # a bow tie
+        click(page, x, y)
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Save", exact=True).click()
+    error = page.locator("#shape-error")
+    error.wait_for()
+    assert error.inner_text().startswith("This polygon was not saved: the polygon crosses itself")
+    box, polygon = error.bounding_box(), page.locator(".shape.invalid").bounding_box()
+    assert abs(box["y"] - (polygon["y"] + polygon["height"])) < 20, "the reason is under the shape"
+    assert not Annotation.objects.exists()
+    page.keyboard.press("Delete")  # the refused polygon is selected: delete it, save the rest
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save", exact=True).click()
+    assert [s["type"] for s in shapes_of(Annotation.objects.get())] == ["rect"]
+    context.close()

@@ -595,7 +595,6 @@
     if (named) {
       index = Number(named[1]);
       message = message.slice(named[0].length);
-      message = message.charAt(0).toUpperCase() + message.slice(1);
     }
     if (index >= 0 && shapes[index]) {
       invalid = index;
