@@ -7,13 +7,17 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from annotations import drawing
-from annotations.models import Annotation, AnnotationVote, NotAnnotatable
+from annotations import drawing, shapes
+from annotations.models import Annotation, AnnotationRevision, AnnotationVote, NotAnnotatable
 from donations.models import ImageLabel
 from people.identity import SESSION_KEY
 from people.models import Voter
 from tests.helpers import make_image, make_label, make_pair, make_voter, vote
+from tests.test_hostile_input import json_values
 from validation.models import Vote
 
 pytestmark = pytest.mark.django_db
@@ -175,14 +179,15 @@ def outline(label: str = "dog", shapes=None) -> Annotation:
 
 def test_the_check_page_draws_the_outline_over_the_picture_and_writes_nothing():
     annotation = outline()
-    votes = AnnotationVote.objects.count()
+    rows = (AnnotationVote.objects.count(), Voter.objects.count())
     page = Client().get("/validate/annotations")
     assert page.status_code == 200
     assert "Is this outline exactly one dog, drawn tightly?" in page.text
     assert 'viewBox="0 0 1600 1200"' in page.text
     assert '<rect x="100" y="50" width="200" height="100"/>' in page.text
     assert reverse("annotations:check-vote", args=[annotation.uuid]) in page.text
-    assert AnnotationVote.objects.count() == votes
+    assert Client().get("/validate/annotations/grid?label=dog").status_code == 200
+    assert (AnnotationVote.objects.count(), Voter.objects.count()) == rows
 
 
 def test_a_check_posted_as_a_form_is_recorded_and_redirects():
@@ -274,3 +279,85 @@ def test_the_accepted_outlines_of_the_pictures_other_labels_come_with_the_task()
     data = served(Client(), "/annotate?label=dog")
     assert data["save"]["url"] == reverse("annotations:draw", args=[dog.pk])
     assert data["others"] == [{"label": "cat", "shapes": accepted.revisions.get().shapes}]
+
+
+@pytest.mark.parametrize(
+    "url", ["/annotate", "/validate/annotations", "/validate/annotations/grid"]
+)
+@pytest.mark.parametrize("value", ["%00", "a%00b", "%ED%A0%80", "%FF", "9" * 40, "-1", "dog%00"])
+def test_hostile_query_values_on_the_outline_pages_get_a_4xx_or_a_page(url, value):
+    outline()
+    for name in ("label", "annotation", "rev", "skip"):
+        response = Client().get(f"{url}?{name}={value}")
+        assert response.status_code < 500, (name, value, response.content[:300])
+
+
+shape_values = st.fixed_dictionaries(
+    {"type": st.sampled_from(["rect", "ellipse", "polygon", "circle"]) | json_values},
+    optional={
+        key: json_values | st.floats() | st.integers()
+        for key in ("left", "top", "width", "height", "rx", "ry", "angle")
+    }
+    | {
+        "points": st.lists(st.fixed_dictionaries({}, optional={"x": json_values, "y": json_values}))
+    },
+)
+outline_bodies = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "annotations": st.lists(shape_values, max_size=3) | json_values,
+            "ticket": json_values,
+        },
+    )
+    | json_values
+)
+
+
+@hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=outline_bodies)
+def test_any_json_body_on_the_editors_endpoints_answers_below_500_and_stores_only_good_shapes(
+    settings, body
+):
+    settings.RATELIMIT_ENABLE = False
+    pair = validated_pair()
+    author = make_voter()
+    annotation = drawing.draw(pair, author, [RECT]).annotation
+    client = as_voter(author)
+    for method, url in [
+        ("post", reverse("annotations:draw", args=[pair.pk])),
+        ("put", reverse("annotations:revise", args=[annotation.uuid])),
+        ("post", reverse("annotations:not-annotatable", args=[pair.pk])),
+    ]:
+        response = save(client, url, body, method=method)
+        assert response.status_code < 500, (url, response.content[:300])
+    for revision in AnnotationRevision.objects.all():
+        assert shapes.clean_shapes(revision.shapes, 1600, 1200) == revision.shapes
+
+
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["answer", "ticket", "shown", "yes", "unmarked", "label", "revision"]),
+        st.text(st.characters(exclude_categories=["Cs"]), max_size=40),
+        max_size=5,
+    )
+)
+def test_any_form_on_the_checking_pages_answers_below_500(settings, fields):
+    settings.RATELIMIT_ENABLE = False
+    annotation = outline()
+    client = as_voter(make_voter())
+    for url in (
+        reverse("annotations:check-vote", args=[annotation.uuid]),
+        "/validate/annotations/grid?label=dog",
+        "/validate/annotations/grid",
+    ):
+        assert client.post(url, fields).status_code < 500, url
