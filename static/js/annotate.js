@@ -516,6 +516,8 @@
     setView(pinch.at.x - (mid.x - rect.left) / s, pinch.at.y - (mid.y - rect.top) / s, w);
   }
 
+  svg.addEventListener("contextmenu", function (event) { event.preventDefault(); }); // a long press
+
   svg.addEventListener("wheel", function (event) {
     event.preventDefault();
     zoomAt(event.deltaY < 0 ? 1.25 : 0.8, toImage(event));
@@ -543,6 +545,9 @@
       if (polygon) { polygon = null; hover = null; say("Polygon dropped."); }
       selected = -1;
       render();
+    } else if (/^Arrow/.test(key) && selected < 0 && event.target === svg) { // move the view
+      var dx = { ArrowLeft: 1, ArrowRight: -1 }[key] || 0, dy = { ArrowUp: 1, ArrowDown: -1 }[key] || 0;
+      panBy(dx * view.w / 10, dy * view.h / 10);
     } else if (/^Arrow/.test(key) && selected >= 0 && event.target === svg) {
       var step = 1 / scale() * (event.shiftKey ? 10 : 1);
       var d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[key];
