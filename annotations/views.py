@@ -171,8 +171,23 @@ def editor_page(
             "editor_data": editor,
             "skip_url": skip_url,
             "check_outlines_url": reverse("annotations:check"),
+            "last_outline": last_outline(request.voter, annotation),
         },
     )
+
+
+def last_outline(voter, editing: Annotation | None) -> Annotation | None:
+    """The visitor's latest outline (to reach it again and edit it), unless it is open."""
+    if not voter.exists:
+        return None
+    latest = (
+        Annotation.objects.public()
+        .filter(author=voter)
+        .select_related("pair__label__parent")
+        .order_by("-created")
+        .first()
+    )
+    return None if latest is None or latest == editing else latest
 
 
 def accepted_outlines_beside(pair: ImageLabel) -> list[tuple[Annotation, list[dict]]]:

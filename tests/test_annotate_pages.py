@@ -361,3 +361,12 @@ def test_any_form_on_the_checking_pages_answers_below_500(settings, fields):
         "/validate/annotations/grid",
     ):
         assert client.post(url, fields).status_code < 500, url
+
+
+def test_the_editor_links_the_visitors_last_outline_to_edit_it():
+    validated_pair("cat")
+    author = make_voter()
+    drawn = drawing.draw(validated_pair("dog"), author, [RECT]).annotation
+    page = as_voter(author).get("/annotate?label=cat").text
+    assert f'href="/annotate?annotation={drawn.uuid}">Edit your last outline</a>' in page
+    assert "Edit your last outline" not in Client().get("/annotate?label=cat").text
