@@ -29,6 +29,7 @@
   var saveButton = document.getElementById("save");
   var count = document.getElementById("shape-count");
   var zoomLabel = document.getElementById("zoom-level");
+  var actions = root.querySelector(".annotate-actions");
 
   // --- shapes: kept as boxes (rect, ellipse) and point lists (polygon) -------------
   // A shape in the editor: {type: "rect"|"ellipse", x, y, w, h, angle} (its unturned
@@ -147,8 +148,12 @@
   function scale() { return svg.clientWidth / view.w || 1; } // screen px per master px
 
   function fit() {
+    // As large as the column allows, and short enough that the picture and the Save bar
+    // fit on the screen below the page's head (never less than half the screen).
     var width = frame.clientWidth;
-    var tallest = Math.max(220, window.innerHeight - 190);
+    var top = frame.getBoundingClientRect().top + window.scrollY;
+    var below = actions.offsetHeight + 16;
+    var tallest = Math.max(200, window.innerHeight * 0.55, window.innerHeight - top - below);
     var s = Math.min(width / W, tallest / H);
     svg.style.width = Math.floor(W * s) + "px";
     svg.style.height = Math.floor(H * s) + "px";
