@@ -112,10 +112,14 @@ def _label_filter(column: str, label: Label | None) -> tuple[str, dict]:
 
 
 def pair_to_outline(
-    voter: Voter, label: Label | None = None, window: int = WINDOW
+    voter: Voter, label: Label | None = None, window: int = WINDOW, exclude=frozenset()
 ) -> ImageLabel | None:
-    """The validated pair this voter should outline next, or None when none is left."""
+    """The validated pair this voter should outline next, or None when none is left
+    (`exclude`: ids of pairs not to serve, such as the one just skipped)."""
     more, params = _label_filter("t.label_id", label)
+    if exclude:
+        more += " AND t.pair_id <> ALL(%(exclude)s)"
+        params["exclude"] = sorted(exclude)
     rows = sorted(_window(_TASK_WINDOW, voter, window, more, params), key=lambda r: (r[1], r[2]))
     ids = [row[0] for row in rows[: 1 + SPARE]]
     pairs = ImageLabel.objects.select_related("image", "label__parent").in_bulk(ids)

@@ -31,7 +31,6 @@ from . import drawing, selection, tasks, voting
 from .models import Annotation, AnnotationRevision
 
 GRID_SIZE = 12
-SKIP_TRIES = 3
 
 
 def label_from_query(request: HttpRequest) -> tuple[Label | None, str]:
@@ -92,15 +91,11 @@ def annotate(request: HttpRequest) -> HttpResponse:
 
 
 def next_pair(voter, label: Label | None, skipped: str) -> ImageLabel | None:
-    """The next pair to outline; after a Skip, another one than the skipped pair when
-    there is another (selection draws at random, so it is asked again a few times)."""
-    skipped_pk = int(skipped) if skipped.isascii() and skipped.isdigit() else None
-    pair = selection.pair_to_outline(voter, label)
-    for _ in range(SKIP_TRIES):
-        if pair is None or pair.pk != skipped_pk:
-            break
-        pair = selection.pair_to_outline(voter, label)
-    return pair
+    """The next pair to outline; after a Skip, another one than the skipped pair."""
+    exclude = (
+        {int(skipped)} if skipped.isascii() and skipped.isdigit() and len(skipped) < 12 else set()
+    )
+    return selection.pair_to_outline(voter, label, exclude=exclude)
 
 
 def edit(request: HttpRequest, label: Label | None) -> HttpResponse:

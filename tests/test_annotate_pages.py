@@ -370,3 +370,13 @@ def test_the_editor_links_the_visitors_last_outline_to_edit_it():
     page = as_voter(author).get("/annotate?label=cat").text
     assert f'href="/annotate?annotation={drawn.uuid}">Edit your last outline</a>' in page
     assert "Edit your last outline" not in Client().get("/annotate?label=cat").text
+
+
+def test_skip_serves_another_picture_and_none_when_the_skipped_one_was_the_last():
+    first, second = validated_pair(), validated_pair()
+    for skipped, other in ((first, second), (second, first)):
+        for _ in range(5):
+            data = served(Client(), f"/annotate?skip={skipped.pk}")
+            assert data["save"]["url"] == reverse("annotations:draw", args=[other.pk])
+    second.delete()
+    assert "Nothing to outline" in Client().get(f"/annotate?skip={first.pk}").text
