@@ -318,3 +318,33 @@ def test_a_polygon_that_crosses_itself_is_marked_with_the_reason_and_nothing_is_
         page.get_by_role("button", name="Save", exact=True).click()
     assert [s["type"] for s in shapes_of(Annotation.objects.get())] == ["rect"]
     context.close()
+
+
+def test_on_the_check_page_a_key_answers_once_and_only_for_a_picture_on_the_screen(
+    browser, live_server, addresses
+):
+    from annotations import drawing
+    from annotations.models import AnnotationVote
+
+    rect = {"type": "rect", "left": 40, "top": 30, "width": 200, "height": 150, "angle": 0}
+    for _ in range(2):
+        drawing.draw(validated_pair("dog", size=(640, 480)), make_voter(), [rect])
+    context = signed_in_as(browser, live_server, trusted(40), "198.51.40.5")
+    page = context.new_page()
+    held = []
+    page.route("**/*display*", lambda route: held.append(route))  # the picture does not arrive
+    page.goto("/validate/annotations", wait_until="domcontentloaded")
+    page.keyboard.press("y")
+    page.get_by_text("Wait for the picture to appear").wait_for(state="attached")
+    assert not AnnotationVote.objects.exists(), "an answer for a picture nobody saw"
+    for route in held:
+        route.continue_()
+    page.unroute("**/*display*")
+    page.locator("#task-image[data-shown]").wait_for()
+    with page.expect_navigation():
+        for _ in range(8):  # what a held key sends: one press, then repeats
+            page.keyboard.down("y")
+    page.keyboard.up("y")
+    page.wait_for_load_state()
+    assert AnnotationVote.objects.count() == 1
+    context.close()
