@@ -270,7 +270,7 @@ def test_the_body_must_be_json(client, token):
     )
     assert response.status_code == 415
     assert send(client, f"/v1/donation/{pair.image.uuid}/annotate", "[1]").status_code == 400
-    assert client.get("/v1/annotation").status_code == 400
+    assert client.get("/v1/annotation").json()["error"] == "nothing left to check for you right now"
     assert client.get("/v1/annotation?annotation_id=nope").status_code == 404
 
 
