@@ -18,7 +18,7 @@ from donations.models import Image, ImageLabel
 from people.models import Voter
 from validation import tickets
 
-from . import shapes, tasks
+from . import agreement, shapes, tasks
 from .models import Annotation, AnnotationRevision
 
 
@@ -105,6 +105,8 @@ def draw_many(plans: list[Plan], author: Voter, network: str = "") -> list[Drawn
         raise DrawingRefused(
             "You have already outlined this; edit your outline instead.", 409
         ) from None
+    for item in drawn:
+        agreement.compare(item.annotation)
     return drawn
 
 
@@ -157,4 +159,5 @@ def revise(annotation: Annotation, editor: Voter, raw_shapes: object) -> Drawn:
             setattr(annotation, name, value)
         if locked.status == Annotation.Status.ACCEPTED:
             tasks.outline_settled(pair.pk)
+    agreement.compare(annotation)
     return Drawn(annotation, revision)

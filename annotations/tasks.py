@@ -8,6 +8,8 @@ Everything that changes one of those facts calls a function here, and each rewri
 
 from __future__ import annotations
 
+import contextlib
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
@@ -86,11 +88,9 @@ def say_not_annotatable(pair: ImageLabel, voter: Voter, network: str = "", ticke
     with transaction.atomic():
         if not voter.exists:
             voter.save()
-        try:
-            with transaction.atomic():
-                NotAnnotatable.objects.create(pair=pair, voter=voter, trusted=trusted)
-        except IntegrityError:
-            pass  # said before: the first word stands
+        # Said before: the first word stands.
+        with contextlib.suppress(IntegrityError), transaction.atomic():
+            NotAnnotatable.objects.create(pair=pair, voter=voter, trusted=trusted)
         count = NotAnnotatable.objects.filter(pair=pair, trusted=True, voter__banned=False).count()
         said_not_annotatable(pair.pk, count)
     return count

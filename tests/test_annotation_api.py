@@ -270,7 +270,7 @@ def test_the_body_must_be_json(client, token):
     )
     assert response.status_code == 415
     assert send(client, f"/v1/donation/{pair.image.uuid}/annotate", "[1]").status_code == 400
-    assert client.get("/v1/annotation").status_code == 400
+    assert client.get("/v1/annotation").json()["error"] == "nothing left to check for you right now"
     assert client.get("/v1/annotation?annotation_id=nope").status_code == 404
 
 
@@ -295,3 +295,38 @@ def test_outlines_over_the_rate_limit_get_429(client, token, settings):
     response = send(client, f"/v1/donation/{image.uuid}/annotate", body, HTTP_X_VOTER_TOKEN=token)
     assert response.status_code == 429
     assert not Annotation.objects.exists()
+
+
+OUTLINE_PATHS = [
+    "/v1/annotate",
+    "/v1/donation/{uuid}/annotate",
+    "/v1/annotation",
+    "/v1/annotation/{uuid}",
+    "/v1/annotation/{uuid}/validate/yes",
+    "/v1/annotation/{uuid}/validate/no",
+    "/v1/validation/{pair_id}/not-annotatable",
+    "/v1/annotations",
+]
+
+
+def test_every_outline_endpoint_is_described_and_listed_on_the_api_page(client):
+    from imagemonkey import api_urls
+
+    routed = {
+        "/v1/"
+        + str(pattern.pattern)
+        .replace("<uuid:uuid>", "{uuid}")
+        .replace("<int:pair_id>", "{pair_id}")
+        for pattern in api_urls.urlpatterns
+        if getattr(getattr(pattern, "callback", None), "__module__", "") == "annotations.api"
+    }
+    assert routed == set(OUTLINE_PATHS)
+    spec = client.get("/v1/openapi.json").json()
+    page = client.get("/api").content.decode()
+    for path in OUTLINE_PATHS:
+        assert path in spec["paths"], path
+        shown = path.replace("{uuid}", "&lt;uuid&gt;").replace("{pair_id}", "&lt;id&gt;")
+        shown = shown.replace("validate/yes", "validate/yes|no").replace(
+            "validate/no", "validate/yes|no"
+        )
+        assert shown in page, path
