@@ -380,3 +380,22 @@ def test_skip_serves_another_picture_and_none_when_the_skipped_one_was_the_last(
             assert data["save"]["url"] == reverse("annotations:draw", args=[other.pk])
     second.delete()
     assert "Nothing to outline" in Client().get(f"/annotate?skip={first.pk}").text
+
+
+def test_the_grid_costs_the_same_queries_for_three_outlines_as_for_twelve():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        client = Client()
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/validate/annotations/grid?label=dog").status_code == 200
+        return len(captured)
+
+    for _ in range(3):
+        outline("dog")
+    few = queries()
+    for _ in range(9):
+        outline("dog")
+    assert Client().get("/validate/annotations/grid?label=dog").text.count("outline-crop") == 12
+    assert queries() == few

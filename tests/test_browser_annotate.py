@@ -348,3 +348,20 @@ def test_on_the_check_page_a_key_answers_once_and_only_for_a_picture_on_the_scre
     page.wait_for_load_state()
     assert AnnotationVote.objects.count() == 1
     context.close()
+
+
+def test_a_polygon_can_start_inside_the_rectangle_just_drawn(browser, live_server, addresses):
+    validated_pair("dog", size=(800, 600))
+    context = signed_in_as(browser, live_server, make_voter(), "203.0.113.11")
+    page = context.new_page()
+    page.goto("/annotate")
+    page.locator("#annotate[data-ready]").wait_for()
+    drag(page, (100, 100), (500, 400))  # selected once drawn
+    page.keyboard.press("p")
+    for x, y in [(200, 200), (300, 200), (250, 300), (200, 200)]:
+        click(page, x, y)
+    assert page.locator("#shape-count").inner_text() == "2 shapes"
+    rect = page.locator(".shape").first.bounding_box()
+    start = on_screen(page, 100, 100)
+    assert abs(rect["x"] - start[0]) < 3 and abs(rect["y"] - start[1]) < 3, "the rectangle stayed"
+    context.close()

@@ -254,8 +254,8 @@
   // --- tools ----------------------------------------------------------------------------
   var toolButtons = Array.prototype.slice.call(document.querySelectorAll("[data-tool]"));
   var hints = {
-    rect: "Drag across the object to draw a rectangle. Drag its handles to resize it.",
-    ellipse: "Drag across the object to draw an ellipse inside that box.",
+    rect: "Drag across the object to draw a rectangle. Drag its handles to resize it, or inside it to move it (Esc first to draw another inside it).",
+    ellipse: "Drag across the object to draw an ellipse inside that box. Drag its handles to change it.",
     polygon: "Click (or tap) each corner of the outline; click the first point to close it. Backspace takes the last point back.",
     select: "Click a shape to select it, drag it to move it, drag its handles to change it. Drag the picture to move around when zoomed in.",
   };
@@ -409,7 +409,9 @@
       return;
     }
     var hit = hitShape(event);
-    if (hit >= 0 && (tool === "select" || hit === selected)) {
+    // The select tool moves any shape; a drawing tool moves the selected one (a polygon
+    // always starts a new outline: its first point may well lie inside another shape).
+    if (hit >= 0 && (tool === "select" || (hit === selected && tool !== "polygon"))) {
       selected = hit;
       remember();
       action = { kind: "move", start: start, from: JSON.parse(JSON.stringify(shapes[hit])), before: history[history.length - 1] };
