@@ -365,3 +365,29 @@ def test_a_polygon_can_start_inside_the_rectangle_just_drawn(browser, live_serve
     start = on_screen(page, 100, 100)
     assert abs(rect["x"] - start[0]) < 3 and abs(rect["y"] - start[1]) < 3, "the rectangle stayed"
     context.close()
+
+
+def test_a_double_click_takes_a_polygons_point_away_and_adds_one_on_the_polygon(
+    browser, live_server, addresses
+):
+    validated_pair("dog", size=(800, 600))
+    context = signed_in_as(browser, live_server, make_voter(), "203.0.113.12")
+    page = context.new_page()
+    page.goto("/annotate")
+    page.locator("#annotate[data-ready]").wait_for()
+    page.keyboard.press("p")
+    for x, y in [(100, 100), (500, 100), (500, 400), (300, 500), (100, 400), (100, 100)]:
+        click(page, x, y)
+    points = "document.querySelector('.shape').getAttribute('points').split(' ').length"
+    assert page.evaluate(points) == 5
+    page.keyboard.press("v")
+    page.mouse.dblclick(*on_screen(page, 300, 500))  # on a point
+    assert page.evaluate(points) == 4
+    page.mouse.dblclick(*on_screen(page, 300, 200))  # inside, nearest the top edge
+    assert page.evaluate(points) == 5
+    assert page.locator(".handle-point").count() == 5
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save", exact=True).click()
+    (polygon,) = shapes_of(Annotation.objects.get())
+    assert [round(p["y"]) for p in polygon["points"]][:3] == [100, 200, 100]
+    context.close()

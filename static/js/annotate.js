@@ -492,14 +492,51 @@
       say(polygon.length < 3 ? "Point " + polygon.length + " placed; keep going."
         : "Point " + polygon.length + " placed. Click the first point (or press Enter) to close the outline.");
     } else if (done.kind === "move" || done.kind === "handle") {
-      if (JSON.stringify(shapes) === done.before) history.pop(); // nothing moved
-      else changed();
+      if (JSON.stringify(shapes) !== done.before) changed();
+      else {
+        history.pop(); // nothing moved: a click, perhaps the second of a double click
+        if (doubleClick(event) && shapes[selected] && shapes[selected].type === "polygon") {
+          editPoints(shapes[selected], done.kind === "handle" ? Number(done.point) : -1, p);
+        }
+      }
     }
     render();
   }
   svg.addEventListener("pointerup", pointerEnd);
   svg.addEventListener("pointercancel", pointerEnd);
   svg.addEventListener("pointerleave", function () { if (polygon && !action) { hover = null; render(); } });
+
+  // A double click (or double tap) on a polygon's point takes the point away; on the
+  // polygon, it adds a point to the nearest edge.
+  var lastClick = null;
+  function doubleClick(event) {
+    var now = Date.now(), previous = lastClick;
+    lastClick = { t: now, x: event.clientX, y: event.clientY };
+    if (!previous || now - previous.t > 400) return false;
+    lastClick = null;
+    return Math.hypot(event.clientX - previous.x, event.clientY - previous.y) < 12;
+  }
+
+  function editPoints(shape, index, p) {
+    remember();
+    if (index >= 0) {
+      if (shape.points.length <= 3) { history.pop(); say("A polygon keeps at least three points."); return; }
+      shape.points.splice(index, 1);
+      say("Point taken away.");
+    } else {
+      var best = 0, bestDistance = Infinity;
+      shape.points.forEach(function (a, i) {
+        var b = shape.points[(i + 1) % shape.points.length];
+        var dx = b.x - a.x, dy = b.y - a.y, length = dx * dx + dy * dy || 1;
+        var t = clamp(((p.x - a.x) * dx + (p.y - a.y) * dy) / length, 0, 1);
+        var d = Math.hypot(a.x + t * dx - p.x, a.y + t * dy - p.y);
+        if (d < bestDistance) { bestDistance = d; best = i; }
+      });
+      shape.points.splice(best + 1, 0, inside(p));
+      say("Point added; drag it into place.");
+    }
+    changed();
+  }
 
   function pinchState() {
     var ids = Object.keys(pointers), a = pointers[ids[0]], b = pointers[ids[1]];
