@@ -100,9 +100,7 @@ def test_a_new_revision_is_compared_again():
     pair = task()
     first = drawn(pair, trusted(), DOG)
     drawn(pair, trusted(), ELSEWHERE)
-    first = Annotation.objects.select_related("pair__image", "pair__label__parent").get(
-        pk=first.pk
-    )
+    first = Annotation.objects.select_related("pair__image", "pair__label__parent").get(pk=first.pk)
     drawing.revise(first, first.author, [ELSEWHERE])
     latest = Agreement.objects.get(first=first, first_revision=2)
     assert latest.iou == pytest.approx(1, abs=0.01)
@@ -121,4 +119,4 @@ def test_statistics_report_agreement_per_label(client):
     assert rows["cat"]["agreeing"] == 1 and rows["cat"]["mean_iou"] > 0.9
     page = client.get("/statistics").content.decode()
     assert "how well two people agree" in page
-    assert "<th scope=\"row\">cat</th>" in page
+    assert '<th scope="row">cat</th>' in page
