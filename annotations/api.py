@@ -22,7 +22,7 @@ from people.ratelimits import limit, spend
 from validation.voting import counts_for
 
 from . import drawing, selection, tasks, voting
-from .models import Annotation, AnnotationRevision
+from .models import Annotation, AnnotationRevision, AnnotationVote
 
 MAX_ITEMS = 20  # labels outlined in one POST
 TICKET_HEADER = "HTTP_X_TASK_TICKET"
@@ -135,9 +135,22 @@ def annotation_json(annotation: Annotation, revision: AnnotationRevision) -> dic
         "annotations": revision.shapes,
         "revision": revision.number,
         "latest_revision": annotation.revision,
-        "num_yes": annotation.num_yes if revision.number == annotation.revision else 0,
-        "num_no": annotation.num_no if revision.number == annotation.revision else 0,
+        **_counts(annotation, revision),
         "created": revision.created.isoformat(),
+    }
+
+
+def _counts(annotation: Annotation, revision: AnnotationRevision) -> dict:
+    """The counted votes of a revision: the outline's own numbers for the latest one, and
+    what an earlier one had before it was replaced."""
+    if revision.number == annotation.revision:
+        return {"num_yes": annotation.num_yes, "num_no": annotation.num_no}
+    counted = AnnotationVote.objects.filter(
+        annotation=annotation, revision=revision.number, counted=True
+    )
+    return {
+        "num_yes": counted.filter(answer=AnnotationVote.Answer.YES).count(),
+        "num_no": counted.filter(answer=AnnotationVote.Answer.NO).count(),
     }
 
 
@@ -176,8 +189,9 @@ def _label_asked(request: HttpRequest) -> Label | None:
             raise LookupError(f"unknown label: {name[:100]}")
         return label
     if (text := request.GET.get("label_id", "").strip()) != "":
-        label = Label.objects.taggable().filter(pk=int(text)).first() if text.isdigit() else None
-        if label is None or len(text) > 18:
+        known = text.isdigit() and len(text) <= 18
+        label = Label.objects.taggable().filter(pk=int(text)).first() if known else None
+        if label is None:
             raise LookupError(f"unknown label_id: {text[:40]}")
         return label
     return None

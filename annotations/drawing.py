@@ -35,6 +35,8 @@ def why_not_outlined(pair: ImageLabel) -> DrawingRefused | None:
         return DrawingRefused("no such public picture with that label", 404)
     if not pair.label.is_annotatable:
         return DrawingRefused(f"“{pair.label.full_name}” is not outlined (a scene or a category)")
+    if pair.frozen:
+        return DrawingRefused("A moderator has closed this picture for now.", 409)
     if pair.status != ImageLabel.Status.VALIDATED:
         return DrawingRefused(
             f"the crowd has not confirmed “{pair.label.full_name}” in this picture yet", 409
@@ -134,6 +136,8 @@ def revise(annotation: Annotation, editor: Voter, raw_shapes: object) -> Drawn:
         raise DrawingRefused("no such outline", 404)
     if not pair.label.is_annotatable:
         raise DrawingRefused(f"“{pair.label.full_name}” is not outlined (a scene or a category)")
+    if pair.frozen:
+        raise DrawingRefused("A moderator has closed this picture for now.", 409)
     clean = check_shapes(pair, raw_shapes)
     with transaction.atomic():
         locked = Annotation.objects.select_for_update().get(pk=annotation.pk)

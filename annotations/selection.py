@@ -41,7 +41,7 @@ FROM annotations_annotationtask t
 JOIN validation_imagelabel p ON p.id = t.pair_id
 JOIN donations_image img ON img.id = p.image_id
 WHERE t.open AND t.random_key {side} %(start)s
-  AND img.status = %(public)s AND t.label_id IN ({annotatable})
+  AND img.status = %(public)s AND NOT p.frozen AND t.label_id IN ({annotatable})
   AND NOT EXISTS (
       SELECT 1 FROM annotations_annotation a WHERE a.pair_id = t.pair_id AND a.author_id = %(voter)s
   )
@@ -128,13 +128,14 @@ def pair_to_outline(
 
 
 def pair_for_outlining(voter: Voter, pair_id: int) -> ImageLabel | None:
-    """The pair `?validation_id=` names, when it may be outlined (validated, of a public
-    picture, of a label people outline), or None."""
+    """The pair `?validation_id=` names, when it may be outlined (validated, not frozen, of
+    a public picture, of a label people outline), or None."""
     pair = (
         ImageLabel.objects.select_related("image", "label__parent")
         .filter(
             pk=pair_id,
             status=ImageLabel.Status.VALIDATED,
+            frozen=False,
             image__status=Image.Status.PUBLIC,
             label__in=Label.objects.annotatable(),
         )

@@ -19,7 +19,7 @@ from people.models import Voter
 from validation import tickets
 from validation.voting import counts_for
 
-from .models import Annotation, AnnotationTask, NotAnnotatable
+from .models import Agreement, Annotation, AnnotationTask, NotAnnotatable
 
 # The kind of ticket a pair served to be outlined carries (annotations.drawing hands it out).
 DRAW_TICKET = "outline:draw"
@@ -94,3 +94,26 @@ def say_not_annotatable(pair: ImageLabel, voter: Voter, network: str = "", ticke
         count = NotAnnotatable.objects.filter(pair=pair, trusted=True, voter__banned=False).count()
         said_not_annotatable(pair.pk, count)
     return count
+
+
+# --- label merges (validation.merge tells) --------------------------------------------
+
+
+def pairs_relabelled(pair_ids: list[int], label_id: int) -> None:
+    """Pairs moved to another label: their tasks and agreements follow."""
+    AnnotationTask.objects.filter(pk__in=pair_ids).update(label_id=label_id)
+    Agreement.objects.filter(first__pair_id__in=pair_ids).update(label_id=label_id)
+
+
+def pair_combined(pair: ImageLabel, into: ImageLabel) -> None:
+    """A pair is merged into another of the same picture: its outlines move there, but for
+    those whose authors outlined the other pair already (theirs there stands)."""
+    taken = Annotation.objects.filter(pair=into, author__isnull=False).values("author_id")
+    Annotation.objects.filter(pair=pair, author_id__in=taken).delete()
+    moving = Annotation.objects.filter(pair=pair)
+    moved = moving.count()
+    Agreement.objects.filter(first__pair=pair).update(label_id=into.label_id)
+    moving.update(pair=into)
+    if moved:
+        AnnotationTask.objects.filter(pk=into.pk).update(outlines=F("outlines") + moved)
+        outline_settled(into.pk)

@@ -330,3 +330,32 @@ def test_every_outline_endpoint_is_described_and_listed_on_the_api_page(client):
             "validate/no", "validate/yes|no"
         )
         assert shown in page, path
+
+
+def test_a_frozen_pair_cannot_be_outlined(client, token):
+    pair = validated_pair()
+    ImageLabel.objects.filter(pk=pair.pk).update(frozen=True)
+    response = outline(client, pair, [RECT], token)
+    assert response.status_code == 409
+    assert "closed" in response.json()["error"]
+
+
+def test_an_earlier_revision_reads_with_the_votes_it_had(client, token):
+    from annotations import voting
+    from tests.helpers import make_voter
+
+    outline(client, validated_pair(), [RECT], token)
+    annotation = Annotation.objects.get()
+    checker = make_voter(trusted=True, gold_correct=20)
+    ticket = voting.check_ticket(checker, annotation)
+    voting.record_vote(annotation.uuid, checker, 1, "10.3.3.0/24", ticket=ticket)
+    send(
+        client,
+        f"/v1/annotation/{annotation.uuid}",
+        {"annotations": [ELLIPSE]},
+        method="put",
+        HTTP_X_VOTER_TOKEN=token,
+    )
+    url = f"/v1/annotation?annotation_id={annotation.uuid}"
+    assert client.get(url + "&rev=1").json()["num_yes"] == 1
+    assert client.get(url).json()["num_yes"] == 0

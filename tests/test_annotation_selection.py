@@ -204,3 +204,26 @@ def test_browsing_shows_no_outline_of_a_hidden_picture(client):
     dog = drawing.draw(task("dog"), make_voter(), [RECT]).annotation
     Image.objects.filter(pk=dog.pair.image_id).update(status=Image.Status.HIDDEN)
     assert client.get("/v1/annotations", {"query": "dog"}).json()["annotations"] == []
+
+
+def test_merging_a_label_keeps_its_outlines_and_tasks(client):
+    from validation.merge import merge_labels
+
+    puppy, dog = make_label("puppy"), make_label("dog")
+    moved = task(puppy)
+    image = make_image()
+    combined, kept = task(puppy, image), task(dog, image)
+    author, both = make_voter(), make_voter()
+    moved_outline = drawing.draw(moved, author, [RECT]).annotation
+    combined_outline = drawing.draw(combined, author, [RECT]).annotation
+    drawing.draw(combined, both, [RECT])
+    drawing.draw(kept, both, [{**RECT, "left": 40}])
+    merge_labels(puppy, dog)
+    assert AnnotationTask.objects.get(pk=moved.pk).label_id == dog.pk
+    moved_outline.refresh_from_db()
+    combined_outline.refresh_from_db()
+    assert combined_outline.pair_id == kept.pk, "it moved to the pair it was combined into"
+    assert Annotation.objects.filter(pair=kept).count() == 2, "one outline per author stays"
+    assert AnnotationTask.objects.get(pk=kept.pk).outlines == 2
+    for _ in range(5):
+        assert served(client, label="dog")["validation_id"] in (moved.pk, kept.pk)
