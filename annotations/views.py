@@ -115,7 +115,8 @@ def edit(request: HttpRequest, label: Label | None) -> HttpResponse:
             status=403,
         )
     number = request.GET.get("rev", "")
-    number = int(number) if number.isascii() and number.isdigit() else annotation.revision
+    wanted_number = number.isascii() and number.isdigit() and len(number) < 10
+    number = int(number) if wanted_number else annotation.revision
     revision = get_object_or_404(AnnotationRevision, annotation=annotation, number=number)
     editor = {
         "save": {"url": reverse("annotations:revise", args=[annotation.uuid]), "method": "PUT"},
@@ -172,7 +173,8 @@ def editor_page(
 
 
 def last_outline(voter, editing: Annotation | None) -> Annotation | None:
-    """The visitor's latest outline (to reach it again and edit it), unless it is open."""
+    """The visitor's latest outline (to reach it again and edit it), unless it is the one
+    being edited."""
     if not voter.exists:
         return None
     latest = (
@@ -207,16 +209,17 @@ def latest_shapes(outlines: list[Annotation]) -> dict[int, list[dict]]:
 
 def saved(request: HttpRequest, drawn: drawing.Drawn, status: int) -> JsonResponse:
     label = drawn.annotation.pair.label
-    messages.success(
-        request,
-        f"Thank you! Your outline of the {thing(label)} is saved; other people will now check it.",
-    )
+    if drawn.revision.number == 1:
+        thanks = f"Thank you! Your outline of the {thing(label)} is saved"
+    else:
+        thanks = f"Thank you! Revision {drawn.revision.number} of your outline is saved"
+    messages.success(request, f"{thanks}; other people will now check it.")
     location = reverse("annotations:edit-link", args=[drawn.annotation.uuid])
     response = JsonResponse(
         {
             "annotation": str(drawn.annotation.uuid),
             "revision": drawn.revision.number,
-            "next": request.GET.get("next") or reverse("annotations:annotate"),
+            "next": reverse("annotations:annotate"),
         },
         status=status,
     )

@@ -152,6 +152,7 @@ def test_a_rectangle_a_polygon_and_an_ellipse_drawn_with_a_mouse_are_stored_in_m
     drag(page, (450, 550), (550, 600))
     with page.expect_navigation():
         page.get_by_role("button", name="Save changes").click()
+    assert "Revision 2 of your outline is saved" in page.content()
     annotation.refresh_from_db()
     assert annotation.revision == 2
     moved = shapes_of(annotation)[0]
