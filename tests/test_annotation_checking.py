@@ -5,6 +5,9 @@ import json
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from annotations import drawing, tasks
 from annotations import voting as outline_voting
@@ -345,3 +348,30 @@ def test_rules_tally_of_a_vote_set_is_the_pairs_sql_tally():
         )
         rows = cursor.fetchall()
     assert rules.tally(rows) == sql_tally
+
+
+@settings_hypothesis(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 30), st.integers(0, 4), st.integers(0, 3)),
+        min_size=1,
+        max_size=7,
+    )
+)
+def test_an_outlines_outcome_is_what_the_rules_say_of_its_votes(ballots):
+    """Each ballot: (yes, gold right, gold wrong, network). Same rules as pairs, no copy."""
+    with transaction.atomic():  # each example starts from nothing
+        annotation = outlined()
+        for said_yes, right, wrong, network in ballots:
+            voter = make_voter(trusted=True, gold_correct=right + 3, gold_wrong=wrong)
+            check(annotation, voter, YES if said_yes else NO, network=f"10.8.{network}.0/24")
+        annotation.refresh_from_db()
+        rows = AnnotationVote.objects.filter(annotation=annotation, counted=True)
+        for row in rows:
+            assert row.weight == pair_voting.weight_of(row.voter, annotation.pair.label_id)
+        expected = rules.outcome(
+            rules.tally((row.answer == YES, row.weight, row.ip_prefix) for row in rows)
+        )
+        assert annotation.confidence == pytest.approx(expected.confidence)
+        assert annotation.status == outline_voting.STATUS_OF[expected.status]
+        transaction.set_rollback(True)
