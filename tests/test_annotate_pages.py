@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 RECT = {"type": "rect", "left": 100, "top": 50, "width": 200, "height": 100, "angle": 0}
 
 
-def validated_pair(label: str = "dog", **image) -> ImageLabel:
+def validated_pair(label="dog", **image) -> ImageLabel:
     pair = make_pair(label, image=make_image(width=1600, height=1200, **image))
     for n in range(3):
         checker = make_voter(trusted=True, gold_correct=20, first_ip_prefix=f"198.51.{n}.0/24")
@@ -399,3 +399,13 @@ def test_the_grid_costs_the_same_queries_for_three_outlines_as_for_twelve():
         outline("dog")
     assert Client().get("/validate/annotations/grid?label=dog").text.count("outline-crop") == 12
     assert queries() == few
+
+
+def test_a_part_is_asked_about_with_its_parent():
+    dog = make_label("dog")
+    eye = make_label("eye", parent=dog)
+    pair = validated_pair(eye)
+    assert "Outline the eye of the dog" in Client().get("/annotate").text
+    drawing.draw(pair, make_voter(), [RECT])
+    page = Client().get("/validate/annotations").text
+    assert "Is this outline exactly one eye of the dog, drawn tightly?" in page
