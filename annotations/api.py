@@ -188,7 +188,8 @@ def _label_asked(request: HttpRequest) -> Label | None:
         if label is None:
             raise LookupError(f"unknown label: {name[:100]}")
         return label
-    if (text := request.GET.get("label_id", "").strip()) != "":
+    if "label_id" in request.GET:
+        text = request.GET["label_id"]
         known = text.isdigit() and len(text) <= 18
         label = Label.objects.taggable().filter(pk=int(text)).first() if known else None
         if label is None:
@@ -289,7 +290,8 @@ def next_outline(request: HttpRequest) -> JsonResponse:
         label = _label_asked(request)
     except LookupError as error:
         return json_error(str(error.args[0]), 404)
-    if (text := request.GET.get("validation_id", "").strip()) != "":
+    if "validation_id" in request.GET:
+        text = request.GET["validation_id"]
         pair = None
         if text.isdigit() and len(text) <= 18:
             pair = selection.pair_for_outlining(request.voter, int(text))

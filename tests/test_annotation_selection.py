@@ -227,3 +227,10 @@ def test_merging_a_label_keeps_its_outlines_and_tasks(client):
     assert AnnotationTask.objects.get(pk=kept.pk).outlines == 2
     for _ in range(5):
         assert served(client, label="dog")["validation_id"] in (moved.pk, kept.pk)
+
+
+def test_an_empty_label_id_or_validation_id_names_nothing(client):
+    task()
+    assert client.get("/v1/annotate?label_id=").status_code == 404
+    assert client.get("/v1/annotate?validation_id=").status_code == 404
+    assert client.get("/v1/annotation?label_id=").status_code == 404
