@@ -5,6 +5,7 @@ NAVIGATION = [
     ("donations:donate", "Donate"),
     ("validation:validate", "Validate"),
     ("validation:label-mode", "Label"),
+    ("annotations:annotate", "Annotate"),
     ("donations:browse", "Browse"),
     ("exports:export", "Export"),
     ("exports:releases", "Releases"),

@@ -7,6 +7,8 @@ against the running views with generated requests (schemathesis).
 
 from __future__ import annotations
 
+from .openapi_outlines import outline_paths
+
 
 def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -49,7 +51,7 @@ LABEL_BODY = {
     "type": "object",
     "required": ["label"],
     "properties": {
-        # Something besides blanks (validation.api.BLANKS).
+        # Something besides blanks (labels.lookup.BLANKS).
         "label": {"type": "string", "pattern": "[^ \\t\\n\\r\\f\\v]", "example": "dog"},
         "sublabel": {
             "type": "string",
@@ -1192,5 +1194,14 @@ def build() -> dict:
                 }
             },
             **_account_paths(),
+            **outline_paths(
+                json=_json,
+                errors=_errors,
+                token=TOKEN,
+                uuid_path=UUID_PATH,
+                ticket_header=TICKET_HEADER,
+                label_body=LABEL_BODY,
+                ticket=TICKET,
+            ),
         },
     }

@@ -31,6 +31,7 @@ urlpatterns = [
     path("", include("people.urls")),
     path("v1/", include("imagemonkey.api_urls")),
     path("api", views.api_docs, name="api-docs"),
+    path("", include("annotations.urls")),
     path("", include("validation.urls")),
     path("", include("exports.urls")),
     path("", include("labels.urls")),

@@ -119,9 +119,11 @@ class BadBody(ValueError):
 JSON_DEPTH_MAX = 20  # no body of the API nests deeper than 3
 
 
-def read_json(request: HttpRequest, *, array: bool = False) -> dict | list:
-    """The request body as a JSON object (`array`: a JSON array); BadBody with a reason
-    otherwise.
+def read_json(
+    request: HttpRequest, *, array: bool = False, allow_list: bool = False
+) -> dict | list:
+    """The request body as a JSON object (`array`: a JSON array; `allow_list`: either);
+    BadBody with a reason otherwise.
 
     The body must say it is JSON: a page elsewhere can make a browser send text/plain
     or a form without asking first (a CORS-simple request), never application/json.
@@ -138,6 +140,8 @@ def read_json(request: HttpRequest, *, array: bool = False) -> dict | list:
     except RecursionError:
         raise BadBody("the body is nested too deeply") from None
     _check_depth(body)
+    if allow_list and isinstance(body, list):
+        return body
     if array and not isinstance(body, list):
         raise BadBody("the body must be a JSON array")
     if not array and not isinstance(body, dict):
