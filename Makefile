@@ -4,7 +4,7 @@ PORT ?= 8000
 PY := .venv/bin/python
 VAR := $(or $(DATA_DIR),$(CURDIR)/var)
 
-.PHONY: run test stop setup test-setup lint lock bench bench-quick crowd-sim crowd-sim-quick
+.PHONY: run test deploy-test stop setup test-setup lint lock bench bench-quick crowd-sim crowd-sim-quick
 
 setup:
 	@tools/bootstrap.sh
@@ -40,6 +40,11 @@ test: test-setup lint
 	@$(PY) manage.py makemigrations --check --dry-run
 	@$(PY) manage.py collectstatic --no-input -v 0
 	@CACHE_KEY_PREFIX=test .venv/bin/pytest --create-db $(PYTEST_ARGS)
+
+# deploy/install.sh for real on a fresh Debian 12 host in a container (tests/fresh_host.py):
+# as root, about ten minutes; CI runs it after `make test`.
+deploy-test: test-setup
+	@FRESH_HOST=1 .venv/bin/pytest -p no:xdist tests/test_fresh_host.py $(PYTEST_ARGS)
 
 # Benchmarks and the crowd simulation: never part of `make test` (see bench/).
 bench: test-setup

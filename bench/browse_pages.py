@@ -53,12 +53,13 @@ def _cases() -> dict[str, str]:
     }
 
 
-def browse_queries(ctx: Context) -> dict:
+def query_counts(database: str) -> dict[str, int]:
+    """SQL queries per kind of /browse page and page size (`first@48`…) on `database`."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    use_database(ctx.large)
+    use_database(database)
     client = Client(HTTP_HOST="127.0.0.1")
     cases = _cases()
     counts: dict[str, int] = {}
@@ -71,7 +72,15 @@ def browse_queries(ctx: Context) -> dict:
                 if response.status_code != 200:
                     raise RuntimeError(f"{url} answered {response.status_code}")
                 counts[f"{name}@{size}"] = len(captured.captured_queries)
+    return counts
 
+
+def browse_queries(ctx: Context) -> dict:
+    from django.test import Client
+
+    counts = query_counts(ctx.large)
+    client = Client(HTTP_HOST="127.0.0.1")
+    cases = _cases()
     first_times: list[float] = []
     deep_times: list[float] = []
     for _ in range(max(3, ctx.scale.select_rounds)):  # alternately, so noise hits both

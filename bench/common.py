@@ -28,6 +28,7 @@ class Scale:
     small: int  # pairs
     medium: int
     large: int
+    huge: int = 0  # a further dataset for the scale figures (bench/at_scale.py); 0: none
     select_rounds: int = 20  # rounds visiting every dataset in turn
     select_calls: int = 10  # timed next_task calls per dataset and round
     original_repeats: int = 7  # the original's slow queries, timed runs each
@@ -44,7 +45,7 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale("full", 10_000, 100_000, 1_000_000),
+    "full": Scale("full", 10_000, 100_000, 1_000_000, huge=10_000_000),
     "quick": Scale(
         "quick",
         2_000,
@@ -64,6 +65,7 @@ SCALES = {
         300,
         300,
         300,
+        huge=300,  # the scale figures run too, on the same dataset
         select_rounds=1,
         select_calls=3,
         original_repeats=1,
@@ -97,6 +99,10 @@ class Context:
     @property
     def large(self) -> str:
         return self.databases[self.scale.large]
+
+    @property
+    def huge(self) -> str | None:
+        return self.databases.get(self.scale.huge) if self.scale.huge else None
 
 
 # --- Databases ------------------------------------------------------------------

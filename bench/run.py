@@ -44,7 +44,7 @@ RESULTS_MD = BENCH / "RESULTS.md"
 
 
 def _benchmarks() -> dict[str, Callable[[Context], dict]]:
-    from . import browse_pages, exporting, ingesting, outlining, selecting, serving
+    from . import at_scale, browse_pages, exporting, ingesting, outlining, selecting, serving
 
     return {
         "select_flatness": selecting.select_flatness,
@@ -55,6 +55,7 @@ def _benchmarks() -> dict[str, Callable[[Context], dict]]:
         "ingest_vs_pillow": ingesting.ingest_vs_pillow,
         "vote_vs_hello": serving.vote_vs_hello,
         "mixed_load": serving.mixed_load,
+        "scale_10m": at_scale.scale_figures,  # only where the scale has a huge dataset
     }
 
 
@@ -70,6 +71,11 @@ PRODUCED_BY = {
     "ingest_vs_pillow": "ingest_vs_pillow",
     "browse_queries": "browse_queries",
     "mixed_load": "mixed_load",
+    "select_flatness_10m": "scale_10m",
+    "select_vs_original_10m": "scale_10m",
+    "browse_queries_10m": "scale_10m",
+    "export_rss_ratio_10m": "scale_10m",
+    "export_vs_copy_10m": "scale_10m",
 }
 
 # metric: (comparison, target, how it is measured)
@@ -127,6 +133,36 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
         1.3,
         "`ingest()` of a 12 MP camera JPEG (EXIF orientation + GPS; isolated decode, "
         "master + 2 derivatives, hashes, files, rows) ÷ bare Pillow for the same 3 JPEGs",
+    ),
+    "select_flatness_10m": (
+        "<=",
+        1.5,
+        "`next_task(voter)` at 10M pairs ÷ at 10k (bench/at_scale.py): median of per-round "
+        "ratios, rounds visiting both in turn; `make bench` only",
+    ),
+    "select_vs_original_10m": (
+        ">=",
+        1000,
+        "the original's `ORDER BY random() LIMIT 1` over unvoted pairs at 10M ÷ our "
+        "next_task at 10M; median of per-round ratios",
+    ),
+    "browse_queries_10m": (
+        "const",
+        None,
+        "SQL queries for one /browse page of 48 at 10M pairs; `browse_queries_same_10m` is 1 "
+        "when every kind and size of page runs as many queries as at 1M",
+    ),
+    "export_rss_ratio_10m": (
+        "<=",
+        1.2,
+        "peak RSS of the CSV and JSON exports of every public pair at 10M ÷ at 1M (one run "
+        "each, the cost guard lifted); the worse of the two",
+    ),
+    "export_vs_copy_10m": (
+        "info",
+        None,
+        "rows/s of the CSV and JSON exports at 10M ÷ COPY's of the same rows (one round); "
+        "the lower of the two",
     ),
     "browse_queries": (
         "const",
@@ -218,7 +254,7 @@ def prepare(scale: Scale, regenerate: bool = False) -> Context:
     """Create, migrate and fill (or reuse) the three databases; start Django on the large one."""
     from .dataset import ensure
 
-    sizes = sorted({scale.small, scale.medium, scale.large})
+    sizes = sorted({scale.small, scale.medium, scale.large} | ({scale.huge} - {0}))
     names = {size: scale.database(size) for size in sizes}
     for name in names.values():
         ensure_database(database_url(name))
@@ -294,7 +330,8 @@ def write_results(
     document = {
         **metrics,
         "scale": scale.name,
-        "scales": {"small": scale.small, "medium": scale.medium, "large": scale.large},
+        "scales": {"small": scale.small, "medium": scale.medium, "large": scale.large}
+        | ({"huge": scale.huge} if scale.huge else {}),
         "machine": machine(),
         "run_seconds": round(seconds, 1),
         "details": {**kept_details, **_clean(details)},
@@ -342,12 +379,13 @@ def render_markdown(document: dict) -> str:
     details = document.get("details", {})
     info = document["machine"]
     scales = document["scales"]
+    huge = f" / {scales['huge']:,}" if scales.get("huge") else ""
     lines = [
         "# Benchmark results",
         "",
         f"Run `{'make bench' if document['scale'] == 'full' else 'make bench-quick'}` "
         f"(scale **{document['scale']}**: {scales['small']:,} / {scales['medium']:,} / "
-        f"{scales['large']:,} image–label pairs) on {info['date']}, "
+        f"{scales['large']:,}{huge} image–label pairs) on {info['date']}, "
         f"in {document['run_seconds'] / 60:.1f} min.",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['os']}; "
@@ -366,6 +404,10 @@ def render_markdown(document: dict) -> str:
         if name == "browse_queries" and value is not None:
             spread = metrics.get("browse_queries_spread")
             verdict = "yes" if spread == 0 else f"no (spread {spread})"
+        elif name == "browse_queries_10m" and value is not None:
+            verdict = (
+                "yes" if metrics.get("browse_queries_same_10m") == 1 else "no (differs from 1M)"
+            )
         else:
             ok = met(name, value)
             verdict = "—" if ok is None else ("**yes**" if ok else "**no**")

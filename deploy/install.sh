@@ -22,6 +22,8 @@
 #                         sudo can log in: the script checks that such a user exists)
 #   --no-firewall         leave the firewall alone
 #   --dry-run             print every step, as for a fresh host, and change nothing
+#   --print-packages      print the Debian packages it installs, and stop (to fetch them
+#                         ahead, for a host without the network)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,6 +70,7 @@ while [ $# -gt 0 ]; do
     --harden-ssh) HARDEN_SSH=1; shift ;;
     --no-firewall) FIREWALL=0; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --print-packages) echo "${PACKAGES[*]}"; exit 0 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -196,6 +199,17 @@ fetch_code() {
     "+refs/heads/*:refs/remotes/installed-from/*"
   run "${git[@]}" checkout --quiet --force --detach "$COMMIT"
   run "${git[@]}" remote set-url origin "$REPO"
+  # update.sh fetches from there as the app's user, and git refuses a repository on this
+  # host that another user owns unless it is listed as safe.
+  if [ -d "$REPO" ]; then
+    local path
+    for path in "$REPO" "$REPO/.git"; do
+      if [ "$DRY_RUN" = 1 ] ||
+        ! "${AS_APP[@]}" git config --global --get-all safe.directory | grep -qxF "$path"; then
+        run "${AS_APP[@]}" git config --global --add safe.directory "$path"
+      fi
+    done
+  fi
   run chown -R "$APP_USER:$APP_USER" "$APP"
   say "Python packages in $APP/.venv from requirements.lock, every file hash-checked (tools/bootstrap.sh)"
   run "${AS_APP[@]}" "$APP/tools/bootstrap.sh"

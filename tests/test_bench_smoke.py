@@ -34,6 +34,11 @@ HEADLINES = [
     "mixed_vote_p95_ms",
     "mixed_error_rate",
     "mixed_429_rate",
+    "select_flatness_10m",
+    "select_vs_original_10m",
+    "browse_queries_10m",
+    "export_rss_ratio_10m",
+    "export_vs_copy_10m",
 ]
 # Counts of bad things and spreads: zero is the good answer.
 MAY_BE_ZERO = ("_rate", "_spread", "vote_failures", "_requests")
