@@ -44,10 +44,11 @@ RESULTS_MD = BENCH / "RESULTS.md"
 
 
 def _benchmarks() -> dict[str, Callable[[Context], dict]]:
-    from . import at_scale, browse_pages, exporting, ingesting, selecting, serving
+    from . import at_scale, browse_pages, exporting, ingesting, outlining, selecting, serving
 
     return {
         "select_flatness": selecting.select_flatness,
+        "outline_select_flatness": outlining.outline_select_flatness,
         "select_vs_original": selecting.select_vs_original,
         "browse_queries": browse_pages.browse_queries,
         "export_vs_copy": exporting.export_vs_copy,
@@ -61,6 +62,7 @@ def _benchmarks() -> dict[str, Callable[[Context], dict]]:
 # Metric names one may pass to --only, and the benchmark that measures each.
 PRODUCED_BY = {
     "select_flatness": "select_flatness",
+    "outline_select_flatness": "outline_select_flatness",
     "select_vs_original": "select_vs_original",
     "vote_vs_hello": "vote_vs_hello",
     "export_vs_copy": "export_vs_copy",
@@ -84,6 +86,13 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
         "time of `selection.next_task(voter)` (trusted voter, ~200 votes) at the large "
         "dataset ÷ at the small one: median over rounds that visit each dataset in turn "
         "(10 calls each, connections kept open), after a warm-up",
+    ),
+    "outline_select_flatness": (
+        "<=",
+        1.5,
+        "time of `annotations.selection.pair_to_outline(voter)` (what GET /v1/annotate "
+        "calls; every validated pair a task) at the large dataset ÷ at the small one: "
+        "median over rounds that visit each dataset in turn, as select_flatness",
     ),
     "select_vs_original": (
         ">=",

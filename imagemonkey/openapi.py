@@ -10,6 +10,8 @@ from django.http import HttpRequest, JsonResponse
 
 from people.http import public_read
 
+from .openapi_outlines import outline_paths
+
 
 def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -27,6 +29,7 @@ def _errors(*codes: int) -> dict:
         405: "Wrong method.",
         409: "Conflict (a duplicate, or a second report).",
         413: "The upload is too large.",
+        415: "The body is not JSON (send Content-Type: application/json).",
         422: "Not an image we accept, or a malformed number.",
         429: "Rate limited; retry after the Retry-After seconds.",
         503: "Temporarily unavailable (rate limiter unreachable, review queue full).",
@@ -51,7 +54,7 @@ LABEL_BODY = {
     "type": "object",
     "required": ["label"],
     "properties": {
-        # Something besides blanks (validation.api.BLANKS).
+        # Something besides blanks (labels.lookup.BLANKS).
         "label": {"type": "string", "pattern": "[^ \\t\\n\\r\\f\\v]", "example": "dog"},
         "sublabel": {
             "type": "string",
@@ -848,6 +851,15 @@ def build() -> dict:
                     },
                 }
             },
+            **outline_paths(
+                json=_json,
+                errors=_errors,
+                token=TOKEN,
+                uuid_path=UUID_PATH,
+                ticket_header=TICKET_HEADER,
+                label_body=LABEL_BODY,
+                ticket=TICKET,
+            ),
         },
     }
 

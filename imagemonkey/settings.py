@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "labels",
     "donations",
     "validation",
+    "annotations",
     "exports",
 ]
 
@@ -290,6 +291,13 @@ ALERT_BURST_VOTES = env_int("ALERT_BURST_VOTES", 30)
 ALERT_BURST_SHARE = 0.5  # … and at least this share of all recent votes on the label
 ALERT_QUARANTINE_HOURS = 24  # a burst's network's votes on the label stay out of counts this long
 TASK_TICKET_SECONDS = env_int("TASK_TICKET_SECONDS", 3600)  # how long a served task may be answered
+
+# --- Annotations (see README: "Outlines") -------------------------------------
+ANNOTATION_RATE = env_str("ANNOTATION_RATE", "30/m")  # outlines drawn or edited
+# Trusted voters who say a pair cannot be outlined before it stops being offered.
+NOT_ANNOTATABLE_TO_CLOSE = env_int("NOT_ANNOTATABLE_TO_CLOSE", 3)
+# Two independent outlines of one pair agree when their matched IoU reaches this.
+AGREEMENT_IOU = 0.75
 FILE_UPLOAD_PERMISSIONS = 0o644
 
 # --- Security --------------------------------------------------------------

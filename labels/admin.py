@@ -137,15 +137,18 @@ class AcceptForm(forms.Form):
 
 @admin.register(Label)
 class LabelAdmin(admin.ModelAdmin):
-    list_display = ["name", "parent", "kind", "active", "images", "votes", "gold", "category_list"]
-    list_filter = ["active", KindFilter, CategoryFilter]
+    list_display = [
+        *("name", "parent", "kind", "active", "annotatable"),
+        *("images", "votes", "gold", "category_list"),
+    ]
+    list_filter = ["active", "annotatable", KindFilter, CategoryFilter]
     search_fields = ["name", "description", "synonyms__name", "parent__name"]
     list_select_related = ["parent"]
     filter_horizontal = ["categories"]
     autocomplete_fields = ["parent"]
     readonly_fields = ["slug", "created"]
     inlines = [SublabelInline, SynonymInline]
-    actions = ["deactivate", "activate", "merge"]
+    actions = ["deactivate", "activate", "make_annotatable", "make_not_annotatable", "merge"]
     list_per_page = 100
 
     def get_deleted_objects(self, objs, request):
@@ -207,6 +210,21 @@ class LabelAdmin(admin.ModelAdmin):
         lookup.forget()
         pairs.sync_servable_for_labels(ids)
         self.message_user(request, f"{count} label(s) activated.", messages.SUCCESS)
+
+    @admin.action(description="Let people outline the selected labels", permissions=["change"])
+    def make_annotatable(self, request, queryset):
+        count = queryset.filter(is_meta=False).update(annotatable=True)
+        lookup.forget()
+        self.message_user(request, f"{count} label(s) may be outlined now.", messages.SUCCESS)
+
+    @admin.action(
+        description="Stop outlining the selected labels (scenes, whole-picture labels)",
+        permissions=["change"],
+    )
+    def make_not_annotatable(self, request, queryset):
+        count = queryset.update(annotatable=False)
+        lookup.forget()
+        self.message_user(request, f"{count} label(s) are no longer outlined.", messages.SUCCESS)
 
     def has_merge_permission(self, request):
         """Merging moves pairs and votes onto the target and deletes the source labels."""

@@ -13,6 +13,7 @@ not a category, with an active parent).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -24,6 +25,9 @@ from .models import Label, Synonym, normalize_name
 TTL = 60.0  # seconds
 MAX_ENTRIES = 10_000  # normalised names of labels that exist: a few thousand at most
 LONGEST = 2 * 100 + 1 + 40  # 'parent/part' of two 100-character names, and some spaces
+
+# A label name must hold something besides these (the OpenAPI description says the same).
+BLANKS = re.compile(r"[ \t\n\r\f\v]+")
 
 _lock = threading.Lock()
 _known: dict[str, tuple[float, Label]] = {}
@@ -71,3 +75,28 @@ for _model in (Label, Synonym):
     post_delete.connect(
         forget, sender=_model, dispatch_uid=f"labels.lookup.{_model.__name__}.delete"
     )
+
+
+# --- how the API names a (sub)label: {"label": "dog", "sublabel": "eye"} -----------
+
+
+def resolve_pair_label(body: dict) -> Label:
+    """The (sub)label named by {"label", "sublabel"}; ValueError when it names nothing."""
+    name = body.get("label")
+    sublabel = body.get("sublabel") or ""
+    if not isinstance(name, str) or not BLANKS.sub("", name):
+        raise ValueError('give the label, e.g. {"label": "dog"}')
+    if not isinstance(sublabel, str):
+        raise ValueError("sublabel must be a string")
+    text = f"{name}/{sublabel}" if sublabel.strip() else name
+    label = resolve(text)
+    if label is None:
+        raise LookupError(f"unknown label: {text[:100]}")
+    return label
+
+
+def label_json(label: Label) -> dict:
+    return {
+        "label": label.parent.name if label.parent_id else label.name,
+        "sublabel": label.name if label.parent_id else "",
+    }

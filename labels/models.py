@@ -38,6 +38,10 @@ class LabelQuerySet(models.QuerySet):
             .filter(Q(parent__isnull=True) | Q(parent__active=True))
         )
 
+    def annotatable(self) -> LabelQuerySet:
+        """Taggable labels people outline: meta labels and scenes are not."""
+        return self.taggable().filter(annotatable=True)
+
     def named(self, name: str) -> LabelQuerySet:
         return self.alias(lname=Lower("name")).filter(lname=normalize_name(name))
 
@@ -109,6 +113,12 @@ class Label(models.Model):
         help_text="A category that groups labels but is not offered for tagging.",
     )
     active = models.BooleanField(default=True, help_text="Inactive labels are not offered.")
+    annotatable = models.BooleanField(
+        default=True,
+        db_default=True,
+        help_text="Whether people outline it in pictures: not for scenes (a beach, a kitchen) "
+        "nor meta labels, which are a whole picture or nothing to point at.",
+    )
     created = models.DateTimeField(default=timezone.now)
 
     objects = LabelQuerySet.as_manager()
@@ -169,6 +179,11 @@ class Label(models.Model):
     def is_taggable(self) -> bool:
         """What LabelQuerySet.taggable() asks, of this label (its parent loaded)."""
         return self.active and not self.is_meta and (self.parent_id is None or self.parent.active)
+
+    @property
+    def is_annotatable(self) -> bool:
+        """What LabelQuerySet.annotatable() asks, of this label (its parent loaded)."""
+        return self.is_taggable and self.annotatable
 
     @property
     def full_name(self) -> str:

@@ -29,10 +29,14 @@ class Entry:
     plural: str = ""
     article: str = ""
     is_meta: bool = False
+    annotatable: bool = True
     where: str = ""
 
 
 ARTICLES = ("", "a", "an", "the", "-")
+# [labels] are tagged and outlined; [scenes] are tagged but never outlined (a whole
+# picture is the beach), though their parts are; [meta] labels are neither.
+SECTIONS = ("[meta]", "[labels]", "[scenes]")
 
 
 def _split(value: str) -> list[str]:
@@ -48,11 +52,13 @@ def parse_file(path: Path) -> list[Entry]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if line in ("[meta]", "[labels]"):
+        if line in SECTIONS:
             section = line[1:-1]
             continue
         if line.startswith("["):
-            raise WordlistError(f"{where}: unknown section {line!r} (use [meta] or [labels])")
+            raise WordlistError(
+                f"{where}: unknown section {line!r} (use [meta], [labels] or [scenes])"
+            )
         fields = [f.strip() for f in line.split("|")]
         if len(fields) > 7:
             raise WordlistError(f"{where}: too many fields ({len(fields)}; at most 7)")
@@ -75,6 +81,7 @@ def parse_file(path: Path) -> list[Entry]:
             plural=normalize_name(fields[5]),
             article=fields[6],
             is_meta=section == "meta",
+            annotatable=section == "labels",
             where=where,
         )
         if entry.is_meta and entry.sublabels:
@@ -154,7 +161,7 @@ class LoadReport:
 def load(entries: list[Entry]) -> LoadReport:
     """Create what is new and update what changed; report, never delete, what is gone.
 
-    A label's description, plural and meta flag follow the file. Categories,
+    A label's description, plural, meta flag and whether it is outlined follow the file. Categories,
     sublabels and synonyms from the file are added; ones curators added in the
     admin are kept.
     """
@@ -169,19 +176,22 @@ def load(entries: list[Entry]) -> LoadReport:
                 plural=entry.plural,
                 article=entry.article,
                 is_meta=entry.is_meta,
+                annotatable=entry.annotatable,
             )
             report.created.append(entry.name)
-        elif (label.description, label.plural, label.article, label.is_meta) != (
-            entry.description,
-            entry.plural,
-            entry.article,
-            entry.is_meta,
-        ):
+        elif (
+            label.description,
+            label.plural,
+            label.article,
+            label.is_meta,
+            label.annotatable,
+        ) != (entry.description, entry.plural, entry.article, entry.is_meta, entry.annotatable):
             label.description = entry.description
             label.plural = entry.plural
             label.article = entry.article
             label.is_meta = entry.is_meta
-            label.save(update_fields=["description", "plural", "article", "is_meta"])
+            label.annotatable = entry.annotatable
+            label.save(update_fields=["description", "plural", "article", "is_meta", "annotatable"])
             report.updated.append(entry.name)
         labels[entry.name] = label
 

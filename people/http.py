@@ -119,8 +119,9 @@ class BadBody(ValueError):
 JSON_DEPTH_MAX = 20  # no body of the API nests deeper than 3
 
 
-def read_json(request: HttpRequest) -> dict:
-    """The request body as a JSON object; BadBody with a reason otherwise.
+def read_json(request: HttpRequest, *, allow_list: bool = False) -> dict | list:
+    """The request body as a JSON object (or, `allow_list`, an array); BadBody with a
+    reason otherwise.
 
     The body must say it is JSON: a page elsewhere can make a browser send text/plain
     or a form without asking first (a CORS-simple request), never application/json.
@@ -136,6 +137,9 @@ def read_json(request: HttpRequest) -> dict:
         raise BadBody("the body is not valid JSON") from None
     except RecursionError:
         raise BadBody("the body is nested too deeply") from None
+    if allow_list and isinstance(body, list):
+        _check_depth({"": body})
+        return body
     if not isinstance(body, dict):
         raise BadBody("the body must be a JSON object")
     _check_depth(body)

@@ -6,6 +6,8 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
+from annotations import drawing
+from annotations.models import Annotation
 from donations.models import Image, ImageLabel
 from labels.models import Label, LabelSuggestion
 from people.models import Voter
@@ -14,7 +16,7 @@ from validation.models import Alert, Vote
 
 pytestmark = pytest.mark.django_db
 
-APPS = ["donations", "labels", "validation", "people"]
+APPS = ["donations", "labels", "validation", "people", "annotations"]
 
 
 def staff_with(*codenames: str) -> Client:
@@ -108,6 +110,31 @@ CASES = [
         gold_state,
     ),
 ]
+
+
+def an_outline(**fields):
+    pair = make_pair(status=ImageLabel.Status.VALIDATED)
+    pair = ImageLabel.objects.select_related("image", "label__parent").get(pk=pair.pk)
+    rect = {"type": "rect", "left": 1, "top": 1, "width": 10, "height": 10}
+    annotation = drawing.draw(pair, make_voter(), [rect]).annotation
+    Annotation.objects.filter(pk=annotation.pk).update(**fields)
+    return annotation
+
+
+def outline_state(annotation):
+    annotation.refresh_from_db()
+    return (annotation.is_gold, annotation.gold_answer, annotation.status)
+
+
+CASES += [
+    (Label, "make_annotatable", lambda: make_label("cat", annotatable=False),
+     lambda label: Label.objects.get(pk=label.pk).annotatable),
+    (Label, "make_not_annotatable", lambda: make_label("cat"),
+     lambda label: Label.objects.get(pk=label.pk).annotatable),
+    (Annotation, "gold_yes", an_outline, outline_state),
+    (Annotation, "gold_no", an_outline, outline_state),
+    (Annotation, "not_gold", lambda: an_outline(is_gold=True, gold_answer=True), outline_state),
+]  # fmt: skip
 
 
 def voter_with_a_vote():
@@ -217,3 +244,11 @@ def test_the_alert_page_shows_labels_with_braces_in_their_names():
     response = client.get(reverse("admin:validation_alert_change", args=[alert.pk]))
     assert response.status_code == 200
     assert b"a{b}c" in response.content
+
+
+def test_a_moderator_with_the_change_permission_makes_gold_outlines():
+    annotation = an_outline()
+    client = staff_with("annotations.view_annotation", "annotations.change_annotation")
+    offered, response = run_action(client, Annotation, "gold_no", [annotation])
+    assert "gold_no" in offered and response.status_code == 302
+    assert outline_state(annotation) == (True, False, Annotation.Status.REJECTED)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 HEADLINES = [
     "select_flatness",
+    "outline_select_flatness",
     "select_vs_original",
     "vote_vs_hello",
     "export_vs_copy",

@@ -44,6 +44,9 @@ GET_URLS = [
     "/v1/releases",
     "/v1/releases/2027-01/changes",
     "/v1/revocations.jsonl",
+    "/v1/annotate",
+    "/v1/annotation",
+    "/v1/annotations",
 ]
 PARAMETERS = [
     "label",
@@ -56,6 +59,10 @@ PARAMETERS = [
     "min_probability",
     "release",
     "since",
+    "annotation_id",
+    "rev",
+    "label_id",
+    "validation_id",
 ]
 
 # JSON endpoints: (method, url); {uuid} is a public picture's.
@@ -64,6 +71,10 @@ JSON_ENDPOINTS = [
     ("post", "/v1/donation/{uuid}/validate/no"),
     ("patch", "/v1/donation/validate"),
     ("post", "/v1/report/{uuid}"),
+    ("post", "/v1/donation/{uuid}/annotate"),
+    ("put", "/v1/annotation/{annotation}"),
+    ("post", "/v1/annotation/{annotation}/validate/yes"),
+    ("post", "/v1/validation/{pair_id}/not-annotatable"),
 ]
 
 json_values = st.recursive(
@@ -87,6 +98,16 @@ json_bodies = st.fixed_dictionaries(
         "sublabel": json_values,
         "reason": json_values | st.sampled_from(HOSTILE_TEXT),
         "ticket": json_values,
+        "annotations": st.lists(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["rect", "ellipse", "polygon"]) | json_values},
+                optional=dict.fromkeys(
+                    ("left", "top", "width", "height", "rx", "ry", "angle", "points"), json_values
+                ),
+            ),
+            max_size=3,
+        )
+        | json_values,
         "validations": st.lists(
             st.fixed_dictionaries(
                 {"uuid": json_values, "valid": st.sampled_from(["yes", "no", "x"])},
@@ -108,7 +129,22 @@ def pair(settings):
     settings.RATELIMIT_ENABLE = False
     pair = make_pair("dog")
     serve(pair)
+    # A validated cat on the same picture, outlined (by nobody, so that no voter exists):
+    # the outline endpoints get past their first checks.
+    from annotations.models import Annotation, AnnotationRevision
+    from donations.models import ImageLabel
+
+    cat = make_pair("cat", pair.image, status=ImageLabel.Status.VALIDATED)
+    pair.outline = Annotation.objects.create(pair=cat)
+    rect = {"type": "rect", "left": 1, "top": 1, "width": 10, "height": 10, "angle": 0}
+    AnnotationRevision.objects.create(annotation=pair.outline, number=1, shapes=[rect])
     return pair
+
+
+def endpoint_url(url: str, pair) -> str:
+    return url.format(
+        uuid=pair.image.uuid, annotation=pair.outline.uuid, pair_id=pair.outline.pair_id
+    )
 
 
 def below_500(response) -> int:
@@ -127,7 +163,7 @@ def test_hostile_query_values_get_a_4xx_or_a_page(client, pair, url, value):
 @pytest.mark.parametrize("depth", [50, 1000, 100_000])
 def test_deeply_nested_json_is_refused_with_a_reason(client, pair, method, url, depth):
     response = getattr(client, method)(
-        url.format(uuid=pair.image.uuid), nested(depth), content_type="application/json"
+        endpoint_url(url, pair), nested(depth), content_type="application/json"
     )
     assert below_500(response) == 400
     assert "nested too deeply" in response.json()["error"]
@@ -152,7 +188,7 @@ def test_a_report_reason_no_database_can_store_is_refused_and_creates_no_one(cli
 def test_any_json_body_on_any_json_endpoint_answers_below_500(pair, body, endpoint):
     method, url = endpoint
     response = getattr(Client(), method)(
-        url.format(uuid=pair.image.uuid), json.dumps(body), content_type="application/json"
+        endpoint_url(url, pair), json.dumps(body), content_type="application/json"
     )
     below_500(response)
 

@@ -162,3 +162,40 @@ def test_an_unknown_article_is_refused_with_its_line(tmp_path):
     (tmp_path / "labels.txt").write_text("[labels]\nsky | Above us. |  |  |  | skies | da\n")
     with pytest.raises(WordlistError, match="labels.txt:2: the article is one of a, an, the or -"):
         parse_wordlists(tmp_path)
+
+
+def test_scenes_are_tagged_but_not_outlined_and_meta_labels_neither(tmp_path):
+    folder = write(tmp_path / "w", GOOD + "[scenes]\nbeach | Sand by the sea. |  | sand\n")
+    populate(folder)
+    assert Label.objects.top_level().get(name="dog").annotatable
+    beach = Label.objects.top_level().get(name="beach")
+    assert not beach.annotatable and not beach.is_meta
+    assert Label.objects.resolve("beach") == beach, "a scene is still tagged"
+    assert Label.objects.resolve("beach/sand").is_annotatable, "its parts are outlined"
+    assert not Label.objects.get(name="animal").annotatable
+    assert set(Label.objects.annotatable().values_list("name", flat=True)) == {
+        "dog",
+        "cat",
+        "eye",
+        "ear",
+        "sand",
+    }
+
+
+def test_moving_a_label_to_the_scenes_updates_it(tmp_path):
+    folder = write(tmp_path / "w", GOOD)
+    populate(folder)
+    write(folder, GOOD.replace("cat | A pet", "[scenes]\ncat | A pet"))
+    populate(folder)
+    assert not Label.objects.top_level().get(name="cat").annotatable
+
+
+def test_an_unknown_section_names_the_three(tmp_path):
+    with pytest.raises(WordlistError, match=r"use \[meta\], \[labels\] or \[scenes\]"):
+        parse_wordlists(write(tmp_path / "w", "[places]\nbeach\n"))
+
+
+def test_the_shipped_scenes_are_not_outlined():
+    entries = {e.name: e for e in parse_wordlists(Path(settings.BASE_DIR) / "wordlists" / "en")}
+    assert not entries["beach"].annotatable and not entries["kitchen"].annotatable
+    assert entries["dog"].annotatable and not entries["animal"].annotatable

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.html import format_html, format_html_join
 
+from annotations import voting as outline_voting
 from donations.models import ImageLabel
 from people.models import Voter
 
@@ -234,8 +235,11 @@ class AlertAdmin(admin.ModelAdmin):
     def release_votes(self, request, queryset):
         bursts = queryset.filter(kind=Alert.Kind.BURST)
         recounted = sum(release_quarantine(alert) for alert in bursts)
+        outlines = sum(outline_voting.release_quarantine(alert) for alert in bursts)
         self.message_user(
-            request, f"{bursts.count()} burst(s) cleared; {recounted} pair(s) recounted."
+            request,
+            f"{bursts.count()} burst(s) cleared; {recounted} pair(s) and {outlines} outline(s) "
+            "recounted.",
         )
 
     @admin.action(description="Mark as resolved", permissions=["change"])

@@ -8,14 +8,13 @@ as a fresh anonymous voter, in training like any new voter.
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 
 from donations.models import Image, ImageLabel
-from labels import lookup as label_lookup
+from labels.lookup import label_json, resolve_pair_label
 from labels.models import Label
 from people.http import BadBody, allow, api_write, flag, json_error, public_read, read_json
 from people.identity import api_identity, client_ip, ip_prefix
@@ -29,30 +28,6 @@ from .voting import REFUSALS, VoteRefused, counts_for, record_vote
 TICKET_HEADER = "HTTP_X_TASK_TICKET"
 GRID_LIMIT_DEFAULT = 20
 GRID_LIMIT_MAX = 100
-# A label name must hold something besides these (the OpenAPI description says the same).
-BLANKS = re.compile(r"[ \t\n\r\f\v]+")
-
-
-def resolve_pair_label(body: dict) -> Label:
-    """The (sub)label named by {"label", "sublabel"}; ValueError when it names nothing."""
-    name = body.get("label")
-    sublabel = body.get("sublabel") or ""
-    if not isinstance(name, str) or not BLANKS.sub("", name):
-        raise ValueError('give the label, e.g. {"label": "dog"}')
-    if not isinstance(sublabel, str):
-        raise ValueError("sublabel must be a string")
-    text = f"{name}/{sublabel}" if sublabel.strip() else name
-    label = label_lookup.resolve(text)
-    if label is None:
-        raise LookupError(f"unknown label: {text[:100]}")
-    return label
-
-
-def label_json(label: Label) -> dict:
-    return {
-        "label": label.parent.name if label.parent_id else label.name,
-        "sublabel": label.name if label.parent_id else "",
-    }
 
 
 def pair_json(pair: ImageLabel, voter: Voter, network: str) -> dict:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.dispatch import Signal
 
 from donations import pairs as pair_rules
 from donations.models import ImageLabel
 from labels.models import Label
 
 from . import voting
+
+# Sent inside a merge's transaction, for the apps above that keep rows of their own per
+# pair (annotations): `pair_ids` now have the label `label_id`; `pair` is about to be
+# combined into `into` (the target label's pair of the same picture) and deleted.
+pairs_relabelled = Signal()
+pair_combined = Signal()
 
 
 @transaction.atomic
@@ -26,12 +33,14 @@ def merge_labels(source: Label, target: Label) -> dict[str, int]:
         existing = ImageLabel.objects.filter(image_id=pair.image_id, label=target).first()
         if existing is None:
             ImageLabel.objects.filter(pk=pair.pk).update(label=target)
+            pairs_relabelled.send(sender=ImageLabel, pair_ids=[pair.pk], label_id=target.pk)
             moved["pairs_moved"] += 1
             continue
         dropped = pair.votes.filter(voter__in=existing.votes.values("voter")).delete()[0]
         moved["votes_dropped"] += dropped
         moved["votes_moved"] += pair.votes.update(pair=existing)
         moved["pairs_combined"] += 1
+        pair_combined.send(sender=ImageLabel, pair=pair, into=existing)
         pair.delete()
         voting.recount(existing)
 

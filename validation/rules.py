@@ -14,7 +14,7 @@ yes, − for no); its posterior is the logistic of that sum (prior 0.5).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -97,6 +97,25 @@ class Tally:
     weighed: bool  # whether any counted vote carries weight
     voters: int = 0  # distinct voters whose counted votes carry weight
     networks: int = 0  # distinct networks (/24 or /48) those votes came from
+
+
+def tally(votes: Iterable[tuple[bool, float, str]]) -> Tally:
+    """The Tally of a set of counted votes, each (said yes, weight, network), at most one
+    per voter: for items whose few votes are read as rows (outlines). validation.voting
+    computes the same aggregate in SQL for pairs."""
+    yes = no = weighing = 0
+    evidence = 0.0
+    networks: set[str] = set()
+    for said_yes, weight, network in votes:
+        if said_yes:
+            yes, evidence = yes + 1, evidence + weight
+        else:
+            no, evidence = no + 1, evidence - weight
+        if weight > 0:
+            weighing += 1
+            if network not in ("", "unknown"):
+                networks.add(network)
+    return Tally(yes, no, evidence, weighing > 0, voters=weighing, networks=len(networks))
 
 
 @dataclass(frozen=True)

@@ -34,19 +34,31 @@ class TicketRefused(Exception):
 
 def issue(voter: Voter, pair: ImageLabel, network: str = "") -> str:
     """The ticket of one served task; a visitor's (no voter yet) names their network."""
+    return issue_for(voter, pair.pk, network)
+
+
+def issue_for(voter: Voter, item: int | str, network: str = "", kind: str = "") -> str:
+    """The ticket of one served task of another `kind` (annotations: "outline:check" with
+    the outline's id and revision as `item`); a ticket of one kind is no good for another."""
+    salt = f"{_SALT}.{kind}" if kind else _SALT
     if voter.pk is None:
-        return signing.dumps([NO_VOTER, pair.pk, network], salt=_SALT, compress=False)
-    return signing.dumps([voter.pk, pair.pk], salt=_SALT, compress=False)
+        return signing.dumps([NO_VOTER, item, network], salt=salt, compress=False)
+    return signing.dumps([voter.pk, item], salt=salt, compress=False)
 
 
-def verify(ticket: object, voter: Voter, pair_id: int, network: str = "") -> None:
+def verify(
+    ticket: object, voter: Voter, pair_id: int | str, network: str = "", kind: str = ""
+) -> None:
     """Raise TicketRefused unless `ticket` was issued, lately, for this voter and pair
-    (`network`: where the vote comes from, which a visitor's ticket must match)."""
+    (`network`: where the vote comes from, which a visitor's ticket must match; `kind`:
+    as issue_for was told)."""
     if not isinstance(ticket, str) or not ticket or len(ticket) > MAX_LENGTH:
         raise TicketRefused("This vote has no ticket: answer a task you were served.")
     try:
         voter_id, ticketed_pair, *served_to = signing.loads(
-            ticket, salt=_SALT, max_age=timedelta(seconds=settings.TASK_TICKET_SECONDS)
+            ticket,
+            salt=f"{_SALT}.{kind}" if kind else _SALT,
+            max_age=timedelta(seconds=settings.TASK_TICKET_SECONDS),
         )
     except signing.SignatureExpired:
         raise TicketRefused("This task has expired; ask for a new one.") from None

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from annotations import agreement
 from donations.models import Image, ImageLabel
 from donations.pairs import attach, suggest
 from labels.models import Label, normalize_name
@@ -308,4 +309,13 @@ def me(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def statistics_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "validation/statistics.html", statistics.site_statistics())
+    numbers = statistics.site_statistics()
+    return render(
+        request,
+        "validation/statistics.html",
+        {
+            **numbers,
+            "outline_agreement": agreement.by_label(),
+            "agreement_iou": settings.AGREEMENT_IOU,
+        },
+    )

@@ -38,6 +38,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from donations import pairs as pair_rules
@@ -49,6 +50,13 @@ from . import rules, tickets
 from .models import Alert, Vote
 
 log = logging.getLogger("imagemonkey.votes")
+
+# Sent when a recount changes a pair's status, with `pair` and its new `status`; the
+# apps above validation (annotations) listen instead of being called.
+pair_status_changed = Signal()
+# Sent with `voter` after their trust or gold record changed (and their votes on pairs
+# were reweighed): the apps above reweigh their own votes of theirs.
+voter_record_changed = Signal()
 
 
 class VoteRefused(Exception):
@@ -165,6 +173,8 @@ def record_vote(
         changed = _rewrite_weights(voter, result.pair.label_id)
         if result.gold_missed:
             _resettle(pk for pk in changed if pk != result.pair.pk)
+    if result.trust_changed or result.label_record_changed:
+        voter_record_changed.send(sender=Voter, voter=voter)
     return result
 
 
@@ -446,7 +456,12 @@ def settle(pair: ImageLabel) -> None:
 
 
 def _apply(pair: ImageLabel, tally: rules.Tally, result: rules.Outcome, now, **more) -> None:
-    """Write the tally and its outcome (and `more` fields) onto the locked pair, in one update."""
+    """Write the tally and its outcome (and `more` fields) onto the locked pair, in one update.
+
+    When the status changes, pair_status_changed tells whoever listens (annotations: a
+    validated pair is something to outline), inside the same transaction.
+    """
+    was = pair.status
     pair.num_yes, pair.num_no = tally.yes, tally.no
     pair.probability, pair.confidence, pair.status = (
         result.probability,
@@ -473,6 +488,8 @@ def _apply(pair: ImageLabel, tally: rules.Tally, result: rules.Outcome, now, **m
             f"UPDATE validation_imagelabel SET {assignments} WHERE id = %(id)s",  # noqa: S608 - field names are ours
             {**fields, "id": pair.pk},
         )
+    if pair.status != was:
+        pair_status_changed.send(sender=ImageLabel, pair=pair, status=pair.status)
 
 
 def _settle_locked(pair: ImageLabel, now) -> None:
@@ -733,7 +750,9 @@ def _resettle(pair_ids) -> int:
 def discard_votes(voter: Voter) -> int:
     """A moderator's verdict: none of this voter's votes count, now or later."""
     Voter.objects.filter(pk=voter.pk).update(banned=True, trusted=False)
-    return recount_voter(voter)
+    recounted = recount_voter(voter)
+    voter_record_changed.send(sender=Voter, voter=voter)
+    return recounted
 
 
 @transaction.atomic
