@@ -14,7 +14,8 @@ from django.views.decorators.http import require_safe
 from people.http import json_error, public_read
 from people.ratelimits import limit
 
-from .export import FORMATS, snapshot
+from .export import snapshot
+from .formats import FORMATS
 from .models import SLUG_MAX_LENGTH, SLUG_PATTERN, Release
 from .releases import changes_sql, revocation_lines
 from .views import attachment

@@ -21,7 +21,8 @@ from donations.models import Image
 from donations.storage import file_name, public_storage
 
 from . import quality
-from .export import Export, PairFilter, ReleasedQuery, Snapshot, folder_names
+from .bundles import folder_names
+from .export import Export, PairFilter, ReleasedQuery, Snapshot
 from .models import (
     SLUG_MAX_LENGTH,
     SLUG_PATTERN,

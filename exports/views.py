@@ -18,22 +18,20 @@ from labels.models import Label
 from people.http import json_error, public_read
 from people.ratelimits import limit
 
+from .bounds import TooCostly, TooSlow, check_cost
 from .export import (
     BYTES_PER_PIXEL,
     DEFAULT_SEED,
-    FORMATS,
     SIZES,
     Export,
     Layout,
     PairFilter,
-    TooCostly,
-    TooSlow,
-    check_cost,
     count_images,
     first_images,
     summarize,
     validation_counts,
 )
+from .formats import FORMATS
 from .models import SLUG_MAX_LENGTH, SLUG_PATTERN, Release
 from .query import MAX_LENGTH, LabelQuery, QueryError
 from .releases import release_export

@@ -1,0 +1,300 @@
+"""The formats PostgreSQL renders row by row: JSON, JSON Lines, CSV and COCO.
+
+Each label's name is rendered once per export, each row by SQL, and the text
+streams through the snapshot's COPY pipe (exports.export).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from .export import Export, snapshot
+from .query import Sql, compose
+
+CSV_HEADER = (
+    b"uuid,image_url,width,height,label,sublabel,num_yes,num_no,probability,confidence,status\r\n"
+)
+
+
+def csv_header(export: Export) -> bytes:
+    """CSV_HEADER, with a split column when the export is split."""
+    return CSV_HEADER[:-2] + b",split\r\n" if export.split else CSV_HEADER
+
+
+def label_cells(export: Export) -> str | Sql:
+    """LABEL_CELLS, reading a release's label names as they were when it was cut."""
+    if export.release_id is None:
+        return LABEL_CELLS
+    return Sql(LABEL_CELLS.replace(LIVE_NAMES, RELEASED_NAMES), [export.release_id])
+
+
+def _after_first(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Rows rendered as `,{…}`: drop the comma in front of the very first one."""
+    for index, chunk in enumerate(chunks):
+        yield chunk[1:] if index == 0 else chunk
+
+
+def crlf(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """COPY ends rows with LF; RFC 4180 wants CRLF (rendered lines hold no LF)."""
+    for chunk in chunks:
+        yield chunk.replace(b"\n", b"\r\n")
+
+
+# --- SQL that renders rows -------------------------------------------------------------
+
+# Each label's name and part, rendered once per export rather than once per row:
+# as the start of a JSON validation object, and as two RFC 4180 CSV cells.
+# A CSV cell is quoted with quotes doubled, control characters blanked, and a
+# leading ' in front of anything a spreadsheet would run as a formula.
+LABEL_CELLS = """
+WITH names AS (
+    SELECT l.id,
+           COALESCE(parent.name, l.name) AS label,
+           CASE WHEN parent.id IS NULL THEN '' ELSE l.name END AS sublabel
+    FROM labels_label l LEFT JOIN labels_label parent ON parent.id = l.parent_id
+), cells AS MATERIALIZED (
+    SELECT names.id,
+           '{"label":' || to_json(names.label)::text
+               || ',"sublabel":' || to_json(names.sublabel)::text AS json,
+           (SELECT string_agg(
+                       '"' || replace(
+                           CASE WHEN clean ~ '^[[:space:]]*[-=+@]' THEN '''' || clean ELSE clean END,
+                           '"', '""') || '"',
+                       ',' ORDER BY n)
+            FROM unnest(ARRAY[names.label, names.sublabel]) WITH ORDINALITY AS cell(value, n),
+                 LATERAL regexp_replace(cell.value, '[[:cntrl:]]', ' ', 'g') AS clean) AS csv
+    FROM names
+)
+"""
+LIVE_NAMES = """SELECT l.id,
+           COALESCE(parent.name, l.name) AS label,
+           CASE WHEN parent.id IS NULL THEN '' ELSE l.name END AS sublabel
+    FROM labels_label l LEFT JOIN labels_label parent ON parent.id = l.parent_id"""
+RELEASED_NAMES = """SELECT label_id AS id, label, sublabel
+    FROM exports_releaselabel WHERE release_id = %s"""
+# Rows look their label's cell up in one jsonb object (label id → cell) built once
+# per query, rather than joining `cells`: a join makes the planner hash the pairs and
+# sort every row (on disk, at a million pairs) before the first one leaves, while the
+# lookup keeps the pairs in the order the (image_id, label_id) index reads them.
+JSON_CELL_MAP = ", cellmap AS MATERIALIZED (SELECT jsonb_object_agg(id, json) AS m FROM cells)\n"
+CSV_CELL_MAP = ", cellmap AS MATERIALIZED (SELECT jsonb_object_agg(id, csv) AS m FROM cells)\n"
+# The cell of the label of pair `p`, from `cellmap`.
+CELL = "((SELECT m FROM cellmap) ->> p.label_id::text)"
+
+
+def _split_field(export: Export, before: str, after: str) -> Sql:
+    """SQL text for the image's split between `before` and `after`, or '' without a split."""
+    if export.split is None:
+        return Sql("''")
+    return compose(Sql("%s || ", [before]), export.split_of(), Sql(" || %s", [after]))
+
+
+def image_objects(export: Export, row_prefix: str) -> Sql:
+    """One JSON object per matching image with its passing pairs, as in the /v1/export shape."""
+    return compose(
+        label_cells(export),
+        JSON_CELL_MAP,
+        Sql(
+            """SELECT %s || '{"uuid":"' || img.uuid || '","provider":"donation","width":'
+                || img.width || ',"height":' || img.height || """,
+            [row_prefix],
+        ),
+        _split_field(export, ',"split":"', '"'),
+        """ || ',"annotations":[],"validations":['
+                || COALESCE(string_agg(""",
+        CELL,
+        """ || ',"num_yes":' || p.num_yes
+                || ',"num_no":' || p.num_no || ',"probability":' || p.probability
+                || ',"confidence":' || p.confidence || ',"status":"' || p.status || '"}',
+                ',' ORDER BY p.label_id), '')
+            || ']}'
+        FROM donations_image img
+        LEFT JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " GROUP BY img.id ORDER BY img.id",
+    )
+
+
+def pair_lines(export: Export, ordered: bool = True) -> Sql:
+    """One CSV line (without its line break) per passing pair of every matching image."""
+    url = export.image_url_prefix.replace('"', '""')
+    url = "".join(char for char in url if char.isprintable())
+    return compose(
+        label_cells(export),
+        CSV_CELL_MAP,
+        Sql(
+            """SELECT img.uuid || ',' || %s || img.uuid || '",' || img.width || ',' || img.height
+                || ',' || """,
+            ['"' + url],
+        ),
+        CELL,
+        """ || ',' || p.num_yes || ',' || p.num_no || ',' || p.probability || ',' || p.confidence
+            || ',' || p.status || """,
+        _split_field(export, ",", ""),
+        """
+        FROM donations_image img
+        JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        # The order of img.id, but by the pair's column: the planner then merge-joins
+        # images and pairs in index order and streams rows without sorting them.
+        " ORDER BY p.image_id, p.label_id" if ordered else "",
+    )
+
+
+def coco_images(export: Export) -> Sql:
+    """COCO image entries with the image-level labels in LVIS's form.
+
+    LVIS (a COCO-format dataset read by pycocotools) keeps image-level facts on
+    the image: `neg_category_ids` lists the categories verified absent. The same
+    form with `pos_category_ids` for the categories verified present is what
+    image-label COCO files (Detic's, for one) use. `annotations` stays for
+    geometry, which an image-level label has none of. Each pair's votes are in
+    `imagemonkey_labels`, which COCO tools ignore.
+    """
+    return compose(
+        Sql(
+            """SELECT ',{"id":' || img.id || ',"file_name":"' || img.uuid
+                || CASE img.format WHEN 'png' THEN '.png' ELSE '.jpg' END
+                || '","width":' || img.width || ',"height":' || img.height
+                || ',"license":1,"coco_url":' || to_json(%s || img.uuid)::text
+                || ',"imagemonkey_uuid":"' || img.uuid || '"' || """,
+            [export.image_url_prefix],
+        ),
+        _split_field(export, ',"split":"', '"'),
+        """ || ',"pos_category_ids":['
+                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
+        export.positive(),
+        """), '') || '],"neg_category_ids":['
+                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
+        export.negative(),
+        """), '') || '],"imagemonkey_labels":['
+                || COALESCE(string_agg('{"category_id":' || p.label_id
+                    || ',"status":"' || p.status || '","num_yes":' || p.num_yes
+                    || ',"num_no":' || p.num_no || ',"probability":' || p.probability
+                    || ',"confidence":' || p.confidence || '}', ',' ORDER BY p.label_id), '')
+                || ']}'
+            FROM donations_image img
+            LEFT JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " GROUP BY img.id ORDER BY img.id",
+    )
+
+
+def used_labels(export: Export) -> Sql:
+    """`SELECT DISTINCT label_id` of the export's passing pairs (live, or the release's)."""
+    return compose(
+        "SELECT DISTINCT p.label_id FROM donations_image img JOIN ",
+        export.pairs,
+        " p ON p.image_id = img.id AND ",
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+    )
+
+
+def coco_categories(export: Export) -> Sql:
+    """The labels that occur in the export; a part's supercategory is its label,
+    a label's is the first of its is-a categories."""
+    if export.release_id is not None:
+        return released_categories(export)
+    return compose(
+        "WITH used AS MATERIALIZED (",
+        used_labels(export),
+        """)
+        SELECT ',{"id":' || l.id
+            || ',"name":' || to_json(COALESCE(parent.name || '/', '') || l.name)::text
+            || ',"supercategory":' || to_json(COALESCE(parent.name, (
+                SELECT category.name FROM labels_label_categories link
+                JOIN labels_label category ON category.id = link.to_label_id
+                WHERE link.from_label_id = l.id ORDER BY category.name LIMIT 1), ''))::text
+            || '}'
+        FROM used JOIN labels_label l ON l.id = used.label_id
+        LEFT JOIN labels_label parent ON parent.id = l.parent_id
+        ORDER BY l.id""",
+    )
+
+
+def released_categories(export: Export) -> Sql:
+    """coco_categories for a release: its labels' names as they were when it was cut."""
+    return compose(
+        "WITH used AS MATERIALIZED (",
+        used_labels(export),
+        """)
+        SELECT ',{"id":' || l.label_id
+            || ',"name":' || to_json(l.label || CASE l.sublabel WHEN '' THEN '' ELSE '/' || l.sublabel END)::text
+            || ',"supercategory":' || to_json(l.supercategory)::text || '}'
+        FROM used JOIN exports_releaselabel l ON l.label_id = used.label_id AND """,
+        Sql("l.release_id = %s ORDER BY l.label_id", [export.release_id]),
+    )
+
+
+# --- Formats -------------------------------------------------------------------------
+
+
+def render_json(export: Export) -> Iterator[bytes]:
+    yield b"["
+    with snapshot() as snap:
+        yield from _after_first(snap.copy_lines(image_objects(export, ",")))
+    yield b"]\n"
+
+
+def render_jsonl(export: Export) -> Iterator[bytes]:
+    with snapshot() as snap:
+        yield from snap.copy_lines(image_objects(export, ""))
+
+
+def render_csv(export: Export) -> Iterator[bytes]:
+    yield csv_header(export)
+    with snapshot() as snap:
+        yield from crlf(snap.copy_lines(pair_lines(export)))
+
+
+COCO_LICENSE = {
+    "id": 1,
+    "name": "CC0 1.0",
+    "url": "https://creativecommons.org/publicdomain/zero/1.0/",
+}
+
+
+def render_coco(export: Export) -> Iterator[bytes]:
+    """COCO layout; the image-level labels are on the images (coco_images says how)."""
+    with snapshot() as snap:
+        info = {
+            "description": "ImageMonkey dataset export",
+            "url": export.image_url_prefix,
+            "version": "1.0",
+            "year": snap.taken.year,
+            "contributor": "ImageMonkey contributors",
+            "date_created": snap.taken.isoformat(),
+            "query": str(export.query),
+            "min_probability": export.min_probability,
+            "min_confidence": export.min_confidence,
+            "status": export.status,
+            "negatives": export.negatives,
+            "image_labels": (
+                "image-level, on each image as in LVIS: pos_category_ids (the labels), "
+                "neg_category_ids (verified negatives), imagemonkey_labels (the votes); "
+                "annotations hold geometry only, and there is none yet"
+            ),
+        }
+        if export.release_id is not None:
+            info["release"] = export.release_slug
+        head = {"info": info, "licenses": [COCO_LICENSE]}
+        yield json.dumps(head)[:-1].encode() + b', "images": [\n'
+        yield from _after_first(snap.copy_lines(coco_images(export)))
+        yield b'], "categories": [\n'
+        yield from _after_first(snap.copy_lines(coco_categories(export)))
+        yield b'], "annotations": []}\n'
