@@ -134,9 +134,10 @@ class Export:
         """A condition over `img` for the public images this export contains."""
         if self.release_id is not None:
             return Sql(RELEASED_IMAGES, [Image.Status.PUBLIC, self.release_id])
+        condition = self.query.condition(passing=self.passing())
         if self.annotations_only:
-            return Sql("FALSE")  # annotations do not exist yet, so no image has one
-        return self.query.condition(passing=self.passing())
+            return compose(condition, " AND EXISTS (SELECT 1 ", OUTLINED, self.positive("ap"), ")")
+        return condition
 
     def split_of(self) -> Sql:
         """SQL for the split ("train", "val" or "test") of the image aliased `img`.
@@ -193,6 +194,13 @@ class Export:
         if not self.negatives:
             return self.positive(alias)
         return compose("((", self.positive(alias), ") OR (", self.negative(alias), "))")
+
+
+# An accepted outline of a pair of the picture `img` (a pair aliased `ap`), for
+# annotations_only: the condition on `ap` follows.
+OUTLINED = """FROM validation_imagelabel ap
+    JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
+    WHERE ap.image_id = img.id AND """
 
 
 # A released image is served while it is public and has not been revoked.
