@@ -377,6 +377,8 @@ def count_images(export: Export) -> int:
 BYTES_PER_PIXEL = {"jpeg": 0.35, "png": 1.5}
 TAR_BYTES_PER_FILE = 1536  # the member's pax header and padding
 BYTES_PER_IMAGE = {"json": 130, "jsonl": 130, "coco": 330, "csv": 0, "tar": 0}
+BYTES_PER_IMAGE |= {"yolo": 150, "voc": 600, "labelme": 900}  # plus the picture itself
+BUNDLES_IMAGES = ("tar", "yolo", "voc", "labelme")
 BYTES_PER_PAIR = 170  # a CSV row, a JSON validation, a pairs.csv row: all about this
 
 
@@ -402,7 +404,7 @@ def summarize(export: Export, format_name: str) -> Summary:
     """The images, the positive and negative pairs per label, and the estimated size of the
     download in `format_name` (two bounded queries, and one for the label names)."""
     side = {"thumb": THUMB_SIDE, "display": DISPLAY_SIDE, "master": None}[SIZES[export.size]]
-    if format_name != "tar":
+    if format_name not in BUNDLES_IMAGES:
         image_bytes = Sql("0")
     else:
         # The rendition's pixels: the master's, scaled so that its long side fits `side`.

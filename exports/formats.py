@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .bundles import render_tar
+from .detection import render_labelme, render_voc, render_yolo
 from .export import Export
 from .renderers import render_coco, render_csv, render_json, render_jsonl
 
@@ -27,5 +28,8 @@ FORMATS = {
         Format("csv", "CSV", "text/csv; charset=utf-8; header=present", "csv", render_csv),
         Format("coco", "COCO JSON", "application/json", "coco.json", render_coco),
         Format("tar", "Images (tar)", "application/x-tar", "tar", render_tar),
+        Format("yolo", "YOLO detection (tar)", "application/x-tar", "yolo.tar", render_yolo),
+        Format("voc", "Pascal VOC (tar)", "application/x-tar", "voc.tar", render_voc),
+        Format("labelme", "LabelMe JSON (tar)", "application/x-tar", "labelme.tar", render_labelme),
     ]
 }

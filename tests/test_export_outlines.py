@@ -265,4 +265,5 @@ def test_a_smaller_size_scales_the_boxes_with_the_picture(client, detections):
     xml = files[f"Annotations/{first.uuid}.xml"].decode()
     # 320 × 240 shown at 256 × 192: every coordinate times 0.8.
     assert "<width>256</width>" in xml and "<height>192</height>" in xml
-    assert "<xmin>8</xmin>" in xml and "<xmax>88</xmax>" in xml
+    # VOC counts pixels from 1: the box's first column is xmin 8 + 1.
+    assert "<xmin>9</xmin>" in xml and "<xmax>88</xmax>" in xml
