@@ -343,8 +343,12 @@ EXPORT_PARAMETERS = [
     ),
     _query(
         "format",
-        {"type": "string", "enum": ["json", "jsonl", "csv", "coco", "tar"]},
-        "json (default), jsonl, csv, coco or tar.",
+        {
+            "type": "string",
+            "enum": ["json", "jsonl", "csv", "coco", "tar", "yolo", "voc", "labelme"],
+        },
+        "json (default), jsonl, csv, coco, tar, or a detection dataset of the accepted outlines: "
+        "yolo, voc (Pascal VOC) or labelme.",
     ),
 ]
 EXPORT_ERRORS = {
