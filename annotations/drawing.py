@@ -18,7 +18,7 @@ from donations.models import Image, ImageLabel
 from people.models import Voter
 from validation import tickets
 
-from . import agreement, shapes, tasks
+from . import agreement, geometry, shapes, tasks
 from .models import Annotation, AnnotationRevision
 
 
@@ -98,7 +98,11 @@ def draw_many(plans: list[Plan], author: Voter, network: str = "") -> list[Drawn
                     independent=tasks.was_served(item.ticket, author, item.pair, network),
                 )
                 revision = AnnotationRevision.objects.create(
-                    annotation=annotation, number=1, shapes=item.shapes, author=author
+                    annotation=annotation,
+                    number=1,
+                    shapes=item.shapes,
+                    author=author,
+                    **geometry.measured(item.shapes, item.pair.image.width, item.pair.image.height),
                 )
                 tasks.outline_drawn(item.pair.pk)
                 annotation.pair = item.pair
@@ -143,7 +147,11 @@ def revise(annotation: Annotation, editor: Voter, raw_shapes: object) -> Drawn:
         locked = Annotation.objects.select_for_update().get(pk=annotation.pk)
         number = locked.revision + 1
         revision = AnnotationRevision.objects.create(
-            annotation=locked, number=number, shapes=clean, author=editor
+            annotation=locked,
+            number=number,
+            shapes=clean,
+            author=editor,
+            **geometry.measured(clean, pair.image.width, pair.image.height),
         )
         fresh = {
             "revision": number,

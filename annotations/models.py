@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -130,6 +131,10 @@ class AnnotationRevision(models.Model):
         Voter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created = models.DateTimeField(default=timezone.now)
+    # What the exports write of the shapes, measured once (annotations.geometry).
+    export_original = ArrayField(models.TextField(), default=list, blank=True)
+    export_coco = ArrayField(models.TextField(), default=list, blank=True)
+    coverage = models.FloatField(default=0.0, help_text="Share of the picture covered (0–1).")
 
     class Meta:
         ordering = ["annotation", "number"]

@@ -136,9 +136,10 @@ class Export:
         """A condition over `img` for the public images this export contains."""
         if self.release_id is not None:
             return Sql(RELEASED_IMAGES, [Image.Status.PUBLIC, self.release_id])
+        condition = self.query.condition(passing=self.passing())
         if self.annotations_only:
-            return Sql("FALSE")  # annotations do not exist yet, so no image has one
-        return self.query.condition(passing=self.passing())
+            return compose(condition, " AND EXISTS (SELECT 1 ", OUTLINED, self.positive("ap"), ")")
+        return condition
 
     def split_of(self) -> Sql:
         """SQL for the split ("train", "val" or "test") of the image aliased `img`.
@@ -207,6 +208,13 @@ class Export:
         if not self.negatives:
             return self.positive(alias)
         return compose("((", self.positive(alias), ") OR (", self.negative(alias), "))")
+
+
+# An accepted outline of a pair of the picture `img` (a pair aliased `ap`), for
+# annotations_only: the condition on `ap` follows.
+OUTLINED = """FROM validation_imagelabel ap
+    JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
+    WHERE ap.image_id = img.id AND """
 
 
 # A released image is served while it is public and has not been revoked.
@@ -397,8 +405,11 @@ def count_images(export: Export) -> int:
 BYTES_PER_PIXEL = {"jpeg": 0.35, "png": 1.5}
 TAR_BYTES_PER_FILE = 1536  # the member's pax header and padding
 BYTES_PER_IMAGE = {"json": 130, "jsonl": 130, "coco": 330}  # 0 for the others
+BYTES_PER_IMAGE |= {"yolo": 150, "voc": 600, "labelme": 900}  # plus the picture itself
 # The formats that carry the image files themselves (and take `layout` and `size`).
 IMAGE_FORMATS = frozenset({"tar", "parquet", "hf", "webdataset"})
+# The detection datasets carry them too, and take `size` (exports.detection).
+BUNDLES_IMAGES = IMAGE_FORMATS | {"yolo", "voc", "labelme"}
 BYTES_PER_PAIR = 170  # a CSV row, a JSON validation, a pairs.csv row: all about this
 
 
@@ -424,7 +435,7 @@ def summarize(export: Export, format_name: str) -> Summary:
     """The images, the positive and negative pairs per label, and the estimated size of the
     download in `format_name` (two bounded queries, and one for the label names)."""
     side = {"thumb": THUMB_SIDE, "display": DISPLAY_SIDE, "master": None}[SIZES[export.size]]
-    if format_name not in IMAGE_FORMATS:
+    if format_name not in BUNDLES_IMAGES:
         image_bytes = Sql("0")
     else:
         # The rendition's pixels: the master's, scaled so that its long side fits `side`.

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .bundles import render_tar
+from .detection import render_labelme, render_voc, render_yolo
 from .export import IMAGE_FORMATS, Export
 from .renderers import render_coco, render_csv, render_json, render_jsonl
 from .shards import render_hf, render_parquet, render_webdataset
@@ -36,5 +37,8 @@ FORMATS = {
         Format("parquet", "Parquet", "application/vnd.apache.parquet", "parquet", render_parquet),
         Format("hf", "Hugging Face datasets (tar)", "application/x-tar", "hf.tar", render_hf),
         Format("webdataset", "WebDataset (tar)", "application/x-tar", "wds.tar", render_webdataset),
+        Format("yolo", "YOLO detection (tar)", "application/x-tar", "yolo.tar", render_yolo),
+        Format("voc", "Pascal VOC (tar)", "application/x-tar", "voc.tar", render_voc),
+        Format("labelme", "LabelMe JSON (tar)", "application/x-tar", "labelme.tar", render_labelme),
     ]
 }

@@ -9,6 +9,9 @@ A query names labels and combines them::
     (dog | cat) & grass       parentheses group
     'traffic light'           quotes allow any character in a name ('' is a quote)
     image.collection='ada/trees'   images in the collection "trees" of the account ada
+    image.width >= 1024px     the picture's size in pixels (also image.height)
+    image.num_annotations > 2 pictures with more than two accepted outlines
+    annotation.coverage > 30% an accepted outline covers more than 30 % of the picture
 
 Precedence, tightest first: ``~`` (not), then ``&`` (and), then ``|`` (or). So
 ``dog | cat & ~grass`` means ``dog | (cat & (~grass))``. Names are compared
@@ -26,6 +29,11 @@ The grammar::
     and   := not ('&' not)*
     not   := '~' not | '(' or ')' | term
     term  := name ['.' 'has' '=' name] | 'image' '.' 'collection' '=' 'owner/name'
+           | attribute
+    attribute := ('image.width' | 'image.height') op number ['px']
+               | 'image.num_annotations' op number
+               | 'annotation.coverage' op number ['%']
+    op    := '>' | '<' | '>=' | '<=' | '='
     name  := a run of characters other than & | ~ ( ) ' " = .   (trimmed)
            | 'quoted' | "quoted"
 
@@ -36,6 +44,7 @@ query); every value reaches the database as a parameter, never as SQL text.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,7 +126,32 @@ class Or:
         return " | ".join(str(operand) for operand in self.operands)
 
 
-Node = Term | Collection | Not | And | Or
+@dataclass(frozen=True)
+class Attribute:
+    """A comparison of a picture's attribute: `image.width >= 1024px`."""
+
+    subject: str  # "image" or "annotation"
+    name: str
+    op: str
+    value: float
+    position: int = field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        number = int(self.value) if float(self.value).is_integer() else self.value
+        return f"{self.subject}.{self.name} {self.op} {number}{ATTRIBUTES[self.subject, self.name]}"
+
+
+# The attributes a query may compare, and the unit written after the number.
+ATTRIBUTES = {
+    ("image", "width"): "px",
+    ("image", "height"): "px",
+    ("image", "num_annotations"): "",
+    ("annotation", "coverage"): "%",
+}
+OPERATORS = (">=", "<=", ">", "<", "=")
+MAX_ATTRIBUTE_VALUE = 10**9
+
+Node = Term | Collection | Not | And | Or | Attribute
 
 
 def _quoted(name: str) -> str:
@@ -136,7 +170,7 @@ def _grouped(node: Node, needs_parentheses: tuple[type, ...]) -> str:
 def terms_of(node: Node) -> Iterator[Term]:
     if isinstance(node, Term):
         yield node
-    elif isinstance(node, Collection):
+    elif isinstance(node, Collection | Attribute):
         return
     elif isinstance(node, Not):
         yield from terms_of(node.operand)
@@ -150,7 +184,7 @@ def _asked_for(node: Node, negated: bool = False) -> Iterator[Term]:
     if isinstance(node, Term):
         if not negated:
             yield node
-    elif isinstance(node, Collection):
+    elif isinstance(node, Collection | Attribute):
         return
     elif isinstance(node, Not):
         yield from _asked_for(node.operand, not negated)
@@ -252,7 +286,7 @@ class _Parser:
             return node
         return self.term()
 
-    def term(self) -> Term | Collection:
+    def term(self) -> Term | Collection | Attribute:
         self.skip_space()
         start = self.pos
         name = self.name("a label name")
@@ -261,6 +295,11 @@ class _Parser:
             self.skip_space()
             if name == "image" and self.text[self.pos : self.pos + 10].lower() == "collection":
                 return self.collection(start)
+            word = re.match(r"[A-Za-z_]+", self.text[self.pos :])
+            attribute = (name, word.group(0).lower()) if word else None
+            if attribute in ATTRIBUTES:
+                self.pos += len(word.group(0))
+                return self.attribute(attribute, start)
             if self.text[self.pos : self.pos + 3].lower() != "has":
                 raise self.error("'has' after '.' (as in dog.has='eye')")
             self.pos += 3
@@ -299,6 +338,31 @@ class _Parser:
                 start,
             )
         return Collection(owner.strip(), name.strip(), start)
+
+    def attribute(self, attribute: tuple[str, str], start: int) -> Attribute:
+        self.skip_space()
+        op = next((op for op in OPERATORS if self.text.startswith(op, self.pos)), None)
+        if op is None:
+            raise self.error("one of > < >= <= = after the attribute")
+        self.pos += len(op)
+        self.skip_space()
+        number = re.match(r"\d+(\.\d+)?", self.text[self.pos :])
+        if not number:
+            raise self.error("a number")
+        value = float(number.group(0))
+        if value > MAX_ATTRIBUTE_VALUE:
+            raise self.error(f"a number up to {MAX_ATTRIBUTE_VALUE:,}")
+        self.pos += len(number.group(0))
+        unit = ATTRIBUTES[attribute]
+        if unit and self.text.startswith(unit, self.pos):
+            self.pos += len(unit)
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise QueryError(
+                f"the query names too many labels (more than {MAX_TERMS}) at position {start}",
+                start,
+            )
+        return Attribute(*attribute, op, value, start)
 
     def name(self, expected: str) -> str:
         self.skip_space()
@@ -504,6 +568,8 @@ class _Compiler:
                 "WHERE c.image_id = img.id AND c.imagecollection_id = %s)",
                 [self.collection_ids[node]],
             )
+        if isinstance(node, Attribute):
+            return attribute_sql(node)
         if isinstance(node, Not):
             return "NOT " + self.compile(node.operand)
         if isinstance(node, And):
@@ -511,6 +577,7 @@ class _Compiler:
         # `a | b | c` over plain labels is one EXISTS with label_id = ANY(…),
         # which keeps long pyimagemonkey-style label lists to a single subquery.
         plain = [self.label_ids[o] for o in node.operands if isinstance(o, Term)]
+        # (attributes compile one by one, below, with the other operands)
         pieces = [self.compile(o) for o in node.operands if not isinstance(o, Term)]
         if plain:
             pieces.insert(0, self.has_pair(sorted(set(plain))))
@@ -522,3 +589,21 @@ class _Compiler:
         for index, piece in enumerate(pieces):
             result = result + (separator if index else "") + piece
         return result + ")"
+
+
+# An accepted outline of one of the picture's pairs, with the revision it was accepted at.
+ACCEPTED_OUTLINES = """FROM validation_imagelabel ap
+    JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
+    JOIN annotations_annotationrevision r ON r.annotation_id = a.id AND r.number = a.revision
+    WHERE ap.image_id = img.id"""
+
+
+def attribute_sql(node: Attribute) -> Sql:
+    """A condition over `img` for an attribute comparison (the operator is one of OPERATORS)."""
+    op = "=" if node.op == "=" else node.op
+    if node.subject == "image" and node.name in ("width", "height"):
+        return Sql(f"img.{node.name} {op} %s", [node.value])
+    if node.name == "num_annotations":
+        return Sql(f"(SELECT count(*) {ACCEPTED_OUTLINES}) {op} %s", [node.value])
+    # annotation.coverage: some accepted outline covers that share of the picture.
+    return Sql(f"EXISTS (SELECT 1 {ACCEPTED_OUTLINES} AND r.coverage {op} %s)", [node.value / 100])

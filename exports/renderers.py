@@ -101,7 +101,9 @@ def image_objects(export: Export, row_prefix: str) -> Sql:
             [row_prefix],
         ),
         _split_field(export, ',"split":"', '"'),
-        """ || ',"annotations":[],"validations":['
+        """ || ',"annotations":[' || """,
+        outline_objects(export),
+        """ || '],"validations":['
                 || COALESCE(string_agg(""",
         CELL,
         """ || ',"num_yes":' || p.num_yes
@@ -117,6 +119,53 @@ def image_objects(export: Export, row_prefix: str) -> Sql:
         " WHERE ",
         export.matching(),
         " GROUP BY img.id ORDER BY img.id",
+    )
+
+
+def outline_objects(export: Export) -> Sql:
+    """SQL text of image `img`'s accepted outlines, as the original's export wrote them:
+    `{"label":…,"sublabel":…,"type":"rect",…}` per shape, comma-separated (needs cellmap).
+
+    Outlines are of the image's positive pairs, at the revision the crowd accepted; their
+    JSON was measured when the revision was drawn (annotations.geometry). A release
+    freezes pairs, not outlines: its exports carry none.
+    """
+    if export.release_id is not None:
+        return Sql("''")
+    return compose(
+        """COALESCE((SELECT string_agg(((SELECT m FROM cellmap) ->> ap.label_id::text)
+                || ',' || s.shape, ',' ORDER BY a.id, s.n)
+            FROM validation_imagelabel ap
+            JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
+            JOIN annotations_annotationrevision r
+                ON r.annotation_id = a.id AND r.number = a.revision
+            CROSS JOIN LATERAL unnest(r.export_original) WITH ORDINALITY AS s(shape, n)
+            WHERE ap.image_id = img.id AND """,
+        export.positive("ap"),
+        "), '')",
+    )
+
+
+def coco_annotations(export: Export) -> Sql:
+    """COCO annotation entries, one per shape of each accepted outline of a positive pair:
+    bbox, segmentation (one polygon) and area as measured when it was drawn. Ids are
+    the outline's id × 128 + the shape's place in it (at most 100 shapes)."""
+    if export.release_id is not None:
+        return Sql("SELECT '' WHERE FALSE")
+    return compose(
+        """SELECT ',{"id":' || (a.id * 128 + s.n) || ',"image_id":' || img.id
+                || ',"category_id":' || p.label_id || ',"iscrowd":0,' || s.shape
+            FROM donations_image img
+            JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        export.positive(),
+        """
+            JOIN annotations_annotation a ON a.pair_id = p.id AND a.status = 'accepted'
+            JOIN annotations_annotationrevision r
+                ON r.annotation_id = a.id AND r.number = a.revision
+            CROSS JOIN LATERAL unnest(r.export_coco) WITH ORDINALITY AS s(shape, n)
+            WHERE """,
+        export.matching(),
+        " ORDER BY img.id, a.id, s.n",
     )
 
 
@@ -316,7 +365,7 @@ def render_coco(export: Export) -> Iterator[bytes]:
             "image_labels": (
                 "image-level, on each image as in LVIS: pos_category_ids (the labels), "
                 "neg_category_ids (verified negatives), imagemonkey_labels (the votes); "
-                "annotations hold geometry only, and there is none yet"
+                "annotations hold the outlines the crowd accepted, one entry per shape"
             ),
         }
         if export.release_id is not None:
@@ -326,4 +375,6 @@ def render_coco(export: Export) -> Iterator[bytes]:
         yield from _after_first(snap.copy_lines(coco_images(export)))
         yield b'], "categories": [\n'
         yield from _after_first(snap.copy_lines(coco_categories(export)))
-        yield b'], "annotations": []}\n'
+        yield b'], "annotations": [\n'
+        yield from _after_first(snap.copy_lines(coco_annotations(export)))
+        yield b"]}\n"

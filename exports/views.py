@@ -21,6 +21,7 @@ from people.ratelimits import limit
 
 from .bounds import TooCostly, TooSlow, check_cost
 from .export import (
+    BUNDLES_IMAGES,
     BYTES_PER_PIXEL,
     DEFAULT_SEED,
     SIZES,
@@ -477,6 +478,8 @@ def export_page(request: HttpRequest) -> HttpResponse:
                 parameters["negatives"] = "true"
             if FORMATS[form.cleaned_data["format"]].images:
                 parameters.update(layout=dataset.layout, size=dataset.size)
+            elif form.cleaned_data["format"] in BUNDLES_IMAGES:
+                parameters.update(size=dataset.size, annotations_only="true")
             if dataset.split:
                 parameters.update(split="/".join(map(str, dataset.split)), seed=dataset.seed)
             if dataset.release_id is not None:  # a release carries its own query

@@ -343,11 +343,24 @@ EXPORT_PARAMETERS = [
         "format",
         {
             "type": "string",
-            "enum": ["json", "jsonl", "csv", "coco", "tar", "parquet", "hf", "webdataset"],
+            "enum": [
+                "json",
+                "jsonl",
+                "csv",
+                "coco",
+                "tar",
+                "parquet",
+                "hf",
+                "webdataset",
+                "yolo",
+                "voc",
+                "labelme",
+            ],
         },
         "json (default), jsonl, csv, coco, tar (ImageFolder), parquet (one file with the "
-        "image bytes), hf (a Hugging Face datasets folder, as a tar) or webdataset (tar "
-        "shards, as a tar).",
+        "image bytes), hf (a Hugging Face datasets folder, as a tar), webdataset (tar "
+        "shards, as a tar), or a detection dataset of the accepted outlines: yolo, voc "
+        "(Pascal VOC) or labelme.",
     ),
 ]
 EXPORT_ERRORS = {

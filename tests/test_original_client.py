@@ -11,9 +11,45 @@ import pytest
 import requests
 
 from donations.models import ImageLabel
-from tests.helpers import real_public_image
+from labels.models import Label
+from tests.helpers import make_label, real_public_image
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Rectangle:
+    def __init__(self, top, left, width, height):
+        self.top, self.left, self.width, self.height, self.angle = top, left, width, height, 0
+
+
+class Ellipse:
+    def __init__(self, left, top, rx, ry):
+        self.left, self.top, self.rx, self.ry, self.angle = left, top, rx, ry, 0
+        self.cx, self.cy = left + rx, top + ry
+
+
+class Polygon:
+    def __init__(self, points):
+        self.points = [(point["x"], point["y"]) for point in points]
+        self.angle = 0
+
+
+def parse_annotations(raw_annotations):
+    """pyimagemonkey's _parse_result, for the annotations: (label, shape) per shape."""
+    annotations = []
+    for raw in raw_annotations:
+        if raw["type"] == "polygon":
+            shape = Polygon(raw["points"])
+        elif raw["type"] == "rect":
+            shape = Rectangle(raw["top"], raw["left"], raw["width"], raw["height"])
+        elif raw["type"] == "ellipse":
+            shape = Ellipse(raw["left"], raw["top"], raw["rx"], raw["ry"])
+        else:
+            continue
+        if "angle" in raw:
+            shape.angle = raw["angle"]
+        annotations.append((raw["label"], shape))
+    return annotations
 
 
 class OriginalClient:
@@ -57,7 +93,7 @@ class OriginalClient:
                     element["uuid"],
                     element["width"],
                     element["height"],
-                    element["annotations"],
+                    parse_annotations(element["annotations"]),
                     validations,
                 )
             )
@@ -105,3 +141,27 @@ def test_the_original_client_works_unchanged(live_server, tmp_path):
 
     with PILImage.open(path) as picture:
         assert picture.format == "JPEG" and picture.size == (400, 300)
+
+
+def test_the_original_client_reads_accepted_outlines_as_its_own_shapes(live_server):
+    from tests.test_export_outlines import ELLIPSE, POLYGON, TURNED, accepted
+
+    image = real_public_image(size=(320, 240))
+    pair = ImageLabel.objects.create(
+        image=image,
+        label=Label.objects.top_level().named("dog").first() or make_label("dog"),
+        status=ImageLabel.Status.VALIDATED,
+        num_yes=3,
+        probability=1,
+        confidence=1,
+    )
+    accepted(pair, [TURNED, ELLIPSE, POLYGON])
+    client = OriginalClient(live_server.url)
+
+    ((uuid, width, height, annotations, _),) = client.export(["dog"], only_annotated=True)
+    assert (uuid, width, height) == (str(image.uuid), 320, 240)
+    (label, rect), (_, ellipse), (_, polygon) = annotations
+    assert label == "dog" and isinstance(rect, Rectangle)
+    assert (rect.left, rect.top, rect.width, rect.height, rect.angle) == (150, 40, 60, 30, 30)
+    assert (ellipse.cx, ellipse.cy, ellipse.rx, ellipse.ry) == (240, 145, 40, 25)
+    assert polygon.points == [(20, 150), (120, 160), (70, 230)]
