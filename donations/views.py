@@ -22,6 +22,7 @@ from django.views.static import serve
 from labels.models import Label
 from people.http import wants_json
 from people.identity import client_ip, ip_prefix
+from people.pagecache import anonymous_page_cache
 from people.ratelimits import limit, spend
 
 from . import decoding
@@ -238,6 +239,7 @@ def make_cursor(image: Image) -> str:
 
 
 @require_safe
+@anonymous_page_cache(params=("label", "state", "after"))
 def browse(request: HttpRequest) -> HttpResponse:
     """Newest public images first, with keyset pagination: deep pages cost what the first does."""
     images = Image.objects.public()
@@ -285,6 +287,7 @@ def browse(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@anonymous_page_cache()
 def image_detail(request: HttpRequest, uuid) -> HttpResponse:
     image = get_object_or_404(Image.objects.public(), uuid=uuid)
     pairs = image.pairs.select_related("label__parent").order_by(

@@ -38,7 +38,8 @@ from datetime import datetime
 from functools import partial
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django.db import OperationalError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Prefetch, Q
 from django.utils.text import slugify
 
@@ -46,6 +47,7 @@ from donations.imaging import DISPLAY_SIDE, THUMB_SIDE
 from donations.models import Image, ImageLabel
 from donations.storage import file_name, public_storage
 from labels.models import Label
+from people.replicas import read_alias
 
 from . import quality
 from .query import LabelQuery, Sql, compose
@@ -259,7 +261,7 @@ def snapshot() -> Iterator[Snapshot]:
     Not the request's connection: Django runs that one in autocommit and may
     close it when the view returns, while the stream goes on long after.
     """
-    db = connections.create_connection(DEFAULT_DB_ALIAS)
+    db = connections.create_connection(read_alias())  # a replica's snapshot when it may
     try:
         db.ensure_connection()
         raw = db.connection
@@ -1006,7 +1008,7 @@ def estimated_cost(export: Export) -> float:
     sql = compose(
         "EXPLAIN (FORMAT JSON) SELECT count(*) FROM donations_image img WHERE ", export.matching()
     )
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         (plan,) = cursor.fetchone()
     if isinstance(plan, str):
@@ -1032,15 +1034,19 @@ def check_cost(export: Export) -> None:
 
 
 @contextmanager
-def bounded() -> Iterator[None]:
-    """Run the queries inside under EXPORT_COUNT_TIMEOUT_MS; TooSlow when it fires."""
+def bounded() -> Iterator[BaseDatabaseWrapper]:
+    """Run the queries inside under EXPORT_COUNT_TIMEOUT_MS; TooSlow when it fires.
+
+    Yields the connection to run them on: a replica when the request may read on one.
+    """
+    alias = read_alias()
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true)",
                 [f"{int(settings.EXPORT_COUNT_TIMEOUT_MS)}ms"],
             )
-            yield
+            yield connections[alias]
     except OperationalError as error:
         if getattr(error.__cause__, "pgcode", None) != "57014":  # query_canceled
             raise
@@ -1052,7 +1058,7 @@ def bounded() -> Iterator[None]:
 
 def count_images(export: Export) -> int:
     sql = compose("SELECT count(*) FROM donations_image img WHERE ", export.matching())
-    with bounded(), connection.cursor() as cursor:
+    with bounded() as db, db.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         return cursor.fetchone()[0]
 
@@ -1122,7 +1128,7 @@ def summarize(export: Export, format_name: str) -> Summary:
         export.matching(),
         " GROUP BY p.label_id",
     )
-    with bounded(), connection.cursor() as cursor:
+    with bounded() as db, db.cursor() as cursor:
         cursor.execute(images.text, images.params)
         count, file_bytes = cursor.fetchone()
         cursor.execute(pairs.text, pairs.params)
@@ -1153,7 +1159,7 @@ def first_images(export: Export, limit: int) -> list[Image]:
         export.matching(),
         Sql(" ORDER BY img.id LIMIT %s", [limit]),
     )
-    with bounded(), connection.cursor() as cursor:
+    with bounded() as db, db.cursor() as cursor:
         cursor.execute(images.text, images.params)
         ids = [pk for (pk,) in cursor.fetchall()]
         # The live pairs (a release's frozen rows name them by image and label).

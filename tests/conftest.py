@@ -43,7 +43,11 @@ def isolated_storage_and_cache():
         **django_settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    with override_settings(MEDIA_ROOT=Path(media), CACHES=caches_conf, STORAGES=storages):
+    # Pages are rendered afresh for every request, as the tests of what they show expect;
+    # tests/test_page_cache.py turns the anonymous page cache on where it is under test.
+    with override_settings(
+        MEDIA_ROOT=Path(media), CACHES=caches_conf, STORAGES=storages, PAGE_CACHE_SECONDS=0
+    ):
         yield
     shutil.rmtree(media, ignore_errors=True)
 

@@ -18,6 +18,7 @@ from donations.pairs import attach, suggest
 from labels.models import Label, normalize_name
 from people.http import is_storable_text, wants_json
 from people.identity import client_ip, ip_prefix
+from people.pagecache import anonymous_page_cache
 from people.ratelimits import limit, spend
 
 from . import selection, statistics, tickets
@@ -307,5 +308,6 @@ def me(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@anonymous_page_cache()
 def statistics_page(request: HttpRequest) -> HttpResponse:
     return render(request, "validation/statistics.html", statistics.site_statistics())
