@@ -53,6 +53,7 @@ def _benchmarks() -> dict[str, Callable[[Context], dict]]:
         "export_vs_copy": exporting.export_vs_copy,
         "ingest_vs_pillow": ingesting.ingest_vs_pillow,
         "vote_vs_hello": serving.vote_vs_hello,
+        "browse_vs_hello": serving.browse_vs_hello,
         "mixed_load": serving.mixed_load,
     }
 
@@ -62,6 +63,7 @@ PRODUCED_BY = {
     "select_flatness": "select_flatness",
     "select_vs_original": "select_vs_original",
     "vote_vs_hello": "vote_vs_hello",
+    "browse_vs_hello": "browse_vs_hello",
     "export_vs_copy": "export_vs_copy",
     "export_rss_ratio": "export_vs_copy",
     "export_first_byte_ms": "export_vs_copy",
@@ -93,6 +95,20 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
         "votes/s (POST /v1/donation/<uuid>/validate/yes, distinct voter–pair, token) ÷ "
         "requests/s of GET /ping, same gunicorn (deploy/gunicorn.conf.py, 4 workers), same "
         "wrk load (8 connections); median of per-round ratios (ping run, then vote run)",
+    ),
+    "browse_vs_hello": (
+        ">=",
+        0.3,
+        "anonymous browse pages/s (GET /browse, its next pages and label pages, in turn; no "
+        "cookie, so the anonymous page cache answers, each page rendered again every 10 s) "
+        "÷ requests/s of GET /ping, same gunicorn (4 workers), same wrk load (8 "
+        "connections); median of per-round ratios. Without the cache: "
+        "`browse_vs_hello_uncached`",
+    ),
+    "mixed_browse_p95_ms": (
+        "<=",
+        100,
+        "p95 of the browse requests of the mixed load (below), 8 simulated users",
     ),
     "export_vs_copy": (
         ">=",

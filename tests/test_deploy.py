@@ -199,6 +199,35 @@ def test_without_trusted_proxies_it_ignores_x_forwarded_for(tmp_path):
     assert "real_ip_header" not in config
 
 
+def test_one_app_host_is_this_hosts_socket_and_is_never_marked_down(tmp_path):
+    render_config(tmp_path, server_name="example.org")
+    config = (tmp_path / "nginx" / "imagemonkey.conf").read_text()
+    upstream = server_block(config, "upstream imagemonkey_app {")
+    assert re.findall(r"^\s*server .*$", upstream, re.MULTILINE) == [
+        "    server unix:/run/imagemonkey/gunicorn.sock fail_timeout=0;"
+    ]
+
+
+def test_several_app_hosts_share_the_load_and_only_repeatable_requests_are_retried(tmp_path):
+    render_config(tmp_path, server_name="example.org", app_servers="10.0.0.11:8000, 10.0.0.12:8000")
+    config = (tmp_path / "nginx" / "imagemonkey.conf").read_text()
+    upstream = server_block(config, "upstream imagemonkey_app {")
+    assert re.findall(r"^\s*server .*$", upstream, re.MULTILINE) == [
+        "    server 10.0.0.11:8000 max_fails=1 fail_timeout=10s;",
+        "    server 10.0.0.12:8000 max_fails=1 fail_timeout=10s;",
+    ]
+    assert "proxy_next_upstream error timeout http_502;" in config
+    # nginx sends a POST that reached a host to no other one: a vote is never stored twice.
+    assert not re.search(r"^\s*proxy_next_upstream .*non_idempotent", config, re.MULTILINE)
+    assert "non_idempotent" not in config
+
+
+@pytest.mark.parametrize("servers", ["10.0.0.11", "unix:relative.sock", "10.0.0.1:80; foo"])
+def test_it_refuses_app_servers_that_are_not_addresses(tmp_path, servers):
+    with pytest.raises(render.RenderError):
+        render.render({"server_name": "example.org", "app_servers": servers}, tmp_path)
+
+
 def test_the_upload_limit_follows_max_upload_mb_with_room_for_form_fields(tmp_path):
     render_config(tmp_path, server_name="example.org", max_upload_mb="5")
     config = (tmp_path / "nginx" / "imagemonkey.conf").read_text()
