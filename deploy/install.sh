@@ -325,13 +325,14 @@ open_database_host() {
   say "PostgreSQL and Redis on $LISTEN for the app hosts (${APP_HOSTS[*]})"
   local conf_dir=/etc/postgresql/15/main hba
   hba="$(
-    printf '# ImageMonkey (deploy/install.sh --role db): app hosts and replicas, with passwords.\n'
+    printf '# BEGIN imagemonkey (deploy/install.sh --role db): app hosts and replicas\n'
     for network in "${APP_HOSTS[@]}"; do
       printf 'host %s %s %s scram-sha-256\n' "$DB_NAME" "$APP_USER" "$network"
     done
     for network in "${REPLICA_HOSTS[@]}"; do
       printf 'host replication %s_replication %s scram-sha-256\n' "$APP_USER" "$network"
     done
+    printf '# END imagemonkey\n'
   )"
   local settings="listen_addresses = 'localhost,$LISTEN'
 wal_level = replica
@@ -340,14 +341,15 @@ wal_keep_size = 1GB
 password_encryption = scram-sha-256"
   if [ "$DRY_RUN" = 1 ]; then
     printf '  + write %s/conf.d/imagemonkey.conf:\n      %s\n' "$conf_dir" "${settings//$'\n'/$'\n      '}"
-    printf '  + write %s/pg_hba.d/imagemonkey.conf (included from pg_hba.conf):\n      %s\n' \
+    printf '  + replace the imagemonkey block at the end of %s/pg_hba.conf:\n      %s\n' \
       "$conf_dir" "${hba//$'\n'/$'\n      '}"
   else
-    install -d -o postgres -g postgres -m 755 "$conf_dir/conf.d" "$conf_dir/pg_hba.d"
+    # Debian's postgresql.conf reads conf.d/; PostgreSQL 15's pg_hba.conf includes nothing,
+    # so our lines are one marked block at its end, replaced on every run.
+    install -d -o postgres -g postgres -m 755 "$conf_dir/conf.d"
     printf '%s\n' "$settings" >"$conf_dir/conf.d/imagemonkey.conf"
-    printf '%s\n' "$hba" >"$conf_dir/pg_hba.d/imagemonkey.conf"
-    grep -qx "include_dir 'pg_hba.d'" "$conf_dir/pg_hba.conf" ||
-      printf "\ninclude_dir 'pg_hba.d'\n" >>"$conf_dir/pg_hba.conf"
+    sed -i '/^# BEGIN imagemonkey/,/^# END imagemonkey/d' "$conf_dir/pg_hba.conf"
+    printf '%s\n' "$hba" >>"$conf_dir/pg_hba.conf"
   fi
   if [ ${#REPLICA_HOSTS[@]} -gt 0 ]; then
     local sql="CREATE ROLE ${APP_USER}_replication REPLICATION LOGIN PASSWORD '<generated>'"
@@ -607,8 +609,8 @@ if [ "$ROLE" = db ]; then
   write_db_env_file
   setup_db_firewall
   harden_ssh
-  say "The database host is ready; on each app host run:"
-  note "sudo deploy/install.sh --role app --database-url '$DATABASE_URL' --redis-url '$REDIS_URL' --domain …"
+  say "The database host is ready. On each app host, with DATABASE_URL and REDIS_URL from $ENV_FILE here:"
+  note "sudo deploy/install.sh --role app --database-url URL --redis-url URL --domain … --trusted-proxy …"
   [ ${#REPLICA_HOSTS[@]} = 0 ] ||
     note "replicas: pg_basebackup -h $LISTEN -U ${APP_USER}_replication -D /var/lib/postgresql/15/main -R -X stream (README: Several hosts)"
   exit 0
