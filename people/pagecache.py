@@ -15,6 +15,9 @@ or not, so that no shared cache in front mixes signed-in and anonymous visitors.
 
 Invalidation is the short lifetime: a vote or a moderation decision shows to other
 visitors within `PAGE_CACHE_SECONDS` (10 s by default), and at once to whoever made it.
+A picture taken out of view also leaves the cache at once (its page, through
+`forget_page`); the browse pages that showed its thumbnail keep it for their 10 s, with
+its files already gone from /media/.
 """
 
 from __future__ import annotations
@@ -70,8 +73,17 @@ def may_use_cache(request: HttpRequest, params: Iterable[str]) -> bool:
 
 
 def page_key(request: HttpRequest) -> str:
-    digest = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:40]
+    return _key(request.get_full_path())
+
+
+def _key(full_path: str) -> str:
+    digest = hashlib.sha256(full_path.encode()).hexdigest()[:40]
     return f"page:{VERSION}:{digest}"
+
+
+def forget_page(path: str) -> None:
+    """Drop the cached page at `path` (no query string): a picture that was just hidden."""
+    cache.delete(_key(path))
 
 
 def may_store(response: HttpResponse) -> bool:

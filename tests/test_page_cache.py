@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.contrib.messages import constants
 from django.core.cache import cache
+from django.db import transaction
 from django.middleware.csrf import _unmask_cipher_token
 from django.test import Client, override_settings
 
@@ -170,3 +171,12 @@ def test_with_no_lifetime_nothing_is_cached(client):
         assert HIT_HEADER not in client.get("/browse")
         assert HIT_HEADER not in client.get("/browse")
     assert stored_pages() == {}
+
+
+def test_a_hidden_picture_leaves_the_cache_at_once(picture, django_capture_on_commit_callbacks):
+    path = f"/image/{picture.uuid}"
+    assert Client().get(path)[HIT_HEADER] == "miss"
+    assert Client().get(path)[HIT_HEADER] == "hit"
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        picture.decide("hide")
+    assert Client().get(path).status_code == 404
