@@ -147,6 +147,23 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
 # (prototypes timed on the same 1M-pair tables, interleaved with the current code);
 # shown in RESULTS.md for the metrics that miss.
 FINDINGS: dict[str, str] = {
+    "mixed_browse_p95_ms": """\
+**Why.** The anonymous page cache halved the browse p50 of the mixed load (72 → 36 ms) but
+not its tail: p95 is set by the pages rendered afresh. In one process on the 1M-pair tables
+a /browse page costs 60–80 ms to render (15 ms of it in SQL, the rest the template's 48
+cards with their labels) and a picture's page 9–23 ms (5 ms of it the 978 names of the
+label datalist). The mixed load's picture pages pick among 200 pictures, so within a
+page's 10 s most of them are first visits and miss; so are the few deep cursors and the
+first visit of each label page. On two cores shared with other work (load average 12 at the
+time; the votes' own p50 went from 34 to 136 ms between two runs of the same code) those
+renders queue behind donations' decoding and each other.
+
+**What would reach it.** Fewer renders: a longer `PAGE_CACHE_SECONDS` (30 s for the browse
+pages), or a cached fragment per card and a cached label datalist, so that a miss assembles
+48 stored cards instead of rendering them. Cheaper renders: the cards built without the
+template engine's per-variable lookups. More hardware: the renders are CPU-bound and the
+app hosts scale out (two app hosts are proven by the stack test).
+""",
     "export_vs_copy": """\
 **Why.** The export's SQL costs more per row than a bare COPY of the same rows: the label
 cell of each pair comes from a jsonb map, the picture's columns are formatted per row, and

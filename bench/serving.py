@@ -608,7 +608,7 @@ def browse_vs_hello(ctx: Context) -> dict:
         results[f"browse_vs_hello{suffix}"] = median(per_round)
         results[f"browse_per_s{suffix}"] = median([r["per_s"] for r in browse_runs])
         results[f"browse_hello_per_s{suffix}"] = median([r["per_s"] for r in hello_runs])
-        results[f"browse_failures{suffix}"] = sum(r["failed"] for r in browse_runs)
+        results[f"browse{suffix}_failures"] = sum(r["failed"] for r in browse_runs)
         runs[name] = {"paths": len(paths), "hello_runs": hello_runs, "browse_runs": browse_runs}
     ctx.details["browse_vs_hello"] = {
         "client": "wrk" if wrk else "python threads",
