@@ -19,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.static import serve
 
+from labels import lookup
 from labels.models import Label
 from people.http import wants_json
 from people.identity import client_ip, ip_prefix
@@ -74,7 +75,7 @@ def render_donate(
 ) -> HttpResponse:
     context = {
         "form": form,
-        "label_names": Label.objects.typeable_names(),
+        "label_datalist": lookup.label_datalist(),
         "page_error": page_error,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
         "max_files": settings.MAX_FILES_PER_DONATION,
@@ -281,7 +282,7 @@ def browse(request: HttpRequest) -> HttpResponse:
             "state": state,
             "next_cursor": next_cursor,
             "is_first_page": cursor is None,
-            "label_names": Label.objects.typeable_names(),
+            "label_datalist": lookup.label_datalist(),
         },
     )
 
@@ -300,7 +301,7 @@ def image_detail(request: HttpRequest, uuid) -> HttpResponse:
             "image": image,
             "pairs": pairs,
             "report_form": ReportForm(),
-            "label_names": Label.objects.typeable_names(),
+            "label_datalist": lookup.label_datalist(),
         },
     )
 
@@ -319,7 +320,7 @@ def report_image(request: HttpRequest, uuid) -> HttpResponse:
                 "image": image,
                 "pairs": pairs,
                 "report_form": form,
-                "label_names": Label.objects.typeable_names(),
+                "label_datalist": lookup.label_datalist(),
             },
             status=400,
         )

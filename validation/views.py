@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from donations.models import Image, ImageLabel
 from donations.pairs import attach, suggest
+from labels import lookup
 from labels.models import Label, normalize_name
 from people.http import is_storable_text, wants_json
 from people.identity import client_ip, ip_prefix
@@ -296,7 +297,7 @@ def label_mode(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "validation/label_mode.html",
-        {"image": image, "pairs": pairs, "label_names": Label.objects.typeable_names()},
+        {"image": image, "pairs": pairs, "label_datalist": lookup.label_datalist()},
     )
 
 
