@@ -33,7 +33,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
@@ -147,6 +147,10 @@ class Export:
     # A release's id: the rows are then its frozen ones (exports_releaseentry),
     # minus the pictures revoked since; `query` and the thresholds are the release's.
     release_id: int | None = None
+    # Where the download's snapshot is taken: chosen when the export is made, in the
+    # request (a replica when the request may read on one), since the rows are streamed
+    # after the view has returned.
+    database: str = field(default_factory=read_alias, compare=False)
     release_slug: str = ""
 
     @property
@@ -255,13 +259,13 @@ APPLICATION_NAME = "imagemonkey-export"
 
 
 @contextmanager
-def snapshot() -> Iterator[Snapshot]:
+def snapshot(database: str | None = None) -> Iterator[Snapshot]:
     """A READ ONLY REPEATABLE READ transaction on a connection of its own.
 
     Not the request's connection: Django runs that one in autocommit and may
     close it when the view returns, while the stream goes on long after.
     """
-    db = connections.create_connection(read_alias())  # a replica's snapshot when it may
+    db = connections.create_connection(database or read_alias())
     try:
         db.ensure_connection()
         raw = db.connection
@@ -625,19 +629,19 @@ def tar_images(export: Export) -> Sql:
 
 def render_json(export: Export) -> Iterator[bytes]:
     yield b"["
-    with snapshot() as snap:
+    with snapshot(export.database) as snap:
         yield from _after_first(snap.copy_lines(image_objects(export, ",")))
     yield b"]\n"
 
 
 def render_jsonl(export: Export) -> Iterator[bytes]:
-    with snapshot() as snap:
+    with snapshot(export.database) as snap:
         yield from snap.copy_lines(image_objects(export, ""))
 
 
 def render_csv(export: Export) -> Iterator[bytes]:
     yield csv_header(export)
-    with snapshot() as snap:
+    with snapshot(export.database) as snap:
         yield from _crlf(snap.copy_lines(pair_lines(export)))
 
 
@@ -650,7 +654,7 @@ COCO_LICENSE = {
 
 def render_coco(export: Export) -> Iterator[bytes]:
     """COCO layout; the image-level labels are on the images (coco_images says how)."""
-    with snapshot() as snap:
+    with snapshot(export.database) as snap:
         info = {
             "description": "ImageMonkey dataset export",
             "url": export.image_url_prefix,
@@ -803,7 +807,11 @@ def render_tar(export: Export) -> Iterator[bytes]:
     and labels.jsonl. The MANIFEST comes last because it lists the sha256 of
     everything before it; those lines wait in a temporary file, not in memory.
     """
-    with snapshot() as snap, tempfile.TemporaryFile() as hashes, ExitStack() as files:
+    with (
+        snapshot(export.database) as snap,
+        tempfile.TemporaryFile() as hashes,
+        ExitStack() as files,
+    ):
         archive = _TarStream(snap.taken.timestamp())
         folder = archive_folder(export, snap.taken)
         counts = _TarCounts()

@@ -128,3 +128,16 @@ def test_a_replica_is_fresh_when_caught_up_or_little_behind(standing, fresh):
 def test_the_primary_itself_is_never_taken_for_a_fresh_replica():
     replicas.health.forget()
     assert replicas.check("default") is False
+
+
+def test_an_export_takes_its_snapshot_where_the_request_that_made_it_reads(one_fresh_replica):
+    from exports.export import Export
+    from exports.query import LabelQuery
+    from tests.helpers import make_label
+
+    make_label("dog")
+    query = LabelQuery.parse("dog")
+    with replicas.replica_reads(True):
+        streamed_later = Export(query)
+    assert streamed_later.database == "replica1"  # though the rows are read after the view
+    assert Export(query).database == "default"
