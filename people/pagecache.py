@@ -2,9 +2,13 @@
 
 `@anonymous_page_cache(params=…)` on a view keeps its HTML in Redis for
 `PAGE_CACHE_SECONDS` (keyed by path and query), for visitors who bring nothing of their
-own: a GET with no cookie but the CSRF cookie, no API token, no Authorization, nothing
-written in the last few seconds (`people.replicas.wrote_recently`), and no query parameter
-the page does not know. Everyone else gets the page rendered for them, as before.
+own: a GET with no cookie but the CSRF cookie, no API token, no Authorization, and no
+query parameter the page does not know. Everyone else gets the page rendered for them, as
+before — a browser that has just posted too, since it holds the read-your-writes cookie
+(people/replicas.py). That costs one Redis read per answer; the address-keyed mark that
+replicas also use is not asked (a second read): a client that keeps no cookie and sends no
+token writes nothing a cached page shows (its votes weigh nothing yet, its reports hide
+nothing, its donations wait for review).
 
 Nothing personal is stored. The page is rendered as an anonymous visitor sees it, and a
 form's CSRF token is stored as a placeholder that each answer replaces with a token of
@@ -36,7 +40,6 @@ from django.utils.cache import patch_vary_headers
 from django.utils.crypto import salted_hmac
 
 from .identity import TOKEN_HEADER
-from .replicas import wrote_recently
 
 VERSION = 1  # part of every key: a release that changes a page's shape starts afresh
 MAX_QUERY_LENGTH = 256
@@ -67,9 +70,7 @@ def may_use_cache(request: HttpRequest, params: Iterable[str]) -> bool:
         return False
     if len(request.META.get("QUERY_STRING", "")) > MAX_QUERY_LENGTH:
         return False
-    if set(request.GET) - set(params):
-        return False  # parameters the page ignores would only fill the cache
-    return not wrote_recently(request)
+    return not set(request.GET) - set(params)  # other parameters would only fill the cache
 
 
 def page_key(request: HttpRequest) -> str:
