@@ -55,8 +55,10 @@ def isolated_storage_and_cache():
 @pytest.fixture(autouse=True)
 def fresh_cache_and_media():
     from labels import lookup
+    from people import pagecache
 
     lookup.clear()  # label ids of a rolled-back test must not outlive it
+    pagecache.clear_local()  # nor the pages it cached
     for alias in django_settings.CACHES:  # nor what was cached from them (this process's keys)
         caches[alias].delete_pattern("*")
     yield
