@@ -147,9 +147,26 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
 # (prototypes timed on the same 1M-pair tables, interleaved with the current code);
 # shown in RESULTS.md for the metrics that miss.
 FINDINGS: dict[str, str] = {
+    "browse_vs_hello": """\
+**Why.** The cached answer is cheap in itself (1.4–2.7 ms against 0.6–0.7 ms for /ping in
+one process with the test client), but it leans on a second process: a page first comes
+from Redis, and on this machine, shared and loaded far beyond its two cores, a round trip
+to Redis waited up to 6 ms for the Redis server to be scheduled (profiled at load average
+20). The ratio then moves with the load, which /ping alone does not feel: the same code
+measured 0.366 at load average 12 (the first run of the day, before the in-process copy
+of each page), 0.209 and 0.217 at load 20, and 0.262 at load 17 with the in-process copy
+(a process keeps each page it served for 2 s, so most hits never reach Redis). Without the
+cache a browse page costs 60–80 ms to render, 0.009–0.013 of /ping.
+
+**What would reach it.** Answering hits without Python: nginx micro-caching of the same
+anonymous pages for their 10 s, for the pages without forms (browse, labels, statistics,
+home; a picture's page carries a form, whose CSRF token must be each visitor's), keyed and
+bypassed on the same cookies. And a machine that is not shared: the first run met the
+target.
+""",
     "mixed_browse_p95_ms": """\
-**Why.** The anonymous page cache halved the browse p50 of the mixed load (72 → 36 ms) but
-not its tail: p95 is set by the pages rendered afresh. In one process on the 1M-pair tables
+**Why.** The anonymous page cache halved the browse p50 of the mixed load (72 → 31–36 ms,
+over four runs at load averages 12–21: p95 464–1,022 ms) but not its tail: p95 is set by the pages rendered afresh. In one process on the 1M-pair tables
 a /browse page costs 60–80 ms to render (15 ms of it in SQL, the rest the template's 48
 cards with their labels) and a picture's page 9–23 ms (5 ms of it the 978 names of the
 label datalist). The mixed load's picture pages pick among 200 pictures, so within a
