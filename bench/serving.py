@@ -25,6 +25,7 @@ through the API, 5 % donations (a unique 1024 × 768 photo through POST
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import random
@@ -64,8 +65,13 @@ def _gunicorn_command() -> list[str]:
 
 
 @contextmanager
-def gunicorn(database_url: str, *, ratelimit: bool, workers: int = WORKERS):
-    """A gunicorn serving the site on 127.0.0.1:<free port>; yields (host, port)."""
+def gunicorn(
+    database_url: str, *, ratelimit: bool, workers: int = WORKERS, page_cache_seconds: int = 10
+):
+    """A gunicorn serving the site on 127.0.0.1:<free port>; yields (host, port).
+
+    The anonymous page cache keeps its default lifetime (10 s) unless told otherwise.
+    """
     from django.conf import settings
 
     port = free_port()
@@ -79,6 +85,7 @@ def gunicorn(database_url: str, *, ratelimit: bool, workers: int = WORKERS):
         "RATELIMIT_IP_META_KEY": "HTTP_X_REAL_IP",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "CACHE_KEY_PREFIX": "bench",
+        "PAGE_CACHE_SECONDS": str(page_cache_seconds),
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "imagemonkey.settings",
     }
@@ -273,6 +280,27 @@ function request()
   index = index + 1
   if index >= #requests then wrk.thread:stop() end
   return requests[math.min(index, #requests)]
+end
+"""
+
+
+BROWSE_LUA = """
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+
+local paths = {}
+local index = 0
+function init(args)
+  for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+  index = id * 7
+end
+
+function request()
+  index = index + 1
+  return wrk.format("GET", paths[(index % #paths) + 1])
 end
 """
 
@@ -502,6 +530,93 @@ def vote_vs_hello(ctx: Context) -> dict:
         "vote_failures": failed,
         "vote_vs_hello": median(per_round),
     }
+
+
+# --- browse_vs_hello ----------------------------------------------------------------------------
+
+
+def browse_paths(host: str, port: int) -> list[str]:
+    """What anonymous visitors browse: the first page, the next pages, label pages."""
+    _, labels = _browse_targets()
+    paths = ["/browse"] + [f"/browse?label={slug}" for slug in labels]
+    path = "/browse"
+    for _ in range(8):
+        _, content = _request(host, port, "GET", path)
+        found = NEXT_PAGE.search(content)
+        if not found:
+            break
+        path = f"/browse?after={found[1].decode()}"
+        paths.append(path)
+    return paths
+
+
+def _browse(wrk, host, port, seconds, connections, paths: list[str]) -> dict:
+    if wrk:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+            handle.write("\n".join(paths) + "\n")
+        try:
+            return _wrk(
+                wrk, host, port, "/", seconds, connections, BROWSE_LUA, {"BENCH_PATHS": handle.name}
+            )
+        finally:
+            os.unlink(handle.name)
+    cycle = itertools.cycle(paths)
+    lock = threading.Lock()
+
+    def next_page():
+        with lock:
+            return ("GET", next(cycle), {}, None)
+
+    return _python_load(host, port, seconds, connections, next_page, 10_000_000)
+
+
+def browse_vs_hello(ctx: Context) -> dict:
+    """Anonymous browse pages per second ÷ pings per second, on the same gunicorn.
+
+    Visitors bring no cookie, as a first visit or a crawler does, so the anonymous page
+    cache (PAGE_CACHE_SECONDS, 10 s) answers most of them; each of the pages (first, next,
+    label pages) is rendered again whenever its 10 s run out. The same load without the
+    cache (PAGE_CACHE_SECONDS=0) is the supporting figure `browse_vs_hello_uncached`.
+    """
+    scale = ctx.scale
+    use_database(ctx.large)
+    wrk = ensure_wrk()
+    rounds = max(1, min(3, scale.select_rounds))
+    results: dict = {}
+    runs: dict = {}
+    for name, lifetime, count in (("cached", 10, rounds), ("uncached", 0, 1)):
+        hello_runs, browse_runs = [], []
+        with gunicorn(current_database_url(), ratelimit=False, page_cache_seconds=lifetime) as (
+            host,
+            port,
+        ):
+            paths = browse_paths(host, port)
+            warm = max(1.0, scale.load_seconds / 5)
+            _hello(wrk, host, port, warm, scale.load_connections)
+            _browse(wrk, host, port, warm, scale.load_connections, paths)
+            for _ in range(count):
+                hello_runs.append(
+                    _hello(wrk, host, port, scale.load_seconds, scale.load_connections)
+                )
+                browse_runs.append(
+                    _browse(wrk, host, port, scale.load_seconds, scale.load_connections, paths)
+                )
+        per_round = [
+            ratio(b["per_s"], h["per_s"]) for h, b in zip(hello_runs, browse_runs, strict=True)
+        ]
+        suffix = "" if name == "cached" else "_uncached"
+        results[f"browse_vs_hello{suffix}"] = median(per_round)
+        results[f"browse_per_s{suffix}"] = median([r["per_s"] for r in browse_runs])
+        results[f"browse_hello_per_s{suffix}"] = median([r["per_s"] for r in hello_runs])
+        results[f"browse{suffix}_failures"] = sum(r["failed"] for r in browse_runs)
+        runs[name] = {"paths": len(paths), "hello_runs": hello_runs, "browse_runs": browse_runs}
+    ctx.details["browse_vs_hello"] = {
+        "client": "wrk" if wrk else "python threads",
+        "connections": scale.load_connections,
+        "workers": WORKERS,
+        **runs,
+    }
+    return results
 
 
 # --- The mixed load ------------------------------------------------------------------------------

@@ -21,6 +21,16 @@
 #   --harden-ssh          also forbid root login over ssh (only once another user with
 #                         sudo can log in: the script checks that such a user exists)
 #   --no-firewall         leave the firewall alone
+#   --role all|app|db     what this host runs (default all: everything on one host).
+#                         Several hosts (README: Several hosts): one `db` host with the
+#                         PostgreSQL primary and Redis, and `app` hosts with nginx and
+#                         gunicorn, behind a load balancer (--trusted-proxy):
+#   --listen ADDRESS      db: the private address PostgreSQL and Redis also listen on
+#   --app-host CIDR       db: app hosts that may reach them (repeat for several)
+#   --replica-host CIDR   db: replicas that may stream from the primary (repeat)
+#   --database-url URL    app: the primary (the db host prints it)
+#   --redis-url URL       app: Redis on the db host (the db host prints it)
+#   --replica-url URL     app: a streaming replica to read from (repeat for several)
 #   --dry-run             print every step, as for a fresh host, and change nothing
 #   --print-packages      print the Debian packages it installs, and stop (to fetch them
 #                         ahead, for a host without the network)
@@ -55,6 +65,8 @@ PACKAGES=(postgresql redis-server nginx supervisor certbot iptables iptables-per
 
 DOMAIN="" API_DOMAIN="" EMAIL="" REPO="" REF="" MAX_UPLOAD_MB=20 HARDEN_SSH=0 FIREWALL=1
 TRUSTED_PROXIES=()
+ROLE=all LISTEN="" APP_HOSTS=() REPLICA_HOSTS=() GIVEN_DATABASE_URL="" GIVEN_REDIS_URL=""
+REPLICA_URLS=()
 CLEANUP=()
 trap 'rm -rf "${CLEANUP[@]}"' EXIT
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -69,6 +81,13 @@ while [ $# -gt 0 ]; do
     --trusted-proxy) TRUSTED_PROXIES+=("${2:?--trusted-proxy needs an address}"); shift 2 ;;
     --harden-ssh) HARDEN_SSH=1; shift ;;
     --no-firewall) FIREWALL=0; shift ;;
+    --role) ROLE="${2:?--role needs all, app or db}"; shift 2 ;;
+    --listen) LISTEN="${2:?--listen needs an address}"; shift 2 ;;
+    --app-host) APP_HOSTS+=("${2:?--app-host needs an address or network}"); shift 2 ;;
+    --replica-host) REPLICA_HOSTS+=("${2:?--replica-host needs an address or network}"); shift 2 ;;
+    --database-url) GIVEN_DATABASE_URL="${2:?--database-url needs a URL}"; shift 2 ;;
+    --redis-url) GIVEN_REDIS_URL="${2:?--redis-url needs a URL}"; shift 2 ;;
+    --replica-url) REPLICA_URLS+=("${2:?--replica-url needs a URL}"); shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     --print-packages) echo "${PACKAGES[*]}"; exit 0 ;;
     -h | --help) usage; exit 0 ;;
@@ -84,6 +103,35 @@ fi
 if [ -n "$API_DOMAIN" ] && [ -z "$DOMAIN" ]; then
   die "--api-domain needs --domain"
 fi
+is_network() { python3 -c 'import ipaddress, sys; ipaddress.ip_network(sys.argv[1], strict=False)' "$1" 2>/dev/null; }
+case "$ROLE" in
+  all) ;;
+  db)
+    [ -n "$LISTEN" ] || die "--role db needs --listen ADDRESS (the private address app hosts reach)"
+    python3 -c 'import ipaddress, sys; ipaddress.ip_address(sys.argv[1])' "$LISTEN" 2>/dev/null ||
+      die "--listen takes an IP address, not $LISTEN"
+    [ ${#APP_HOSTS[@]} -gt 0 ] || die "--role db needs at least one --app-host CIDR"
+    for network in "${APP_HOSTS[@]}" "${REPLICA_HOSTS[@]}"; do
+      is_network "$network" || die "not an address or network: $network"
+    done
+    ;;
+  app)
+    [[ "$GIVEN_DATABASE_URL" =~ ^postgres(ql)?://[^[:space:]]+$ ]] ||
+      die "--role app needs --database-url postgres://… (printed by the db host's install)"
+    [[ "$GIVEN_REDIS_URL" =~ ^rediss?://[^[:space:]]+$ ]] ||
+      die "--role app needs --redis-url redis://… (printed by the db host's install)"
+    for url in "${REPLICA_URLS[@]}"; do
+      [[ "$url" =~ ^postgres(ql)?://[^[:space:],]+$ ]] || die "not a postgres:// URL: $url"
+    done
+    ;;
+  *) die "--role takes all, app or db, not $ROLE" ;;
+esac
+case "$ROLE" in
+  app) PACKAGES=(nginx supervisor certbot iptables iptables-persistent python3 python3-venv git
+    curl ssl-cert ca-certificates openssl postgresql-client libseccomp2) ;;
+  db) PACKAGES=(postgresql redis-server iptables iptables-persistent python3 openssl
+    ca-certificates) ;;
+esac
 if [ "$DRY_RUN" = 1 ]; then
   say "Dry run: every step is printed as for a fresh host; nothing is changed"
 else
@@ -217,7 +265,7 @@ fetch_code() {
 
 write_env_file() {
   say "Environment file $ENV_FILE (mode 600; secrets kept when it exists)"
-  local managed="SECRET_KEY DEBUG HTTPS ALLOWED_HOSTS CSRF_TRUSTED_ORIGINS DATABASE_URL REDIS_URL CACHE_KEY_PREFIX DATA_DIR MEDIA_ROOT MAX_UPLOAD_MB RATELIMIT_IP_META_KEY PRIVATE_MEDIA_X_ACCEL GUNICORN_BIND WORKERS GUNICORN_TIMEOUT LOG_LEVEL"
+  local managed="SECRET_KEY DEBUG HTTPS ALLOWED_HOSTS CSRF_TRUSTED_ORIGINS DATABASE_URL DATABASE_REPLICA_URLS REDIS_URL CACHE_KEY_PREFIX DATA_DIR MEDIA_ROOT MAX_UPLOAD_MB RATELIMIT_IP_META_KEY PRIVATE_MEDIA_X_ACCEL GUNICORN_BIND WORKERS GUNICORN_TIMEOUT LOG_LEVEL"
   local workers=$(($(nproc) * 2 + 1))
   [ "$workers" -le 9 ] || workers=9
   local content
@@ -230,8 +278,8 @@ DEBUG=0
 HTTPS=1
 ALLOWED_HOSTS=$HOSTS
 CSRF_TRUSTED_ORIGINS=$ORIGINS
-DATABASE_URL=postgres://$APP_USER:$DB_PASSWORD@127.0.0.1:5432/$DB_NAME
-REDIS_URL=redis://$APP_USER:$REDIS_PASSWORD@127.0.0.1:6379/0
+DATABASE_URL=$DATABASE_URL
+REDIS_URL=$REDIS_URL
 CACHE_KEY_PREFIX=im
 DATA_DIR=$DATA_DIR
 MEDIA_ROOT=$MEDIA_ROOT
@@ -243,6 +291,9 @@ WORKERS=$workers
 GUNICORN_TIMEOUT=60
 LOG_LEVEL=INFO
 ENV
+    if [ ${#REPLICA_URLS[@]} -gt 0 ]; then
+      printf 'DATABASE_REPLICA_URLS=%s\n' "$(IFS=,; echo "${REPLICA_URLS[*]}")"
+    fi
     if [ -r "$ENV_FILE" ]; then
       grep -Ev "^(#|$(tr ' ' '|' <<<"$managed")=|$)" "$ENV_FILE" || true
     fi
@@ -270,6 +321,112 @@ load_secrets() {
   SECRET_KEY="${SECRET_KEY:-$(openssl rand -base64 48 | tr -d '\n=+/')}"
   DB_PASSWORD="${DB_PASSWORD:-$(openssl rand -hex 24)}"
   REDIS_PASSWORD="${REDIS_PASSWORD:-$(openssl rand -hex 32)}"
+  REPLICATION_PASSWORD="$(env_get REPLICATION_PASSWORD "$ENV_FILE")"
+  [ "$DRY_RUN" != 1 ] || REPLICATION_PASSWORD="<generated>"
+  REPLICATION_PASSWORD="${REPLICATION_PASSWORD:-$(openssl rand -hex 24)}"
+  local host=127.0.0.1
+  [ "$ROLE" != db ] || host="$LISTEN"
+  DATABASE_URL="postgres://$APP_USER:$DB_PASSWORD@$host:5432/$DB_NAME"
+  REDIS_URL="redis://$APP_USER:$REDIS_PASSWORD@$host:6379/0"
+  if [ "$ROLE" = app ]; then
+    DATABASE_URL="$GIVEN_DATABASE_URL" REDIS_URL="$GIVEN_REDIS_URL"
+  fi
+}
+
+# The database host: PostgreSQL and Redis also listen on the private address, for the app
+# hosts only (pg_hba.conf, the firewall), and replicas may stream from the primary.
+open_database_host() {
+  say "PostgreSQL and Redis on $LISTEN for the app hosts (${APP_HOSTS[*]})"
+  local conf_dir=/etc/postgresql/15/main hba
+  hba="$(
+    printf '# BEGIN imagemonkey (deploy/install.sh --role db): app hosts and replicas\n'
+    for network in "${APP_HOSTS[@]}"; do
+      printf 'host %s %s %s scram-sha-256\n' "$DB_NAME" "$APP_USER" "$network"
+    done
+    for network in "${REPLICA_HOSTS[@]}"; do
+      printf 'host replication %s_replication %s scram-sha-256\n' "$APP_USER" "$network"
+    done
+    printf '# END imagemonkey\n'
+  )"
+  local settings="listen_addresses = 'localhost,$LISTEN'
+wal_level = replica
+max_wal_senders = 10
+wal_keep_size = 1GB
+password_encryption = scram-sha-256"
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '  + write %s/conf.d/imagemonkey.conf:\n      %s\n' "$conf_dir" "${settings//$'\n'/$'\n      '}"
+    printf '  + replace the imagemonkey block at the end of %s/pg_hba.conf:\n      %s\n' \
+      "$conf_dir" "${hba//$'\n'/$'\n      '}"
+  else
+    # Debian's postgresql.conf reads conf.d/; PostgreSQL 15's pg_hba.conf includes nothing,
+    # so our lines are one marked block at its end, replaced on every run.
+    install -d -o postgres -g postgres -m 755 "$conf_dir/conf.d"
+    printf '%s\n' "$settings" >"$conf_dir/conf.d/imagemonkey.conf"
+    sed -i '/^# BEGIN imagemonkey/,/^# END imagemonkey/d' "$conf_dir/pg_hba.conf"
+    printf '%s\n' "$hba" >>"$conf_dir/pg_hba.conf"
+  fi
+  if [ ${#REPLICA_HOSTS[@]} -gt 0 ]; then
+    local sql="CREATE ROLE ${APP_USER}_replication REPLICATION LOGIN PASSWORD '<generated>'"
+    if [ "$DRY_RUN" != 1 ] && [ "$(psql_value "SELECT 1 FROM pg_roles WHERE rolname='${APP_USER}_replication'")" = 1 ]; then
+      sql="ALTER ROLE ${APP_USER}_replication REPLICATION LOGIN PASSWORD '<generated>'"
+    fi
+    printf '  + runuser -u postgres -- psql <<< "%s"\n' "$sql"
+    [ "$DRY_RUN" = 1 ] || printf '%s;\n' "${sql/<generated>/$REPLICATION_PASSWORD}" |
+      runuser -u postgres -- psql -d postgres -q -v ON_ERROR_STOP=1
+  fi
+  run systemctl restart postgresql
+  local redis_network=/etc/redis/imagemonkey-network.conf
+  printf '  + write %s: bind 127.0.0.1 -::1 %s\n' "$redis_network" "$LISTEN"
+  if [ "$DRY_RUN" != 1 ]; then
+    printf 'bind 127.0.0.1 -::1 %s\nprotected-mode yes\n' "$LISTEN" >"$redis_network"
+    grep -qx "include $redis_network" "$REDIS_CONF" ||
+      printf '\ninclude %s\n' "$redis_network" >>"$REDIS_CONF"
+  fi
+  run systemctl restart redis-server
+}
+
+# The database host's environment file: what the app hosts are given, and the secrets.
+write_db_env_file() {
+  say "Environment file $ENV_FILE (mode 600): the URLs for --role app, and the secrets"
+  local content="# ImageMonkey's database host (deploy/install.sh --role db). Give the app hosts
+# DATABASE_URL and REDIS_URL (install.sh --role app --database-url … --redis-url …).
+DATABASE_URL=$DATABASE_URL
+REDIS_URL=$REDIS_URL
+REPLICATION_PASSWORD=$REPLICATION_PASSWORD"
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '  + write %s (owner root, mode 600):\n      %s\n' "$ENV_FILE" "${content//$'\n'/$'\n      '}"
+    return
+  fi
+  install -d -o root -g root -m 700 "$ENV_DIR"
+  (umask 077 && printf '%s\n' "$content" >"$ENV_FILE")
+}
+
+# The firewall of a database host: ssh, and PostgreSQL and Redis from the app hosts and
+# replicas only; no web ports.
+setup_db_firewall() {
+  say "Firewall: incoming traffic dropped except ssh, and 5432/6379 from ${APP_HOSTS[*]} ${REPLICA_HOSTS[*]}"
+  if [ "$FIREWALL" = 0 ]; then
+    note "skipped (--no-firewall)"
+    return
+  fi
+  local rules
+  rules="$(mktemp)"
+  CLEANUP+=("$rules")
+  {
+    grep -v -- '--dports 80,443' "$HERE/iptables/rules.v4" | sed '/^COMMIT$/d'
+    for network in "${APP_HOSTS[@]}"; do
+      printf -- '-A INPUT -s %s -p tcp -m multiport --dports 5432,6379 -m conntrack --ctstate NEW -j ACCEPT\n' "$network"
+    done
+    for network in "${REPLICA_HOSTS[@]}"; do
+      printf -- '-A INPUT -s %s -p tcp --dport 5432 -m conntrack --ctstate NEW -j ACCEPT\n' "$network"
+    done
+    echo COMMIT
+  } >"$rules"
+  sed 's/^/      /' "$rules" | grep -- '^      -A INPUT -s' || true
+  run iptables-restore --test "$rules"
+  install_file "$rules" /etc/iptables/rules.v4 640 || true
+  run iptables-restore /etc/iptables/rules.v4
+  run systemctl enable netfilter-persistent
 }
 
 prepare_app() {
@@ -313,7 +470,26 @@ render_and_install() {
     install_file "$out/systemd/$unit" "/etc/systemd/system/$unit" 644 || true
   done
   install_file "$out/systemd/imagemonkey.tmpfiles" /etc/tmpfiles.d/imagemonkey.conf 644 || true
-  # Redis asks for the password in REDIS_URL: only the app's user gets in.
+  [ "$ROLE" = app ] || install_redis_users "$out"  # an app host's Redis is the db host's
+}
+
+# render_redis_users: the Redis users file alone, for a database host.
+render_redis_users() {
+  local out
+  out="$(mktemp -d)"
+  CLEANUP+=("$out")
+  say "Redis users, rendered by deploy/render.py"
+  python3 "$HERE/render.py" --var "server_name=$SITE_NAME" --var "redis_user=$APP_USER" \
+    --var "redis_key_prefix=im" \
+    --var "redis_password_sha256=$(printf '%s' "$REDIS_PASSWORD" | sha256sum | cut -c1-64)" \
+    --out "$out" >/dev/null
+  install_redis_users "$out"
+}
+
+# install_redis_users OUT: Redis asks for the password in REDIS_URL: only the app's user
+# gets in.
+install_redis_users() {
+  local out="$1"
   local redis_changed=0
   install_file "$out/redis/imagemonkey.conf" "$REDIS_USERS" 640 && redis_changed=1
   run chown root:redis "$REDIS_USERS"
@@ -439,11 +615,28 @@ harden_ssh() {
 }
 
 # --- The set-up, in order -------------------------------------------------------------------
+if [ "$ROLE" = db ]; then
+  install_packages
+  load_secrets
+  setup_database
+  render_redis_users
+  open_database_host
+  write_db_env_file
+  setup_db_firewall
+  harden_ssh
+  say "The database host is ready. On each app host, with DATABASE_URL and REDIS_URL from $ENV_FILE here:"
+  note "sudo deploy/install.sh --role app --database-url URL --redis-url URL --domain … --trusted-proxy …"
+  [ ${#REPLICA_HOSTS[@]} = 0 ] ||
+    note "replicas: pg_basebackup -h $LISTEN -U ${APP_USER}_replication -D /var/lib/postgresql/15/main -R -X stream (README: Several hosts)"
+  exit 0
+fi
 install_packages
 create_user
 create_folders
 load_secrets
-setup_database
+if [ "$ROLE" = all ]; then
+  setup_database
+fi
 fetch_code
 write_env_file
 prepare_app

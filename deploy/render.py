@@ -107,6 +107,17 @@ def _networks(value: str) -> str:
     return " ".join(networks)
 
 
+def _app_servers(value: str) -> str:
+    """gunicorn addresses: unix:/path or host:port, comma- or space-separated ("" = the socket)."""
+    servers = value.replace(",", " ").split()
+    for server in servers:
+        if server.startswith("unix:"):
+            _path(server[len("unix:") :])
+        elif not re.fullmatch(r"(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.-]+):[0-9]{1,5}", server):
+            raise RenderError(f"not an app server (unix:/path or host:port): {server!r}")
+    return " ".join(servers)
+
+
 def _user(value: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_-]*", value):
         raise RenderError(f"not a user or group name: {value!r}")
@@ -145,6 +156,12 @@ VARIABLES: dict[str, Variable] = {
     "media_root": Variable("{data_dir}/media", _path, "MEDIA_ROOT"),
     "socket_dir": Variable("/run/imagemonkey", _path, "folder of gunicorn's socket"),
     "gunicorn_socket": Variable("{socket_dir}/gunicorn.sock", _path, "gunicorn's unix socket"),
+    "app_servers": Variable(
+        "",
+        _app_servers,
+        "app hosts behind this nginx: unix:/path or host:port, comma-separated "
+        "(default: the gunicorn socket on this host)",
+    ),
     "max_upload_mb": Variable("20", _count, "MAX_UPLOAD_MB, the app's upload limit"),
     "upload_slack_mb": Variable("1", _count, "room for form fields above MAX_UPLOAD_MB"),
     "vote_rate": Variable("5r/s", _rate, "votes per client address (nginx)"),
@@ -215,7 +232,15 @@ def derived(values: Mapping[str, str]) -> dict[str, str]:
         if values["redis_password_sha256"]
         else f"user {values['redis_user']} off"
     )
+    servers = values["app_servers"].split() or [f"unix:{values['gunicorn_socket']}"]
+    if len(servers) == 1:
+        # fail_timeout=0: a gunicorn restart must not mark the only server down.
+        upstream = [f"server {servers[0]} fail_timeout=0;"]
+    else:
+        # A host that fails is left out for 10 s; the others take its share meanwhile.
+        upstream = [f"server {server} max_fails=1 fail_timeout=10s;" for server in servers]
     return {
+        "upstream_servers": "\n".join(upstream),
         "redis_app_user": redis_app_user,
         "server_names": " ".join(filter(None, [values["server_name"], values["api_server_name"]])),
         "listen_http": "\n".join(f"listen {a};" for a in http),

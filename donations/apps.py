@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db import transaction
 from django.db.models.signals import post_save
 
 
@@ -15,11 +16,17 @@ class DonationsConfig(AppConfig):
         models.status_changed.connect(_image_decided, dispatch_uid="donations-image-servable")
 
 
-def _image_decided(sender, image, **kwargs) -> None:
-    """An image was approved, hidden, rejected…: its pairs may (not) be served now."""
+def _image_decided(sender, image, was_public=False, **kwargs) -> None:
+    """An image was approved, hidden, rejected…: its pairs may (not) be served now, and a
+    page that showed it to anonymous visitors is dropped once the decision is stored."""
+    from people.pagecache import forget_page
+
     from . import pairs
 
     pairs.sync_servable_for_image(image)
+    if was_public:
+        path = image.get_absolute_url()
+        transaction.on_commit(lambda: forget_page(path))
 
 
 TAGGABILITY = {"active", "is_meta", "parent"}

@@ -20,9 +20,11 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.static import serve
 
+from labels import lookup
 from labels.models import Label
 from people.http import wants_json
 from people.identity import client_ip, ip_prefix
+from people.pagecache import anonymous_page_cache
 from people.ratelimits import limit, spend
 
 from . import decoding
@@ -81,7 +83,7 @@ def render_donate(
 ) -> HttpResponse:
     context = {
         "form": form,
-        "label_names": Label.objects.typeable_names(),
+        "label_datalist": lookup.label_datalist(),
         "page_error": page_error,
         "max_upload_mb": settings.MAX_UPLOAD_MB,
         "max_files": settings.MAX_FILES_PER_DONATION,
@@ -246,6 +248,7 @@ def make_cursor(image: Image) -> str:
 
 
 @require_safe
+@anonymous_page_cache(params=("label", "state", "after"))
 def browse(request: HttpRequest) -> HttpResponse:
     """Newest public images first, with keyset pagination: deep pages cost what the first does."""
     images = Image.objects.public()
@@ -287,12 +290,13 @@ def browse(request: HttpRequest) -> HttpResponse:
             "state": state,
             "next_cursor": next_cursor,
             "is_first_page": cursor is None,
-            "label_names": Label.objects.typeable_names(),
+            "label_datalist": lookup.label_datalist(),
         },
     )
 
 
 @require_safe
+@anonymous_page_cache()
 def image_detail(request: HttpRequest, uuid) -> HttpResponse:
     image = get_object_or_404(Image.objects.public(), uuid=uuid)
     pairs = image.pairs.select_related("label__parent").order_by(
@@ -305,7 +309,7 @@ def image_detail(request: HttpRequest, uuid) -> HttpResponse:
             "image": image,
             "pairs": pairs,
             "report_form": ReportForm(),
-            "label_names": Label.objects.typeable_names(),
+            "label_datalist": lookup.label_datalist(),
         },
     )
 
@@ -324,7 +328,7 @@ def report_image(request: HttpRequest, uuid) -> HttpResponse:
                 "image": image,
                 "pairs": pairs,
                 "report_form": form,
-                "label_names": Label.objects.typeable_names(),
+                "label_datalist": lookup.label_datalist(),
             },
             status=400,
         )

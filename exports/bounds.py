@@ -14,7 +14,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from people.replicas import read_alias
 
 from .query import compose
 
@@ -35,7 +38,7 @@ def estimated_cost(export: Export) -> float:
     sql = compose(
         "EXPLAIN (FORMAT JSON) SELECT count(*) FROM donations_image img WHERE ", export.matching()
     )
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         (plan,) = cursor.fetchone()
     if isinstance(plan, str):
@@ -61,15 +64,19 @@ def check_cost(export: Export) -> None:
 
 
 @contextmanager
-def bounded() -> Iterator[None]:
-    """Run the queries inside under EXPORT_COUNT_TIMEOUT_MS; TooSlow when it fires."""
+def bounded() -> Iterator[BaseDatabaseWrapper]:
+    """Run the queries inside under EXPORT_COUNT_TIMEOUT_MS; TooSlow when it fires.
+
+    Yields the connection to run them on: a replica when the request may read on one.
+    """
+    alias = read_alias()
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true)",
                 [f"{int(settings.EXPORT_COUNT_TIMEOUT_MS)}ms"],
             )
-            yield
+            yield connections[alias]
     except OperationalError as error:
         if getattr(error.__cause__, "pgcode", None) != "57014":  # query_canceled
             raise

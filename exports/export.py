@@ -29,17 +29,18 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connections
 from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 
 from donations.imaging import DISPLAY_SIDE, THUMB_SIDE
 from donations.models import Image, ImageLabel
 from labels.models import Label, accessor_of
+from people.replicas import read_alias
 
 # TooSlow and estimated_cost are part of this module's public face: callers that
 # count (the tests among them) reach them here, beside the counts that use them.
@@ -125,6 +126,10 @@ class Export:
     # A release's id: the rows are then its frozen ones (exports_releaseentry),
     # minus the pictures revoked since; `query` and the thresholds are the release's.
     release_id: int | None = None
+    # Where the download's snapshot is taken: chosen when the export is made, in the
+    # request (a replica when the request may read on one), since the rows are streamed
+    # after the view has returned.
+    database: str = field(default_factory=read_alias, compare=False)
     release_slug: str = ""
 
     @property
@@ -246,7 +251,7 @@ APPLICATION_NAME = "imagemonkey-export"
 
 
 @contextmanager
-def snapshot(in_key_order: bool = False) -> Iterator[Snapshot]:
+def snapshot(database: str | None = None, in_key_order: bool = False) -> Iterator[Snapshot]:
     """A READ ONLY REPEATABLE READ transaction on a connection of its own.
 
     Not the request's connection: Django runs that one in autocommit and may
@@ -259,7 +264,7 @@ def snapshot(in_key_order: bool = False) -> Iterator[Snapshot]:
     (release, image, label), image_public_id) and streams from the first row, for
     about the same total. A live export gets that plan by itself.
     """
-    db = connections.create_connection(DEFAULT_DB_ALIAS)
+    db = connections.create_connection(database or read_alias())
     try:
         db.ensure_connection()
         raw = db.connection
@@ -290,7 +295,7 @@ def snapshot(in_key_order: bool = False) -> Iterator[Snapshot]:
 
 def snapshot_for(export: Export):
     """The snapshot an export's download reads: in key order for a release's rows."""
-    return snapshot(in_key_order=export.release_id is not None)
+    return snapshot(export.database, in_key_order=export.release_id is not None)
 
 
 class Snapshot:
@@ -394,7 +399,7 @@ class _CopyPipe:
 
 def count_images(export: Export) -> int:
     sql = compose("SELECT count(*) FROM donations_image img WHERE ", export.matching())
-    with bounded(), connection.cursor() as cursor:
+    with bounded() as db, db.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         return cursor.fetchone()[0]
 
@@ -469,7 +474,7 @@ def summarize(export: Export, format_name: str) -> Summary:
         export.matching(),
         " GROUP BY p.label_id",
     )
-    with bounded(), connection.cursor() as cursor:
+    with bounded() as db, db.cursor() as cursor:
         cursor.execute(images.text, images.params)
         count, file_bytes = cursor.fetchone()
         cursor.execute(pairs.text, pairs.params)
@@ -500,7 +505,7 @@ def first_images(export: Export, limit: int) -> list[Image]:
         export.matching(),
         Sql(" ORDER BY img.id LIMIT %s", [limit]),
     )
-    with bounded(), connection.cursor() as cursor:
+    with bounded() as db, db.cursor() as cursor:
         cursor.execute(images.text, images.params)
         ids = [pk for (pk,) in cursor.fetchall()]
         # The live pairs (a release's frozen rows name them by image and label).
@@ -532,7 +537,7 @@ def measure_quality(export: Export) -> dict:
     """The quality report of a live export's pairs, measured now under the count timeout
     (quality.of_export measures the same inside an export's snapshot)."""
     about = {"query": str(export.query), "snapshot": timezone.now().isoformat()}
-    with bounded(), connection.cursor() as cursor:
+    with bounded() as db, db.cursor() as cursor:
         return quality.measure(export.pair_rows(), cursor, about)
 
 

@@ -106,6 +106,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "people.middleware.StorableQueryMiddleware",
     "people.middleware.VoterMiddleware",
+    "people.middleware.ReplicaRoutingMiddleware",
 ]
 
 ROOT_URLCONF = "imagemonkey.urls"
@@ -122,6 +123,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "imagemonkey.context_processors.site",
+                "people.context_processors.page_cache",
             ],
         },
     },
@@ -151,6 +153,20 @@ DATABASES = {
 # Several test runs may share one server; each names its own test database.
 if test_name := env_str("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": test_name}
+# Streaming replicas of that primary: reads of GET requests go to them (people/replicas.py),
+# while they are no more than REPLICA_MAX_LAG_S behind. Tests read them as the primary.
+DATABASE_REPLICAS = []
+for _number, _url in enumerate(env_list("DATABASE_REPLICA_URLS", ""), start=1):
+    _replica = dj_database_url.parse(_url, conn_max_age=60, conn_health_checks=True)
+    # A replica that is down must not hold a request for long: it is skipped.
+    _replica["OPTIONS"] = {"connect_timeout": 2, "application_name": "imagemonkey"} | _replica[
+        "OPTIONS"
+    ]
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica{_number}"] = _replica
+    DATABASE_REPLICAS.append(f"replica{_number}")
+DATABASE_ROUTERS = ["people.replicas.ReplicaRouter"]
+REPLICA_MAX_LAG_S = env_int("REPLICA_MAX_LAG_S", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, sessions, rate limits -----------------------------------
@@ -190,6 +206,8 @@ CACHES = {
     },
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+# Public pages for visitors without a session are kept this long (people/pagecache.py).
+PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 10)
 # Sessions live in PostgreSQL only. A cached session would sit in Redis under a key that
 # holds the session id itself, so anyone who can list Redis's keys could sign in as its
 # owner (an admin). `manage.py clearsessions` (a daily job in deploy/) purges expired ones.

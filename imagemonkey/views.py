@@ -11,6 +11,7 @@ from django.views.decorators.http import require_safe
 from donations.models import Image, ImageLabel
 from labels.models import Label
 from people.http import wants_json
+from people.pagecache import anonymous_page_cache
 
 HOME_COUNTS_SECONDS = 30
 
@@ -29,6 +30,7 @@ def home_counts() -> dict[str, int]:
 
 
 @require_safe
+@anonymous_page_cache()
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"counts": home_counts()})
 

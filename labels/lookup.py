@@ -9,6 +9,10 @@ admin reaches every gunicorn worker within a minute. Unknown names are not
 remembered: a label added a moment ago is found at once everywhere. When a
 vote is cast the database checks again that its label may be used (active,
 not a category, with an active parent).
+
+`label_datalist()` is the <datalist> of every typeable name that label fields suggest
+from, kept the same way: two queries and a thousand options rendered once a minute per
+process instead of on every page that has a label field (about 13 ms each time).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import time
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from .models import Label, Synonym, normalize_name
 
@@ -31,6 +37,7 @@ BLANKS = re.compile(r"[ \t\n\r\f\v]+")
 
 _lock = threading.Lock()
 _known: dict[str, tuple[float, Label]] = {}
+_datalist: list[tuple[float, SafeString]] = []  # at most one: (until, html)
 
 
 def resolve(text: str) -> Label | None:
@@ -54,6 +61,20 @@ def resolve(text: str) -> Label | None:
     return label
 
 
+def label_datalist() -> SafeString:
+    """`<datalist id="label-names">` with an option per typeable name (names are escaped)."""
+    now = time.monotonic()
+    if _datalist and _datalist[0][0] > now:
+        return _datalist[0][1]
+    options = format_html_join(
+        "", '<option value="{}"></option>', ((name,) for name in Label.objects.typeable_names())
+    )
+    html = format_html('<datalist id="label-names">{}</datalist>', options)
+    with _lock:
+        _datalist[:] = [(now + TTL, html)]
+    return html
+
+
 def forget(**_kwargs) -> None:
     """Forget every name now, and again when the current transaction commits.
 
@@ -68,6 +89,7 @@ def clear() -> None:
     """Forget every name now."""
     with _lock:
         _known.clear()
+        _datalist.clear()
 
 
 for _model in (Label, Synonym):

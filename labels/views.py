@@ -3,12 +3,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from people.pagecache import anonymous_page_cache
 from validation import statistics
 
 from .models import Label
 
 
 @require_safe
+@anonymous_page_cache()
 def label_list(request: HttpRequest) -> HttpResponse:
     """The whole vocabulary: what each label means, its parts and other names."""
     labels = (

@@ -49,6 +49,8 @@ def isolated_storage_and_cache(request):
         **django_settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    # Pages are rendered afresh for every request, as the tests of what they show expect;
+    # tests/test_page_cache.py turns the anonymous page cache on where it is under test.
     media_settings = {}
     if TEST_MEDIA_BACKEND == "s3":
         server = request.getfixturevalue("s3_server")
@@ -56,7 +58,11 @@ def isolated_storage_and_cache(request):
         media_settings = server.settings(bucket)
         storages = s3_storages(storages)
     with override_settings(
-        MEDIA_ROOT=Path(media), CACHES=caches_conf, STORAGES=storages, **media_settings
+        MEDIA_ROOT=Path(media),
+        CACHES=caches_conf,
+        STORAGES=storages,
+        PAGE_CACHE_SECONDS=0,
+        **media_settings,
     ):
         yield
     shutil.rmtree(media, ignore_errors=True)
@@ -65,10 +71,12 @@ def isolated_storage_and_cache(request):
 @pytest.fixture(autouse=True)
 def fresh_cache_and_media(request):
     from labels import lookup
+    from people import pagecache
 
     # TEST_MEDIA_BACKEND=s3: the session's bucket, emptied after each test.
     bucket_server = request.getfixturevalue("s3_server") if TEST_MEDIA_BACKEND == "s3" else None
     lookup.clear()  # label ids of a rolled-back test must not outlive it
+    pagecache.clear_local()  # nor the pages it cached
     for alias in django_settings.CACHES:  # nor what was cached from them (this process's keys)
         caches[alias].delete_pattern("*")
     yield

@@ -199,6 +199,35 @@ def test_without_trusted_proxies_it_ignores_x_forwarded_for(tmp_path):
     assert "real_ip_header" not in config
 
 
+def test_one_app_host_is_this_hosts_socket_and_is_never_marked_down(tmp_path):
+    render_config(tmp_path, server_name="example.org")
+    config = (tmp_path / "nginx" / "imagemonkey.conf").read_text()
+    upstream = server_block(config, "upstream imagemonkey_app {")
+    assert re.findall(r"^\s*server .*$", upstream, re.MULTILINE) == [
+        "    server unix:/run/imagemonkey/gunicorn.sock fail_timeout=0;"
+    ]
+
+
+def test_several_app_hosts_share_the_load_and_only_repeatable_requests_are_retried(tmp_path):
+    render_config(tmp_path, server_name="example.org", app_servers="10.0.0.11:8000, 10.0.0.12:8000")
+    config = (tmp_path / "nginx" / "imagemonkey.conf").read_text()
+    upstream = server_block(config, "upstream imagemonkey_app {")
+    assert re.findall(r"^\s*server .*$", upstream, re.MULTILINE) == [
+        "    server 10.0.0.11:8000 max_fails=1 fail_timeout=10s;",
+        "    server 10.0.0.12:8000 max_fails=1 fail_timeout=10s;",
+    ]
+    assert "proxy_next_upstream error timeout http_502;" in config
+    # nginx sends a POST that reached a host to no other one: a vote is never stored twice.
+    assert not re.search(r"^\s*proxy_next_upstream .*non_idempotent", config, re.MULTILINE)
+    assert "non_idempotent" not in config
+
+
+@pytest.mark.parametrize("servers", ["10.0.0.11", "unix:relative.sock", "10.0.0.1:80; foo"])
+def test_it_refuses_app_servers_that_are_not_addresses(tmp_path, servers):
+    with pytest.raises(render.RenderError):
+        render.render({"server_name": "example.org", "app_servers": servers}, tmp_path)
+
+
 def test_the_upload_limit_follows_max_upload_mb_with_room_for_form_fields(tmp_path):
     render_config(tmp_path, server_name="example.org", max_upload_mb="5")
     config = (tmp_path / "nginx" / "imagemonkey.conf").read_text()
@@ -439,6 +468,93 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
     ]:
         assert re.search(rf"^\s+{re.escape(line)}$", out, re.MULTILINE), line
     assert machine_state() == before
+
+
+def test_install_for_the_database_host_opens_postgresql_and_redis_to_the_app_hosts_only():
+    before = machine_state()
+    result = dry_run(
+        "--role", "db", "--listen", "10.0.0.5", "--app-host", "10.0.1.0/24",
+        "--app-host", "10.0.2.7", "--replica-host", "10.0.0.9",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for step in [
+        "apt-get install -y -q --no-install-recommends postgresql redis-server iptables",
+        "CREATE ROLE imagemonkey LOGIN PASSWORD '<generated>'",
+        "createdb --owner imagemonkey --encoding UTF8 imagemonkey",
+        "listen_addresses = 'localhost,10.0.0.5'",
+        "wal_level = replica",
+        "host imagemonkey imagemonkey 10.0.1.0/24 scram-sha-256",
+        "host imagemonkey imagemonkey 10.0.2.7 scram-sha-256",
+        "host replication imagemonkey_replication 10.0.0.9 scram-sha-256",
+        "CREATE ROLE imagemonkey_replication REPLICATION LOGIN PASSWORD '<generated>'",
+        "/etc/redis/imagemonkey.conf",
+        "bind 127.0.0.1 -::1 10.0.0.5",
+        "DATABASE_URL=postgres://imagemonkey:<generated>@10.0.0.5:5432/imagemonkey",
+        "REDIS_URL=redis://imagemonkey:<generated>@10.0.0.5:6379/0",
+        "-A INPUT -s 10.0.1.0/24 -p tcp -m multiport --dports 5432,6379",
+        "-A INPUT -s 10.0.0.9 -p tcp --dport 5432",
+        "iptables-restore /etc/iptables/rules.v4",
+    ]:
+        assert step in out, step
+    # A database host serves no pages and runs no app.
+    for absent in ("nginx", "supervisor", "gunicorn", "manage.py", "certbot"):
+        assert absent not in out, absent
+    assert machine_state() == before
+
+
+def test_install_for_an_app_host_uses_the_database_host_and_its_replicas():
+    before = machine_state()
+    result = dry_run(
+        "--role", "app", "--domain", "example.org", "--email", "admin@example.org",
+        "--database-url", "postgres://imagemonkey:secret@10.0.0.5:5432/imagemonkey",
+        "--redis-url", "redis://imagemonkey:secret@10.0.0.5:6379/0",
+        "--replica-url", "postgres://imagemonkey:secret@10.0.0.9:5432/imagemonkey",
+        "--replica-url", "postgres://imagemonkey:secret@10.0.0.10:5432/imagemonkey",
+        "--trusted-proxy", "10.0.0.2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for line in [
+        "DATABASE_URL=postgres://imagemonkey:secret@10.0.0.5:5432/imagemonkey",
+        "REDIS_URL=redis://imagemonkey:secret@10.0.0.5:6379/0",
+        "DATABASE_REPLICA_URLS=postgres://imagemonkey:secret@10.0.0.9:5432/imagemonkey,"
+        "postgres://imagemonkey:secret@10.0.0.10:5432/imagemonkey",
+    ]:
+        assert re.search(rf"^\s+{re.escape(line)}$", out, re.MULTILINE), line
+    for step in (
+        "manage.py migrate --no-input",
+        "/etc/nginx/sites-available/imagemonkey",
+        "supervisorctl update imagemonkey",
+        "iptables-restore /etc/iptables/rules.v4",
+    ):
+        assert step in out, step
+    # No database or Redis of its own.
+    packages = re.search(r"apt-get install -y -q --no-install-recommends (.*)$", out, re.M)[1]
+    assert "postgresql " not in packages + " " and "redis-server" not in packages
+    for absent in ("createdb", "CREATE ROLE", "/etc/redis/", "systemctl restart redis-server"):
+        assert absent not in out, absent
+    assert machine_state() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--role", "web"], "--role takes all, app or db"),
+        (["--role", "db", "--app-host", "10.0.0.0/24"], "--role db needs --listen"),
+        (["--role", "db", "--listen", "10.0.0.5"], "at least one --app-host"),
+        (
+            ["--role", "db", "--listen", "10.0.0.5", "--app-host", "10.0.0.0/24; x"],
+            "not an address",
+        ),
+        (["--role", "app", "--redis-url", "redis://x@h:6379/0"], "--role app needs --database-url"),
+        (["--role", "app", "--database-url", "postgres://x@h/db"], "--role app needs --redis-url"),
+    ],
+)
+def test_install_refuses_a_role_without_what_it_needs(args, reason):
+    result = dry_run(*args)
+    assert result.returncode != 0
+    assert reason in result.stderr
 
 
 def test_install_without_harden_ssh_leaves_root_login_alone():

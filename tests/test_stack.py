@@ -1,11 +1,14 @@
 """The real stack, checked from outside: nginx from Debian with the repository's rendered
-configuration, gunicorn with 4 workers on its unix socket, PostgreSQL and Redis.
+configuration in front of two app hosts (gunicorn, 4 and 2 workers, each on its unix
+socket with a DATA_DIR of its own), a PostgreSQL primary with a streaming replica, and Redis.
 
 Only names, ports and paths differ from production: loopback ports, a self-signed
-certificate, a scratch folder, databases of their own (imagemonkey_stack and
-imagemonkey_scratch on the test server), and a Redis of its own on a unix socket, with
+certificate, a scratch folder, a PostgreSQL cluster of its own (tools/services.sh under
+the scratch folder, with `replica-start`: pg_basebackup -R, another socket) holding
+imagemonkey_stack and imagemonkey_scratch, and a Redis of its own on a unix socket, with
 the users file install.sh installs (a password, no default user). 127.0.0.2 plays a trusted
-load balancer (all of 127/8 is loopback).
+load balancer (all of 127/8 is loopback). Until media live in a bucket, the two app hosts
+share one MEDIA_ROOT (host A's); nothing else of theirs is shared.
 
     .venv/bin/pytest -m stack
 """
@@ -66,6 +69,9 @@ MB = 1024 * 1024
 TRUSTED_VOTERS = 120
 EXPORT_LABELS = 6
 WORKERS, THREADS = 4, 4
+WORKERS_B = 2  # host B's
+REPLICA_APPLICATION = "imagemonkey-stack-replica"  # how the replica's readers are named
+REPLICA_MAX_LAG_S = 20
 NGINX_GROUP = "nogroup"  # of nginx's workers when the test runs as root (local_nginx_variables)
 
 # Run inside the stack's own Django (manage.py shell): the rows the checks need, made the
@@ -112,12 +118,14 @@ get_user_model().objects.create_superuser(
 )
 voters = int(os.environ["STACK_TRUSTED_VOTERS"])
 tokens = [Voter.create_with_token(trusted=True)[1] for _ in range(voters)]
+fresh_tokens = [Voter.create_with_token(trusted=True)[1] for _ in range(4)]
 print(json.dumps({
     "public": [str(image.uuid) for image in public],
     "public_files": [image.file_name(kind) for image in public for kind in ("master", "display", "thumb")],
     "pending": str(pending.uuid),
     "pending_file": pending.file_name("master"),
     "tokens": tokens,
+    "fresh_tokens": fresh_tokens,
     "export_labels": export_labels,
 }))
 """
@@ -144,6 +152,14 @@ class Response:
 
 
 @dataclass
+class AppHost:
+    name: str
+    process: subprocess.Popen
+    log: Path
+    socket: Path
+
+
+@dataclass
 class Stack:
     root: Path
     http_port: int
@@ -157,7 +173,38 @@ class Stack:
     acme_root: Path
     redis_socket: Path
     redis_url: str
+    hosts: list[AppHost] = field(default_factory=list)
     cookies: dict[str, str] = field(default_factory=dict)
+
+    def direct(
+        self,
+        host: AppHost,
+        path: str,
+        *,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        address: str = "127.0.0.1",
+        cookies: dict[str, str] | None = None,
+    ) -> Response:
+        """A request sent straight to one app host's socket, with the headers nginx sets."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(20)
+            sock.connect(str(host.socket))
+            connection = http.client.HTTPConnection(SITE)
+            connection.sock = sock
+            sent = {
+                "Host": f"{SITE}:{self.https_port}",
+                "X-Forwarded-Proto": "https",
+                "X-Real-IP": address,
+                "Connection": "close",
+                **(headers or {}),
+            }
+            if cookies:
+                sent["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            return Response(response.status, response.getheaders(), response.read())
 
     def request(
         self,
@@ -212,8 +259,10 @@ class Stack:
         task = self.task(**kwargs)
         return self.vote(task["uuid"], answer, task["ticket"], **kwargs)
 
-    def gunicorn_lines(self, marker: str) -> list[str]:
-        return [line for line in self.gunicorn_log.read_text().splitlines() if marker in line]
+    def gunicorn_lines(self, marker: str, host: AppHost | None = None) -> list[str]:
+        """Lines of the app hosts' access logs (or one host's) that hold the marker."""
+        logs = [host.log] if host else [h.log for h in self.hosts] or [self.gunicorn_log]
+        return [line for log in logs for line in log.read_text().splitlines() if marker in line]
 
     def gunicorn_saw(self, marker: str, wait: float = 5.0) -> bool:
         deadline = time.monotonic() + wait
@@ -260,9 +309,9 @@ class Stack:
         self.login_set_cookies = answer.all("Set-Cookie")
         return cookies | set_cookies(answer)
 
-    def sql(self, query, database: str = STACK_DB) -> list[tuple]:
+    def sql(self, query, database: str = STACK_DB, params=None) -> list[tuple]:
         with contextlib.closing(connect(database)) as connection, connection.cursor() as cursor:
-            cursor.execute(query)
+            cursor.execute(query, params)
             return cursor.fetchall()
 
 
@@ -277,8 +326,17 @@ def set_cookies(response: Response) -> dict[str, str]:
 # --- Starting and stopping the stack --------------------------------------------------------
 
 
-def connect(database: str):
-    conf = settings.DATABASES["default"]
+# The PostgreSQL server the stack uses: the tests' own until the fixture starts a cluster
+# of the stack's (with its replica) and points this at it.
+SERVER: dict = {}
+
+
+def db_server() -> dict:
+    return SERVER or settings.DATABASES["default"]
+
+
+def connect(database: str, conf: dict | None = None):
+    conf = conf or db_server()
     connection = psycopg2.connect(
         dbname=database,
         user=conf["USER"],
@@ -290,12 +348,13 @@ def connect(database: str):
     return connection
 
 
-def database_url(database: str) -> str:
-    conf = settings.DATABASES["default"]
+def database_url(database: str, conf: dict | None = None, **options: str) -> str:
+    conf = conf or db_server()
     password = f":{quote(conf['PASSWORD'], safe='')}" if conf.get("PASSWORD") else ""
     port = f":{conf['PORT']}" if conf.get("PORT") else ""
     host = quote(conf.get("HOST") or "", safe="")
-    return f"postgres://{quote(conf['USER'], safe='')}{password}@{host}{port}/{database}"
+    query = f"?{urlencode(options)}" if options else ""
+    return f"postgres://{quote(conf['USER'], safe='')}{password}@{host}{port}/{database}{query}"
 
 
 def fresh_database(name: str) -> None:
@@ -388,6 +447,28 @@ def stack():
     prefix = f"stack{secrets.token_hex(4)}"
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, root, ignore_errors=True)
+        # The stack's own PostgreSQL cluster and its streaming replica (a copy of a small
+        # cluster is quick; the tests' server may hold the benchmarks' gigabytes).
+        cluster = root / "db"
+        services = [str(ROOT / "tools" / "services.sh")]
+        cluster_env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DATABASE_URL", "DATA_DIR", "REDIS_URL")
+        } | {"DATA_DIR": str(cluster), "REDIS_URL": "unused"}  # no Redis of its own: ours below
+        cleanup.callback(
+            subprocess.run, [*services, "stop"], env=cluster_env, capture_output=True, timeout=120
+        )
+        run_checked([*services, "start", STACK_DB, SCRATCH_DB], env=cluster_env)
+        run_checked([*services, "replica-start"], env=cluster_env)
+        cleanup.callback(SERVER.clear)
+        SERVER.update(
+            USER="imagemonkey",
+            PASSWORD=(cluster / "pg" / "password").read_text().strip(),
+            HOST=str(cluster / "pg" / "run"),
+            PORT="",
+        )
+        replica = SERVER | {"HOST": str(cluster / "pg-replica" / "run")}
         cleanup.callback(drop_database, SCRATCH_DB)
         cleanup.callback(drop_database, STACK_DB)
         drop_abandoned_databases()
@@ -401,6 +482,7 @@ def stack():
         for folder in (data_dir / "media", run_dir, root / "acme"):
             folder.mkdir(parents=True)
         socket_path = run_dir / "gunicorn.sock"
+        socket_b = run_dir / "gunicorn-b.sock"
         password = secrets.token_urlsafe(16)
         redis_password = secrets.token_hex(32)
 
@@ -415,6 +497,7 @@ def stack():
             app_root=str(ROOT),
             data_dir=str(data_dir),
             gunicorn_socket=str(socket_path),
+            app_servers=f"unix:{socket_path},unix:{socket_b}",
             max_upload_mb=str(MAX_UPLOAD_MB),
             trusted_proxies=PROXY,
             acme_root=str(root / "acme"),
@@ -458,6 +541,10 @@ def stack():
                     f"ALLOWED_HOSTS={SITE},{API}",
                     f"CSRF_TRUSTED_ORIGINS={origins}",
                     f"DATABASE_URL={database_url(STACK_DB)}",
+                    "DATABASE_REPLICA_URLS="
+                    + database_url(STACK_DB, replica, application_name=REPLICA_APPLICATION),
+                    # Wide enough that a replica held back on purpose still serves (below).
+                    f"REPLICA_MAX_LAG_S={REPLICA_MAX_LAG_S}",
                     f"REDIS_URL={redis_url}",
                     f"CACHE_KEY_PREFIX={prefix}",
                     f"DATA_DIR={data_dir}",
@@ -501,28 +588,44 @@ def stack():
         output = collect.communicate(timeout=120)[0]
         assert collect.returncode == 0, output.decode()
 
-        gunicorn_log = root / "gunicorn.log"
-        with open(gunicorn_log, "w") as log:
-            gunicorn = subprocess.Popen(
-                [
-                    str(DEPLOY / "with-env"), str(env_file),
-                    str(Path(sys.executable).parent / "gunicorn"), "imagemonkey.wsgi",
-                    "-c", str(DEPLOY / "gunicorn.conf.py"),
-                ],
-                cwd=ROOT,
-                # The worker's pid in each access-log line shows which worker answered.
-                # As root, the socket's group is that of nginx's workers (nobody's), as in
-                # production, where nginx's user is in the app's group.
-                env=env
-                | {
-                    "GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"
-                    + (f" --group {NGINX_GROUP}" if is_root() else "")
-                },
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        cleanup.callback(stop, gunicorn)
+        # Host B: the same release and secrets, a DATA_DIR of its own (its static files
+        # copied as a deploy would), the shared MEDIA_ROOT, half the workers.
+        data_b = root / "data-b"
+        data_b.mkdir()
+        shutil.copytree(data_dir / "static", data_b / "static")
+        env_b = root / "stack-b.env"
+        env_b.write_text(
+            env_file.read_text()
+            .replace(f"DATA_DIR={data_dir}\n", f"DATA_DIR={data_b}\n")
+            .replace(f"GUNICORN_BIND=unix:{socket_path}\n", f"GUNICORN_BIND=unix:{socket_b}\n")
+            .replace(f"WORKERS={WORKERS}\n", f"WORKERS={WORKERS_B}\n")
+        )
+        hosts = []
+        for name, host_env, host_socket in (("a", env_file, socket_path), ("b", env_b, socket_b)):
+            host_log = root / ("gunicorn.log" if name == "a" else f"gunicorn-{name}.log")
+            with open(host_log, "w") as log:
+                process = subprocess.Popen(
+                    [
+                        str(DEPLOY / "with-env"), str(host_env),
+                        str(Path(sys.executable).parent / "gunicorn"), "imagemonkey.wsgi",
+                        "-c", str(DEPLOY / "gunicorn.conf.py"),
+                    ],
+                    cwd=ROOT,
+                    # The worker's pid in each access-log line shows which worker answered.
+                    # As root, the socket's group is that of nginx's workers (nobody's), as
+                    # in production, where nginx's user is in the app's group.
+                    env=env
+                    | {
+                        "GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"
+                        + (f" --group {NGINX_GROUP}" if is_root() else "")
+                    },
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )  # fmt: skip
+            cleanup.callback(stop, process)
+            hosts.append(AppHost(name, process, host_log, host_socket))
+        gunicorn, gunicorn_log = hosts[0].process, hosts[0].log
 
         nginx_log = nginx_root / "logs" / "stderr.log"
         conf = nginx_root / "rendered" / "nginx" / "local.conf"
@@ -537,7 +640,8 @@ def stack():
             )
         cleanup.callback(stop, server)
         wait_for(lambda: port_open(https_port), "nginx", server, nginx_log, timeout=20)
-        wait_for(lambda: socket_health(socket_path), "gunicorn", gunicorn, gunicorn_log)
+        for host in hosts:
+            wait_for(lambda h=host: socket_health(h.socket), "gunicorn", host.process, host.log)
 
         tls = ssl.create_default_context(cafile=str(cert))
         yield Stack(
@@ -553,6 +657,7 @@ def stack():
             acme_root=root / "acme",
             redis_socket=redis_socket,
             redis_url=redis_url,
+            hosts=hosts,
         )
 
 
@@ -1014,3 +1119,304 @@ def test_a_stalled_export_reader_holds_no_gunicorn_thread(stack):
     finally:
         for reader in readers:
             reader.close()
+
+
+# --- Two app hosts and a replica -----------------------------------------------------------
+
+
+def on_replica(query: str, stack: Stack, params=None, user: str = "imagemonkey") -> list[tuple]:
+    # The cluster's superuser (postgres) has the same password (tools/services.sh).
+    conf = db_server() | {"HOST": str(stack.root / "db" / "pg-replica" / "run"), "USER": user}
+    with contextlib.closing(connect(STACK_DB, conf)) as connection, connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def replica_reads(stack: Stack) -> int:
+    """Rows the replica has handed out from the stack's database (its own statistics)."""
+    (count,) = on_replica(
+        "SELECT tup_returned + tup_fetched FROM pg_stat_database WHERE datname = %s",
+        stack,
+        [STACK_DB],
+    )[0]
+    return count
+
+
+def wait_until_replayed(stack: Stack) -> None:
+    """Until the replica has replayed everything the primary has written so far."""
+    (lsn,) = stack.sql("SELECT pg_current_wal_lsn()::text")[0]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if on_replica("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", stack, [lsn])[0][0]:
+            return
+        time.sleep(0.05)
+    pytest.fail("the replica did not catch up within 20 s")
+
+
+def yes_votes_shown(page: Response) -> int:
+    """The yes count of the dog row on a picture's page."""
+    found = re.search(rb'<th scope="row">dog</th><td class="num">(\d+)</td>', page.body)
+    assert found, page.body[:3000]
+    return int(found[1])
+
+
+def test_browse_reads_go_to_the_replica_under_the_application_name_of_its_url(stack):
+    before = replica_reads(stack)
+    # A query parameter the page does not read: rendered afresh, not from the page cache.
+    for number in range(10):
+        assert stack.request(f"/browse?label=dog&probe=replica-{number}").status == 200
+        assert stack.request(f"/image/{stack.data['public'][0]}?n={number}").status == 200
+    deadline = time.monotonic() + 10  # the statistics reach the view within a second or so
+    while replica_reads(stack) <= before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert replica_reads(stack) > before
+    readers = on_replica(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
+        stack,
+        [REPLICA_APPLICATION, STACK_DB],
+    )[0][0]
+    assert readers >= 1
+    # The primary serves no reader under that name: nothing of it reads there.
+    assert stack.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+        params=[REPLICA_APPLICATION],
+    ) == [(0,)]
+
+
+def test_a_voter_sees_their_vote_at_once_while_the_replica_is_behind(stack):
+    image = stack.data["public"][1]
+    token = stack.data["fresh_tokens"][0]
+    voter, other = "127.0.0.61", "127.0.0.62"
+    wait_until_replayed(stack)
+    on_replica("SELECT pg_wal_replay_pause()", stack, user="postgres")
+    try:
+        before = yes_votes_shown(stack.request(f"/image/{image}", source=other))
+        task = stack.task(source=voter, headers={"X-Voter-Token": token})
+        while task["uuid"] != image:  # the one picture this check looks at
+            skipped = stack.vote(task["uuid"], "no", task["ticket"], source=voter,
+                                 headers={"X-Voter-Token": token})  # fmt: skip
+            assert skipped.status == 200, skipped.body
+            task = stack.task(source=voter, headers={"X-Voter-Token": token})
+        answer = stack.vote(image, "yes", task["ticket"], source=voter,
+                            headers={"X-Voter-Token": token})  # fmt: skip
+        assert answer.status == 200, answer.body
+        # The voter reads on the primary: their vote is on the page at once...
+        mine = stack.request(f"/image/{image}?after-vote=1", source=voter)
+        assert yes_votes_shown(mine) == before + 1
+        # ...while a visitor who wrote nothing still reads on the replica, held back.
+        theirs = stack.request(f"/image/{image}?after-vote=2", source=other)
+        assert yes_votes_shown(theirs) == before
+    finally:
+        on_replica("SELECT pg_wal_replay_resume()", stack, user="postgres")
+    wait_until_replayed(stack)
+    later = stack.request(f"/image/{image}?after-vote=3", source=other)
+    assert yes_votes_shown(later) == before + 1
+
+
+def multipart(data: bytes) -> tuple[bytes, str]:
+    boundary = secrets.token_hex(8)
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def sign_in(stack: Stack, form_from: AppHost, post_to: AppHost) -> dict[str, str]:
+    page = stack.direct(form_from, "/admin/login/")
+    cookies = set_cookies(page)
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.body)[1].decode()
+    origin = f"https://{SITE}:{stack.https_port}"
+    answer = stack.direct(
+        post_to,
+        "/admin/login/?next=/admin/",
+        method="POST",
+        body=urlencode(
+            {
+                "username": "moderator",
+                "password": stack.moderator_password,
+                "csrfmiddlewaretoken": token,
+                "next": "/admin/",
+            }
+        ).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": origin,
+            "Referer": f"{origin}/admin/login/",
+        },
+        cookies=cookies,
+    )
+    assert answer.status == 302, answer.body[:2000]
+    return cookies | set_cookies(answer)
+
+
+def test_a_session_and_its_csrf_token_work_across_both_hosts(stack):
+    host_a, host_b = stack.hosts
+    cookies = sign_in(stack, form_from=host_a, post_to=host_b)
+    for host in (host_a, host_b):
+        assert stack.direct(host, "/admin/", cookies=cookies).status == 200
+    # A form's token from one host is good on the other; without it, both refuse.
+    queue = stack.direct(host_b, "/admin/donations/image/queue/", cookies=cookies)
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', queue.body)[1].decode()
+    origin = f"https://{SITE}:{stack.https_port}"
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": origin}
+    refused = stack.direct(host_a, "/admin/donations/image/queue/", method="POST",
+                           body=b"decision=approve", headers=form, cookies=cookies)  # fmt: skip
+    assert refused.status == 403
+    accepted = stack.direct(
+        host_a,
+        "/admin/donations/image/queue/",
+        method="POST",
+        body=urlencode({"decision": "approve", "csrfmiddlewaretoken": token}).encode(),
+        headers=form,
+        cookies=cookies,
+    )
+    assert accepted.status == 302  # back to the queue ("select at least one picture")
+
+
+def test_a_photo_donated_through_one_host_is_moderated_through_the_other_and_served(stack):
+    from tests.helpers import photo_bytes
+
+    host_a, host_b = stack.hosts
+    body, content_type = multipart(photo_bytes(300, 200, color=(secrets.randbelow(255), 90, 30)))
+    donated = stack.direct(host_a, "/v1/donate", method="POST", body=body,
+                           headers={"Content-Type": content_type}, address="127.0.0.71")  # fmt: skip
+    assert donated.status == 201, donated.body
+    uuid = donated.json()["uuid"]
+    cookies = sign_in(stack, form_from=host_b, post_to=host_b)
+    pending = stack.direct(host_b, f"/moderation/file/{uuid}/master", cookies=cookies)
+    assert pending.status == 200 and pending.header("X-Accel-Redirect")  # B sees A's file
+    queue = stack.direct(host_b, "/admin/donations/image/queue/", cookies=cookies)
+    assert uuid.encode() in queue.body
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', queue.body)[1].decode()
+    origin = f"https://{SITE}:{stack.https_port}"
+    decided = stack.direct(
+        host_b,
+        "/admin/donations/image/queue/?show=pending",
+        method="POST",
+        body=urlencode(
+            {"decision": "approve", "selected": uuid, "csrfmiddlewaretoken": token}
+        ).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": origin},
+        cookies=cookies,
+    )
+    assert decided.status == 302
+    page = stack.request(f"/image/{uuid}?fresh=1")
+    assert page.status == 200
+    display = re.search(rb'<img src="(/media/[^"]+)"', page.body)[1].decode()
+    picture = stack.request(display)
+    assert picture.status == 200 and picture.header("Content-Type") == "image/jpeg"
+
+
+def test_the_vote_limit_is_exact_across_both_hosts(stack):
+    address = "127.0.0.81"
+    tasks = [stack.task(source="127.0.0.82") for _ in range(3 * VOTE_LIMIT)]
+    start = threading.Barrier(len(tasks))
+
+    def vote(numbered) -> Response:
+        number, task = numbered
+        host = stack.hosts[number % 2]
+        start.wait()
+        return stack.direct(
+            host,
+            f"/v1/donation/{task['uuid']}/validate/yes",
+            method="POST",
+            body=json.dumps({"label": "dog", "sublabel": "", "ticket": task["ticket"]}).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            address=address,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        statuses = sorted(response.status for response in pool.map(vote, enumerate(tasks)))
+    assert statuses == [200] * VOTE_LIMIT + [429] * (2 * VOTE_LIMIT), statuses
+
+
+def test_stopping_the_replica_changes_nothing_visible(stack):
+    paths = [f"/browse?label=dog&probe=stop-{secrets.token_hex(3)}", "/labels", "/statistics",
+             f"/image/{stack.data['public'][2]}?stop=1"]  # fmt: skip
+
+    def pages() -> list[bytes]:
+        bodies = []
+        for path in paths:
+            response = stack.request(path, source="127.0.0.91")
+            assert response.status == 200, (path, response.status, response.body[:500])
+            bodies.append(re.sub(rb'value="[^"]{64}"', b"", response.body))  # CSRF tokens
+        return bodies
+
+    wait_until_replayed(stack)
+    seen = pages()
+    run_checked([str(ROOT / "tools" / "services.sh"), "replica-stop"],
+                env={**os.environ, "DATA_DIR": str(stack.root / "db")})  # fmt: skip
+    for _ in range(3):  # every host and worker finds its replica gone, within each request
+        assert pages() == seen
+
+
+def test_killing_one_host_mid_load_loses_no_accepted_request(stack):
+    host_a, host_b = stack.hosts
+    token = stack.data["fresh_tokens"][1]
+    stop_load = threading.Event()
+    outcomes: list[tuple[str, int, str]] = []
+    lock = threading.Lock()
+
+    def browse(number: int) -> None:
+        while not stop_load.is_set():
+            path = f"/browse?label=dog&probe=kill-{number}-{secrets.token_hex(3)}"
+            try:
+                status = stack.request(path, source=f"127.0.1.{number}").status
+            except (OSError, http.client.HTTPException):
+                status = 0
+            with lock:
+                outcomes.append(("GET", status, path))
+
+    def votes() -> None:
+        while not stop_load.is_set():
+            try:
+                task = stack.task(source="127.0.2.1", headers={"X-Voter-Token": token})
+            except AssertionError:
+                return  # nothing left to vote on
+            try:
+                status = stack.vote(task["uuid"], "yes", task["ticket"], source="127.0.2.1",
+                                    headers={"X-Voter-Token": token}).status  # fmt: skip
+            except (OSError, http.client.HTTPException):
+                status = 0
+            with lock:
+                outcomes.append(("POST", status, task["uuid"]))
+
+    threads = [threading.Thread(target=browse, args=(n,)) for n in range(1, 5)]
+    threads.append(threading.Thread(target=votes))
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)
+        os.killpg(host_a.process.pid, signal.SIGKILL)  # the host is gone, mid-request
+        host_a.process.wait(timeout=10)
+        killed_at = len(outcomes)
+        time.sleep(2)
+    finally:
+        stop_load.set()
+        for thread in threads:
+            thread.join(30)
+    assert killed_at > 0 and len(outcomes) > killed_at
+    gets = [status for method, status, _ in outcomes if method == "GET"]
+    assert gets and set(gets) == {200}, sorted(set(gets))
+    # Every vote that was answered 200 is stored, once; a vote cut off on the dying host was
+    # not sent again (nginx retries no POST that reached a host), and its client was told.
+    accepted = [uuid for method, status, uuid in outcomes if method == "POST" and status == 200]
+    assert accepted
+    stored = stack.sql(
+        "SELECT i.uuid::text FROM validation_vote v "
+        "JOIN validation_imagelabel p ON p.id = v.pair_id "
+        "JOIN donations_image i ON i.id = p.image_id "
+        "JOIN validation_voter t ON t.id = v.voter_id WHERE t.token_sha256 = %s",
+        params=[hashlib.sha256(token.encode()).hexdigest()],
+    )
+    assert sorted(uuid for (uuid,) in stored) == sorted(accepted)
+    assert {status for method, status, _ in outcomes if method == "POST"} <= {200, 502}
+    # Host B serves on, and was answering after the kill.
+    assert stack.request("/healthz").status == 200
+    late = outcomes[killed_at:]
+    assert any(status == 200 for _, status, _ in late)

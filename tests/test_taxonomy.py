@@ -194,3 +194,11 @@ class TestQuestions:
         person = make_label("person")
         hair = make_label("hair", parent=person, article="-")
         assert hair.question == "Does the person in this picture have hair?"
+
+
+def test_the_label_field_suggests_a_new_label_at_once_and_escapes_names(client):
+    make_label("dog")
+    assert 'value="dog"' in client.get("/browse").content.decode()
+    make_label('cat"><script>')
+    body = client.get("/browse").content.decode()
+    assert 'value="cat&quot;&gt;&lt;script&gt;"' in body and "<script>" not in body

@@ -8,8 +8,10 @@
 # and one who got through it still could not get in.
 #
 #   tools/services.sh start [dbname...]   start both, create the databases
-#   tools/services.sh stop                stop both
+#   tools/services.sh stop                stop both (and the replica)
 #   tools/services.sh status
+#   tools/services.sh replica-start       a streaming replica of the private cluster
+#   tools/services.sh replica-stop        (pg_basebackup -R into var/pg-replica, its own socket)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd -P)"
@@ -196,7 +198,51 @@ redis_start() {
   die "Redis did not start (see $VAR/redis/redis.log)"
 }
 
+# A streaming replica of the private cluster, made once with pg_basebackup -R (the
+# cluster's superuser over its socket: initdb's pg_hba lets local replication in with the
+# password, and wal_level is replica by default) and started on a socket folder of its
+# own, $VAR/pg-replica/run. Reads only: DATABASE_REPLICA_URLS points the site at it.
+replica_start() {
+  [ -x "$PGBIN/pg_basebackup" ] || die "PostgreSQL server binaries not found"
+  local user primary replica data run
+  user="$(pg_user)"
+  primary="$(pg_existing)"
+  [ -n "$primary" ] && as_pg "$PGBIN/pg_ctl" -D "$primary/data" status >/dev/null 2>&1 \
+    || die "the private cluster is not running: 'tools/services.sh start' first"
+  PG="$primary"
+  replica="$VAR/pg-replica"; data="$replica/data"; run="$replica/run"
+  mkdir -p "$replica" "$run"
+  if is_root; then chown "$user" "$replica" "$run"; fi
+  chmod 700 "$replica" "$run"
+  if [ ! -s "$data/PG_VERSION" ]; then
+    say "Copying the private cluster into a streaming replica in $data"
+    local -x PGPASSWORD
+    PGPASSWORD="$(pg_password)"
+    as_pg "$PGBIN/pg_basebackup" -h "$VAR/pg/run" -U postgres \
+      -D "$data" -R -X stream -c fast >"$replica/basebackup.log" 2>&1 \
+      || { cat "$replica/basebackup.log"; die "pg_basebackup failed"; }
+    # Its own socket; long exports on it are not cancelled by the primary's vacuum.
+    printf "unix_socket_directories = '%s'\nhot_standby_feedback = on\n" "$run" \
+      | as_pg tee -a "$data/postgresql.auto.conf" >/dev/null
+  fi
+  if as_pg "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return
+  fi
+  say "Starting the replica (socket in $run)"
+  as_pg "$PGBIN/pg_ctl" -D "$data" -l "$replica/server.log" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$replica/server.log"; die "the replica did not start"; }
+}
+
+replica_stop() {
+  local data="$VAR/pg-replica/data"
+  if [ -s "$data/PG_VERSION" ] && as_pg "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "Stopping the replica"
+    as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  fi
+}
+
 stop_all() {
+  replica_stop
   local pg; pg="$(pg_existing)"
   if [ -n "$pg" ] && [ -s "$pg/data/PG_VERSION" ] && as_pg "$PGBIN/pg_ctl" -D "$pg/data" status >/dev/null 2>&1; then
     say "Stopping PostgreSQL"
@@ -215,6 +261,8 @@ case "$cmd" in
     if [ -z "${REDIS_URL:-}" ]; then redis_start; fi
     ;;
   stop) stop_all ;;
+  replica-start) replica_start ;;
+  replica-stop) replica_stop ;;
   status)
     pg="$(pg_existing)"
     if [ -n "$pg" ] && line="$(as_pg "$PGBIN/pg_ctl" -D "$pg/data" status 2>/dev/null)"; then
@@ -224,5 +272,5 @@ case "$cmd" in
     fi
     redis-cli -s "$VAR/redis/redis.sock" ping 2>/dev/null | sed 's/^/Redis: /' || echo "Redis: not running"
     ;;
-  *) die "usage: tools/services.sh start|stop|status" ;;
+  *) die "usage: tools/services.sh start|stop|status|replica-start|replica-stop" ;;
 esac

@@ -16,9 +16,11 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from annotations import agreement
 from donations import pairs as pair_rules
 from donations.models import Image, ImageLabel
+from labels import lookup
 from labels.models import Label, normalize_name
 from people.http import is_storable_text, wants_json
 from people.identity import client_ip, ip_prefix
+from people.pagecache import anonymous_page_cache
 from people.ratelimits import limit, spend
 
 from . import selection, statistics, tickets
@@ -294,7 +296,7 @@ def label_mode(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "validation/label_mode.html",
-        {"image": image, "pairs": pairs, "label_names": Label.objects.typeable_names()},
+        {"image": image, "pairs": pairs, "label_datalist": lookup.label_datalist()},
     )
 
 
@@ -306,6 +308,7 @@ def me(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@anonymous_page_cache()
 def statistics_page(request: HttpRequest) -> HttpResponse:
     numbers = statistics.site_statistics()
     return render(
