@@ -290,6 +290,7 @@ ALERT_BURST_VOTES = env_int("ALERT_BURST_VOTES", 30)
 ALERT_BURST_SHARE = 0.5  # … and at least this share of all recent votes on the label
 ALERT_QUARANTINE_HOURS = 24  # a burst's network's votes on the label stay out of counts this long
 TASK_TICKET_SECONDS = env_int("TASK_TICKET_SECONDS", 3600)  # how long a served task may be answered
+UNDO_SECONDS = 60  # how long a voter may take their last answer back
 FILE_UPLOAD_PERMISSIONS = 0o644
 
 # --- Security --------------------------------------------------------------

@@ -80,7 +80,14 @@ def test_voting_without_javascript_posts_and_redirects(browser, live_server):
     page = context.new_page()
     page.goto("/validate?label=cat")
     page.get_by_role("button", name="Yes").click()
-    page.wait_for_url("**/validate?label=cat")
+    page.wait_for_url("**/validate?label=cat&answered=*")
+    assert "Answer saved." in page.locator("#feedback").inner_text()
+    page.get_by_role("button", name="Undo that answer").click()
+    page.wait_for_url("**/validate?label=cat&again=*")
+    assert Vote.objects.get().undone
+    page.get_by_role("button", name="No").click()
+    page.wait_for_url("**/validate?label=cat&answered=*")
+    assert Vote.objects.get().answer == Vote.Answer.NO
     page.get_by_role("button", name="Can't tell / skip").click()
     assert "You have seen everything" in page.content()
     assert Vote.objects.count() == 2

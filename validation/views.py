@@ -22,7 +22,7 @@ from people.ratelimits import limit, spend
 
 from . import selection, statistics, tickets
 from .models import Vote
-from .voting import VoteRefused, gold_pool_size, record_vote
+from .voting import VoteRefused, gold_pool_size, last_undoable, record_vote, undo_last_vote
 
 ANSWERS = {"yes": Vote.Answer.YES, "no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
 
@@ -41,9 +41,10 @@ def label_from_query(request: HttpRequest) -> tuple[Label | None, str]:
     return label, ""
 
 
-def validate_url(label: Label | None) -> str:
+def validate_url(label: Label | None, **more) -> str:
     url = reverse("validation:validate")
-    return f"{url}?{urlencode({'label': label.slug})}" if label else url
+    query = {**({"label": label.slug} if label else {}), **more}
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 def task_context(pair: ImageLabel, voter, network: str) -> dict:
@@ -64,12 +65,32 @@ def task_context(pair: ImageLabel, voter, network: str) -> dict:
     }
 
 
+TUTORIAL_COOKIE = "im_tutorial"
+
+
+def pair_param(request: HttpRequest, name: str) -> tuple[int | None, str]:
+    """A pair id in the query string (?answered=, ?again=), or the reason it is not one."""
+    text = request.GET.get(name, "")
+    if not text:
+        return None, ""
+    if not (text.isascii() and text.isdigit() and len(text) < 19):
+        return None, f"“{name}” must be a picture's number."
+    return int(text), ""
+
+
 @require_safe
 def validate(request: HttpRequest) -> HttpResponse:
     label, error = label_from_query(request)
     if error:
         messages.error(request, error)
-    pair = selection.next_task(request.voter, label)
+    answered_id, bad_answered = pair_param(request, "answered")
+    again_id, bad_again = pair_param(request, "again")
+    if bad_answered or bad_again:
+        return render(request, "400.html", {"message": bad_answered or bad_again}, status=400)
+    voter = request.voter
+    pair = selection.undone_for(voter, again_id) if again_id else None
+    pair = pair or selection.next_task(voter, label)
+    answered = answered_context(voter, answered_id) if answered_id else None
     if pair is None:
         return render(
             request,
@@ -78,18 +99,46 @@ def validate(request: HttpRequest) -> HttpResponse:
                 "label": label,
                 "suggestions": selection.labels_with_open_tasks(8),
                 "no_pictures": not Image.objects.public().exists(),
+                "answered": answered,
             },
         )
+    tutorial = request.COOKIES.get(TUTORIAL_COOKIE) != "done"
     return render(
         request,
         "validation/validate.html",
         {
-            "task": task_context(pair, request.voter, ip_prefix(client_ip(request))),
+            "task": task_context(pair, voter, ip_prefix(client_ip(request))),
             "pair": pair,
             "label_filter": label,
-            "training": training_note(request.voter),
+            "training": training_note(voter),
+            "answered": answered,
+            "tutorial": tutorial,
+            "examples": selection.examples_of(pair.label, pair.image_id) if tutorial else None,
+            "tutorial_label": pair.label,
         },
     )
+
+
+def answered_context(voter, pair_id: int) -> dict | None:
+    """What the page says about the answer just given: the crowd's line, and an Undo while
+    it may be undone. Nothing for a pair this voter has not answered."""
+    if not voter.exists:
+        return None
+    vote = Vote.objects.filter(voter=voter, pair_id=pair_id, undone=False).first()
+    if vote is None:
+        return None
+    pair = ImageLabel.objects.get(pk=pair_id)
+    last = last_undoable(voter)
+    return answered_json(pair, undoable=last is not None and last.pair_id == pair_id)
+
+
+def answered_json(pair: ImageLabel, undoable: bool = True) -> dict:
+    return {
+        "pair": pair.pk,
+        "feedback": statistics.crowd_feedback(pair),
+        "undo_url": reverse("validation:undo") if undoable else "",
+        "undo_seconds": settings.UNDO_SECONDS,
+    }
 
 
 def training_note(voter) -> str:
@@ -118,7 +167,7 @@ def vote(request: HttpRequest, pair_id: int) -> HttpResponse:
         return vote_error(request, "Please answer yes, no or skip.", 400, label)
     pair = get_object_or_404(ImageLabel, pk=pair_id)
     try:
-        record_vote(
+        result = record_vote(
             pair,
             request.voter,
             answer,
@@ -128,8 +177,47 @@ def vote(request: HttpRequest, pair_id: int) -> HttpResponse:
     except VoteRefused as refused:
         return vote_error(request, refused.message, refused.status, label)
     if wants_json(request):
-        return JsonResponse(next_tasks_json(request, label))
-    return redirect(validate_url(label))
+        return JsonResponse(
+            {**next_tasks_json(request, label), "answered": answered_json(result.pair)}
+        )
+    return redirect(validate_url(label, answered=pair.pk))
+
+
+@require_POST
+@limit("vote", "VOTE_RATE")
+def undo(request: HttpRequest) -> HttpResponse:
+    """Take the last answer back (within a minute) and ask that question again."""
+    label, _ = label_from_query(request)
+    text = request.POST.get("pair", "")
+    if not (text.isascii() and text.isdigit() and len(text) < 19):
+        return vote_error(request, "Say which answer to undo.", 400, label)
+    try:
+        pair = undo_last_vote(request.voter, int(text))
+    except VoteRefused as refused:
+        return vote_error(request, refused.message, refused.status, label)
+    again = selection.undone_for(request.voter, pair.pk)
+    if wants_json(request):
+        network = ip_prefix(client_ip(request))
+        task = task_context(again, request.voter, network) if again else None
+        return JsonResponse({"undone": True, "next": task, "done_url": validate_url(label)})
+    messages.info(request, "Your answer was taken back. Answer this picture again, or move on.")
+    return redirect(validate_url(label, again=pair.pk))
+
+
+@require_POST
+def tutorial_seen(request: HttpRequest) -> HttpResponse:
+    """Put the first-visit explanation away, for this browser (a cookie: nothing stored)."""
+    label, _ = label_from_query(request)
+    response = JsonResponse({"ok": True}) if wants_json(request) else redirect(validate_url(label))
+    response.set_cookie(
+        TUTORIAL_COOKIE,
+        "done",
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+    return response
 
 
 def next_tasks_json(request: HttpRequest, label: Label | None) -> dict:
@@ -301,8 +389,15 @@ def label_mode(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def me(request: HttpRequest) -> HttpResponse:
+    numbers = statistics.voter_numbers(request.voter)
+    rules = {
+        "required": settings.TRAINING_GOLD_REQUIRED,
+        "accuracy": round(settings.TRAINING_MIN_ACCURACY * 100),
+        "gold_every": settings.GOLD_EVERY,
+    }
+    no_gold = not numbers["trusted"] and gold_pool_size() == 0
     return render(
-        request, "validation/me.html", {"numbers": statistics.voter_numbers(request.voter)}
+        request, "validation/me.html", {"numbers": numbers, "rules": rules, "no_gold": no_gold}
     )
 
 

@@ -109,6 +109,7 @@ REFUSALS = {
     "own": ("You cannot vote on a picture you donated.", 403),
     "frozen": ("A moderator has closed this picture for votes.", 409),
     "answer": ("An answer is yes, no or skip.", 400),
+    "undo": ("There is no answer to undo: only your last answer can be, within a minute.", 409),
 }
 UNSERVED = 403  # the status of a vote without a valid ticket
 
@@ -299,11 +300,12 @@ WITH earlier AS (
     WHERE pair_id = %(pair)s AND voter_id = %(voter)s
 )
 INSERT INTO validation_vote AS v
-    (pair_id, voter_id, answer, counted, weight, quarantined, ip_prefix, created, updated)
-VALUES (%(pair)s, %(voter)s, %(answer)s, %(counted)s, %(weight)s, %(quarantined)s, %(prefix)s,
-        %(now)s, %(now)s)
+    (pair_id, voter_id, answer, counted, weight, quarantined, undone, ip_prefix, created, updated)
+VALUES (%(pair)s, %(voter)s, %(answer)s, %(counted)s, %(weight)s, %(quarantined)s, false,
+        %(prefix)s, %(now)s, %(now)s)
 ON CONFLICT (pair_id, voter_id) DO UPDATE
 SET answer = excluded.answer,
+    undone = false,
     counted = excluded.counted AND NOT v.quarantined,
     weight = CASE WHEN v.quarantined THEN 0 ELSE excluded.weight END,
     quarantined = v.quarantined OR excluded.quarantined,
@@ -680,6 +682,49 @@ def _alerted(kind: str, since, **about) -> bool:
     return Alert.objects.filter(kind=kind, created__gte=since, **about).exists()
 
 
+# --- taking an answer back --------------------------------------------------------
+
+
+def last_undoable(voter: Voter) -> Vote | None:
+    """The voter's last answer, when it is younger than UNDO_SECONDS and not undone yet."""
+    if not voter.exists:
+        return None
+    last = Vote.objects.filter(voter=voter).order_by("-updated", "-pk").first()
+    if last is None or last.undone:
+        return None
+    if last.updated < timezone.now() - timedelta(seconds=settings.UNDO_SECONDS):
+        return None
+    return last
+
+
+def undo_last_vote(voter: Voter, pair_id: int) -> ImageLabel:
+    """Take back the voter's last answer (on `pair_id`) within UNDO_SECONDS, and recount.
+
+    The vote stays, marked undone, counting for nothing, so the pair is not served to
+    the voter again by selection (the page shows it once more, to answer anew); an
+    answer given afterwards replaces it as any second answer does. So a gold pair is
+    scored on the first answer only: undoing cannot buy a second try, and it takes the
+    same path, with the same result, on gold and ordinary pairs. The pair is recounted
+    by the same settling as a vote: it reopens only when its remaining votes no longer
+    settle it. Raises VoteRefused when there is nothing to undo.
+    """
+    last = last_undoable(voter)
+    if last is None or last.pair_id != pair_id:
+        raise refuse("undo")
+    with transaction.atomic():
+        pair = _lock_pair(pair_id)  # the vote path's lock order: the pair, then its votes
+        if pair is None:
+            raise refuse("undo")
+        # Unchanged since it was read: a second answer meanwhile is not undone.
+        taken = Vote.objects.filter(pk=last.pk, updated=last.updated, undone=False).update(
+            undone=True, counted=False, weight=0.0
+        )
+        if not taken:
+            raise refuse("undo")
+        _settle_locked(pair, timezone.now())
+    return pair
+
+
 # --- a voter's weight changes ----------------------------------------------------
 
 
@@ -689,7 +734,9 @@ def _rewrite_weights(voter: Voter, label_id: int | None = None) -> list[int]:
     Writes one statement per distinct weight; returns the pairs whose votes changed.
     """
     counts_for_now = counts_for(voter)
-    votes = Vote.objects.filter(voter=voter, quarantined=False).exclude(answer=Vote.Answer.SKIP)
+    votes = Vote.objects.filter(voter=voter, quarantined=False, undone=False).exclude(
+        answer=Vote.Answer.SKIP
+    )
     if label_id is not None:
         votes = votes.filter(pair__label_id=label_id)
     wanted: dict[tuple[bool, float], list[int]] = defaultdict(list)
@@ -706,7 +753,7 @@ def _rewrite_weights(voter: Voter, label_id: int | None = None) -> list[int]:
             changed_pairs.append(pair_id)
     for (now_counted, weight), ids in wanted.items():
         # quarantined=False again: a burst may have held one of them meanwhile.
-        Vote.objects.filter(pk__in=ids, quarantined=False).update(
+        Vote.objects.filter(pk__in=ids, quarantined=False, undone=False).update(
             counted=now_counted, weight=weight
         )
     return changed_pairs
