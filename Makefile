@@ -4,7 +4,7 @@ PORT ?= 8000
 PY := .venv/bin/python
 VAR := $(or $(DATA_DIR),$(CURDIR)/var)
 
-.PHONY: run test stop setup test-setup lint lock bench bench-quick crowd-sim crowd-sim-quick
+.PHONY: run demo test stop setup test-setup lint lock bench bench-quick crowd-sim crowd-sim-quick
 
 setup:
 	@tools/bootstrap.sh
@@ -16,8 +16,15 @@ setup:
 	@$(PY) manage.py collectstatic --no-input -v 0
 
 run: setup
+	@if [ -n "$(DEMO)" ]; then tools/bootstrap.sh demo && $(PY) manage.py demo; fi
 	@echo "==> ImageMonkey at http://127.0.0.1:$(PORT)  (Ctrl-C stops it; 'make stop' stops PostgreSQL and Redis)"
 	@PORT=$(PORT) exec .venv/bin/gunicorn imagemonkey.wsgi -c deploy/gunicorn.conf.py
+
+# A few public-domain photos, labelled and approved, some answers known, a demo moderator
+# (validation/demo.py). Idempotent. `DEMO=1 make run` does it before serving.
+demo: setup
+	@tools/bootstrap.sh demo
+	@$(PY) manage.py demo
 
 stop:
 	@tools/services.sh stop

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_safe
 from donations.models import Image, ImageLabel
 from labels.models import Label
 from people.http import wants_json
+from validation import demo
 
 HOME_COUNTS_SECONDS = 30
 
@@ -35,7 +36,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def about(request: HttpRequest) -> HttpResponse:
-    return render(request, "about.html")
+    return render(request, "about.html", {"demo_samples": demo.SAMPLES})
 
 
 @require_safe
