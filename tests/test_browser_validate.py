@@ -59,9 +59,16 @@ def test_a_new_visitor_validates_with_the_keyboard_passes_training_and_uses_the_
     shown = picks.count()
     before = Vote.objects.count()
     page.get_by_role("button", name="Send").click()
-    page.wait_for_url("**/validate/grid?label=dog")
+    page.wait_for_url("**/validate/grid?label=dog&answered=*")
     assert "answers recorded" in page.content()
     assert Vote.objects.count() == before + shown
+    page.get_by_role("button", name=f"Undo those {shown} answers").click()
+    page.wait_for_url("**/validate/grid?label=dog&again=*")
+    assert Vote.objects.filter(undone=True).count() == shown
+    assert page.locator(".grid-choice").count() == shown, "the same pictures, to answer again"
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url("**/validate/grid?label=dog&answered=*")
+    assert not Vote.objects.filter(undone=True).exists()
 
     page.get_by_role("link", name="My numbers").first.click() if page.get_by_role(
         "link", name="My numbers"

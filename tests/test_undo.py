@@ -265,3 +265,46 @@ class TestMe:
         Voter.objects.filter(pk=voter.pk).update(trusted=True, gold_correct=3)
         page = client.get("/me").content.decode()
         assert "at least 75 % of those are right" in page
+
+
+class TestGridUndo:
+    def grid_answers(self, client, count=3):
+        label = make_label("dog")
+        pairs = [open_pair(label) for _ in range(count)]
+        voter, _ = page_voter(client, open_pair(label))
+        Voter.objects.filter(pk=voter.pk).update(trusted=True, gold_correct=3)
+        data = {"unmarked": "no", "label": "dog", "shown": [p.pk for p in pairs]}
+        data.update({f"ticket-{p.pk}": tickets.issue(voter, p) for p in pairs})
+        data["yes"] = [pairs[0].pk]
+        response = client.post("/validate/grid?label=dog", data)
+        assert response.status_code == 302
+        return voter, pairs, response["Location"]
+
+    def test_a_grids_answers_are_taken_back_together_and_its_pictures_asked_again(self, client):
+        voter, pairs, location = self.grid_answers(client)
+        page = client.get(location).content.decode()
+        assert "Undo those 3 answers" in page
+        assert ImageLabel.objects.get(pk=pairs[0].pk).num_yes == 1
+        response = client.post(
+            "/validate/grid/undo", {"label": "dog", "pair": [p.pk for p in pairs]}
+        )
+        assert Vote.objects.filter(voter=voter, pair__in=pairs, undone=True).count() == 3
+        again = client.get(response["Location"]).content.decode()
+        assert all(f'name="shown" value="{p.pk}"' in again for p in pairs)
+        for pair in pairs:
+            pair.refresh_from_db()
+            assert (pair.num_yes, pair.num_no) == (0, 0), "recounted without the undone votes"
+
+    def test_a_grid_undo_a_minute_later_takes_nothing_back(self, client):
+        voter, pairs, location = self.grid_answers(client)
+        Vote.objects.filter(voter=voter).update(
+            updated=Vote.objects.get(pair=pairs[0]).updated - timedelta(seconds=61)
+        )
+        assert "Undo those" not in client.get(location).content.decode()
+        client.post("/validate/grid/undo", {"label": "dog", "pair": [p.pk for p in pairs]})
+        assert not Vote.objects.filter(undone=True).exists()
+
+    def test_a_damaged_grid_list_is_a_400(self, client):
+        make_label("dog")
+        assert client.get("/validate/grid?label=dog&answered=1,x").status_code == 400
+        assert client.get("/validate/grid?label=dog&again=%C2%B2").status_code == 400

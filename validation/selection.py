@@ -310,20 +310,25 @@ def undone_for(voter: Voter, pair_id: int) -> ImageLabel | None:
 
     The same test for gold and ordinary pairs, settled or open, as still_open_for.
     """
+    found = undone_among(voter, [pair_id])
+    return found[0] if found else None
+
+
+def undone_among(voter: Voter, pair_ids, label: Label | None = None) -> list[ImageLabel]:
+    """Those of these pairs whose answers this voter has undone (a grid asks them again)."""
     if not voter.exists:
-        return None
+        return []
     undone = Vote.objects.filter(pair=OuterRef("pk"), voter=voter, undone=True)
-    return (
-        ImageLabel.objects.filter(
-            Exists(undone),
-            pk=pair_id,
-            frozen=False,
-            image__status=Image.Status.PUBLIC,
-            label__in=Label.objects.taggable(),
-        )
-        .select_related("image", "label__parent")
-        .first()
+    pairs = ImageLabel.objects.filter(
+        Exists(undone),
+        pk__in=list(pair_ids),
+        frozen=False,
+        image__status=Image.Status.PUBLIC,
+        label__in=Label.objects.taggable(),
     )
+    if label is not None:
+        pairs = pairs.filter(label=label)
+    return list(pairs.select_related("image", "label__parent").order_by("pk"))
 
 
 EXAMPLES = 3

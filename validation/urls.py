@@ -9,6 +9,7 @@ urlpatterns = [
     path("validate/undo", views.undo, name="undo"),
     path("validate/tutorial", views.tutorial_seen, name="tutorial-seen"),
     path("validate/grid", views.grid, name="grid"),
+    path("validate/grid/undo", views.grid_undo, name="grid-undo"),
     path("label", views.label_mode, name="label-mode"),
     path("image/<uuid:uuid>/labels", views.add_label, name="add-label"),
     path("me", views.me, name="me"),

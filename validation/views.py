@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid as uuid_module
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -22,7 +24,14 @@ from people.ratelimits import limit, spend
 
 from . import selection, statistics, tickets
 from .models import Vote
-from .voting import VoteRefused, gold_pool_size, last_undoable, record_vote, undo_last_vote
+from .voting import (
+    VoteRefused,
+    gold_pool_size,
+    last_undoable,
+    record_vote,
+    undo_last_vote,
+    undo_votes,
+)
 
 ANSWERS = {"yes": Vote.Answer.YES, "no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
 
@@ -278,21 +287,78 @@ def grid(request: HttpRequest) -> HttpResponse:
         )
     if request.method == "POST":
         return grid_post(request, label)
-    pairs = selection.grid_tasks(request.voter, label)
+    answered, again = pair_list(request, "answered"), pair_list(request, "again")
+    if answered is None or again is None:
+        return render(
+            request, "400.html", {"message": "A list of pictures must be numbers."}, status=400
+        )
+    voter = request.voter
+    pairs = selection.undone_among(voter, again, label) if again else []
+    pairs = pairs or selection.grid_tasks(voter, label)
+    undoable = grid_undoable(voter, answered) if answered else []
     if not pairs:
-        return render(request, "validation/done.html", {"label": label, "grid": True})
+        return render(
+            request,
+            "validation/done.html",
+            {"label": label, "grid": True, "grid_undo": undoable},
+        )
     return render(
         request,
         "validation/grid.html",
         {
             "label": label,
             "tasks": [
-                (pair, tickets.issue(request.voter, pair, ip_prefix(client_ip(request))))
-                for pair in pairs
+                (pair, tickets.issue(voter, pair, ip_prefix(client_ip(request)))) for pair in pairs
             ],
             "question": label.question,
+            "grid_undo": undoable,
         },
     )
+
+
+def pair_list(request: HttpRequest, name: str) -> list[int] | None:
+    """A comma-separated list of pair ids in the query string (at most 50); None if bad."""
+    text = request.GET.get(name, "")
+    if not text:
+        return []
+    pieces = text.split(",")[:50]
+    if not all(p.isascii() and p.isdigit() and len(p) < 19 for p in pieces):
+        return None
+    return [int(p) for p in pieces]
+
+
+def grid_undoable(voter, pair_ids: list[int]) -> list[int]:
+    """Which of a grid's answers this voter may still take back (a read)."""
+    if not voter.exists:
+        return []
+    since = timezone.now() - timedelta(seconds=settings.UNDO_SECONDS)
+    return list(
+        Vote.objects.filter(
+            voter=voter, pair_id__in=pair_ids, undone=False, updated__gte=since
+        ).values_list("pair_id", flat=True)
+    )
+
+
+@require_POST
+@limit("vote", "VOTE_RATE")
+def grid_undo(request: HttpRequest) -> HttpResponse:
+    """Take back a grid's answers (within a minute) and show those pictures again."""
+    label, error = label_from_query(request)
+    if label is None:
+        messages.error(request, error or "Say which label's grid to undo.")
+        return redirect(reverse("validation:grid"))
+    back = reverse("validation:grid") + "?" + urlencode({"label": label.slug})
+    try:
+        pair_ids = [int(pk) for pk in request.POST.getlist("pair")[:50]]
+        undone = undo_votes(request.voter, pair_ids)
+    except ValueError:
+        messages.error(request, "The undo form was damaged; nothing was taken back.")
+        return redirect(back)
+    except VoteRefused as refused:
+        messages.error(request, refused.message)
+        return redirect(back)
+    messages.info(request, f"{len(undone)} answers taken back: here are those pictures again.")
+    return redirect(back + "&" + urlencode({"again": ",".join(str(p.pk) for p in undone)}))
 
 
 UNMARKED = {"no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
@@ -329,7 +395,10 @@ def grid_post(request: HttpRequest, label: Label) -> HttpResponse:
         messages.error(request, f"Nothing was recorded: {refused.message}")
         return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
     messages.success(request, f"Thank you! {len(shown)} answers recorded.")
-    return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
+    answered = ",".join(str(pk) for pk in sorted(shown))
+    return redirect(
+        reverse("validation:grid") + "?" + urlencode({"label": label.slug, "answered": answered})
+    )
 
 
 @require_POST

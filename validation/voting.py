@@ -711,16 +711,39 @@ def undo_last_vote(voter: Voter, pair_id: int) -> ImageLabel:
     last = last_undoable(voter)
     if last is None or last.pair_id != pair_id:
         raise refuse("undo")
+    pair = _undo(last)
+    if pair is None:
+        raise refuse("undo")
+    return pair
+
+
+def undo_votes(voter: Voter, pair_ids) -> list[ImageLabel]:
+    """Take back the voter's answers on these pairs (a grid's batch) that are younger than
+    UNDO_SECONDS, each as undo_last_vote does; raises VoteRefused when none can be."""
+    if not voter.exists:
+        raise refuse("undo")
+    since = timezone.now() - timedelta(seconds=settings.UNDO_SECONDS)
+    votes = Vote.objects.filter(
+        voter=voter, pair_id__in=list(pair_ids), undone=False, updated__gte=since
+    ).order_by("pair_id")  # one lock order for every batch
+    undone = [pair for vote in votes if (pair := _undo(vote)) is not None]
+    if not undone:
+        raise refuse("undo")
+    return undone
+
+
+def _undo(vote: Vote) -> ImageLabel | None:
+    """Mark one vote undone and recount its pair; None when it moved on meanwhile."""
     with transaction.atomic():
-        pair = _lock_pair(pair_id)  # the vote path's lock order: the pair, then its votes
+        pair = _lock_pair(vote.pair_id)  # the vote path's lock order: the pair, then its votes
         if pair is None:
-            raise refuse("undo")
+            return None
         # Unchanged since it was read: a second answer meanwhile is not undone.
-        taken = Vote.objects.filter(pk=last.pk, updated=last.updated, undone=False).update(
+        taken = Vote.objects.filter(pk=vote.pk, updated=vote.updated, undone=False).update(
             undone=True, counted=False, weight=0.0
         )
         if not taken:
-            raise refuse("undo")
+            return None
         _settle_locked(pair, timezone.now())
     return pair
 
