@@ -56,6 +56,7 @@ class Vote(models.Model):
     )
     undone = models.BooleanField(
         default=False,
+        db_default=False,  # rows written with COPY (bench/) need not name it
         help_text="Taken back by its voter within a minute (voting.undo_last_vote): it counts "
         "for nothing, but it stays, so that a gold answer is never scored twice.",
     )
