@@ -32,5 +32,17 @@ def test_every_public_page_has_no_axe_violations(browser, live_server, site, wid
         page.add_script_tag(path=str(AXE))
         for violation in page.evaluate(RUN):
             found.append(f"{url}: {violation['id']} ({violation['help']}) at {violation['nodes']}")
+    # The states a script adds: the line and Undo after an answer, the grid's zoom dialog.
+    page.goto("/validate")
+    page.locator("#task-image[data-shown]").wait_for()
+    page.keyboard.press("y")
+    page.locator("#answered:not([hidden])").wait_for()
+    page.add_script_tag(path=str(AXE))
+    found += [f"answered: {v['id']} ({v['help']}) at {v['nodes']}" for v in page.evaluate(RUN)]
+    page.goto("/validate/grid?label=dog")
+    page.locator(".grid-zoom").first.click()
+    page.locator("dialog.zoom").wait_for(state="visible")
+    page.add_script_tag(path=str(AXE))
+    found += [f"grid zoom: {v['id']} ({v['help']}) at {v['nodes']}" for v in page.evaluate(RUN)]
     context.close()
     assert not found, "axe found:\n" + "\n".join(found)
