@@ -308,3 +308,30 @@ class TestGridUndo:
         make_label("dog")
         assert client.get("/validate/grid?label=dog&answered=1,x").status_code == 400
         assert client.get("/validate/grid?label=dog&again=%C2%B2").status_code == 400
+
+
+class TestModeratorUndo:
+    def test_a_moderators_undone_answer_does_not_leave_a_wrong_gold_pair(self, settings):
+        from django.contrib.auth.models import User
+
+        settings.GOLD_MIN_POOL = 5
+        user = User.objects.create_user("mod", password="a long enough password", is_staff=True)
+        moderator = Voter.objects.create(user=user)
+        pair = open_pair()
+        voting.record_vote(pair, moderator, YES)  # a slip: a fresh site's gold
+        pair.refresh_from_db()
+        assert pair.is_gold and pair.gold_answer is True
+        undo_last_vote(moderator, pair.pk)
+        pair.refresh_from_db()
+        assert not pair.is_gold and pair.gold_answer is None
+        voting.record_vote(pair, moderator, NO)
+        pair.refresh_from_db()
+        assert pair.is_gold and pair.gold_answer is False
+
+    def test_an_ordinary_voters_undo_leaves_gold_alone(self):
+        pair = open_pair(is_gold=True, gold_answer=True, status=ImageLabel.Status.VALIDATED)
+        voter = make_voter()
+        vote(pair, voter, YES)
+        undo_last_vote(voter, pair.pk)
+        pair.refresh_from_db()
+        assert pair.is_gold and pair.gold_answer is True

@@ -744,8 +744,25 @@ def _undo(vote: Vote) -> ImageLabel | None:
         )
         if not taken:
             return None
+        if _made_gold_by(vote, pair):
+            # A moderator's slip made this pair gold (cold start): take that back too, or
+            # every new voter would be trained against it. Their next answer makes it again.
+            pair.is_gold, pair.gold_answer = False, None
+            ImageLabel.objects.filter(pk=pair.pk).update(is_gold=False, gold_answer=None)
         _settle_locked(pair, timezone.now())
     return pair
+
+
+def _made_gold_by(vote: Vote, pair: ImageLabel) -> bool:
+    """Whether this moderator's answer is what made the pair gold: while the pool is small,
+    a moderator's answer does (record_vote), and the known answer is theirs."""
+    return (
+        vote.voter.is_moderator
+        and pair.is_gold
+        and vote.answer != Vote.Answer.SKIP
+        and pair.gold_answer == (vote.answer == Vote.Answer.YES)
+        and gold_pool_size() <= settings.GOLD_MIN_POOL
+    )
 
 
 # --- a voter's weight changes ----------------------------------------------------
