@@ -4,7 +4,7 @@ PORT ?= 8000
 PY := .venv/bin/python
 VAR := $(or $(DATA_DIR),$(CURDIR)/var)
 
-.PHONY: run test deploy-test stop setup test-setup lint lock bench bench-quick crowd-sim crowd-sim-quick
+.PHONY: run demo test deploy-test stop setup test-setup lint lock bench bench-quick crowd-sim crowd-sim-quick
 
 setup:
 	@tools/bootstrap.sh
@@ -17,11 +17,18 @@ setup:
 	@$(PY) manage.py collectstatic --no-input -v 0
 
 run: setup
+	@if [ -n "$(DEMO)" ]; then tools/bootstrap.sh demo && $(PY) manage.py demo; fi
 	@echo "==> ImageMonkey at http://127.0.0.1:$(PORT)  (Ctrl-C stops it; 'make stop' stops PostgreSQL and Redis)"
 	@if [ -z "$$EMAIL_URL" ] && [ -z "$$EMAIL_HOST" ]; then \
 	  echo "==> E-mail (sign-up confirmations, password resets) is printed on this console, not sent: set EMAIL_URL=smtp://user:pass@host:587 to send it"; \
 	  export EMAIL_URL=console:; \
 	fi; PORT=$(PORT) exec .venv/bin/gunicorn imagemonkey.wsgi -c deploy/gunicorn.conf.py
+
+# A few public-domain photos, labelled and approved, some answers known, a demo moderator
+# (validation/demo.py). Idempotent. `DEMO=1 make run` does it before serving.
+demo: setup
+	@tools/bootstrap.sh demo
+	@$(PY) manage.py demo
 
 stop:
 	@tools/services.sh stop

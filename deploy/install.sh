@@ -466,7 +466,8 @@ render_and_install() {
   local unit
   for unit in imagemonkey-orphans.service imagemonkey-orphans.timer \
     imagemonkey-backup.service imagemonkey-backup.timer \
-    imagemonkey-clearsessions.service imagemonkey-clearsessions.timer; do
+    imagemonkey-clearsessions.service imagemonkey-clearsessions.timer \
+    imagemonkey-purge-rejected.service imagemonkey-purge-rejected.timer; do
     install_file "$out/systemd/$unit" "/etc/systemd/system/$unit" 644 || true
   done
   install_file "$out/systemd/imagemonkey.tmpfiles" /etc/tmpfiles.d/imagemonkey.conf 644 || true
@@ -536,7 +537,7 @@ start_app() {
   fi
   run systemctl daemon-reload
   run systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer \
-    imagemonkey-clearsessions.timer
+    imagemonkey-clearsessions.timer imagemonkey-purge-rejected.timer
   say "Health check through gunicorn's socket"
   if [ "$DRY_RUN" = 1 ]; then
     printf '  + curl --unix-socket %s -H "Host: %s" http://localhost/healthz\n' \

@@ -37,6 +37,8 @@ TEMPLATES = {
     "systemd/imagemonkey-backup.timer": "systemd/imagemonkey-backup.timer",
     "systemd/imagemonkey-clearsessions.service": "systemd/imagemonkey-clearsessions.service",
     "systemd/imagemonkey-clearsessions.timer": "systemd/imagemonkey-clearsessions.timer",
+    "systemd/imagemonkey-purge-rejected.service": "systemd/imagemonkey-purge-rejected.service",
+    "systemd/imagemonkey-purge-rejected.timer": "systemd/imagemonkey-purge-rejected.timer",
     "systemd/imagemonkey.tmpfiles": "systemd/imagemonkey.tmpfiles",
     "redis/imagemonkey.conf": "redis/imagemonkey.conf",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponseRedirect
@@ -19,9 +20,13 @@ log = logging.getLogger(__name__)
 
 ACTIONS = {
     "approve": "Approve (make public)",
-    "reject": "Reject (delete the files, keep the hash blocked)",
+    "reject": "Reject (the files go after a while; the same files stay refused)",
     "quarantine": "Quarantine (keep private for a closer look)",
 }
+
+
+# The queue's tab of rejections that can still be undone, and its one decision.
+UNDO_ACTIONS = {"reopen": "Undo the rejection (back to review)"}
 
 
 def apply_decision(request: HttpRequest, images, action: str, seen: str | None = None) -> None:
@@ -44,9 +49,15 @@ def apply_decision(request: HttpRequest, images, action: str, seen: str | None =
                 f"Picture {image.uuid}: its files could not be moved just now, so nothing "
                 "was changed. Try again in a few minutes.",
             )
-    if done:
-        verb = {"approve": "approved", "reject": "rejected", "quarantine": "quarantined"}[action]
-        messages.success(request, f"{done} picture(s) {verb}.")
+    if done and action == "reject":
+        messages.success(
+            request,
+            f"{done} picture(s) rejected. Their files are kept for "
+            f"{settings.REJECT_UNDO_HOURS} hours: undo from the queue's “Rejected” tab.",
+        )
+    elif done:
+        verb = {"approve": "approved", "quarantine": "quarantined", "reopen": "sent back to review"}
+        messages.success(request, f"{done} picture(s) {verb[action]}.")
 
 
 class FlagFilter(admin.SimpleListFilter):
@@ -157,7 +168,7 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="picture")
     def preview(self, image: Image):
-        if image.status == Image.Status.REJECTED:
+        if image.status == Image.Status.REJECTED and image.files_kept_until is None:
             return "The files of a rejected picture are deleted."
         return format_html('<img src="{}" alt="" class="admin-preview">', image.display_url)
 
@@ -202,7 +213,20 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.action(description=ACTIONS["reject"], permissions=["change"])
     def reject(self, request, queryset):
-        apply_decision(request, queryset, "reject")
+        # As in the queue: say how many, and ask once more (the form answers to the queue).
+        return self.confirm_reject(request, queryset, "pending")
+
+    def confirm_reject(self, request, images, tab: str):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject these pictures?",
+            "opts": self.model._meta,
+            "images": images,
+            "count": images.count(),
+            "tab": tab,
+            "undo_hours": settings.REJECT_UNDO_HOURS,
+        }
+        return TemplateResponse(request, "admin/donations/confirm_reject.html", context)
 
     @admin.action(description=ACTIONS["quarantine"], permissions=["change"])
     def quarantine(self, request, queryset):
@@ -215,25 +239,18 @@ class ImageAdmin(admin.ModelAdmin):
         tab = request.GET.get("show", "pending")
         if request.method == "POST":
             action = request.POST.get("decision")
-            if action not in ACTIONS:
+            if action not in ACTIONS and action not in UNDO_ACTIONS:
                 messages.error(request, "Choose approve, reject or quarantine.")
             else:
                 chosen = Image.objects.filter(uuid__in=request.POST.getlist("selected"))
                 if not chosen:
                     messages.error(request, "Select at least one picture first.")
                 elif action == "reject" and request.POST.get("confirm") != "yes":
-                    # Rejecting deletes files for good: say how many, and ask once more.
-                    context = {
-                        **self.admin_site.each_context(request),
-                        "title": "Reject these pictures?",
-                        "opts": self.model._meta,
-                        "images": chosen,
-                        "count": chosen.count(),
-                        "tab": tab,
-                    }
-                    return TemplateResponse(request, "admin/donations/confirm_reject.html", context)
+                    # Rejecting deletes the files after a while: say how many, and ask.
+                    return self.confirm_reject(request, chosen, tab)
                 else:
                     seen = tab if tab in ("pending", "quarantined", "hidden") else None
+                    seen = "rejected" if action == "reopen" else seen
                     apply_decision(request, chosen, action, seen)
             return HttpResponseRedirect(f"{request.path}?show={tab}")
         images = self.get_queryset(request)
@@ -243,6 +260,8 @@ class ImageAdmin(admin.ModelAdmin):
             images = images.filter(status=Image.Status.PENDING, similar_to__isnull=False)
         elif tab in ("quarantined", "hidden"):
             images = images.filter(status=tab)
+        elif tab == "rejected":
+            images = images.rejected_undoable()
         else:
             tab = "pending"
             images = images.filter(status=Image.Status.PENDING)
@@ -253,6 +272,7 @@ class ImageAdmin(admin.ModelAdmin):
             similar=Count("pk", filter=Q(status="pending", similar_to__isnull=False)),
         )
         counts["reported"] = Image.objects.reported().count()
+        counts["rejected"] = Image.objects.rejected_undoable().count()
         context = {
             **self.admin_site.each_context(request),
             "title": "Moderation queue",
@@ -260,7 +280,8 @@ class ImageAdmin(admin.ModelAdmin):
             "images": images.order_by("created")[:120],
             "tab": tab,
             "counts": counts,
-            "actions": ACTIONS,
+            "actions": UNDO_ACTIONS if tab == "rejected" else ACTIONS,
+            "undo_hours": settings.REJECT_UNDO_HOURS,
         }
         return TemplateResponse(request, "admin/donations/queue.html", context)
 

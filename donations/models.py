@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import random
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.postgres.functions import RandomUUID
@@ -78,6 +79,14 @@ class ImageQuerySet(models.QuerySet):
         if not voter.exists:  # a visitor who has not written anything has donated nothing
             return self.none()
         return self.filter(donor=voter)
+
+    def rejected_files_due(self, now=None) -> ImageQuerySet:
+        """Rejected pictures whose kept files may go now."""
+        return self.filter(status=ImageStatus.REJECTED, files_kept_until__lte=now or timezone.now())
+
+    def rejected_undoable(self) -> ImageQuerySet:
+        """Rejected pictures whose files are still kept: their rejection can be undone."""
+        return self.filter(status=ImageStatus.REJECTED, files_kept_until__isnull=False)
 
     def reported(self) -> ImageQuerySet:
         return self.filter(reports__resolved=False).distinct()
@@ -167,6 +176,12 @@ class Image(models.Model):
     )
     created = models.DateTimeField(default=timezone.now, db_index=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    files_kept_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A rejected picture's files are kept (private) until then, so that the "
+        "rejection can be undone; `manage.py purge_rejected` deletes them after.",
+    )
 
     objects = ImageQuerySet.as_manager()
 
@@ -200,6 +215,11 @@ class Image(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(width__gt=0) & Q(height__gt=0), name="image_has_size"
+            ),
+            models.CheckConstraint(
+                condition=Q(files_kept_until__isnull=True) | Q(status=ImageStatus.REJECTED),
+                name="image_files_kept_only_when_rejected",
+                violation_error_message="Only a rejected picture waits for its files to go.",
             ),
         ]
 
@@ -329,18 +349,27 @@ class Image(models.Model):
                     f"Picture {self.uuid} is already {locked.get_status_display().lower()}{who}; "
                     "nothing was changed."
                 )
-            if action == "reopen" and locked.status == self.Status.REJECTED:
+            if (
+                action == "reopen"
+                and locked.status == self.Status.REJECTED
+                and locked.files_kept_until is None
+            ):
                 raise ModerationConflict(
                     "A rejected picture's files are gone; it cannot be reopened."
                 )
             was_public = locked.status == self.Status.PUBLIC
             # The files' names are the locked row's: another moderator may have moved them.
             self.publication = locked.publication
-            changes = {"status": new_status, "decided_at": timezone.now()}
+            now = timezone.now()
+            changes = {"status": new_status, "decided_at": now, "files_kept_until": None}
+            if new_status == self.Status.REJECTED:
+                # The files stay, private, for a while: a rejection can be undone until then.
+                changes["files_kept_until"] = now + timedelta(hours=settings.REJECT_UNDO_HOURS)
             if new_status == self.Status.PUBLIC:
                 changes["publication"] = new_publication_key()  # new URLs for a new publication
             Image.objects.filter(pk=self.pk).update(**changes)
             self.status = new_status
+            self.files_kept_until = changes["files_kept_until"]
             self.publication = changes.get("publication", self.publication)
             if action in ("approve", "reject"):
                 self.reports.update(resolved=True)
@@ -351,11 +380,23 @@ class Image(models.Model):
             # whole decision rolls back.
             if new_status == self.Status.PUBLIC:
                 self._move_files(files, to_public=True)
-            elif new_status == self.Status.REJECTED:
+            elif new_status == self.Status.REJECTED and not self.files_kept_until:
                 self._delete_files()
             elif was_public:
                 self._move_files(files, to_public=False)
             return decision
+
+    @transaction.atomic
+    def purge_files(self) -> bool:
+        """Delete a rejected picture's kept files once their time is up (purge_rejected);
+        False when it was not due (undone, or not yet)."""
+        due = Image.objects.rejected_files_due().select_for_update().filter(pk=self.pk)
+        if not due.exists():
+            return False
+        self._delete_files()
+        Image.objects.filter(pk=self.pk).update(files_kept_until=None)
+        self.files_kept_until = None
+        return True
 
     @transaction.atomic
     def withdraw(self, donor) -> None:

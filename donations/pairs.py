@@ -139,6 +139,18 @@ def add_label(image: Image, text: str, added_by: Voter | None = None) -> tuple[L
     return label, created
 
 
+@transaction.atomic
+def label_by_donor(image: Image, labels: Iterable[Label], suggestions: Iterable[str], donor) -> int:
+    """A donor names what is in one picture of theirs (pending or public): new pairs for the
+    labels, suggestions for unknown words. Returns how many pairs are new."""
+    added = 0
+    for label in labels:
+        added += attach(image, label, added_by=donor)[1]
+    for text in suggestions:
+        suggest(text, image)
+    return added
+
+
 def suggest(text: str, image: Image | None = None) -> LabelSuggestion:
     """Count a request for a label the taxonomy lacks, remembering the image it was for."""
     suggestion = LabelSuggestion.objects.record(text)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("donate/result/<str:batch>", views.donation_result, name="result"),
     path("donate/mine", views.my_donations, name="mine"),
     path("donate/<uuid:uuid>/withdraw", views.withdraw, name="withdraw"),
+    path("donate/<uuid:uuid>/labels", views.donor_labels, name="donor-labels"),
     path("donate/<uuid:uuid>/thumb", views.donor_thumbnail, name="donor-thumb"),
     path("browse", views.browse, name="browse"),
     path("image/<uuid:uuid>", views.image_detail, name="image"),

@@ -8,6 +8,7 @@ import secrets
 from datetime import UTC, datetime
 from uuid import UUID
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -22,15 +23,16 @@ from django.views.static import serve
 
 from labels import lookup
 from labels.models import Label
-from people.http import wants_json
+from people.http import is_storable_text, wants_json
 from people.identity import client_ip, ip_prefix
 from people.pagecache import anonymous_page_cache
 from people.ratelimits import limit, spend
 
 from . import decoding
-from .forms import DonationForm, ReportForm
+from .forms import DonationForm, ReportForm, parse_labels
 from .ingest import Outcome, ingest
 from .models import Image, ImageLabel, ModerationConflict
+from .pairs import label_by_donor
 from .storage import (
     PRIVATE_FILE_CACHE_CONTROL,
     PUBLIC_FILE_CACHE_CONTROL,
@@ -195,6 +197,49 @@ def withdraw(request: HttpRequest, uuid) -> HttpResponse:
     return redirect("donations:mine")
 
 
+@require_POST
+@limit("label", "VOTE_RATE")
+def donor_labels(request: HttpRequest, uuid) -> HttpResponse:
+    """A donor adds labels to one of their own pictures, pending or public (per photo, after
+    a donation: the result page's form, or the donate page's script)."""
+    image = (
+        Image.objects.donated_by(request.voter)
+        .filter(uuid=uuid, status__in=[Image.Status.PENDING, Image.Status.PUBLIC])
+        .first()
+    )
+    batch = request.POST.get("batch", "")
+    back = reverse("donations:result", args=[batch]) if BATCH_RE.match(batch) else None
+    back = back or reverse("donations:mine")
+    if image is None:
+        raise Http404("No such picture of yours.")
+    text = request.POST.get("labels", "")
+    try:
+        if not is_storable_text(text):
+            raise forms.ValidationError("A label cannot contain a NUL character.")
+        labels, suggestions = parse_labels(text[:2000])
+        if not labels and not suggestions:
+            raise forms.ValidationError("Type at least one label.")
+    except forms.ValidationError as error:
+        if wants_json(request):
+            return JsonResponse({"error": " ".join(error.messages)}, status=400)
+        messages.error(request, " ".join(error.messages))
+        return redirect(back)
+    label_by_donor(image, labels, suggestions, request.voter)
+    names = [label.full_name for label in labels]
+    if BATCH_RE.match(batch) and (stored := request.session.get(f"donations:{batch}")):
+        for outcome in stored:
+            if outcome.get("uuid") == str(image.uuid):
+                outcome["labels"] = list(dict.fromkeys([*outcome.get("labels", []), *names]))
+                outcome["suggestions"] = list(
+                    dict.fromkeys([*outcome.get("suggestions", []), *suggestions])
+                )
+        request.session[f"donations:{batch}"] = stored
+    if wants_json(request):
+        return JsonResponse({"labels": names, "suggestions": suggestions})
+    messages.success(request, f"Added to your picture: {', '.join(names + suggestions)}.")
+    return redirect(back)
+
+
 @require_safe
 def donation_result(request: HttpRequest, batch: str) -> HttpResponse:
     outcomes = request.session.get(f"donations:{batch}")
@@ -214,7 +259,13 @@ def donation_result(request: HttpRequest, batch: str) -> HttpResponse:
         status: sum(1 for o in outcomes if o["status"] == status)
         for status in ("accepted", "duplicate", "rejected", "withdrawn")
     }
-    return render(request, "donations/result.html", {"outcomes": outcomes, "counts": counts})
+    context = {
+        "outcomes": outcomes,
+        "counts": counts,
+        "batch": batch,
+        "label_names": Label.objects.typeable_names() if counts["accepted"] else [],
+    }
+    return render(request, "donations/result.html", context)
 
 
 @require_safe

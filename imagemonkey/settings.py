@@ -287,6 +287,8 @@ NEAR_DUPLICATE_DISTANCE = 3
 MAX_PENDING_ANONYMOUS = env_int("MAX_PENDING_ANONYMOUS", 2000)  # anonymous, site-wide
 MAX_PENDING_PER_NETWORK = env_int("MAX_PENDING_PER_NETWORK", 200)  # … and per /24 or /48
 REPORTS_TO_HIDE = env_int("REPORTS_TO_HIDE", 3)
+# A rejected picture's files are kept (private) this long, so that the rejection can be undone.
+REJECT_UNDO_HOURS = env_int("REJECT_UNDO_HOURS", 24)
 DONATION_RATE = env_str("DONATION_RATE", "60/h")
 REPORT_RATE = env_str("REPORT_RATE", "20/h")
 EXPORT_RATE = env_str("EXPORT_RATE", "30/m")  # downloads, counts, previews, statistics
@@ -366,6 +368,7 @@ ANNOTATION_RATE = env_str("ANNOTATION_RATE", "30/m")  # outlines drawn or edited
 NOT_ANNOTATABLE_TO_CLOSE = env_int("NOT_ANNOTATABLE_TO_CLOSE", 3)
 # Two independent outlines of one pair agree when their matched IoU reaches this.
 AGREEMENT_IOU = 0.75
+UNDO_SECONDS = 60  # how long a voter may take their last answer back
 FILE_UPLOAD_PERMISSIONS = 0o644
 
 # --- Security --------------------------------------------------------------

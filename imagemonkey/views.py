@@ -12,6 +12,7 @@ from donations.models import Image, ImageLabel
 from labels.models import Label
 from people.http import wants_json
 from people.pagecache import anonymous_page_cache
+from validation import demo
 
 HOME_COUNTS_SECONDS = 30
 
@@ -37,7 +38,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def about(request: HttpRequest) -> HttpResponse:
-    return render(request, "about.html")
+    return render(request, "about.html", {"demo_samples": demo.SAMPLES})
 
 
 @require_safe

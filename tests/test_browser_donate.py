@@ -147,3 +147,54 @@ def test_remove_stops_an_upload_and_withdraws_one_already_sent(page):
         with contextlib.suppress(PlaywrightError):  # the page already gave up on it
             route.abort()
     assert not Image.objects.exists(), "nothing removed was kept"
+
+
+def pair_names(image: Image) -> list[str]:
+    return sorted(image.pairs.values_list("label__name", flat=True))
+
+
+def test_on_a_phone_each_photo_gets_labels_of_its_own(page, screenshot_dir):
+    for name in ("dog", "cat", "grass"):
+        make_label(name)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/donate")
+    page.set_input_files(
+        "input[type=file]", files=[photo_file("a.jpg", 10), photo_file("b.jpg", 90)]
+    )
+    page.get_by_label("What is in the pictures?").fill("grass")
+    own = page.get_by_label("Labels for this photo")
+    own.nth(0).fill("dog")
+    own.nth(1).fill("cat")
+    page.screenshot(path=str(screenshot_dir / "donate-photo-labels-390.png"), full_page=True)
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], "the previews fit the phone"
+    page.get_by_label("I took these photos").check()
+    page.get_by_role("button", name="Donate").click()
+    page.wait_for_url("**/donate/result/**")
+    first, second = Image.objects.order_by("pk")
+    assert pair_names(first) == ["dog", "grass"] and pair_names(second) == ["cat", "grass"]
+
+
+def test_without_javascript_each_photo_is_labelled_on_the_result_page(browser, live_server):
+    for name in ("dog", "cat"):
+        make_label(name)
+    context = browser.new_context(
+        base_url=live_server.url, java_script_enabled=False, viewport={"width": 390, "height": 844}
+    )
+    page = context.new_page()
+    page.goto("/donate")
+    assert "up to 20 photos and" in page.locator("#images-help").inner_text()
+    page.set_input_files(
+        "input[type=file]", files=[photo_file("a.jpg", 10), photo_file("b.jpg", 90)]
+    )
+    page.get_by_label("I took these photos").check()
+    page.get_by_role("button", name="Donate").click()
+    page.wait_for_url("**/donate/result/**")
+    for index, name in enumerate(("dog", "cat")):
+        page.get_by_label("Labels for this photo").nth(index).fill(name)
+        page.get_by_role("button", name="Add").nth(index).click()
+        page.wait_for_url("**/donate/result/**")
+        assert "Added to your picture" in page.content()
+    first, second = Image.objects.order_by("pk")
+    assert pair_names(first) == ["dog"] and pair_names(second) == ["cat"]
+    context.close()

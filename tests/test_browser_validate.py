@@ -59,9 +59,16 @@ def test_a_new_visitor_validates_with_the_keyboard_passes_training_and_uses_the_
     shown = picks.count()
     before = Vote.objects.count()
     page.get_by_role("button", name="Send").click()
-    page.wait_for_url("**/validate/grid?label=dog")
+    page.wait_for_url("**/validate/grid?label=dog&answered=*")
     assert "answers recorded" in page.content()
     assert Vote.objects.count() == before + shown
+    page.get_by_role("button", name=f"Undo those {shown} answers").click()
+    page.wait_for_url("**/validate/grid?label=dog&again=*")
+    assert Vote.objects.filter(undone=True).count() == shown
+    assert page.locator(".grid-choice").count() == shown, "the same pictures, to answer again"
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url("**/validate/grid?label=dog&answered=*")
+    assert not Vote.objects.filter(undone=True).exists()
 
     page.get_by_role("link", name="My numbers").first.click() if page.get_by_role(
         "link", name="My numbers"
@@ -80,7 +87,14 @@ def test_voting_without_javascript_posts_and_redirects(browser, live_server):
     page = context.new_page()
     page.goto("/validate?label=cat")
     page.get_by_role("button", name="Yes").click()
-    page.wait_for_url("**/validate?label=cat")
+    page.wait_for_url("**/validate?label=cat&answered=*")
+    assert "Answer saved." in page.locator("#feedback").inner_text()
+    page.get_by_role("button", name="Undo that answer").click()
+    page.wait_for_url("**/validate?label=cat&again=*")
+    assert Vote.objects.get().undone
+    page.get_by_role("button", name="No").click()
+    page.wait_for_url("**/validate?label=cat&answered=*")
+    assert Vote.objects.get().answer == Vote.Answer.NO
     page.get_by_role("button", name="Can't tell / skip").click()
     assert "You have seen everything" in page.content()
     assert Vote.objects.count() == 2

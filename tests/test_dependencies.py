@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCKS = {"runtime": ROOT / "requirements.lock", "dev": ROOT / "requirements-dev.lock"}
+LOCKS = {
+    "runtime": ROOT / "requirements.lock",
+    "dev": ROOT / "requirements-dev.lock",
+    "demo": ROOT / "requirements-demo.lock",
+}
 # What `python -m venv` puts into every virtualenv; no package needs them at run time.
 VENV_TOOLS = {"pip", "setuptools"}
 
@@ -40,6 +44,7 @@ def top_level() -> dict[str, dict[str, str]]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     groups = {"runtime": project["dependencies"]}
     groups["dev"] = project["dependencies"] + project["optional-dependencies"]["dev"]
+    groups["demo"] = project["dependencies"] + project["optional-dependencies"]["demo"]
     pins = {}
     for group, requirements in groups.items():
         pins[group] = {}
@@ -67,10 +72,18 @@ def test_the_locks_follow_the_pins_in_pyproject(which):
         assert entries[name][0] == version, f"{name}: pyproject says {version}: run `make lock`"
 
 
-def test_the_dev_lock_keeps_the_sites_versions():
-    runtime, dev = locked(LOCKS["runtime"]), locked(LOCKS["dev"])
+@pytest.mark.parametrize("which", ["dev", "demo"])
+def test_the_dev_and_demo_locks_keep_the_sites_versions(which):
+    runtime, other = locked(LOCKS["runtime"]), locked(LOCKS[which])
     assert {name: version for name, (version, _) in runtime.items()} == {
-        name: dev[name][0] for name in runtime
+        name: other[name][0] for name in runtime
+    }
+
+
+def test_the_demo_lock_keeps_the_dev_locks_versions():
+    dev, demo = locked(LOCKS["dev"]), locked(LOCKS["demo"])
+    assert {name: version for name, (version, _) in demo.items()} == {
+        name: dev[name][0] for name in demo
     }
 
 

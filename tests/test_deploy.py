@@ -298,10 +298,13 @@ def test_it_renders_supervisor_and_the_daily_jobs(tmp_path):
     ) in clearsessions
     assert "User=imagemonkey" in clearsessions
     assert "WorkingDirectory=/home/imagemonkey/app" in clearsessions
+    purge = (tmp_path / "systemd" / "imagemonkey-purge-rejected.service").read_text()
+    assert "manage.py purge_rejected" in purge and "User=imagemonkey" in purge
     for timer in (
         "imagemonkey-orphans.timer",
         "imagemonkey-backup.timer",
         "imagemonkey-clearsessions.timer",
+        "imagemonkey-purge-rejected.timer",
     ):
         timer_text = (tmp_path / "systemd" / timer).read_text()
         assert "Persistent=true" in timer_text and "OnCalendar=" in timer_text, timer
@@ -441,7 +444,8 @@ def test_install_dry_run_prints_every_step_and_changes_nothing():
         "append to /etc/redis/redis.conf: include /etc/redis/imagemonkey.conf",
         "systemctl restart redis-server",
         "systemctl enable --now imagemonkey-orphans.timer imagemonkey-backup.timer "
-        "imagemonkey-clearsessions.timer",
+        "imagemonkey-clearsessions.timer imagemonkey-purge-rejected.timer",
+        "/etc/systemd/system/imagemonkey-purge-rejected.timer",
         "/etc/systemd/system/imagemonkey-clearsessions.service",
         "/etc/systemd/system/imagemonkey-clearsessions.timer",
         "certbot certonly --webroot -w /var/www/letsencrypt --cert-name example.org "

@@ -390,3 +390,43 @@ def test_a_donor_no_longer_sees_a_picture_a_moderator_took_aside(client):
     image = Image.objects.get()
     image.decide("quarantine")
     assert client.get(f"/donate/{image.uuid}/thumb").status_code == 404
+
+
+class TestLabelsPerPhoto:
+    def test_a_donor_labels_each_photo_of_a_donation_on_the_result_page(self, client):
+        make_label("dog"), make_label("cat"), make_label("grass")
+        response = donate(client, upload("a.jpg"), upload("b.jpg"), labels="grass")
+        result = client.get(response["Location"]).content.decode()
+        batch = response["Location"].rsplit("/", 1)[1]
+        assert result.count("Labels for this photo") == 2
+        first, second = Image.objects.order_by("pk")
+        for image, name in ((first, "dog"), (second, "cat, kangaroo-ish")):
+            added = client.post(f"/donate/{image.uuid}/labels", {"labels": name, "batch": batch})
+            assert added.status_code == 302 and added["Location"] == f"/donate/result/{batch}"
+        names = lambda image: sorted(image.pairs.values_list("label__name", flat=True))  # noqa: E731
+        assert names(first) == ["dog", "grass"] and names(second) == ["cat", "grass"]
+        assert LabelSuggestion.objects.filter(name="kangaroo-ish").exists()
+        page = client.get(f"/donate/result/{batch}").content.decode()
+        assert "Labels: grass, dog" in page and "Labels: grass, cat" in page
+
+    def test_only_the_donor_labels_their_picture_and_never_a_rejected_one(self, client):
+        make_label("dog")
+        donate(client, upload("mine.jpg"))
+        image = Image.objects.get()
+        stranger = Client(REMOTE_ADDR="203.0.113.9")
+        refused = stranger.post(f"/donate/{image.uuid}/labels", {"labels": "dog"})
+        assert refused.status_code == 404 and not image.pairs.exists()
+        image.decide("reject")
+        late = client.post(f"/donate/{image.uuid}/labels", {"labels": "dog"})
+        assert late.status_code == 404
+
+    @pytest.mark.parametrize("text", ["", " , ", "x" * 101, "dog\x00"])
+    def test_empty_or_bad_labels_are_refused_in_words(self, client, text):
+        make_label("dog")
+        donate(client, upload("mine.jpg"))
+        image = Image.objects.get()
+        response = client.post(
+            f"/donate/{image.uuid}/labels", {"labels": text}, HTTP_ACCEPT="application/json"
+        )
+        assert response.status_code == 400 and response.json()["error"]
+        assert not image.pairs.exists()

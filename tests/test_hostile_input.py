@@ -87,6 +87,8 @@ PARAMETERS = [
     "rev",
     "label_id",
     "validation_id",
+    "answered",
+    "again",
 ]
 
 # JSON endpoints: (method, url); {uuid} is a public picture's.
@@ -229,7 +231,9 @@ def test_any_json_body_on_any_json_endpoint_answers_below_500(pair, body, endpoi
 )
 @given(
     fields=st.dictionaries(
-        st.sampled_from(["answer", "ticket", "prefer", "prefer_ticket", "shown", "yes", "label"]),
+        st.sampled_from(
+            ["answer", "ticket", "prefer", "prefer_ticket", "shown", "yes", "label", "pair"]
+        ),
         # A form's bytes cannot carry a lone surrogate (the test client cannot send one).
         st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
         | st.sampled_from([t for t in HOSTILE_TEXT if t.isascii() or t.startswith("é")]),
@@ -241,4 +245,7 @@ def test_any_form_on_the_voting_pages_answers_below_500(pair, fields):
     below_500(client.post(f"/validate/{pair.pk}/vote", fields))
     below_500(client.post("/validate/grid?label=dog", fields))
     below_500(client.post(f"/image/{pair.image.uuid}/labels", fields))
+    below_500(client.post("/validate/undo", fields))
+    below_500(client.post("/validate/tutorial", fields))
+    below_500(client.post(f"/donate/{pair.image.uuid}/labels", fields))
     below_500(client.post(f"/image/{pair.image.uuid}/report", {"reason": "other", **fields}))

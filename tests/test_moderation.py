@@ -138,19 +138,80 @@ def test_a_hidden_picture_comes_back_at_new_urls_and_caches_must_ask_again(
     assert public_path(image).exists() and not private_path(image).exists()
 
 
-def test_rejecting_deletes_the_files_and_blocks_the_same_file_from_returning(
-    moderator, django_capture_on_commit_callbacks
+def test_rejecting_keeps_the_files_for_a_while_then_purges_them_and_blocks_the_file(
+    moderator, django_capture_on_commit_callbacks, settings
 ):
     _, user = moderator
     data = photo_bytes(300, 200)
     image = ingest(data).image
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("reject", moderator=user)
-    assert not private_path(image).exists() and not public_path(image).exists()
+    assert private_path(image).exists() and not public_path(image).exists()
+    image.refresh_from_db()
+    assert image.files_kept_until > image.decided_at
     again = ingest(data)
-    assert again.status == "duplicate"
-    assert "not accepted" in again.message
+    assert again.status == "duplicate" and "not accepted" in again.message
+    out = StringIO()
+    call_command("purge_rejected", stdout=out)
+    assert "0 rejected" in out.getvalue() and private_path(image).exists(), "not due yet"
+    Image.objects.filter(pk=image.pk).update(files_kept_until=image.decided_at)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("purge_rejected", stdout=out)
+    assert "1 rejected" in out.getvalue()
+    assert not private_path(image).exists() and not public_path(image).exists()
+    image.refresh_from_db()
+    assert image.files_kept_until is None
+    with pytest.raises(ModerationConflict, match="files are gone"):
+        image.decide("reopen", moderator=user)
+    assert ingest(data).status == "duplicate"
     assert Image.objects.count() == 1
+
+
+def test_a_rejected_public_picture_leaves_public_media_at_once_and_can_be_undone(
+    moderator, django_capture_on_commit_callbacks
+):
+    client, user = moderator
+    image = pending_image()
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("approve", moderator=user)
+    published = public_path(image)  # its name carries the publication key
+    assert published.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("reject", moderator=user)
+    assert not published.exists() and private_path(image).exists()
+    assert Client().get(f"/image/{image.uuid}").status_code == 404
+    queue = client.get("/admin/donations/image/queue/?show=rejected").content.decode()
+    assert str(image.uuid) in queue and "Undo the rejection" in queue
+    with django_capture_on_commit_callbacks(execute=True):
+        undone = client.post(
+            "/admin/donations/image/queue/?show=rejected",
+            {"decision": "reopen", "selected": [str(image.uuid)]},
+        )
+    assert undone.status_code == 302
+    image.refresh_from_db()
+    assert image.status == "pending" and image.files_kept_until is None
+    assert private_path(image).exists()
+
+
+def test_orphans_does_not_call_the_kept_files_of_a_rejection_stray(moderator):
+    _, user = moderator
+    image = pending_image()
+    image.decide("reject", moderator=user)
+    out = StringIO()
+    call_command("orphans", "--grace", "0", stdout=out)
+    assert "0 stray file(s)" in out.getvalue()
+
+
+def test_the_changelists_reject_action_shows_the_count_and_asks(moderator):
+    client, _ = moderator
+    images = [pending_image(), pending_image()]
+    response = client.post(
+        "/admin/donations/image/",
+        {"action": "reject", "_selected_action": [image.pk for image in images]},
+    )
+    assert response.status_code == 200
+    assert "reject <strong>2 pictures</strong>" in response.content.decode()
+    assert not Image.objects.filter(status="rejected").exists(), "nothing rejected yet"
 
 
 def test_a_second_decision_on_the_same_picture_gets_a_clear_message(moderator):

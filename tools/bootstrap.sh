@@ -2,7 +2,8 @@
 # Create .venv and install the locked dependencies when the lock changed since
 # the last run: requirements.lock, or with `tools/bootstrap.sh dev`
 # requirements-dev.lock (the dev extra too) and, for browser tests, Debian's
-# Chromium. Every package is pinned there with its hashes (tools/lock.sh writes
+# Chromium; with `tools/bootstrap.sh demo` requirements-demo.lock (the site and
+# scikit-image, whose sample photos `make demo` loads). Every package is pinned there with its hashes (tools/lock.sh writes
 # them from pyproject.toml), and pip refuses any file whose hash is not listed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,7 +21,8 @@ fi
 case "$extra" in
   "") lock=requirements.lock ;;
   dev) lock=requirements-dev.lock ;;
-  *) echo "usage: tools/bootstrap.sh [dev]" >&2; exit 2 ;;
+  demo) lock=requirements-demo.lock ;;
+  *) echo "usage: tools/bootstrap.sh [dev|demo]" >&2; exit 2 ;;
 esac
 stamp=".venv/.installed-${extra:-runtime}"
 want="$(sha256sum "$lock" | cut -c1-16)"

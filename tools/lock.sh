@@ -4,6 +4,8 @@
 #   requirements.lock      [project].dependencies            (make run, deploy/)
 #   requirements-dev.lock  the same plus the `dev` extra       (make test), at the same
 #                          versions, since it is resolved within requirements.lock
+#   requirements-demo.lock the site plus the `demo` extra      (make demo), at the dev
+#                          lock's versions
 # tools/bootstrap.sh installs one of them with `pip --require-hashes`. Run this (`make lock`)
 # after changing a pin in pyproject.toml, and commit the lock files with it. It uses uv
 # (set UV=/path/to/uv, or it is installed into a throwaway folder from the package index).
@@ -29,4 +31,5 @@ compile=("$uv" pip compile pyproject.toml --quiet --python-version 3.11 --genera
   --custom-compile-command "tools/lock.sh")
 "${compile[@]}" -o requirements.lock
 "${compile[@]}" --extra dev -c requirements.lock -o requirements-dev.lock
-echo "==> requirements.lock: $(grep -c '^[a-z0-9]' requirements.lock) packages, requirements-dev.lock: $(grep -c '^[a-z0-9]' requirements-dev.lock)"
+"${compile[@]}" --extra demo -c requirements-dev.lock -o requirements-demo.lock
+echo "==> requirements.lock: $(grep -c '^[a-z0-9]' requirements.lock) packages, requirements-dev.lock: $(grep -c '^[a-z0-9]' requirements-dev.lock), requirements-demo.lock: $(grep -c '^[a-z0-9]' requirements-demo.lock)"

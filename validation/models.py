@@ -54,6 +54,12 @@ class Vote(models.Model):
         help_text="Held out of the counts after a burst from its network, until a moderator "
         "clears the alert.",
     )
+    undone = models.BooleanField(
+        default=False,
+        db_default=False,  # rows written with COPY (bench/) need not name it
+        help_text="Taken back by its voter within a minute (voting.undo_last_vote): it counts "
+        "for nothing, but it stays, so that a gold answer is never scored twice.",
+    )
     ip_prefix = models.CharField(max_length=50, blank=True)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
@@ -75,6 +81,10 @@ class Vote(models.Model):
             models.CheckConstraint(
                 condition=Q(quarantined=False) | Q(counted=False),
                 name="quarantined_votes_are_not_counted",
+            ),
+            models.CheckConstraint(
+                condition=Q(undone=False) | Q(counted=False, weight=0.0),
+                name="undone_votes_are_not_counted",
             ),
         ]
         indexes = [

@@ -360,3 +360,50 @@ def image_needing_labels(voter: Voter):
         .values_list("image", "n")
     )
     return min(window, key=lambda image: (counts.get(image.pk, 0), random.random()))
+
+
+def undone_for(voter: Voter, pair_id: int) -> ImageLabel | None:
+    """The pair whose answer this voter has just undone, to ask it once more.
+
+    The same test for gold and ordinary pairs, settled or open, as still_open_for.
+    """
+    found = undone_among(voter, [pair_id])
+    return found[0] if found else None
+
+
+def undone_among(voter: Voter, pair_ids, label: Label | None = None) -> list[ImageLabel]:
+    """Those of these pairs whose answers this voter has undone (a grid asks them again)."""
+    if not voter.exists:
+        return []
+    undone = Vote.objects.filter(pair=OuterRef("pk"), voter=voter, undone=True)
+    pairs = ImageLabel.objects.filter(
+        Exists(undone),
+        pk__in=list(pair_ids),
+        frozen=False,
+        image__status=Image.Status.PUBLIC,
+        label__in=Label.objects.taggable(),
+    )
+    if label is not None:
+        pairs = pairs.filter(label=label)
+    return list(pairs.select_related("image", "label__parent").order_by("pk"))
+
+
+EXAMPLES = 3
+
+
+def examples_of(label: Label, exclude_image: int | None = None) -> dict[str, list[Image]]:
+    """Pictures the crowd settled on this label, as examples: `yes` validated, `no` rejected.
+
+    Never gold pairs: an example shows its answer, and a gold pair's must stay unknown.
+    """
+    examples = {}
+    for key, status in (("yes", ImageLabel.Status.VALIDATED), ("no", ImageLabel.Status.REJECTED)):
+        pairs = (
+            ImageLabel.objects.public()
+            .filter(label=label, status=status, is_gold=False)
+            .exclude(image_id=exclude_image)
+            .select_related("image")
+            .order_by("-updated")[:EXAMPLES]
+        )
+        examples[key] = [pair.image for pair in pairs]
+    return examples

@@ -38,9 +38,26 @@ def votes_of(voter: Voter):
     return Vote.objects.filter(voter=voter) if voter.exists else Vote.objects.none()
 
 
+def crowd_feedback(pair: ImageLabel) -> str:
+    """One line, shown after an answer, on what the counted answers on this pair say.
+
+    Built from the pair's public counts only (the picture's page shows them too), the same
+    way for gold and ordinary pairs, so it tells nobody which answer was a check.
+    """
+    yes, no = pair.num_yes, pair.num_no
+    total = yes + no
+    if total == 0:
+        return "Nobody's answer on this picture counts yet."
+    if yes * 3 >= total * 2:
+        return f"Most people said Yes ({yes} of {total})."
+    if no * 3 >= total * 2:
+        return f"Most people said No ({no} of {total})."
+    return f"Opinions are split so far ({yes} yes, {no} no)."
+
+
 def voter_numbers(voter: Voter) -> dict:
     """A voter's own numbers; all zero for a visitor who has not written anything yet."""
-    votes = votes_of(voter)
+    votes = votes_of(voter).filter(undone=False)
     answered = votes.exclude(answer=Vote.Answer.SKIP)
     # Gold pairs are settled too; leaving them out keeps these live numbers from telling
     # which answer was a check.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid as uuid_module
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -25,7 +27,14 @@ from people.ratelimits import limit, spend
 
 from . import selection, statistics, tickets
 from .models import Vote
-from .voting import VoteRefused, gold_pool_size, record_vote
+from .voting import (
+    VoteRefused,
+    gold_pool_size,
+    last_undoable,
+    record_vote,
+    undo_last_vote,
+    undo_votes,
+)
 
 ANSWERS = {"yes": Vote.Answer.YES, "no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
 
@@ -44,9 +53,10 @@ def label_from_query(request: HttpRequest) -> tuple[Label | None, str]:
     return label, ""
 
 
-def validate_url(label: Label | None) -> str:
+def validate_url(label: Label | None, **more) -> str:
     url = reverse("validation:validate")
-    return f"{url}?{urlencode({'label': label.slug})}" if label else url
+    query = {**({"label": label.slug} if label else {}), **more}
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 def task_context(pair: ImageLabel, voter, network: str) -> dict:
@@ -67,12 +77,32 @@ def task_context(pair: ImageLabel, voter, network: str) -> dict:
     }
 
 
+TUTORIAL_COOKIE = "im_tutorial"
+
+
+def pair_param(request: HttpRequest, name: str) -> tuple[int | None, str]:
+    """A pair id in the query string (?answered=, ?again=), or the reason it is not one."""
+    text = request.GET.get(name, "")
+    if not text:
+        return None, ""
+    if not (text.isascii() and text.isdigit() and len(text) < 19):
+        return None, f"“{name}” must be a picture's number."
+    return int(text), ""
+
+
 @require_safe
 def validate(request: HttpRequest) -> HttpResponse:
     label, error = label_from_query(request)
     if error:
         messages.error(request, error)
-    pair = selection.next_task(request.voter, label)
+    answered_id, bad_answered = pair_param(request, "answered")
+    again_id, bad_again = pair_param(request, "again")
+    if bad_answered or bad_again:
+        return render(request, "400.html", {"message": bad_answered or bad_again}, status=400)
+    voter = request.voter
+    pair = selection.undone_for(voter, again_id) if again_id else None
+    pair = pair or selection.next_task(voter, label)
+    answered = answered_context(voter, answered_id) if answered_id else None
     if pair is None:
         return render(
             request,
@@ -81,18 +111,46 @@ def validate(request: HttpRequest) -> HttpResponse:
                 "label": label,
                 "suggestions": selection.labels_with_open_tasks(8),
                 "no_pictures": not Image.objects.public().exists(),
+                "answered": answered,
             },
         )
+    tutorial = request.COOKIES.get(TUTORIAL_COOKIE) != "done"
     return render(
         request,
         "validation/validate.html",
         {
-            "task": task_context(pair, request.voter, ip_prefix(client_ip(request))),
+            "task": task_context(pair, voter, ip_prefix(client_ip(request))),
             "pair": pair,
             "label_filter": label,
-            "training": training_note(request.voter),
+            "training": training_note(voter),
+            "answered": answered,
+            "tutorial": tutorial,
+            "examples": selection.examples_of(pair.label, pair.image_id) if tutorial else None,
+            "tutorial_label": pair.label,
         },
     )
+
+
+def answered_context(voter, pair_id: int) -> dict | None:
+    """What the page says about the answer just given: the crowd's line, and an Undo while
+    it may be undone. Nothing for a pair this voter has not answered."""
+    if not voter.exists:
+        return None
+    vote = Vote.objects.filter(voter=voter, pair_id=pair_id, undone=False).first()
+    if vote is None:
+        return None
+    pair = ImageLabel.objects.get(pk=pair_id)
+    last = last_undoable(voter)
+    return answered_json(pair, undoable=last is not None and last.pair_id == pair_id)
+
+
+def answered_json(pair: ImageLabel, undoable: bool = True) -> dict:
+    return {
+        "pair": pair.pk,
+        "feedback": statistics.crowd_feedback(pair),
+        "undo_url": reverse("validation:undo") if undoable else "",
+        "undo_seconds": settings.UNDO_SECONDS,
+    }
 
 
 def training_note(voter) -> str:
@@ -121,7 +179,7 @@ def vote(request: HttpRequest, pair_id: int) -> HttpResponse:
         return vote_error(request, "Please answer yes, no or skip.", 400, label)
     pair = get_object_or_404(ImageLabel, pk=pair_id)
     try:
-        record_vote(
+        result = record_vote(
             pair,
             request.voter,
             answer,
@@ -131,8 +189,47 @@ def vote(request: HttpRequest, pair_id: int) -> HttpResponse:
     except VoteRefused as refused:
         return vote_error(request, refused.message, refused.status, label)
     if wants_json(request):
-        return JsonResponse(next_tasks_json(request, label))
-    return redirect(validate_url(label))
+        return JsonResponse(
+            {**next_tasks_json(request, label), "answered": answered_json(result.pair)}
+        )
+    return redirect(validate_url(label, answered=pair.pk))
+
+
+@require_POST
+@limit("vote", "VOTE_RATE")
+def undo(request: HttpRequest) -> HttpResponse:
+    """Take the last answer back (within a minute) and ask that question again."""
+    label, _ = label_from_query(request)
+    text = request.POST.get("pair", "")
+    if not (text.isascii() and text.isdigit() and len(text) < 19):
+        return vote_error(request, "Say which answer to undo.", 400, label)
+    try:
+        pair = undo_last_vote(request.voter, int(text))
+    except VoteRefused as refused:
+        return vote_error(request, refused.message, refused.status, label)
+    again = selection.undone_for(request.voter, pair.pk)
+    if wants_json(request):
+        network = ip_prefix(client_ip(request))
+        task = task_context(again, request.voter, network) if again else None
+        return JsonResponse({"undone": True, "next": task, "done_url": validate_url(label)})
+    messages.info(request, "Your answer was taken back. Answer this picture again, or move on.")
+    return redirect(validate_url(label, again=pair.pk))
+
+
+@require_POST
+def tutorial_seen(request: HttpRequest) -> HttpResponse:
+    """Put the first-visit explanation away, for this browser (a cookie: nothing stored)."""
+    label, _ = label_from_query(request)
+    response = JsonResponse({"ok": True}) if wants_json(request) else redirect(validate_url(label))
+    response.set_cookie(
+        TUTORIAL_COOKIE,
+        "done",
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+    return response
 
 
 def next_tasks_json(request: HttpRequest, label: Label | None) -> dict:
@@ -193,21 +290,78 @@ def grid(request: HttpRequest) -> HttpResponse:
         )
     if request.method == "POST":
         return grid_post(request, label)
-    pairs = selection.grid_tasks(request.voter, label)
+    answered, again = pair_list(request, "answered"), pair_list(request, "again")
+    if answered is None or again is None:
+        return render(
+            request, "400.html", {"message": "A list of pictures must be numbers."}, status=400
+        )
+    voter = request.voter
+    pairs = selection.undone_among(voter, again, label) if again else []
+    pairs = pairs or selection.grid_tasks(voter, label)
+    undoable = grid_undoable(voter, answered) if answered else []
     if not pairs:
-        return render(request, "validation/done.html", {"label": label, "grid": True})
+        return render(
+            request,
+            "validation/done.html",
+            {"label": label, "grid": True, "grid_undo": undoable},
+        )
     return render(
         request,
         "validation/grid.html",
         {
             "label": label,
             "tasks": [
-                (pair, tickets.issue(request.voter, pair, ip_prefix(client_ip(request))))
-                for pair in pairs
+                (pair, tickets.issue(voter, pair, ip_prefix(client_ip(request)))) for pair in pairs
             ],
             "question": label.question,
+            "grid_undo": undoable,
         },
     )
+
+
+def pair_list(request: HttpRequest, name: str) -> list[int] | None:
+    """A comma-separated list of pair ids in the query string (at most 50); None if bad."""
+    text = request.GET.get(name, "")
+    if not text:
+        return []
+    pieces = text.split(",")[:50]
+    if not all(p.isascii() and p.isdigit() and len(p) < 19 for p in pieces):
+        return None
+    return [int(p) for p in pieces]
+
+
+def grid_undoable(voter, pair_ids: list[int]) -> list[int]:
+    """Which of a grid's answers this voter may still take back (a read)."""
+    if not voter.exists:
+        return []
+    since = timezone.now() - timedelta(seconds=settings.UNDO_SECONDS)
+    return list(
+        Vote.objects.filter(
+            voter=voter, pair_id__in=pair_ids, undone=False, updated__gte=since
+        ).values_list("pair_id", flat=True)
+    )
+
+
+@require_POST
+@limit("vote", "VOTE_RATE")
+def grid_undo(request: HttpRequest) -> HttpResponse:
+    """Take back a grid's answers (within a minute) and show those pictures again."""
+    label, error = label_from_query(request)
+    if label is None:
+        messages.error(request, error or "Say which label's grid to undo.")
+        return redirect(reverse("validation:grid"))
+    back = reverse("validation:grid") + "?" + urlencode({"label": label.slug})
+    try:
+        pair_ids = [int(pk) for pk in request.POST.getlist("pair")[:50]]
+        undone = undo_votes(request.voter, pair_ids)
+    except ValueError:
+        messages.error(request, "The undo form was damaged; nothing was taken back.")
+        return redirect(back)
+    except VoteRefused as refused:
+        messages.error(request, refused.message)
+        return redirect(back)
+    messages.info(request, f"{len(undone)} answers taken back: here are those pictures again.")
+    return redirect(back + "&" + urlencode({"again": ",".join(str(p.pk) for p in undone)}))
 
 
 UNMARKED = {"no": Vote.Answer.NO, "skip": Vote.Answer.SKIP}
@@ -244,7 +398,10 @@ def grid_post(request: HttpRequest, label: Label) -> HttpResponse:
         messages.error(request, f"Nothing was recorded: {refused.message}")
         return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
     messages.success(request, f"Thank you! {len(shown)} answers recorded.")
-    return redirect(reverse("validation:grid") + "?" + urlencode({"label": label.slug}))
+    answered = ",".join(str(pk) for pk in sorted(shown))
+    return redirect(
+        reverse("validation:grid") + "?" + urlencode({"label": label.slug, "answered": answered})
+    )
 
 
 @require_POST
@@ -302,8 +459,15 @@ def label_mode(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def me(request: HttpRequest) -> HttpResponse:
+    numbers = statistics.voter_numbers(request.voter)
+    rules = {
+        "required": settings.TRAINING_GOLD_REQUIRED,
+        "accuracy": round(settings.TRAINING_MIN_ACCURACY * 100),
+        "gold_every": settings.GOLD_EVERY,
+    }
+    no_gold = not numbers["trusted"] and gold_pool_size() == 0
     return render(
-        request, "validation/me.html", {"numbers": statistics.voter_numbers(request.voter)}
+        request, "validation/me.html", {"numbers": numbers, "rules": rules, "no_gold": no_gold}
     )
 
 

@@ -118,6 +118,7 @@ REFUSALS = {
     "own": ("You cannot vote on a picture you donated.", 403),
     "frozen": ("A moderator has closed this picture for votes.", 409),
     "answer": ("An answer is yes, no or skip.", 400),
+    "undo": ("There is no answer to undo: only your last answer can be, within a minute.", 409),
 }
 UNSERVED = 403  # the status of a vote without a valid ticket
 
@@ -310,11 +311,12 @@ WITH earlier AS (
     WHERE pair_id = %(pair)s AND voter_id = %(voter)s
 )
 INSERT INTO validation_vote AS v
-    (pair_id, voter_id, answer, counted, weight, quarantined, ip_prefix, created, updated)
-VALUES (%(pair)s, %(voter)s, %(answer)s, %(counted)s, %(weight)s, %(quarantined)s, %(prefix)s,
-        %(now)s, %(now)s)
+    (pair_id, voter_id, answer, counted, weight, quarantined, undone, ip_prefix, created, updated)
+VALUES (%(pair)s, %(voter)s, %(answer)s, %(counted)s, %(weight)s, %(quarantined)s, false,
+        %(prefix)s, %(now)s, %(now)s)
 ON CONFLICT (pair_id, voter_id) DO UPDATE
 SET answer = excluded.answer,
+    undone = false,
     counted = excluded.counted AND NOT v.quarantined,
     weight = CASE WHEN v.quarantined THEN 0 ELSE excluded.weight END,
     quarantined = v.quarantined OR excluded.quarantined,
@@ -700,6 +702,89 @@ def _alerted(kind: str, since, **about) -> bool:
     return Alert.objects.filter(kind=kind, created__gte=since, **about).exists()
 
 
+# --- taking an answer back --------------------------------------------------------
+
+
+def last_undoable(voter: Voter) -> Vote | None:
+    """The voter's last answer, when it is younger than UNDO_SECONDS and not undone yet."""
+    if not voter.exists:
+        return None
+    last = Vote.objects.filter(voter=voter).order_by("-updated", "-pk").first()
+    if last is None or last.undone:
+        return None
+    if last.updated < timezone.now() - timedelta(seconds=settings.UNDO_SECONDS):
+        return None
+    return last
+
+
+def undo_last_vote(voter: Voter, pair_id: int) -> ImageLabel:
+    """Take back the voter's last answer (on `pair_id`) within UNDO_SECONDS, and recount.
+
+    The vote stays, marked undone, counting for nothing, so the pair is not served to
+    the voter again by selection (the page shows it once more, to answer anew); an
+    answer given afterwards replaces it as any second answer does. So a gold pair is
+    scored on the first answer only: undoing cannot buy a second try, and it takes the
+    same path, with the same result, on gold and ordinary pairs. The pair is recounted
+    by the same settling as a vote: it reopens only when its remaining votes no longer
+    settle it. Raises VoteRefused when there is nothing to undo.
+    """
+    last = last_undoable(voter)
+    if last is None or last.pair_id != pair_id:
+        raise refuse("undo")
+    pair = _undo(last)
+    if pair is None:
+        raise refuse("undo")
+    return pair
+
+
+def undo_votes(voter: Voter, pair_ids) -> list[ImageLabel]:
+    """Take back the voter's answers on these pairs (a grid's batch) that are younger than
+    UNDO_SECONDS, each as undo_last_vote does; raises VoteRefused when none can be."""
+    if not voter.exists:
+        raise refuse("undo")
+    since = timezone.now() - timedelta(seconds=settings.UNDO_SECONDS)
+    votes = Vote.objects.filter(
+        voter=voter, pair_id__in=list(pair_ids), undone=False, updated__gte=since
+    ).order_by("pair_id")  # one lock order for every batch
+    undone = [pair for vote in votes if (pair := _undo(vote)) is not None]
+    if not undone:
+        raise refuse("undo")
+    return undone
+
+
+def _undo(vote: Vote) -> ImageLabel | None:
+    """Mark one vote undone and recount its pair; None when it moved on meanwhile."""
+    with transaction.atomic():
+        pair = _lock_pair(vote.pair_id)  # the vote path's lock order: the pair, then its votes
+        if pair is None:
+            return None
+        # Unchanged since it was read: a second answer meanwhile is not undone.
+        taken = Vote.objects.filter(pk=vote.pk, updated=vote.updated, undone=False).update(
+            undone=True, counted=False, weight=0.0
+        )
+        if not taken:
+            return None
+        if _made_gold_by(vote, pair):
+            # A moderator's slip made this pair gold (cold start): take that back too, or
+            # every new voter would be trained against it. Their next answer makes it again.
+            pair.is_gold, pair.gold_answer = False, None
+            ImageLabel.objects.filter(pk=pair.pk).update(is_gold=False, gold_answer=None)
+        _settle_locked(pair, timezone.now())
+    return pair
+
+
+def _made_gold_by(vote: Vote, pair: ImageLabel) -> bool:
+    """Whether this moderator's answer is what made the pair gold: while the pool is small,
+    a moderator's answer does (record_vote), and the known answer is theirs."""
+    return (
+        vote.voter.is_moderator
+        and pair.is_gold
+        and vote.answer != Vote.Answer.SKIP
+        and pair.gold_answer == (vote.answer == Vote.Answer.YES)
+        and gold_pool_size() <= settings.GOLD_MIN_POOL
+    )
+
+
 # --- a voter's weight changes ----------------------------------------------------
 
 
@@ -709,7 +794,9 @@ def _rewrite_weights(voter: Voter, label_id: int | None = None) -> list[int]:
     Writes one statement per distinct weight; returns the pairs whose votes changed.
     """
     counts_for_now = counts_for(voter)
-    votes = Vote.objects.filter(voter=voter, quarantined=False).exclude(answer=Vote.Answer.SKIP)
+    votes = Vote.objects.filter(voter=voter, quarantined=False, undone=False).exclude(
+        answer=Vote.Answer.SKIP
+    )
     if label_id is not None:
         votes = votes.filter(pair__label_id=label_id)
     wanted: dict[tuple[bool, float], list[int]] = defaultdict(list)
@@ -726,7 +813,7 @@ def _rewrite_weights(voter: Voter, label_id: int | None = None) -> list[int]:
             changed_pairs.append(pair_id)
     for (now_counted, weight), ids in wanted.items():
         # quarantined=False again: a burst may have held one of them meanwhile.
-        Vote.objects.filter(pk__in=ids, quarantined=False).update(
+        Vote.objects.filter(pk__in=ids, quarantined=False, undone=False).update(
             counted=now_counted, weight=weight
         )
     return changed_pairs

@@ -75,7 +75,19 @@
     remove.type = "button";
     remove.setAttribute("aria-label", "Remove " + file.name);
     remove.addEventListener("click", function () { removeEntry(entry); });
-    item.append(img, name, progress, status, remove);
+    // Labels for this photo alone, sent with it after the donation's own.
+    var own = element("span", "preview-labels");
+    var ownId = "photo-labels-" + entries.length;
+    var ownLabel = element("label", "", "Labels for this photo");
+    ownLabel.htmlFor = ownId;
+    var ownInput = element("input");
+    ownInput.type = "text";
+    ownInput.id = ownId;
+    ownInput.setAttribute("list", "label-names");
+    ownInput.autocomplete = "off";
+    own.append(ownLabel, ownInput);
+    item.append(img, name, own, progress, status, remove);
+    entry.labels = ownInput;
     entry.item = item;
     entry.status = status;
     entry.progress = progress;
@@ -194,6 +206,10 @@
         var data = new FormData(form);
         data.delete("images");
         data.append("images", ready, entry.file.name);
+        var labels = [form.elements.labels.value, entry.labels.value].filter(function (text) {
+          return text.trim();
+        });
+        data.set("labels", labels.join(", "));
         data.append("batch", batch);
         var request = new XMLHttpRequest();
         entry.request = request;

@@ -1,5 +1,5 @@
 // Keyboard moderation for the admin queue: arrows move between pictures,
-// Space selects, A/R/Q decide about the selection, X selects all.
+// Space selects, A/R/Q decide about the selection (U undoes a rejection), X selects all.
 (function () {
   "use strict";
   var form = document.getElementById("queue-form");
@@ -18,7 +18,7 @@
     } else if (key === "x") {
       var all = picks.some(function (p) { return !p.checked; });
       picks.forEach(function (p) { p.checked = all; });
-    } else if (key === "a" || key === "r" || key === "q") {
+    } else if (key === "a" || key === "r" || key === "q" || key === "u") {
       var button = form.querySelector('button[data-key="' + key + '"]');
       if (button && picks.some(function (p) { return p.checked; })) {
         event.preventDefault();

@@ -11,6 +11,10 @@
   var question = document.getElementById("question");
   var description = document.getElementById("description");
   var status = document.getElementById("vote-status");
+  var answered = document.getElementById("answered");
+  var feedback = document.getElementById("feedback");
+  var undoForm = document.getElementById("undo-form");
+  var undoTimer = null;
   var preloaded = null; // the task after the current one, its image already fetched
   var busy = false;
   var shown = false; // the picture is on the screen (and image.dataset.shown says so)
@@ -24,6 +28,50 @@
   image.addEventListener("load", function () { showing(true); });
 
   var keys = { y: "yes", arrowright: "yes", n: "no", arrowleft: "no", s: "skip", arrowdown: "skip" };
+
+  // After an answer: what the crowd says about it, and Undo while it may be undone.
+  function showAnswered(info) {
+    answered.hidden = false;
+    feedback.textContent = "Answer saved. " + info.feedback;
+    undoForm.elements.pair.value = info.pair;
+    undoForm.hidden = !info.undo_url;
+    window.clearTimeout(undoTimer);
+    undoTimer = window.setTimeout(function () { undoForm.hidden = true; }, info.undo_seconds * 1000);
+  }
+
+  function post(url, data) {
+    return fetch(url, {
+      method: "POST",
+      body: data,
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    }).then(function (response) {
+      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+    });
+  }
+
+  function undo() {
+    if (busy || undoForm.hidden) return;
+    busy = true;
+    post(undoForm.action, new FormData(undoForm)).then(function (result) {
+      busy = false;
+      if (!result.ok) {
+        undoForm.hidden = true;
+        status.textContent = result.body.error || "That answer could not be undone.";
+        feedback.textContent = status.textContent;
+        return;
+      }
+      answered.hidden = true;
+      if (!result.body.next) { window.location.assign(result.body.done_url); return; }
+      preload(null); // the server chooses what follows, as on a first visit
+      show(result.body.next);
+      status.textContent = "Your answer was taken back. Question: " + result.body.next.question;
+    }).catch(function () {
+      busy = false;
+      status.textContent = "The answer was not undone: the connection failed. Try again.";
+      feedback.textContent = status.textContent;
+    });
+  }
 
   function show(task) {
     form.action = task.vote_url;
@@ -57,24 +105,24 @@
       data.append("prefer", preloaded.pair);
       data.append("prefer_ticket", preloaded.ticket);
     }
-    fetch(form.action, {
-      method: "POST",
-      body: data,
-      headers: { Accept: "application/json" },
-      credentials: "same-origin",
-    }).then(function (response) {
-      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
-    }).then(function (result) {
+    post(form.action, data).then(function (result) {
       busy = false;
       if (!result.ok) {
         status.textContent = result.body.error || "That did not work; please try again.";
         if (result.body.error) window.alert(result.body.error);
         return;
       }
-      if (!result.body.next) { window.location.assign(result.body.done_url); return; }
+      if (!result.body.next) {
+        window.location.assign(result.body.done_url + (result.body.done_url.indexOf("?") < 0 ? "?" : "&") + "answered=" + result.body.answered.pair);
+        return;
+      }
       show(result.body.next);
       preload(result.body.then);
-      status.textContent = "Answer saved. Next: " + result.body.next.question;
+      showAnswered(result.body.answered);
+      // Screen readers hear what happened and the next question (the heading changed
+      // silently): one polite announcement.
+      status.textContent = "Answer saved. " + result.body.answered.feedback +
+        " Next question: " + result.body.next.question;
     }).catch(function () {
       // The network failed: nothing was recorded, and the page stays as it is, so the
       // person can answer again once the connection is back.
@@ -98,11 +146,36 @@
     send(button.value);
   });
 
+  if (undoForm) {
+    undoForm.addEventListener("submit", function (event) {
+      if (!window.fetch) return;
+      event.preventDefault();
+      undo();
+    });
+  }
+
+  // The first-visit explanation goes away without leaving the picture.
+  var tutorialForm = document.getElementById("tutorial-form");
+  if (tutorialForm) {
+    tutorialForm.addEventListener("submit", function (event) {
+      if (!window.fetch) return;
+      event.preventDefault();
+      post(tutorialForm.action, new FormData(tutorialForm)).then(function () {
+        document.getElementById("tutorial").hidden = true;
+        form.querySelector("button").focus();
+      }).catch(function () { tutorialForm.submit(); });
+    });
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.repeat) { event.preventDefault(); return; } // a held key answers once
     var tag = event.target.tagName;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+    if (event.key.toLowerCase() === "u") {
+      if (undoForm && !undoForm.hidden && window.fetch) { event.preventDefault(); undo(); }
+      return;
+    }
     var answer = keys[event.key.toLowerCase()];
     if (!answer) return;
     event.preventDefault();

@@ -32,7 +32,9 @@ class Command(BaseCommand):
         present = {store: dict(storage.entries()) for store, storage in stores.items()}
         expected = {"private": set(), "public": set()}
         missing = []
-        for image in Image.objects.exclude(status=Image.Status.REJECTED).iterator(chunk_size=2000):
+        # A rejected picture's files stay while its rejection may be undone (purge_rejected).
+        kept = Image.objects.exclude(status=Image.Status.REJECTED, files_kept_until__isnull=True)
+        for image in kept.iterator(chunk_size=2000):
             store = "public" if image.is_public else "private"
             for kind in RENDITIONS:
                 name = image.file_name(kind)
