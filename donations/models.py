@@ -387,6 +387,7 @@ class Image(models.Model):
             return decision
 
     @transaction.atomic
+    @transaction.atomic
     def purge_files(self) -> bool:
         """Delete a rejected picture's kept files once their time is up (purge_rejected);
         False when it was not due (undone, or not yet)."""

@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
 from django.test import Client, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from donations import pairs, storage
 from donations.ingest import ingest
@@ -169,6 +170,11 @@ def test_a_withdrawn_or_rejected_picture_leaves_no_object(
     withdrawn, rejected = donate(1), donate(2)
     with django_capture_on_commit_callbacks(execute=True):
         rejected.decide("reject")
+    # A rejection keeps the files, private, while it can be undone; the purge then removes them.
+    assert s3_media.stored() == sorted(private_keys(withdrawn) + private_keys(rejected))
+    Image.objects.filter(pk=rejected.pk).update(files_kept_until=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("purge_rejected", stdout=StringIO())
     assert s3_media.stored() == private_keys(withdrawn)
     donor = make_voter()
     Image.objects.filter(pk=withdrawn.pk).update(donor=donor)

@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from donations.ingest import ingest
 from donations.models import Image, ModerationConflict, ModerationDecision
@@ -165,6 +166,17 @@ def test_rejecting_keeps_the_files_for_a_while_then_purges_them_and_blocks_the_f
         image.decide("reopen", moderator=user)
     assert ingest(data).status == "duplicate"
     assert Image.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_purge_runs_outside_a_test_transaction_as_the_hourly_timer_runs_it():
+    image = ingest(photo_bytes(300, 200)).image
+    image.decide("reject")
+    Image.objects.filter(pk=image.pk).update(files_kept_until=timezone.now())
+    out = StringIO()
+    call_command("purge_rejected", stdout=out)  # autocommit, as systemd runs it
+    assert "1 rejected" in out.getvalue()
+    assert not private_path(image).exists()
 
 
 def test_a_rejected_public_picture_leaves_public_media_at_once_and_can_be_undone(

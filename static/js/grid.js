@@ -41,15 +41,19 @@
 
   picks.forEach(function (pick, index) {
     var item = pick.parentNode;
-    item.querySelector("[data-zoom]").addEventListener("click", function (event) {
-      event.preventDefault();
-      zoom(item);
-    });
+    // Grids of crops (the outline check) have no whole picture to show.
+    var zoomable = item.querySelector("[data-zoom]") !== null;
+    if (zoomable) {
+      item.querySelector("[data-zoom]").addEventListener("click", function (event) {
+        event.preventDefault();
+        zoom(item);
+      });
+    }
     // A long press on a touch screen shows the picture instead of marking it.
     var timer = null, pressed = false;
     var choice = item.querySelector(".grid-choice");
     choice.addEventListener("pointerdown", function (event) {
-      if (event.pointerType === "mouse") return;
+      if (event.pointerType === "mouse" || !zoomable) return;
       pressed = false;
       timer = window.setTimeout(function () { pressed = true; zoom(item); }, 500);
     });
@@ -62,7 +66,7 @@
     choice.addEventListener("contextmenu", function (event) { if (pressed) event.preventDefault(); });
     pick.addEventListener("change", update);
     pick.addEventListener("keydown", function (event) {
-      if (event.key === "z" || event.key === "Z") { event.preventDefault(); zoom(item); return; }
+      if (zoomable && (event.key === "z" || event.key === "Z")) { event.preventDefault(); zoom(item); return; }
       var columns = Math.max(1, Math.round(form.querySelector(".vote-grid").clientWidth / pick.parentNode.clientWidth));
       var moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns };
       if (!(event.key in moves)) return;
