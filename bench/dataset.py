@@ -199,8 +199,8 @@ def reset(found: dict | None = None) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         # Outlines and the pairs waiting for them: the generator makes none, and
         # bench/outlining.py makes the tasks again from the validated pairs.
-        for table in OUTLINE_TABLES:
-            cursor.execute(f"DELETE FROM {table}")
+        # TRUNCATE: bench/outline_export.py leaves a million outlines behind.
+        cursor.execute(f"TRUNCATE {', '.join(OUTLINE_TABLES)}")
         cursor.execute("DELETE FROM validation_alert")
         cursor.execute("DELETE FROM validation_vote WHERE id > %s", [marks["vote"]])
         cursor.execute("DELETE FROM donations_report")

@@ -68,8 +68,14 @@ class _Sink:
         self.lines += 1
 
 
-def _child(kind: str, query: str) -> dict:
-    """Run one export (or the COPY) in this process; what the parent reads."""
+# The chunk exports.renderers.render_coco yields before the annotation entries, one a line.
+COCO_ANNOTATIONS = b'], "annotations": [\n'
+
+
+def _child(
+    kind: str, query: str, baseline: str = COPY_BASELINE, params: dict | None = None
+) -> dict:
+    """Run one export (or the COPY `baseline`) in this process; what the parent reads."""
     if kind == "copy":
         from django.db import connection
 
@@ -77,7 +83,7 @@ def _child(kind: str, query: str) -> dict:
         started = time.perf_counter()
         sink = _Sink(started)
         with connection.connection.cursor() as cursor:
-            cursor.copy_expert(COPY_BASELINE, sink, size=256 * 1024)
+            cursor.copy_expert(baseline, sink, size=256 * 1024)
         seconds = time.perf_counter() - started
         return {
             "rows": sink.lines,
@@ -95,7 +101,7 @@ def _child(kind: str, query: str) -> dict:
     request = RequestFactory().get(
         # status=any: every pair, like the COPY baseline (the default exports settled ones).
         "/v1/export",
-        {"query": query, "format": kind, "status": "any"},
+        {"query": query, "format": kind, "status": "any", **(params or {})},
         HTTP_HOST="127.0.0.1",
     )
     started = time.perf_counter()
@@ -103,6 +109,7 @@ def _child(kind: str, query: str) -> dict:
     if response.status_code != 200:
         raise SystemExit(f"export answered {response.status_code}: {response.content[:200]!r}")
     size = newlines = chunks = 0
+    annotations = None  # COCO: newlines after the annotations section opens
     first_byte = first_row = None
     prefix = {"csv": 1, "json": 1}.get(kind, 0)  # the CSV header line, the JSON "["
     for chunk in response.streaming_content:
@@ -115,9 +122,15 @@ def _child(kind: str, query: str) -> dict:
             first_row = now
         size += len(chunk)
         newlines += chunk.count(b"\n")
+        if annotations is not None:
+            annotations += chunk.count(b"\n")
+        elif kind == "coco" and chunk == COCO_ANNOTATIONS:
+            annotations = 0
     seconds = time.perf_counter() - started
     return {
         "rows": newlines - 1 if kind == "csv" else None,
+        # The closing `]}` line follows the last entry.
+        "annotations": annotations - 1 if annotations is not None else None,
         "bytes": size,
         "seconds": seconds,
         "first_byte_ms": (first_byte or seconds) * 1000,
@@ -126,8 +139,16 @@ def _child(kind: str, query: str) -> dict:
     }
 
 
-def run_child(database_url: str, kind: str, query: str) -> dict:
-    """One export in a fresh process, with the memory and times it reports."""
+def run_child(
+    database_url: str,
+    kind: str,
+    query: str,
+    baseline: str | None = None,
+    params: dict | None = None,
+) -> dict:
+    """One export in a fresh process, with the memory and times it reports: `kind` is a
+    format of /v1/export with `params` added to its request, or "copy" for `baseline`
+    (COPY_BASELINE unless given)."""
     # The export's own rate limit is not what is measured here.
     env = {
         **os.environ,
@@ -136,8 +157,13 @@ def run_child(database_url: str, kind: str, query: str) -> dict:
         "RATELIMIT_ENABLE": "0",
     }
     env.setdefault("DJANGO_SETTINGS_MODULE", "imagemonkey.settings")
+    command = [sys.executable, "-m", "bench.exporting", "--kind", kind, "--query", query]
+    if baseline is not None:
+        command += ["--baseline", baseline]
+    for name, value in (params or {}).items():
+        command += ["--param", f"{name}={value}"]
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.exporting", "--kind", kind, "--query", query],
+        command,
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -231,14 +257,17 @@ def export_vs_copy(ctx: Context) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One export, for bench.exporting (a child).")
-    parser.add_argument("--kind", choices=["copy", "csv", "json"], required=True)
+    parser.add_argument("--kind", choices=["copy", "csv", "json", "coco"], required=True)
     parser.add_argument("--query", required=True)
+    parser.add_argument("--baseline", default=COPY_BASELINE, help="the COPY statement to time")
+    parser.add_argument("--param", action="append", default=[], help="NAME=VALUE for the view")
     args = parser.parse_args(argv)
+    params = dict(item.split("=", 1) for item in args.param)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagemonkey.settings")
     import django
 
     django.setup()
-    print(json.dumps(_child(args.kind, args.query)))
+    print(json.dumps(_child(args.kind, args.query, args.baseline, params)))
     return 0
 
 

@@ -137,12 +137,17 @@ class Export:
         """The table rows read their pairs from: the live pairs, or the release's."""
         return "validation_imagelabel" if self.release_id is None else "exports_releaseentry"
 
-    def matching(self) -> Sql:
-        """A condition over `img` for the public images this export contains."""
+    def matching(self, outlined: bool = False) -> Sql:
+        """A condition over `img` for the public images this export contains.
+
+        `outlined`: the caller's rows are themselves accepted outlines of positive pairs
+        of `img`, so annotations_only holds for every image they come from and is not
+        checked again (an EXISTS per image that would drive the plan).
+        """
         if self.release_id is not None:
             return Sql(RELEASED_IMAGES, [Image.Status.PUBLIC, self.release_id])
         condition = self.query.condition(passing=self.passing())
-        if self.annotations_only:
+        if self.annotations_only and not outlined:
             return compose(condition, " AND EXISTS (SELECT 1 ", OUTLINED, self.positive("ap"), ")")
         return condition
 

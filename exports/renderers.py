@@ -164,7 +164,7 @@ def coco_annotations(export: Export) -> Sql:
                 ON r.annotation_id = a.id AND r.number = a.revision
             CROSS JOIN LATERAL unnest(r.export_coco) WITH ORDINALITY AS s(shape, n)
             WHERE """,
-        export.matching(),
+        export.matching(outlined=True),
         " ORDER BY img.id, a.id, s.n",
     )
 

@@ -30,6 +30,8 @@ HEADLINES = [
     "export_first_byte_ms",
     "image_export_vs_copy",
     "image_export_rss_ratio",
+    "outline_export_vs_copy",
+    "outline_export_rss_ratio",
     "ingest_vs_pillow",
     "browse_queries",
     "mixed_browse_p50_ms",
@@ -104,3 +106,29 @@ def test_the_dataset_is_reused_and_reset(tiny):
     assert Vote.objects.count() == counts["votes"]
     pair.refresh_from_db()
     assert pair.num_yes != 99
+
+
+def test_the_outline_generator_stores_what_drawing_would_and_is_idempotent(tiny):
+    from annotations.geometry import measured
+    from annotations.models import Annotation, AnnotationRevision
+    from annotations.shapes import clean_shapes
+    from bench import outline_export
+
+    made = outline_export.ensure_outlines(tiny.scale.large, quiet=True)
+    assert made["shapes"] >= tiny.scale.large
+    assert outline_export.ensure_outlines(tiny.scale.large, quiet=True)["reused"] is True
+    assert Annotation.objects.exclude(status=Annotation.Status.ACCEPTED).count() == 0
+    revisions = AnnotationRevision.objects.select_related("annotation__pair__image")
+    assert revisions.count() == made["outlines"]
+    for revision in revisions[:50]:
+        image = revision.annotation.pair.image
+        stored = {
+            "export_original": revision.export_original,
+            "export_coco": revision.export_coco,
+            "coverage": revision.coverage,
+        }
+        # As drawing measures them: the clean shapes (jsonb does not keep their keys' order).
+        clean = clean_shapes(revision.shapes, image.width, image.height)
+        assert stored == measured(clean, image.width, image.height)
+    dataset.reset()
+    assert Annotation.objects.count() == 0

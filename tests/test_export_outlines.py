@@ -267,3 +267,15 @@ def test_a_smaller_size_scales_the_boxes_with_the_picture(client, detections):
     assert "<width>256</width>" in xml and "<height>192</height>" in xml
     # VOC counts pixels from 1: the box's first column is xmin 8 + 1.
     assert "<xmin>9</xmin>" in xml and "<xmax>88</xmax>" in xml
+
+
+def test_coco_with_annotations_only_keeps_the_outlined_pictures_and_the_same_annotations(
+    client, outlined
+):
+    image, plain, _, _ = outlined
+    everything = json.loads(get(client, query="dog", format="coco"))
+    only = json.loads(get(client, query="dog", format="coco", annotations_only="true"))
+    assert {entry["id"] for entry in everything["images"]} == {image.pk, plain.pk}
+    assert [entry["id"] for entry in only["images"]] == [image.pk]
+    assert len(only["annotations"]) == 4
+    assert only["annotations"] == everything["annotations"]
