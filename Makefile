@@ -50,7 +50,7 @@ lint:
 test: test-setup lint
 	@$(PY) manage.py makemigrations --check --dry-run
 	@$(PY) manage.py collectstatic --no-input -v 0
-	@CACHE_KEY_PREFIX=test .venv/bin/pytest --create-db $(PYTEST_ARGS)
+	@CACHE_KEY_PREFIX=test .venv/bin/pytest --create-db -n 2 $(PYTEST_ARGS)
 
 # deploy/install.sh for real on a fresh Debian 12 host in a container (tests/fresh_host.py):
 # as root, about ten minutes; CI runs it after `make test`.
