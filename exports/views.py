@@ -393,6 +393,10 @@ class StatisticsForm(forms.Form):
 @limit("statistics", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def validation_statistics(request: HttpRequest) -> JsonResponse:
     """Per label, the public pairs at or above min_probability: [{"label", "sublabel", "count"}]."""
+    if unknown := sorted(set(request.GET) - set(StatisticsForm.base_fields)):
+        return json_error(f"unknown parameter: {', '.join(unknown)[:200]}", 400)
+    if empty := [name for name, value in request.GET.items() if not value.strip()]:
+        return json_error(f"{empty[0]}: give a number, or leave the parameter out", 422)
     form = StatisticsForm(request.GET)
     if not form.is_valid():
         name, errors = next(iter(form.errors.items()))

@@ -952,12 +952,24 @@ class TestStatistics:
         assert client.get(self.URL, {"min_count": "2"}).json() == [{"label": "dog", "count": 2}]
 
     @pytest.mark.parametrize(
-        "params", [{"min_probability": "abc"}, {"min_count": "-1"}, {"min_count": "1.5"}]
+        "params",
+        [
+            {"min_probability": "abc"},
+            {"min_count": "-1"},
+            {"min_count": "1.5"},
+            {"min_probability": ""},
+        ],
     )
     def test_a_malformed_number_answers_422(self, client, data, params):
         response = client.get(self.URL, params)
         assert response.status_code == 422
         assert "error" in response.json()
+
+    def test_a_parameter_it_does_not_know_answers_400_naming_it(self, client, data):
+        # As a fuzzer sends an object-valued min_probability: its keys, not the name.
+        response = client.get(self.URL, {"probability": "0.8"})
+        assert response.status_code == 400
+        assert response.json()["error"] == "unknown parameter: probability"
 
 
 class TestPage:

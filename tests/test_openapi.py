@@ -59,7 +59,9 @@ def some_data(db, keep_test_connection):
 
 @pytest.mark.django_db
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: the same examples on every run, so CI fails where a run here failed and
+# nowhere else (schemathesis still has false positives among its negative cases).
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_every_operation_answers_as_described(case, some_data, settings):
     settings.RATELIMIT_ENABLE = False
     excluded = []
