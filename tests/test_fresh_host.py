@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,12 @@ def test_the_site_answers_through_nginx_over_https(host):
 
 
 def test_gunicorn_runs_under_supervisor(host):
-    status = host.run("supervisorctl", "status").stdout
+    # supervisor says STARTING until the program has run for its startsecs.
+    for _ in range(60):
+        status = host.run("supervisorctl", "status", check=False).stdout
+        if not re.search(r"^imagemonkey\s+STARTING", status, re.MULTILINE):
+            break
+        time.sleep(1)
     assert re.search(r"^imagemonkey\s+RUNNING", status, re.MULTILINE), status
 
 
