@@ -20,6 +20,7 @@ from people.http import json_error, public_read
 from people.ratelimits import limit
 
 from .bounds import TooCostly, TooSlow, check_cost
+from .detection import KINDS as DETECTION_KINDS
 from .export import (
     BUNDLES_IMAGES,
     BYTES_PER_PIXEL,
@@ -220,7 +221,8 @@ class ExportForm(forms.Form):
             query=data["query"],
             min_probability=data["min_probability"] or 0.0,
             min_confidence=data["min_confidence"] or 0.0,
-            annotations_only=data["annotations_only"],
+            # A detection dataset holds only pictures with outlines (exports.detection).
+            annotations_only=data["annotations_only"] or data["format"] in DETECTION_KINDS,
             **packaging,
             image_url_prefix=request.build_absolute_uri(IMAGE_PATH),
         )
@@ -483,7 +485,7 @@ def export_page(request: HttpRequest) -> HttpResponse:
             if FORMATS[form.cleaned_data["format"]].images:
                 parameters.update(layout=dataset.layout, size=dataset.size)
             elif form.cleaned_data["format"] in BUNDLES_IMAGES:
-                parameters.update(size=dataset.size, annotations_only="true")
+                parameters.update(size=dataset.size)
             if dataset.split:
                 parameters.update(split="/".join(map(str, dataset.split)), seed=dataset.seed)
             if dataset.release_id is not None:  # a release carries its own query

@@ -80,6 +80,16 @@ def test_annotations_only_leaves_out_pictures_without_an_accepted_outline(client
     assert [json.loads(line)["uuid"] for line in lines] == [str(image.uuid)]
 
 
+def test_a_detection_format_counts_and_previews_only_the_outlined_pictures(client, outlined):
+    image, plain, _, _ = outlined
+    assert client.get("/v1/export/count", {"query": "dog"}).json() == {"images": 2}
+    for kind in ("yolo", "voc", "labelme"):
+        counted = client.get("/v1/export/count", {"query": "dog", "format": kind}).json()
+        assert counted == {"images": 1}, kind
+    page = client.get("/export", {"query": "dog", "format": "yolo"}).content.decode()
+    assert str(image.uuid) in page and str(plain.uuid) not in page
+
+
 def test_an_outline_the_crowd_has_not_accepted_is_not_exported(client):
     image = make_image(width=320, height=240)
     pair = make_pair("dog", image, status=ImageLabel.Status.VALIDATED, probability=1, confidence=1)
