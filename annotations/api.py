@@ -16,7 +16,7 @@ from donations.models import Image, ImageLabel
 from exports.query import LabelQuery, QueryError, Sql
 from labels.lookup import label_json, resolve_pair_label
 from labels.models import Label
-from people.http import BadBody, allow, api_write, json_error, public_read, read_json
+from people.http import BadBody, allow, api_write, json_error, parse_uuid, public_read, read_json
 from people.identity import api_identity, client_ip, ip_prefix
 from people.ratelimits import limit, spend
 from validation.voting import counts_for
@@ -277,7 +277,7 @@ def task_json(pair: ImageLabel, ticket: str) -> dict:
         "height": pair.image.height,
         "url": pair.image.display_url,
         **label_json(pair.label),
-        "validation_id": pair.pk,
+        "validation_id": str(pair.uuid),
         "ticket": ticket,
     }
 
@@ -291,10 +291,10 @@ def next_outline(request: HttpRequest) -> JsonResponse:
     except LookupError as error:
         return json_error(str(error.args[0]), 404)
     if "validation_id" in request.GET:
-        text = request.GET["validation_id"]
-        pair = None
-        if text.isdigit() and len(text) <= 18:
-            pair = selection.pair_for_outlining(request.voter, int(text))
+        wanted = parse_uuid(request.GET["validation_id"])
+        if wanted is None:
+            return json_error("validation_id is a pair's uuid", 400)
+        pair = selection.pair_for_outlining(request.voter, uuid=wanted)
         if pair is None:
             return json_error("no such validated pair to outline", 404)
     else:
@@ -309,20 +309,20 @@ def next_outline(request: HttpRequest) -> JsonResponse:
 @allow("POST")
 @api_identity
 @limit("annotate", "ANNOTATION_RATE")
-def not_annotatable(request: HttpRequest, pair_id: int) -> JsonResponse:
-    """POST /v1/validation/<pair id>/not-annotatable: this cannot be outlined."""
+def not_annotatable(request: HttpRequest, pair_uuid) -> JsonResponse:
+    """POST /v1/validation/<pair uuid>/not-annotatable: this cannot be outlined."""
     try:
         body = read_json(request)
     except BadBody as error:
         return json_error(str(error), error.status)
-    pair = selection.pair_for_outlining(request.voter, pair_id)
+    pair = selection.pair_for_outlining(request.voter, uuid=pair_uuid)
     if pair is None:
         return json_error("no such validated pair to outline", 404)
     ticket = body.get("ticket")
     if ticket is None:
         ticket = request.META.get(TICKET_HEADER)
     tasks.say_not_annotatable(pair, request.voter, ip_prefix(client_ip(request)), ticket)
-    return JsonResponse({"validation_id": pair.pk, "not_annotatable": True})
+    return JsonResponse({"validation_id": str(pair.uuid), "not_annotatable": True})
 
 
 @public_read

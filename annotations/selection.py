@@ -127,13 +127,15 @@ def pair_to_outline(
     return found[0] if found else None
 
 
-def pair_for_outlining(voter: Voter, pair_id: int) -> ImageLabel | None:
-    """The pair `?validation_id=` names, when it may be outlined (validated, not frozen, of
-    a public picture, of a label people outline), or None."""
+def pair_for_outlining(voter: Voter, pair_id: int | None = None, *, uuid=None) -> ImageLabel | None:
+    """The pair named by its number (the editor's) or its uuid (the API's `validation_id`),
+    when it may be outlined (validated, not frozen, of a public picture, of a label people
+    outline), or None."""
+    named = {"pk": pair_id} if uuid is None else {"uuid": uuid}
     pair = (
         ImageLabel.objects.select_related("image", "label__parent")
         .filter(
-            pk=pair_id,
+            **named,
             status=ImageLabel.Status.VALIDATED,
             frozen=False,
             image__status=Image.Status.PUBLIC,

@@ -67,7 +67,7 @@ urlpatterns = [
         name="api-annotation-no",
     ),
     path(
-        "validation/<int:pair_id>/not-annotatable",
+        "validation/<uuid:pair_uuid>/not-annotatable",
         annotations_api.not_annotatable,
         name="api-not-annotatable",
     ),

@@ -175,8 +175,9 @@ def outline_paths(
                         "name": "validation_id",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-                        "description": "This pair, if it may be outlined.",
+                        "schema": UUID,
+                        "description": "This pair (its uuid, as /v1/validation names it), "
+                        "if it may be outlined.",
                     },
                 ],
                 "responses": {
@@ -192,7 +193,7 @@ def outline_paths(
                                 "url": {"type": "string"},
                                 "label": {"type": "string"},
                                 "sublabel": {"type": "string"},
-                                "validation_id": {"type": "integer"},
+                                "validation_id": UUID,
                                 "ticket": ticket,
                             },
                         },
@@ -293,17 +294,17 @@ def outline_paths(
         },
         "/v1/annotation/{uuid}/validate/yes": {"post": {**check, "operationId": "outlineYes"}},
         "/v1/annotation/{uuid}/validate/no": {"post": {**check, "operationId": "outlineNo"}},
-        "/v1/validation/{pair_id}/not-annotatable": {
+        "/v1/validation/{pair_uuid}/not-annotatable": {
             "post": {
                 "summary": "Say a validated pair cannot be outlined",
                 "description": "Once NOT_ANNOTATABLE_TO_CLOSE trusted voters, each served the "
                 "pair by GET /v1/annotate (send its ticket), say so, it is no longer offered.",
                 "parameters": [
                     {
-                        "name": "pair_id",
+                        "name": "pair_uuid",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 0, "maximum": 2**62},
+                        "schema": UUID,
                     },
                     token,
                     ticket_header,
@@ -322,7 +323,7 @@ def outline_paths(
                             "type": "object",
                             "required": ["validation_id", "not_annotatable"],
                             "properties": {
-                                "validation_id": {"type": "integer"},
+                                "validation_id": UUID,
                                 "not_annotatable": {"type": "boolean"},
                             },
                         },

@@ -2,6 +2,7 @@
 and CORS for read-only GETs."""
 
 import json
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlsplit
@@ -170,3 +171,13 @@ def is_storable_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def parse_uuid(text: object) -> uuid.UUID | None:
+    """The UUID a client sent (a query parameter, a JSON field), or None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None

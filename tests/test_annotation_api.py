@@ -304,7 +304,7 @@ OUTLINE_PATHS = [
     "/v1/annotation/{uuid}",
     "/v1/annotation/{uuid}/validate/yes",
     "/v1/annotation/{uuid}/validate/no",
-    "/v1/validation/{pair_id}/not-annotatable",
+    "/v1/validation/{pair_uuid}/not-annotatable",
     "/v1/annotations",
 ]
 
@@ -316,7 +316,7 @@ def test_every_outline_endpoint_is_described_and_listed_on_the_api_page(client):
         "/v1/"
         + str(pattern.pattern)
         .replace("<uuid:uuid>", "{uuid}")
-        .replace("<int:pair_id>", "{pair_id}")
+        .replace("<uuid:pair_uuid>", "{pair_uuid}")
         for pattern in api_urls.urlpatterns
         if getattr(getattr(pattern, "callback", None), "__module__", "") == "annotations.api"
     }
@@ -325,7 +325,7 @@ def test_every_outline_endpoint_is_described_and_listed_on_the_api_page(client):
     page = client.get("/api").content.decode()
     for path in OUTLINE_PATHS:
         assert path in spec["paths"], path
-        shown = path.replace("{uuid}", "&lt;uuid&gt;").replace("{pair_id}", "&lt;id&gt;")
+        shown = path.replace("{uuid}", "&lt;uuid&gt;").replace("{pair_uuid}", "&lt;uuid&gt;")
         shown = shown.replace("validate/yes", "validate/yes|no").replace(
             "validate/no", "validate/yes|no"
         )

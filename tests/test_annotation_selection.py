@@ -2,6 +2,7 @@
 "not annotatable", and GET /v1/annotations?query=."""
 
 import json
+import uuid
 
 import pytest
 from django.db import connection
@@ -48,7 +49,7 @@ def test_it_serves_a_validated_pair_in_the_original_shape(client):
     assert body["uuid"] == str(pair.image.uuid)
     assert (body["label"], body["sublabel"], body["provider"]) == ("dog", "", "donation")
     assert (body["width"], body["height"]) == (640, 480)
-    assert body["validation_id"] == pair.pk and body["ticket"]
+    assert body["validation_id"] == str(pair.uuid) and body["ticket"]
 
 
 def test_serving_a_task_writes_nothing(client):
@@ -80,7 +81,7 @@ def test_a_pair_someone_outlined_stays_offered_to_others_but_not_to_them(client)
     drawing.draw(pair, author, [RECT])
     assert served(client, token_for(author)) is None
     other = served(client, token_for(make_voter()))
-    assert other["validation_id"] == pair.pk
+    assert other["validation_id"] == str(pair.uuid)
     assert AnnotationTask.objects.get(pk=pair.pk).outlines == 1
 
 
@@ -88,25 +89,25 @@ def test_pairs_with_fewer_outlines_come_first(client):
     drawn, fresh = task("dog"), task("cat")
     drawing.draw(drawn, make_voter(), [RECT])
     for _ in range(5):
-        assert served(client)["validation_id"] == fresh.pk
+        assert served(client)["validation_id"] == str(fresh.uuid)
 
 
 def test_label_label_id_and_validation_id_choose_what_is_served(client):
     dog, cat = task("dog"), task("cat")
     for _ in range(5):
-        assert served(client, label="cat")["validation_id"] == cat.pk
-        assert served(client, label_id=dog.label_id)["validation_id"] == dog.pk
-    assert served(client, validation_id=dog.pk)["validation_id"] == dog.pk
+        assert served(client, label="cat")["validation_id"] == str(cat.uuid)
+        assert served(client, label_id=dog.label_id)["validation_id"] == str(dog.uuid)
+    assert served(client, validation_id=dog.uuid)["validation_id"] == str(dog.uuid)
     assert client.get("/v1/annotate", {"label": "unicorn"}).status_code == 404
     assert client.get("/v1/annotate", {"label_id": "x"}).status_code == 404
-    assert client.get("/v1/annotate", {"validation_id": "999999"}).status_code == 404
-    assert client.get("/v1/annotate", {"validation_id": make_pair("bird").pk}).status_code == 404
+    assert client.get("/v1/annotate", {"validation_id": str(uuid.uuid4())}).status_code == 404
+    assert client.get("/v1/annotate", {"validation_id": make_pair("bird").uuid}).status_code == 404
 
 
 def not_annotatable(client, pair, token, ticket=None):
     body = {"ticket": ticket} if ticket else {}
     return client.post(
-        f"/v1/validation/{pair.pk}/not-annotatable",
+        f"/v1/validation/{pair.uuid}/not-annotatable",
         json.dumps(body),
         content_type="application/json",
         HTTP_X_VOTER_TOKEN=token,
@@ -151,13 +152,14 @@ def test_not_annotatable_needs_a_pair_to_outline(client):
     token = token_for(make_voter())
     assert not_annotatable(client, make_pair("dog"), token).status_code == 404
     response = client.post(
-        "/v1/validation/12345678/not-annotatable",
+        f"/v1/validation/{uuid.uuid4()}/not-annotatable",
         "{}",
         content_type="application/json",
         HTTP_X_VOTER_TOKEN=token,
     )
     assert response.status_code == 404
-    assert client.get("/v1/validation/1/not-annotatable").status_code == 405
+    assert response.json()["error"] == "no such validated pair to outline"
+    assert client.get(f"/v1/validation/{uuid.uuid4()}/not-annotatable").status_code == 405
 
 
 def test_outlines_to_check_prefer_the_fewest_votes_and_skip_what_was_answered():
@@ -226,11 +228,14 @@ def test_merging_a_label_keeps_its_outlines_and_tasks(client):
     assert Annotation.objects.filter(pair=kept).count() == 2, "one outline per author stays"
     assert AnnotationTask.objects.get(pk=kept.pk).outlines == 2
     for _ in range(5):
-        assert served(client, label="dog")["validation_id"] in (moved.pk, kept.pk)
+        assert served(client, label="dog")["validation_id"] in (str(moved.uuid), str(kept.uuid))
 
 
-def test_an_empty_label_id_or_validation_id_names_nothing(client):
-    task()
+def test_an_empty_label_id_names_nothing_and_a_validation_id_must_be_a_uuid(client):
+    pair = task()
     assert client.get("/v1/annotate?label_id=").status_code == 404
-    assert client.get("/v1/annotate?validation_id=").status_code == 404
+    for wrong in ("", str(pair.pk), "nope"):
+        response = client.get("/v1/annotate", {"validation_id": wrong})
+        assert response.status_code == 400
+        assert response.json()["error"] == "validation_id is a pair's uuid"
     assert client.get("/v1/annotation?label_id=").status_code == 404

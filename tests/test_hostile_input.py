@@ -105,7 +105,7 @@ JSON_ENDPOINTS = [
     ("post", "/v1/donation/{uuid}/annotate"),
     ("put", "/v1/annotation/{annotation}"),
     ("post", "/v1/annotation/{annotation}/validate/yes"),
-    ("post", "/v1/validation/{pair_id}/not-annotatable"),
+    ("post", "/v1/validation/{pair_uuid}/not-annotatable"),
 ]
 
 json_values = st.recursive(
@@ -174,7 +174,7 @@ def pair(settings):
 
 def endpoint_url(url: str, pair) -> str:
     return url.format(
-        uuid=pair.image.uuid, annotation=pair.outline.uuid, pair_id=pair.outline.pair_id
+        uuid=pair.image.uuid, annotation=pair.outline.uuid, pair_uuid=pair.outline.pair.uuid
     )
 
 

@@ -24,7 +24,16 @@ from donations.models import Image, ImageLabel
 from exports.export import TooSlow, bounded
 from exports.query import LabelQuery, QueryError, compose
 from labels.models import Label
-from people.http import BadBody, allow, api_write, flag, json_error, public_read, read_json
+from people.http import (
+    BadBody,
+    allow,
+    api_write,
+    flag,
+    json_error,
+    parse_uuid,
+    public_read,
+    read_json,
+)
 from people.identity import api_identity, client_ip, ip_prefix
 from people.ratelimits import limit, spend
 
@@ -84,21 +93,12 @@ def _public_pairs():
     ).select_related("image", "label__parent")
 
 
-def _parse_uuid(text: object) -> uuid_module.UUID | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return uuid_module.UUID(text)
-    except ValueError:
-        return None
-
-
 @public_read
 @api_identity
 def next_validation(request: HttpRequest) -> JsonResponse:
     """GET /v1/validation: the caller's next task; ?validation_id= describes that pair."""
     if "validation_id" in request.GET:
-        wanted = _parse_uuid(request.GET["validation_id"])
+        wanted = parse_uuid(request.GET["validation_id"])
         if wanted is None:
             return json_error("validation_id is a pair's uuid", 400)
         return describe(request, wanted)
@@ -177,7 +177,7 @@ def vote_many(request: HttpRequest) -> HttpResponse:
             raise ValueError(f"at most {GRID_LIMIT_MAX} validations at once")
         answers = []
         for item in items:
-            wanted = _parse_uuid(item.get("uuid")) if isinstance(item, dict) else None
+            wanted = parse_uuid(item.get("uuid")) if isinstance(item, dict) else None
             if wanted is None or item.get("valid") not in ("yes", "no"):
                 raise ValueError(
                     'each validation is {"uuid": "<pair uuid>", "valid": "yes"|"no", '
@@ -261,12 +261,12 @@ def validations(request: HttpRequest) -> JsonResponse:
     if not 1 <= size <= PAGE_MAX:
         return json_error(f"limit must be between 1 and {PAGE_MAX}", 400)
     after = request.GET.get("after")
-    if after is not None and (shuffle or _parse_uuid(after) is None):
+    if after is not None and (shuffle or parse_uuid(after) is None):
         return json_error("after is the uuid of the last pair of the page before (no shuffle)", 400)
     if shuffle:
         start, wrap = uuid_module.UUID(int=random.getrandbits(128)), True
     else:
-        start, wrap = (_parse_uuid(after) if after else uuid_module.UUID(int=0)), False
+        start, wrap = (parse_uuid(after) if after else uuid_module.UUID(int=0)), False
     try:
         ids = _page_ids(query, start, size, wrap)
     except TooSlow:
