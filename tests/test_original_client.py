@@ -165,3 +165,43 @@ def test_the_original_client_reads_accepted_outlines_as_its_own_shapes(live_serv
     assert (rect.left, rect.top, rect.width, rect.height, rect.angle) == (150, 40, 60, 30, 30)
     assert (ellipse.cx, ellipse.cy, ellipse.rx, ellipse.ry) == (240, 145, 40, 25)
     assert polygon.points == [(20, 150), (120, 160), (70, 230)]
+
+
+def test_pypi_pyimagemonkey_itself_reads_our_export_over_http(live_server):
+    """The published client (PyPI's pyimagemonkey 0.1, installed unchanged by
+    tools/bootstrap.sh) pointed at this server: its export() returns its own Image,
+    Validation and Polygon objects with the drawn points. 0.1 knows polygons only and skips
+    the other shapes; the GitHub version's rect and ellipse parsing is the test above."""
+    import pyimagemonkey
+    from pyimagemonkey.api import Polygon as ClientPolygon
+
+    from tests.test_export_outlines import ELLIPSE, POLYGON, TURNED, accepted
+
+    image = real_public_image(size=(320, 240))
+    pair = ImageLabel.objects.create(
+        image=image,
+        label=Label.objects.top_level().named("dog").first() or make_label("dog"),
+        status=ImageLabel.Status.VALIDATED,
+        num_yes=4,
+        num_no=1,
+        probability=0.8,
+        confidence=1,
+    )
+    accepted(pair, [TURNED, ELLIPSE, POLYGON])
+    real_public_image("cat")
+    api = pyimagemonkey.API(api_version=1)
+    api._base_url = live_server.url + "/"  # the client's only setting: where the API is
+
+    (entry,) = api.export(["dog"], min_probability=0.8)
+
+    assert (entry.image.uuid, entry.image.width, entry.image.height) == (str(image.uuid), 320, 240)
+    ((validation),) = entry.validations
+    assert (validation.label, validation.num_yes, validation.num_no) == ("dog", 4, 1)
+    (annotation,) = entry.annotations
+    assert annotation.label == "dog" and isinstance(annotation._data, ClientPolygon)
+    assert [(point.x, point.y) for point in annotation._data.points] == [
+        (20, 150),
+        (120, 160),
+        (70, 230),
+    ]
+    assert api.export(["cat"], min_probability=0.8)[0].annotations == []
