@@ -100,7 +100,7 @@ def shapes_of(annotation: Annotation, number: int | None = None) -> list[dict]:
 
 
 def test_a_rectangle_a_polygon_and_an_ellipse_drawn_with_a_mouse_are_stored_in_master_pixels_and_the_crowd_accepts_them(
-    browser, live_server, addresses, screenshot_dir
+    browser, live_server, addresses, screenshot_dir, tmp_path
 ):
     pair = validated_pair("dog")
     author = make_voter(first_ip_prefix="203.0.113.0/24")
@@ -183,6 +183,71 @@ def test_a_rectangle_a_polygon_and_an_ellipse_drawn_with_a_mouse_are_stored_in_m
         context.close()
     annotation.refresh_from_db()
     assert annotation.status == Annotation.Status.ACCEPTED
+    exports_carry_the_drawn_outline(live_server, pair, tmp_path)
+
+
+# What was drawn, after the edit moved the rectangle: boxes (x1, y1, x2, y2) in master pixels.
+DRAWN_BOXES = [(300, 350, 800, 850), (1000, 200, 1400, 700), (900, 900, 1100, 1000)]
+
+
+def exports_carry_the_drawn_outline(live_server, pair, folder):
+    """The accepted outline's COCO, YOLO, VOC and LabelMe downloads load in their readers
+    with the boxes drawn above (in the exported picture's pixels)."""
+    import requests
+    import supervision as sv
+    from pycocotools.coco import COCO
+
+    from tests.test_export_outlines import archive, boxes, unpack
+
+    def download(kind: str) -> bytes:
+        response = requests.get(
+            live_server.url + "/v1/export",
+            {"query": "dog", "format": kind},
+            headers={"X-Real-IP": "192.0.2.80"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.content[:300]
+        return response.content
+
+    def near(found, scale: float) -> bool:
+        want = sorted(("dog", *(v * scale for v in box)) for box in DRAWN_BOXES)
+        return len(found) == 3 and all(
+            name == "dog" and all(close_to(a, b, 3) for a, b in zip(got, box, strict=True))
+            for (name, *got), (_, *box) in zip(sorted(found), want, strict=True)
+        )
+
+    (folder / "coco.json").write_bytes(download("coco"))
+    coco = COCO(str(folder / "coco.json"))
+    entries = coco.loadAnns(coco.getAnnIds())
+    (picture,) = coco.dataset["images"]
+    scale = picture["width"] / MASTER[0]
+    found = [("dog", x, y, x + w, y + h) for x, y, w, h in (e["bbox"] for e in entries)]
+    assert near(found, scale), found
+    assert all(int(coco.annToMask(e).sum()) > 0 for e in entries)
+
+    top = unpack(download("yolo"), folder / "yolo")
+    yolo = sv.DetectionDataset.from_yolo(
+        images_directory_path=f"{top}/images",
+        annotations_directory_path=f"{top}/labels",
+        data_yaml_path=f"{top}/data.yaml",
+    )
+    top = unpack(download("voc"), folder / "voc")
+    voc = sv.DetectionDataset.from_pascal_voc(
+        images_directory_path=f"{top}/JPEGImages", annotations_directory_path=f"{top}/Annotations"
+    )
+    for dataset in (yolo, voc):
+        ((path, image, _),) = list(dataset)
+        assert str(pair.image.uuid) in path
+        assert near(boxes(dataset)[str(pair.image.uuid)], image.shape[1] / MASTER[0])
+
+    document = json.loads(archive(download("labelme"))[f"annotations/{pair.image.uuid}.json"])
+    scale = document["imageWidth"] / MASTER[0]
+    found = []
+    for shape in document["shapes"]:
+        xs, ys = [x for x, _ in shape["points"]], [y for _, y in shape["points"]]
+        found.append((shape["label"], min(xs), min(ys), max(xs), max(ys)))
+    assert [s["shape_type"] for s in document["shapes"]] == ["rectangle", "polygon", "polygon"]
+    assert near(found, scale), found
 
 
 def test_a_finger_draws_a_rectangle_on_a_phone(browser, live_server, addresses, screenshot_dir):
