@@ -251,6 +251,12 @@ def _settle_locked(annotation: Annotation, now) -> None:
     tally, recent, recent_yes = tally_of(annotation, window_start)
     outcome = rules.outcome(tally)
     status = STATUS_OF[outcome.status]
+    if annotation.is_gold:
+        # A gold outline's answer is known: votes on it train their voters, they do not
+        # move it (only a moderator's remove_gold, or an edit, opens it again).
+        status = (
+            Annotation.Status.ACCEPTED if annotation.gold_answer else Annotation.Status.REJECTED
+        )
     was = annotation.status
     fields = {
         "num_yes": tally.yes,
@@ -261,7 +267,7 @@ def _settle_locked(annotation: Annotation, now) -> None:
         "updated": now,
     }
     flipped_from = None
-    if outcome.status != rules.OPEN and status != annotation.settled_as:
+    if not annotation.is_gold and outcome.status != rules.OPEN and status != annotation.settled_as:
         flipped_from, fields["settled_as"] = annotation.settled_as, status
     if (
         not annotation.is_gold

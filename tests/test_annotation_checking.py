@@ -236,6 +236,21 @@ def test_a_gold_outline_scores_a_first_answer_into_the_voters_gold_record():
     assert (learner.gold_correct, learner.gold_wrong) == (1, 0)
 
 
+@pytest.mark.parametrize("answer", [True, False])
+def test_votes_on_a_moderators_gold_outline_leave_it_settled_as_the_known_answer(answer):
+    annotation = outlined()
+    outline_voting.make_gold(annotation, answer)
+    check(annotation, make_voter(), YES)  # a voter in training
+    for _ in range(2):
+        check(annotation, trusted(), NO if answer else YES)  # trusted, and against it
+    annotation.refresh_from_db()
+    known = Annotation.Status.ACCEPTED if answer else Annotation.Status.REJECTED
+    assert (annotation.status, annotation.is_gold, annotation.gold_answer) == (known, True, answer)
+    assert (annotation.num_yes, annotation.num_no) == (0, 0), "votes on gold count for nothing"
+    assert AnnotationTask.objects.get(pk=annotation.pair_id).open is not answer
+    assert not Alert.objects.filter(kind=Alert.Kind.FLIP).exists()
+
+
 def test_gold_outlines_count_towards_training_beside_gold_pairs():
     gold_outline = outlined()
     outline_voting.make_gold(gold_outline, True)
