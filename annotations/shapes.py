@@ -28,6 +28,7 @@ MAX_SHAPES = 100
 MIN_POINTS = 3
 MAX_POINTS = 500
 MAX_TOTAL_POINTS = 5000  # all polygons of one annotation together
+MIN_AREA = 1.0  # a shape covers at least one square pixel of the picture
 OVERHANG = 0.02  # a shape may reach this share of the picture's side beyond its edge
 LIMIT = 1e7  # no coordinate or size is larger than this (no picture is that big)
 ELLIPSE_POINTS = 64  # an ellipse's outline as a polygon
@@ -54,7 +55,8 @@ def clean_shapes(shapes: object, width: int, height: int) -> list[dict]:
     Refused (ShapeError): anything but a list of 1 to MAX_SHAPES shape objects; an unknown
     type; a number that is not finite or not a number; a size that is not positive; a
     polygon of fewer than 3 or more than 500 distinct points, or one that crosses itself;
-    a shape reaching more than OVERHANG of the picture's side outside it. A rectangle
+    a shape reaching more than OVERHANG of the picture's side outside it, or covering less
+    than MIN_AREA of the picture (all of it in the overhang, say). A rectangle
     (unturned) or a polygon that overhangs by less is clipped to the picture.
     """
     if not isinstance(shapes, list):
@@ -110,6 +112,10 @@ def clean_shape(index: int, shape: object, width: int, height: int) -> dict:
         if abs(_signed_area(points)) <= 0:
             raise ShapeError(index, "the polygon encloses no area")
         cleaned["points"] = [{"x": x, "y": y} for x, y in points]
+    if area(cleaned, (width, height)) < MIN_AREA:
+        # Drawn wholly in the overhang, or too thin to hold anything: clipping would leave
+        # a rectangle of no (or negative) width, an ellipse with nothing inside.
+        raise ShapeError(index, "the shape covers less than one pixel of the picture")
     return cleaned
 
 

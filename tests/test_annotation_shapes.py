@@ -74,6 +74,13 @@ def test_it_keeps_good_shapes_in_canonical_form():
         (rect(left=-50), "reaches outside"),
         (ellipse(left=600, rx=40), "reaches outside"),
         (rect(angle=float("-inf")), "angle must be a finite number"),
+        (rect(left=-10, width=5), "covers less than one pixel"),  # all in the overhang
+        (rect(left=-5, width=5), "covers less than one pixel"),
+        (rect(left=641, width=5), "covers less than one pixel"),
+        (ellipse(left=-12, rx=5), "covers less than one pixel"),
+        (rect(width=1e-300, height=1e-300), "covers less than one pixel"),
+        (ellipse(rx=1e-300, ry=1e-300), "covers less than one pixel"),
+        (poly((1, 1), (500, 1), (500, 1.000001)), "covers less than one pixel"),
     ],
 )
 def test_it_refuses_a_bad_shape_naming_it_and_the_reason(bad, reason):
@@ -231,7 +238,8 @@ def test_hostile_shapes_are_cleaned_or_refused_never_crash(raw):
         assert -margin_w <= left and right <= W + margin_w
         assert -margin_h <= top and bottom <= H + margin_h
         assert all(math.isfinite(v) for v in (left, top, right, bottom))
-        assert 0 <= shapes.area(shape, (W, H)) <= W * H
+        assert shapes.MIN_AREA <= shapes.area(shape, (W, H)) <= W * H
+        assert all(shape.get(size, 1) > 0 for size in ("width", "height", "rx", "ry"))
 
 
 @settings(max_examples=200, deadline=None)
