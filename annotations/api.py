@@ -290,7 +290,8 @@ def next_outline(request: HttpRequest) -> JsonResponse:
         label = _label_asked(request)
     except LookupError as error:
         return json_error(str(error.args[0]), 404)
-    if "validation_id" in request.GET:
+    chosen = "validation_id" in request.GET
+    if chosen:
         wanted = parse_uuid(request.GET["validation_id"])
         if wanted is None:
             return json_error("validation_id is a pair's uuid", 400)
@@ -302,7 +303,8 @@ def next_outline(request: HttpRequest) -> JsonResponse:
         if pair is None:
             return json_error("nothing left to outline right now", 404)
     network = ip_prefix(client_ip(request))
-    return JsonResponse(task_json(pair, drawing.draw_ticket(request.voter, pair, network)))
+    ticket = drawing.draw_ticket(request.voter, pair, network, chosen=chosen)
+    return JsonResponse(task_json(pair, ticket))
 
 
 @api_write

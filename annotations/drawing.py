@@ -50,10 +50,13 @@ class Drawn:
     revision: AnnotationRevision
 
 
-def draw_ticket(voter: Voter, pair: ImageLabel, network: str) -> str:
+def draw_ticket(voter: Voter, pair: ImageLabel, network: str, chosen: bool = False) -> str:
     """The ticket a served task carries: an outline drawn with it was not of the author's
-    choosing, so it may count as evidence for the outlines it agrees with."""
-    return tickets.issue_for(voter, pair.pk, network, kind=tasks.DRAW_TICKET)
+    choosing, so it may count as evidence for the outlines it agrees with. A pair the
+    voter asked for by name (`chosen`) gets a ticket of another kind, good for nothing:
+    serving it does not make it a task they were given."""
+    kind = tasks.CHOSEN_TICKET if chosen else tasks.DRAW_TICKET
+    return tickets.issue_for(voter, pair.pk, network, kind=kind)
 
 
 def check_shapes(pair: ImageLabel, raw: object) -> list[dict]:

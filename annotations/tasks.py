@@ -23,6 +23,8 @@ from .models import Agreement, Annotation, AnnotationTask, NotAnnotatable
 
 # The kind of ticket a pair served to be outlined carries (annotations.drawing hands it out).
 DRAW_TICKET = "outline:draw"
+# …and the kind a pair asked for by its uuid carries: its voter chose it, so it is no task.
+CHOSEN_TICKET = "outline:chosen"
 
 
 def _open_expression() -> ExpressionWrapper:

@@ -1,5 +1,7 @@
 """Two people outline the same pair: their agreement by IoU, and what it counts for."""
 
+import json
+
 import pytest
 
 from annotations import agreement, drawing, tasks
@@ -120,3 +122,37 @@ def test_statistics_report_agreement_per_label(client):
     page = client.get("/statistics").content.decode()
     assert "how well two people agree" in page
     assert '<th scope="row">cat</th>' in page
+
+
+def api_outline(client, pair, voter, shape, **query):
+    """`voter` asks GET /v1/annotate for a pair (`query`) and outlines it with its ticket."""
+    from tests.test_annotation_selection import token_for
+
+    token = token_for(voter)
+    body = client.get("/v1/annotate", query, HTTP_X_VOTER_TOKEN=token).json()
+    assert body["validation_id"] == str(pair.uuid)
+    item = {"annotations": [shape], "label": "dog", "ticket": body["ticket"]}
+    response = client.post(
+        f"/v1/donation/{pair.image.uuid}/annotate",
+        json.dumps([item]),
+        content_type="application/json",
+        HTTP_X_VOTER_TOKEN=token,
+    )
+    assert response.status_code == 201, response.content
+    return Annotation.objects.get(pair=pair, author=voter)
+
+
+def test_outlines_of_a_pair_asked_for_by_its_validation_id_add_no_evidence(client):
+    pair = task()
+    for shape in (DOG, NEARLY):
+        outline = api_outline(client, pair, trusted(), shape, validation_id=pair.uuid)
+        assert not outline.independent, "its author chose the pair"
+    assert Agreement.objects.get().iou > 0.9
+    assert not AnnotationVote.objects.exists()
+
+
+def test_outlines_of_a_pair_served_by_chance_through_the_api_vouch_for_each_other(client):
+    pair = task()
+    for shape in (DOG, NEARLY):
+        assert api_outline(client, pair, trusted(), shape).independent
+    assert AnnotationVote.objects.filter(answer=AnnotationVote.Answer.YES).count() == 2

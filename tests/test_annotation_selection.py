@@ -140,6 +140,17 @@ def test_fresh_identities_and_unserved_words_never_close_a_pair(client):
     assert AnnotationTask.objects.get(pk=pair.pk).open
 
 
+def test_trusted_voters_who_ask_for_a_pair_by_its_uuid_do_not_close_it(client, settings):
+    settings.NOT_ANNOTATABLE_TO_CLOSE = 2
+    pair = task()
+    for _ in range(3):
+        token = token_for(make_voter(trusted=True, gold_correct=10))
+        ticket = served(client, token, validation_id=pair.uuid)["ticket"]
+        assert not_annotatable(client, pair, token, ticket).status_code == 200
+    task_row = AnnotationTask.objects.get(pk=pair.pk)
+    assert task_row.open and task_row.not_annotatable == 0
+
+
 def test_a_voter_who_said_not_annotatable_is_not_served_the_pair_again(client):
     pair = task()
     token = token_for(make_voter())
