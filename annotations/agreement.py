@@ -5,7 +5,7 @@ The rule, written once here (README "Outlines" says the same):
 - Whenever an outline is drawn or edited, its latest revision is compared with the latest
   revision of every other outline of the same pair by another author (the newest
   MAX_COMPARED of them), by shapes.matched_iou: shapes matched one to one, best first,
-  unmatched shapes counting 0. Every comparison is kept (Agreement); /statistics
+  unmatched shapes counting 0 — as many of them as MAX_WORK allows, newest first. Every comparison is kept (Agreement); /statistics
   reports them per label.
 - Two outlines agree when the matched IoU reaches AGREEMENT_IOU.
 - Agreeing *independent* outlines count as evidence for each other: each author is taken
@@ -31,6 +31,22 @@ from . import shapes, voting
 from .models import Agreement, Annotation, AnnotationRevision, AnnotationVote
 
 MAX_COMPARED = 20
+# What comparing may cost in one drawing or edit, in outline points over the pairs of
+# shapes compared (about a second of scanlines): IoU is computed in the request, and a
+# hundred overlapping 50-point polygons against another such outline would take a
+# core for a minute. Outlines beyond it are not compared (nor count as evidence).
+MAX_WORK = 24_000
+
+
+def _points(shape: dict) -> int:
+    if shape["type"] == "polygon":
+        return len(shape["points"])
+    return shapes.ELLIPSE_POINTS if shape["type"] == "ellipse" else 4
+
+
+def work(a: list[dict], b: list[dict]) -> int:
+    """At most what shapes.matched_iou(a, b) costs: every pair of shapes, by their points."""
+    return len(b) * sum(map(_points, a)) + len(a) * sum(map(_points, b))
 
 
 def compare(annotation: Annotation) -> list[Agreement]:
@@ -51,7 +67,12 @@ def compare(annotation: Annotation) -> list[Agreement]:
     image = annotation.pair.image
     picture = (image.width, image.height)
     made = []
+    spent = 0
     for other in others:
+        cost = work(latest[annotation.pk], latest[other.pk])
+        if spent + cost > MAX_WORK:
+            continue
+        spent += cost
         score = min(1.0, shapes.matched_iou(latest[annotation.pk], latest[other.pk], picture))
         agreement, _ = Agreement.objects.get_or_create(
             first=annotation,

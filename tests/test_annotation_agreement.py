@@ -1,6 +1,7 @@
 """Two people outline the same pair: their agreement by IoU, and what it counts for."""
 
 import json
+import math
 
 import pytest
 
@@ -156,3 +157,24 @@ def test_outlines_of_a_pair_served_by_chance_through_the_api_vouch_for_each_othe
     for shape in (DOG, NEARLY):
         assert api_outline(client, pair, trusted(), shape).independent
     assert AnnotationVote.objects.filter(answer=AnnotationVote.Answer.YES).count() == 2
+
+
+def test_outlines_too_big_to_compare_in_a_request_are_not_compared():
+    def ring(radius):
+        return {
+            "type": "polygon",
+            "points": [
+                {"x": 320 + radius * math.cos(k / 8), "y": 240 + radius * math.sin(k / 8)}
+                for k in range(50)
+            ],
+        }
+
+    pair = task()
+    big = [ring(200)] * 30  # 30 × 30 pairs of 50-point polygons: minutes at a hundred
+    assert agreement.work(big, big) > agreement.MAX_WORK
+    drawn_big = drawing.draw(pair, trusted(), big).annotation
+    drawn(pair, trusted(), DOG)
+    assert Agreement.objects.get().second == drawn_big, "a small outline is still compared"
+    drawing.draw(pair, trusted(), big)
+    assert Agreement.objects.count() == 1 + 1, "the second big one is compared with DOG only"
+    assert not Agreement.objects.filter(first__pair=pair, iou__gt=0.99).exists()
