@@ -288,7 +288,7 @@ def outline_paths(
                 },
                 "responses": {
                     "200": json(outline, "The new revision."),
-                    **errors(400, 401, 403, 404, 415, 429, 503),
+                    **errors(400, 401, 403, 404, 409, 415, 429, 503),
                 },
             }
         },

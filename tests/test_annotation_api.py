@@ -340,6 +340,21 @@ def test_a_frozen_pair_cannot_be_outlined(client, token):
     assert "closed" in response.json()["error"]
 
 
+def test_editing_an_outline_of_a_frozen_pair_is_the_409_the_api_describes(client, token):
+    pair = validated_pair()
+    outline(client, pair, [RECT], token)
+    ImageLabel.objects.filter(pk=pair.pk).update(frozen=True)
+    annotation = Annotation.objects.get()
+    response = send(
+        client, f"/v1/annotation/{annotation.uuid}", {"annotations": [ELLIPSE]}, "put",
+        HTTP_X_VOTER_TOKEN=token,
+    )  # fmt: skip
+    assert response.status_code == 409 and "closed" in response.json()["error"]
+    assert AnnotationRevision.objects.count() == 1
+    described = client.get("/v1/openapi.json").json()["paths"]["/v1/annotation/{uuid}"]["put"]
+    assert "409" in described["responses"]
+
+
 def test_an_earlier_revision_reads_with_the_votes_it_had(client, token):
     from annotations import voting
     from tests.helpers import make_voter
