@@ -410,18 +410,6 @@ def coverage(shapes: Iterable[dict], width: int, height: int, rows: int = 512) -
 # --- intersection over union ----------------------------------------------------------
 
 
-def _cross_section(points: Sequence[Point], y: float) -> list[tuple[float, float]]:
-    """The x intervals a polygon covers on the horizontal line at y (even–odd rule)."""
-    xs = []
-    n = len(points)
-    for i in range(n):
-        (x1, y1), (x2, y2) = points[i], points[(i + 1) % n]
-        if (y1 <= y < y2) or (y2 <= y < y1):
-            xs.append(x1 + (y - y1) * (x2 - x1) / (y2 - y1))
-    xs.sort()
-    return [(xs[k], xs[k + 1]) for k in range(0, len(xs) - 1, 2)]
-
-
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     merged: list[tuple[float, float]] = []
     for start, end in sorted(intervals):
@@ -450,19 +438,38 @@ def _overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> floa
     return total
 
 
-def _rows(top: float, bottom: float, rows: int) -> tuple[list[float], float]:
-    step = (bottom - top) / rows
-    return [top + (k + 0.5) * step for k in range(rows)], step
+def _sections(polygons: list[list[Point]], top: float, step: float, rows: int) -> list[list]:
+    """Per row k (its centre at top + (k + ½)·step), the x intervals the polygons cover:
+    `_cross_section` of each polygon at each centre, but each edge visits only the rows
+    it spans, so the cost is the rows the shapes cross, not rows × points."""
+    out: list[list] = [[] for _ in range(rows)]
+    for points in polygons:
+        crossings: dict[int, list[float]] = {}
+        n = len(points)
+        for i in range(n):
+            (x1, y1), (x2, y2) = points[i], points[(i + 1) % n]
+            if y1 == y2:
+                continue
+            low, high = min(y1, y2), max(y1, y2)
+            # rows whose centre y has low <= y < high
+            first = max(0, math.ceil((low - top) / step - 0.5) - 1)
+            for k in range(first, rows):
+                y = top + (k + 0.5) * step
+                if y >= high:
+                    break
+                if y >= low:
+                    crossings.setdefault(k, []).append(x1 + (y - y1) * (x2 - x1) / (y2 - y1))
+        for k, xs in crossings.items():
+            xs.sort()
+            out[k].extend((xs[j], xs[j + 1]) for j in range(0, len(xs) - 1, 2))
+    return out
 
 
 def _union_area(polygons: list[list[Point]], top: float, bottom: float, rows: int) -> float:
     if bottom <= top or not polygons:
         return 0.0
-    centres, step = _rows(top, bottom, rows)
-    return step * sum(
-        _length(_merge([iv for poly in polygons for iv in _cross_section(poly, y)]))
-        for y in centres
-    )
+    step = (bottom - top) / rows
+    return step * sum(_length(_merge(row)) for row in _sections(polygons, top, step, rows))
 
 
 def iou_of_polygons(a: list[list[Point]], b: list[list[Point]], rows: int = 256) -> float:
@@ -477,11 +484,12 @@ def iou_of_polygons(a: list[list[Point]], b: list[list[Point]], rows: int = 256)
     top, bottom = min(y for _, y in points), max(y for _, y in points)
     if bottom <= top:
         return 0.0
-    centres, step = _rows(top, bottom, rows)
+    step = (bottom - top) / rows
     inter = union = 0.0
-    for y in centres:
-        first = _merge([iv for poly in a for iv in _cross_section(poly, y)])
-        second = _merge([iv for poly in b for iv in _cross_section(poly, y)])
+    for first, second in zip(
+        _sections(a, top, step, rows), _sections(b, top, step, rows), strict=True
+    ):
+        first, second = _merge(first), _merge(second)
         both = _overlap(first, second)
         inter += both
         union += _length(first) + _length(second) - both

@@ -258,3 +258,37 @@ def test_a_polygon_kept_never_crosses_itself(points):
             a, b = kept[i], kept[(i + 1) % n]
             c, d = kept[j], kept[(j + 1) % n]
             assert not shapes.segments_meet(a, b, c, d), (i, j, kept)
+
+
+def cross_section(points, y):
+    """The x intervals a polygon covers on the line at y (even–odd), edge by edge."""
+    xs = sorted(
+        x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True)
+        if (y1 <= y < y2) or (y2 <= y < y1)
+    )
+    return [(xs[k], xs[k + 1]) for k in range(0, len(xs) - 1, 2)]
+
+
+def test_the_rows_a_shape_spans_are_cut_as_a_line_across_every_edge_would_cut_them():
+    import random
+
+    from annotations.shapes import _sections
+
+    chance = random.Random(19)
+    for _ in range(200):
+        polygons = [
+            [
+                (chance.uniform(0, 300), chance.choice([chance.uniform(0, 200), 50.0]))
+                for _ in range(chance.randint(3, 12))
+            ]
+            for _ in range(chance.randint(1, 4))
+        ]
+        top, rows = chance.uniform(-5, 20), chance.randint(1, 64)
+        step = chance.uniform(0.5, 8)
+        found = _sections(polygons, top, step, rows)
+        for k in range(rows):
+            y = top + (k + 0.5) * step
+            assert sorted(found[k]) == sorted(
+                iv for poly in polygons for iv in cross_section(poly, y)
+            )
