@@ -56,13 +56,13 @@ class AnnotationAdmin(admin.ModelAdmin):
     def gold_yes(self, request, queryset):
         for annotation in queryset:
             make_gold(annotation, True)
-        self.message_user(request, f"{queryset.count()} gold outline(s), accepted.")
+        self.message_user(request, f"{queryset.count()} gold outline(s), known to be right.")
 
     @admin.action(description="Make gold: the outline is WRONG", permissions=["change"])
     def gold_no(self, request, queryset):
         for annotation in queryset:
             make_gold(annotation, False)
-        self.message_user(request, f"{queryset.count()} gold outline(s), rejected.")
+        self.message_user(request, f"{queryset.count()} gold outline(s), known to be wrong.")
 
     @admin.action(description="Remove from gold (the crowd decides again)", permissions=["change"])
     def not_gold(self, request, queryset):

@@ -53,7 +53,7 @@ ORDER BY t.random_key
 LIMIT %(size)s
 """
 
-_POOLS = {"open": "a.status = 'open'", "gold": "a.is_gold"}
+_POOLS = {"open": "a.status = 'open' AND NOT a.is_gold", "gold": "a.is_gold"}
 _CHECK_WINDOW = """
 SELECT a.id, a.num_yes, a.num_no, a.confidence, a.random_key
 FROM annotations_annotation a

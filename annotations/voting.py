@@ -251,12 +251,6 @@ def _settle_locked(annotation: Annotation, now) -> None:
     tally, recent, recent_yes = tally_of(annotation, window_start)
     outcome = rules.outcome(tally)
     status = STATUS_OF[outcome.status]
-    if annotation.is_gold:
-        # A gold outline's answer is known: votes on it train their voters, they do not
-        # move it (only a moderator's remove_gold, or an edit, opens it again).
-        status = (
-            Annotation.Status.ACCEPTED if annotation.gold_answer else Annotation.Status.REJECTED
-        )
     was = annotation.status
     fields = {
         "num_yes": tally.yes,
@@ -450,14 +444,12 @@ def recount_voter(voter: Voter) -> int:
 
 @transaction.atomic
 def make_gold(annotation: Annotation, answer: bool) -> None:
-    """A moderator's known answer: the outline is right (accepted) or wrong (rejected)."""
+    """A moderator's known answer (the outline is right or wrong), to train and score
+    checkers with. Its status is left as the crowd's votes made it, as for gold pairs: a
+    moderator's answer alone puts no outline in the exports, and the pair stays offered
+    for outlining until the crowd accepts an outline of it."""
     locked = _lock(pk=annotation.pk)
-    status = Annotation.Status.ACCEPTED if answer else Annotation.Status.REJECTED
-    Annotation.objects.filter(pk=locked.pk).update(
-        is_gold=True, gold_answer=answer, status=status, settled_as=status
-    )
-    if Annotation.Status.ACCEPTED in (locked.status, status):
-        tasks.outline_settled(locked.pair_id)
+    Annotation.objects.filter(pk=locked.pk).update(is_gold=True, gold_answer=answer)
 
 
 @transaction.atomic

@@ -251,4 +251,6 @@ def test_a_moderator_with_the_change_permission_makes_gold_outlines():
     client = staff_with("annotations.view_annotation", "annotations.change_annotation")
     offered, response = run_action(client, Annotation, "gold_no", [annotation])
     assert "gold_no" in offered and response.status_code == 302
-    assert outline_state(annotation) == (True, False, Annotation.Status.REJECTED)
+    assert outline_state(annotation) == (True, False, Annotation.Status.OPEN), (
+        "the crowd settles it"
+    )

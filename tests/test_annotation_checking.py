@@ -237,18 +237,43 @@ def test_a_gold_outline_scores_a_first_answer_into_the_voters_gold_record():
 
 
 @pytest.mark.parametrize("answer", [True, False])
-def test_votes_on_a_moderators_gold_outline_leave_it_settled_as_the_known_answer(answer):
+def test_a_moderators_gold_outline_is_settled_by_the_crowds_votes_as_a_gold_pair_is(answer):
     annotation = outlined()
     outline_voting.make_gold(annotation, answer)
-    check(annotation, make_voter(), YES)  # a voter in training
-    for _ in range(2):
-        check(annotation, trusted(), NO if answer else YES)  # trusted, and against it
     annotation.refresh_from_db()
-    known = Annotation.Status.ACCEPTED if answer else Annotation.Status.REJECTED
-    assert (annotation.status, annotation.is_gold, annotation.gold_answer) == (known, True, answer)
-    assert (annotation.num_yes, annotation.num_no) == (0, 0), "votes on gold count for nothing"
-    assert AnnotationTask.objects.get(pk=annotation.pair_id).open is not answer
-    assert not Alert.objects.filter(kind=Alert.Kind.FLIP).exists()
+    assert (annotation.status, annotation.is_gold, annotation.gold_answer) == (
+        Annotation.Status.OPEN,
+        True,
+        answer,
+    ), "a moderator's answer alone settles nothing"
+    assert AnnotationTask.objects.get(pk=annotation.pair_id).open
+    check(annotation, make_voter(), YES)  # a voter in training: no say
+    agreeing, settled = (
+        (YES, Annotation.Status.ACCEPTED) if answer else (NO, Annotation.Status.REJECTED)
+    )
+    for _ in range(3):
+        check(annotation, trusted(), agreeing)
+    annotation.refresh_from_db()
+    assert (annotation.status, annotation.num_yes + annotation.num_no) == (settled, 3)
+    assert annotation.is_gold and annotation.gold_answer is answer
+    check(annotation, trusted(), NO if answer else YES)  # on a settled outline: no say
+    annotation.refresh_from_db()
+    assert (annotation.status, annotation.num_yes + annotation.num_no) == (settled, 3)
+
+
+def test_a_moderators_gold_outline_is_not_exported_as_an_ordinary_open_one_is_not(client):
+    ordinary, gold = outlined(), outlined("cat")
+    outline_voting.make_gold(gold, True)
+    response = client.get("/v1/export", {"query": "dog | cat"})
+    exported = [
+        row for row in json.loads(b"".join(response.streaming_content)) if row["annotations"]
+    ]
+    assert exported == [], "a served gold outline must not be told apart by the export"
+    seen = {}
+    for annotation in (ordinary, gold):
+        body = client.get("/v1/annotation", {"annotation_id": str(annotation.uuid)}).json()
+        seen[annotation.pk] = set(body) | {(body["num_yes"], body["num_no"])}
+    assert seen[ordinary.pk] == seen[gold.pk]
 
 
 def test_gold_outlines_count_towards_training_beside_gold_pairs():
