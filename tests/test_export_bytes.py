@@ -10,6 +10,9 @@ import uuid
 import pytest
 
 from donations.models import Image
+from exports.query import LabelQuery
+from exports.releases import cut_release
+from labels.models import Label
 from tests.helpers import make_image, make_label, make_pair
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,3 +116,10 @@ def test_a_split_csv_export_of_a_fixed_dataset_is_these_bytes(client, fixed):
 
 def test_the_tagged_export_of_a_fixed_dataset_is_these_bytes(client, fixed):
     assert download(client, tags="dog") == TAGGED
+
+
+def test_a_releases_csv_and_json_are_these_bytes(client, fixed):
+    cut_release("2027-03", LabelQuery.parse("dog | ~dog"), status="any")
+    Label.objects.filter(name="dog").update(name="hound")  # a release keeps its names
+    assert download(client, release="2027-03", format="csv", status="any") == CSV
+    assert download(client, release="2027-03", format="json", status="any") == JSON
