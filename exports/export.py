@@ -24,7 +24,6 @@ a request from costing more than it may. Four promises shape them all:
 
 from __future__ import annotations
 
-import io
 import itertools
 import queue
 import threading
@@ -342,10 +341,6 @@ class _CopyPipe:
     psycopg2's copy_expert only returns when the COPY is over, so a thread
     writes while the response generator reads; when the queue is full the
     thread waits, PostgreSQL's socket fills and the server waits too.
-
-    copy_expert calls its file's `write` once per row: that file is a buffered
-    writer (C code, no Python per row) whose full buffer, COPY_CHUNK_BYTES at a
-    time, goes into the queue.
     """
 
     _done = object()
@@ -355,7 +350,13 @@ class _CopyPipe:
         self.statement = statement
         self.queue: queue.Queue = queue.Queue(maxsize=COPY_QUEUE_CHUNKS)
         self.stopped = threading.Event()
-        self.rows = io.BufferedWriter(_Chunks(self._put), buffer_size=COPY_CHUNK_BYTES)
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> None:  # called by copy_expert, once per row
+        self.buffer += data
+        if len(self.buffer) >= COPY_CHUNK_BYTES:
+            self._put(bytes(self.buffer))
+            self.buffer.clear()
 
     def _put(self, item) -> None:
         while not self.stopped.is_set():
@@ -368,8 +369,9 @@ class _CopyPipe:
     def _run(self) -> None:
         try:
             with self.raw.cursor() as cursor:
-                cursor.copy_expert(self.statement, self.rows)
-            self.rows.flush()
+                cursor.copy_expert(self.statement, self)
+            if self.buffer:
+                self._put(bytes(self.buffer))
             self._put(self._done)
         except Exception as error:
             self._put(error)
@@ -391,25 +393,10 @@ class _CopyPipe:
                     raise ExportError("the export query failed") from item
                 yield item
         finally:
-            # Also what rows are left in the writer's buffer after an error go nowhere.
-            self.stopped.set()
             if worker.is_alive():  # the client went away: stop PostgreSQL, then the thread
+                self.stopped.set()
                 self.raw.cancel()
                 worker.join(timeout=10)
-
-
-class _Chunks(io.RawIOBase):
-    """The raw file under _CopyPipe's buffered writer: each buffer it flushes is a chunk."""
-
-    def __init__(self, put):
-        self.put = put
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self.put(bytes(data))
-        return len(data)
 
 
 # --- Counts and previews: cheap, bounded queries on the request's connection ---------
