@@ -280,9 +280,9 @@ is an `EXISTS … OR NOT EXISTS …` per picture (two hashed subplans over the t
 status, does not pay; without it the CSV's SQL costs what the COPY's does. The JSON's adds
 the per-picture outline subquery (0.24 s) and the per-picture sort that `string_agg(…
 ORDER BY label)` does on PostgreSQL 15 (0.21 s). The Python side is not the limit: py-spy
-shows the COPY thread waiting on PostgreSQL and the response generator waiting on it.
-Each picture's CSV cells are rendered once rather than per pair, and COPY's rows reach a
-C buffered writer rather than a Python call per row.
+shows the COPY thread waiting on PostgreSQL and the response generator waiting on it (the
+client's CPU is 0.25 s for 960k CSV rows). Each picture's CSV cells are now rendered once
+rather than per pair (0.1 s of PostgreSQL's CPU at 1M).
 
 **What would reach it:** a cheaper query condition (one membership test per picture and
 named label, shared by a term and its negation), the validations' order without a sort
