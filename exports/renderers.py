@@ -132,8 +132,15 @@ def outline_objects(export: Export) -> Sql:
     """
     if export.release_id is not None:
         return Sql("''")
+    # Most pictures have no accepted outline: a semi-join says so for them, cheaper than
+    # starting the aggregate over the joins and shapes below (0.3 s of 2.3 s of
+    # PostgreSQL's CPU for the JSON of 1M pairs without outlines).
     return compose(
-        """COALESCE((SELECT string_agg(((SELECT m FROM cellmap) ->> ap.label_id::text)
+        """CASE WHEN EXISTS (SELECT 1 FROM validation_imagelabel ap
+            JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
+            WHERE ap.image_id = img.id AND """,
+        export.positive("ap"),
+        """) THEN COALESCE((SELECT string_agg(((SELECT m FROM cellmap) ->> ap.label_id::text)
                 || ',' || s.shape, ',' ORDER BY a.id, s.n)
             FROM validation_imagelabel ap
             JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
@@ -142,7 +149,7 @@ def outline_objects(export: Export) -> Sql:
             CROSS JOIN LATERAL unnest(r.export_original) WITH ORDINALITY AS s(shape, n)
             WHERE ap.image_id = img.id AND """,
         export.positive("ap"),
-        "), '')",
+        "), '') ELSE '' END",
     )
 
 
@@ -176,23 +183,28 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
     return compose(
         label_cells(export),
         CSV_CELL_MAP,
-        Sql(
-            """SELECT img.uuid || ',' || %s || img.uuid || '",' || img.width || ',' || img.height
-                || ',' || """,
-            ['"' + url],
-        ),
+        """SELECT img.head || """,
         CELL,
         """ || ',' || p.num_yes || ',' || p.num_no || ',' || p.probability || ',' || p.confidence
-            || ',' || p.status || """,
+            || ',' || p.status || img.tail
+        FROM (""",
+        # Each image's cells (uuid, URL, size; its split) are rendered once, not once per
+        # pair. The subquery is ordered (which also keeps the planner from flattening it),
+        # so images and pairs are still merge-joined in index order without a sort.
+        Sql(
+            """SELECT img.id, img.uuid || ',' || %s || img.uuid || '",' || img.width || ','
+                || img.height || ',' AS head, """,
+            ['"' + url],
+        ),
         _split_field(export, ",", ""),
-        """
-        FROM donations_image img
-        JOIN """,
+        """ AS tail
+            FROM donations_image img WHERE """,
+        export.matching(),
+        " ORDER BY img.id) img" if ordered else " OFFSET 0) img",
+        " JOIN ",
         export.pairs,
         """ p ON p.image_id = img.id AND """,
         export.passing(),
-        " WHERE ",
-        export.matching(),
         # The order of img.id, but by the pair's column: the planner then merge-joins
         # images and pairs in index order and streams rows without sorting them.
         " ORDER BY p.image_id, p.label_id" if ordered else "",
