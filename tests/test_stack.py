@@ -622,6 +622,7 @@ def stack(s3_server):
             .replace(f"GUNICORN_BIND=unix:{socket_path}\n", f"GUNICORN_BIND=unix:{socket_b}\n")
             .replace(f"WORKERS={WORKERS}\n", f"WORKERS={WORKERS_B}\n")
         )
+        assert f"MEDIA_ROOT={data_b / 'media'}\n" in env_b.read_text(), "no folder is shared"
         hosts = []
         for name, host_env, host_socket in (("a", env_file, socket_path), ("b", env_b, socket_b)):
             host_log = root / ("gunicorn.log" if name == "a" else f"gunicorn-{name}.log")
