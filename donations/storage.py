@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from boto3.exceptions import Boto3Error
 from botocore.config import Config
@@ -334,6 +335,13 @@ def private_storage():
 
 def public_storage():
     return storages["public_media"]
+
+
+def public_media_origin() -> str | None:
+    """The origin public pictures are fetched from when it is not the site's own (the
+    bucket's, or MEDIA_PUBLIC_URL's): pages must let browsers load images from it."""
+    parts = urlsplit(public_storage().base_url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
 def filesystem_stores() -> tuple[PrivateImageStorage, PublicImageStorage]:

@@ -103,7 +103,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "donations.middleware.MediaOriginCSPMiddleware",
     "people.middleware.StorableQueryMiddleware",
     "people.middleware.VoterMiddleware",
     "people.middleware.ReplicaRoutingMiddleware",

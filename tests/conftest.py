@@ -13,6 +13,7 @@ from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.test import override_settings
 
+from tests.media import TEST_MEDIA_BACKEND
 from tests.s3 import s3_media, s3_server, s3_storages  # noqa: F401  (fixtures)
 
 # Playwright's sync API runs an event loop in this thread; Django would
@@ -31,8 +32,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-# TEST_MEDIA_BACKEND=s3 runs the suite with both image stores in a moto bucket.
-TEST_MEDIA_BACKEND = os.environ.get("TEST_MEDIA_BACKEND", "filesystem")
+# TEST_MEDIA_BACKEND=s3 runs the suite with both image stores in a moto bucket (tests/media.py).
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -20,9 +19,11 @@ from PIL import Image as PILImage
 from donations import decoding
 from donations.ingest import ingest
 from donations.models import Image, ImageLabel
+from donations.storage import RENDITIONS
 from labels.models import LabelSuggestion
 from people.models import ApiToken, Voter
 from tests.helpers import make_image, make_label, photo_bytes
+from tests.media import stored_media
 
 pytestmark = pytest.mark.django_db
 
@@ -39,11 +40,6 @@ def donate(client, *files, labels="", cc0=True, json=False, **extra):
         data["cc0"] = "on"
     headers = {"HTTP_ACCEPT": "application/json"} if json else {}
     return client.post(DONATE, data, **headers, **extra)
-
-
-def media_files() -> list[Path]:
-    root = Path(settings.MEDIA_ROOT)
-    return [p for p in root.rglob("*") if p.is_file()]
 
 
 def test_the_donate_page_offers_labels_and_the_public_domain_dedication(client):
@@ -123,7 +119,7 @@ def test_without_the_dedication_nothing_is_stored_and_the_reason_is_given(client
     response = donate(client, upload(), cc0=False)
     assert response.status_code == 400
     assert "dedicate them to the public domain" in response.content.decode()
-    assert Image.objects.count() == 0 and media_files() == []
+    assert Image.objects.count() == 0 and stored_media() == []
 
 
 def test_one_submit_reports_accepted_duplicate_and_rejected_files(client):
@@ -164,7 +160,7 @@ def test_an_upload_over_the_size_limit_gets_413_and_stores_nothing(client, setti
     response = donate(client, big)
     assert response.status_code == 413
     assert "larger than 1 MB" in response.content.decode()
-    assert Image.objects.count() == 0 and media_files() == []
+    assert Image.objects.count() == 0 and stored_media() == []
 
 
 def test_donations_are_rate_limited_with_a_clear_429(client, settings):
@@ -198,8 +194,8 @@ def test_hostile_file_names_are_never_paths(client):
     donate(client, upload("../../etc/passwd\u202e.jpg"))
     image = Image.objects.get()
     assert "/" not in image.original_filename and "\u202e" not in image.original_filename
-    for path in media_files():
-        assert path.resolve().is_relative_to(Path(settings.MEDIA_ROOT).resolve())
+    # Stored under names made of its uuid alone, whatever the store.
+    assert stored_media() == sorted(f"private/{image.file_name(kind)}" for kind in RENDITIONS)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -223,8 +219,9 @@ def test_two_identical_uploads_at_the_same_moment_store_one_image():
     assert sorted(outcomes) == ["accepted", "duplicate"]
     assert Image.objects.count() == 1
     image = Image.objects.get()
-    assert len(media_files()) == 3, "one set of renditions, no leftovers from the loser"
-    assert all(image.uuid.hex[:2] in str(p) for p in media_files())
+    assert stored_media() == sorted(f"private/{image.file_name(kind)}" for kind in RENDITIONS), (
+        "one set of renditions, no leftovers from the loser"
+    )
 
 
 def test_the_donate_page_answers_get_and_post_only(client):
@@ -279,7 +276,7 @@ def test_killing_the_decoder_mid_upload_costs_one_answer_and_nothing_else(client
     answer = responses[0]
     assert answer.status_code == 422, answer.content
     assert answer.json()["status"] == "rejected"
-    assert Image.objects.count() == 0 and media_files() == []
+    assert Image.objects.count() == 0 and stored_media() == []
     follow_up = donate(client, upload("fine.jpg"), json=True)
     assert follow_up.status_code == 201, "the service answers the next upload at once"
 

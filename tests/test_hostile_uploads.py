@@ -1,10 +1,8 @@
 """The hostile corpus through the real upload path: a clear 4xx, nothing stored, never a 5xx."""
 
 import threading
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -12,14 +10,11 @@ from django.test import Client
 from donations import decoding
 from donations.models import Image
 from tests import corpus
+from tests.media import private_file, stored_files
 from tests.test_decoding import png_with_a_broken_pixel_stream, wait_for
 from tests.test_donations import cpu_seconds
 
 pytestmark = pytest.mark.django_db
-
-
-def stored_files() -> list[Path]:
-    return [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
 
 
 REFUSED = {
@@ -91,7 +86,7 @@ def test_fifty_bit_flipped_jpegs_never_cause_a_server_error(client):
         )
         assert response.status_code in (200, 409, 422), response.content
     for image in Image.objects.all():
-        assert (Path(settings.MEDIA_ROOT) / "private" / image.file_name("master")).exists()
+        assert private_file(image).exists()
 
 
 def slow_jpegs() -> list[bytes]:

@@ -150,6 +150,31 @@ def test_a_cdn_in_front_of_the_bucket_gets_the_public_urls(
         assert image.url("thumb") == f"https://cdn.example.org/media/{image.file_name('thumb')}"
 
 
+def image_sources(response) -> list[str]:
+    """The img-src of a response's Content-Security-Policy."""
+    for directive in response["Content-Security-Policy"].split(";"):
+        name, *sources = directive.split()
+        if name == "img-src":
+            return sources
+    return []
+
+
+def test_pages_let_browsers_load_pictures_from_the_bucket_or_the_cdn_in_front_of_it(
+    s3_media, client, settings, django_capture_on_commit_callbacks
+):
+    image = approve(donate(), django_capture_on_commit_callbacks)
+    page = client.get(f"/image/{image.uuid}")
+    assert image.url("display") in page.content.decode()
+    assert s3_media.server.endpoint in image_sources(page)  # the bucket's origin, path style
+    assert "'self'" in image_sources(page)
+    settings.MEDIA_PUBLIC_URL = "https://cdn.example.org/media/"
+    settings.STORAGES = dict(settings.STORAGES)  # new storage objects, with that base
+    page = client.get(f"/image/{image.uuid}")
+    assert image.url("display").startswith("https://cdn.example.org/media/")
+    assert "https://cdn.example.org" in image_sources(page)
+    assert s3_media.server.endpoint not in image_sources(page)
+
+
 def test_hiding_a_picture_removes_it_from_the_public_prefix(
     s3_media, django_capture_on_commit_callbacks
 ):

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.exceptions import SuspiciousOperation
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
@@ -26,6 +27,14 @@ from donations.storage import (
 )
 from people.models import Voter
 from tests.helpers import make_image, make_pair, make_voter, photo_bytes, vote
+from tests.media import (
+    StoredFile,
+    fetch_public,
+    filesystem_only,
+    private_file,
+    public_file,
+    stored_media,
+)
 from validation.models import Vote
 
 pytestmark = pytest.mark.django_db
@@ -48,18 +57,15 @@ def moderator() -> tuple[Client, User]:
     return client, user
 
 
-def public_path(image: Image, kind="master") -> Path:
-    return Path(settings.MEDIA_ROOT) / "public" / image.file_name(kind)
-
-
-def private_path(image: Image, kind="master") -> Path:
-    return Path(settings.MEDIA_ROOT) / "private" / image.file_name(kind)
+# A picture that is not there: the filesystem's 404, or a bucket's 403 (public/ may be read,
+# not listed, so a missing key is refused rather than reported missing).
+NOT_SERVED = (403, 404)
 
 
 def test_a_pending_picture_lives_only_in_private_storage(client):
     image = pending_image()
-    assert all(private_path(image, kind).exists() for kind in ("master", "display", "thumb"))
-    assert not public_path(image).exists()
+    assert all(private_file(image, kind).exists() for kind in ("master", "display", "thumb"))
+    assert not public_file(image).exists()
     assert client.get(f"/image/{image.uuid}").status_code == 404
     assert client.get(f"/media/{image.file_name('master')}").status_code == 404
 
@@ -84,13 +90,21 @@ def test_visitors_cannot_open_the_moderators_file_view(client):
     assert client.get(url).status_code == 404
 
 
-def test_moderators_see_pending_files_and_behind_nginx_through_x_accel(moderator, settings):
+def test_moderators_see_pending_files(moderator):
     client, _ = moderator
     image = pending_image()
     url = reverse("donations:private-file", args=[image.uuid, "thumb"])
     response = client.get(url)
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
-    assert b"".join(response.streaming_content) == private_path(image, "thumb").read_bytes()
+    assert b"".join(response.streaming_content) == private_file(image, "thumb").read_bytes()
+    assert response["Cache-Control"] == "private, no-store"
+
+
+@filesystem_only
+def test_behind_nginx_moderators_get_pending_files_through_x_accel(moderator, settings):
+    client, _ = moderator
+    image = pending_image()
+    url = reverse("donations:private-file", args=[image.uuid, "thumb"])
     settings.PRIVATE_MEDIA_X_ACCEL = True
     response = client.get(url)
     assert response["X-Accel-Redirect"] == f"/_private/{image.file_name('thumb')}"
@@ -104,14 +118,25 @@ def test_approving_moves_the_files_to_public_media(
     image = pending_image()
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("approve", moderator=user)
-    assert public_path(image).exists() and not private_path(image).exists()
+    assert public_file(image).exists() and not private_file(image).exists()
+    served = fetch_public(client, image.url("master"))
+    assert served.status == 200 and served.body == public_file(image).read_bytes()
+    assert client.get(f"/image/{image.uuid}").status_code == 200
+    decision = ModerationDecision.objects.get()
+    assert (decision.action, decision.moderator) == ("approve", user)
+
+
+@filesystem_only
+def test_approved_files_the_app_serves_itself_are_sandboxed_and_never_sniffed(
+    client, django_capture_on_commit_callbacks
+):
+    image = pending_image()
+    with django_capture_on_commit_callbacks(execute=True):
+        image.decide("approve")
     response = client.get(f"/media/{image.file_name('master')}")
     assert response.status_code == 200
     assert response["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in response["Content-Security-Policy"]
-    assert client.get(f"/image/{image.uuid}").status_code == 200
-    decision = ModerationDecision.objects.get()
-    assert (decision.action, decision.moderator) == ("approve", user)
 
 
 def test_a_hidden_picture_comes_back_at_new_urls_and_caches_must_ask_again(
@@ -121,22 +146,24 @@ def test_a_hidden_picture_comes_back_at_new_urls_and_caches_must_ask_again(
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("approve")
     first = image.url("display")
-    response = client.get(first)
-    assert response.status_code == 200
-    assert response["Cache-Control"] == "public, max-age=3600, s-maxage=60, proxy-revalidate"
-    assert "immutable" not in response["Cache-Control"]
+    response = fetch_public(client, first)
+    assert response.status == 200
+    assert (
+        response.headers["Cache-Control"] == "public, max-age=3600, s-maxage=60, proxy-revalidate"
+    )
+    assert "immutable" not in response.headers["Cache-Control"]
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("hide")
-    assert client.get(first).status_code == 404
-    assert all(private_path(image, kind).exists() for kind in ("master", "display", "thumb"))
+    assert fetch_public(client, first).status in NOT_SERVED
+    assert all(private_file(image, kind).exists() for kind in ("master", "display", "thumb"))
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("approve")
     again = image.url("display")
     assert again != first and str(image.uuid) in again
-    assert client.get(again).status_code == 200
-    assert client.get(first).status_code == 404, "the old URL never shows the picture again"
+    assert fetch_public(client, again).status == 200
+    assert fetch_public(client, first).status in NOT_SERVED, "the old URL never shows it again"
     image.refresh_from_db()
-    assert public_path(image).exists() and not private_path(image).exists()
+    assert public_file(image).exists() and not private_file(image).exists()
 
 
 def test_rejecting_keeps_the_files_for_a_while_then_purges_them_and_blocks_the_file(
@@ -147,19 +174,19 @@ def test_rejecting_keeps_the_files_for_a_while_then_purges_them_and_blocks_the_f
     image = ingest(data).image
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("reject", moderator=user)
-    assert private_path(image).exists() and not public_path(image).exists()
+    assert private_file(image).exists() and not public_file(image).exists()
     image.refresh_from_db()
     assert image.files_kept_until > image.decided_at
     again = ingest(data)
     assert again.status == "duplicate" and "not accepted" in again.message
     out = StringIO()
     call_command("purge_rejected", stdout=out)
-    assert "0 rejected" in out.getvalue() and private_path(image).exists(), "not due yet"
+    assert "0 rejected" in out.getvalue() and private_file(image).exists(), "not due yet"
     Image.objects.filter(pk=image.pk).update(files_kept_until=image.decided_at)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("purge_rejected", stdout=out)
     assert "1 rejected" in out.getvalue()
-    assert not private_path(image).exists() and not public_path(image).exists()
+    assert not private_file(image).exists() and not public_file(image).exists()
     image.refresh_from_db()
     assert image.files_kept_until is None
     with pytest.raises(ModerationConflict, match="files are gone"):
@@ -176,7 +203,7 @@ def test_the_purge_runs_outside_a_test_transaction_as_the_hourly_timer_runs_it()
     out = StringIO()
     call_command("purge_rejected", stdout=out)  # autocommit, as systemd runs it
     assert "1 rejected" in out.getvalue()
-    assert not private_path(image).exists()
+    assert not private_file(image).exists()
 
 
 def test_a_rejected_public_picture_leaves_public_media_at_once_and_can_be_undone(
@@ -186,11 +213,11 @@ def test_a_rejected_public_picture_leaves_public_media_at_once_and_can_be_undone
     image = pending_image()
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("approve", moderator=user)
-    published = public_path(image)  # its name carries the publication key
+    published = public_file(image)  # its name carries the publication key
     assert published.exists()
     with django_capture_on_commit_callbacks(execute=True):
         image.decide("reject", moderator=user)
-    assert not published.exists() and private_path(image).exists()
+    assert not published.exists() and private_file(image).exists()
     assert Client().get(f"/image/{image.uuid}").status_code == 404
     queue = client.get("/admin/donations/image/queue/?show=rejected").content.decode()
     assert str(image.uuid) in queue and "Undo the rejection" in queue
@@ -202,7 +229,7 @@ def test_a_rejected_public_picture_leaves_public_media_at_once_and_can_be_undone
     assert undone.status_code == 302
     image.refresh_from_db()
     assert image.status == "pending" and image.files_kept_until is None
-    assert private_path(image).exists()
+    assert private_file(image).exists()
 
 
 def test_orphans_does_not_call_the_kept_files_of_a_rejection_stray(moderator):
@@ -260,7 +287,7 @@ def test_two_moderators_deciding_at_once_leave_one_decision():
     image.refresh_from_db()
     assert image.status in ("public", "rejected")
     assert ModerationDecision.objects.count() == 1
-    public = public_path(image).exists()
+    public = public_file(image).exists()
     assert public == (image.status == "public")
 
 
@@ -301,7 +328,7 @@ def test_reports_by_voters_with_a_history_from_different_networks_hide_a_picture
         assert report_as(second, image, "203.0.113.9", "copyright").status_code == 200
     image.refresh_from_db()
     assert image.status == "hidden"
-    assert private_path(image).exists() and not public_path(image).exists()
+    assert private_file(image).exists() and not public_file(image).exists()
     assert client.get(f"/image/{image.uuid}").status_code == 404
 
 
@@ -388,27 +415,32 @@ def test_the_moderate_command_decides_by_uuid():
 
 def test_the_orphans_command_reports_and_removes_stray_files():
     image = pending_image()
-    stray = Path(settings.MEDIA_ROOT) / "private" / "ab" / "stray.jpg"
-    stray.parent.mkdir(parents=True, exist_ok=True)
-    stray.write_bytes(b"x")
-    crashed = stray.parent / ".tmp-0123456789abcdef"  # a write a hard kill interrupted
-    crashed.write_bytes(b"half")
-    private_path(image, "thumb").unlink()
+    private_storage().save("ab/stray.jpg", ContentFile(b"x"))
+    stray = StoredFile(private_storage(), "ab/stray.jpg")
+    private_file(image, "thumb").unlink()
     out = StringIO()
     call_command("orphans", "--grace", "0", stdout=out)
     report = out.getvalue()
     assert "has no thumb file" in report and "stray: private/ab/stray.jpg" in report
-    assert "stray: private/ab/.tmp-0123456789abcdef" in report
     assert stray.exists()
     call_command("orphans", "--grace", "0", "--delete", stdout=StringIO())
-    assert not stray.exists() and not crashed.exists()
-    assert private_path(image).exists(), "files that belong to a row are kept"
+    assert not stray.exists()
+    assert private_file(image).exists(), "files that belong to a row are kept"
 
 
-def media_files() -> list[Path]:
-    return [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
+@filesystem_only
+def test_the_orphans_command_removes_the_temporary_file_of_a_crashed_write():
+    crashed = Path(settings.MEDIA_ROOT) / "private" / "ab" / ".tmp-0123456789abcdef"
+    crashed.parent.mkdir(parents=True, exist_ok=True)
+    crashed.write_bytes(b"half")  # a write a hard kill interrupted
+    out = StringIO()
+    call_command("orphans", "--grace", "0", stdout=out)
+    assert "stray: private/ab/.tmp-0123456789abcdef" in out.getvalue()
+    call_command("orphans", "--grace", "0", "--delete", stdout=StringIO())
+    assert not crashed.exists()
 
 
+@filesystem_only
 def test_an_upload_onto_a_full_disk_gets_503_and_leaves_nothing(client, monkeypatch):
     save = AtomicFileSystemStorage._save
     saved = []
@@ -424,7 +456,7 @@ def test_an_upload_onto_a_full_disk_gets_503_and_leaves_nothing(client, monkeypa
         "/v1/donate", {"image": SimpleUploadedFile("p.jpg", photo_bytes(300, 200))}
     )
     assert response.status_code == 503 and "send it again" in response.json()["error"]
-    assert len(saved) == 1 and media_files() == [] and not Image.objects.exists()
+    assert len(saved) == 1 and stored_media() == [] and not Image.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -436,7 +468,7 @@ def test_an_upload_whose_commit_fails_leaves_no_file(monkeypatch):
     with pytest.raises(OperationalError):
         ingest(photo_bytes(300, 200), filename="p.jpg")
     monkeypatch.undo()
-    assert media_files() == [] and not Image.objects.exists()
+    assert stored_media() == [] and not Image.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -452,7 +484,7 @@ def test_an_approval_whose_commit_fails_leaves_no_public_file(monkeypatch):
     monkeypatch.undo()
     image.refresh_from_db()
     assert image.status == Image.Status.PENDING
-    assert sorted(media_files()) == sorted(private_path(image, kind) for kind in RENDITIONS)
+    assert stored_media() == sorted(f"private/{image.file_name(kind)}" for kind in RENDITIONS)
 
 
 def test_the_admin_queue_shows_pending_pictures_and_decides_in_bulk(moderator):

@@ -7,8 +7,9 @@ certificate, a scratch folder, a PostgreSQL cluster of its own (tools/services.s
 the scratch folder, with `replica-start`: pg_basebackup -R, another socket) holding
 imagemonkey_stack and imagemonkey_scratch, and a Redis of its own on a unix socket, with
 the users file install.sh installs (a password, no default user). 127.0.0.2 plays a trusted
-load balancer (all of 127/8 is loopback). Until media live in a bucket, the two app hosts
-share one MEDIA_ROOT (host A's); nothing else of theirs is shared.
+load balancer (all of 127/8 is loopback). The two app hosts keep their pictures in one
+bucket (MEDIA_BACKEND=s3) of moto's S3 server on loopback (tests/s3.py), as production's app
+hosts share a bucket; each has a DATA_DIR and MEDIA_ROOT of its own, and no folder is shared.
 
     .venv/bin/pytest -m stack
 """
@@ -42,9 +43,11 @@ import psycopg2
 import psycopg2.sql
 import pytest
 import redis
+import requests
 from django.conf import settings
 
 from donations.storage import PUBLIC_FILE_CACHE_CONTROL
+from tests.s3 import S3Server
 from tests.test_deploy import (
     DEPLOY,
     ROOT,
@@ -173,6 +176,8 @@ class Stack:
     acme_root: Path
     redis_socket: Path
     redis_url: str
+    s3: S3Server
+    bucket: str
     hosts: list[AppHost] = field(default_factory=list)
     cookies: dict[str, str] = field(default_factory=dict)
 
@@ -309,6 +314,17 @@ class Stack:
         self.login_set_cookies = answer.all("Set-Cookie")
         return cookies | set_cookies(answer)
 
+    def object(self, key: str) -> bytes:
+        """An object of the bucket, read with the app's credentials."""
+        return self.s3.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def bucket_url(self, key: str) -> str:
+        """The bucket's own URL of a key, as anyone on the internet would ask for it."""
+        return f"{self.s3.endpoint}/{self.bucket}/{key}"
+
+    def media_root(self, host: AppHost) -> Path:
+        return self.root / ("data" if host.name == "a" else f"data-{host.name}") / "media"
+
     def sql(self, query, database: str = STACK_DB, params=None) -> list[tuple]:
         with contextlib.closing(connect(database)) as connection, connection.cursor() as cursor:
             cursor.execute(query, params)
@@ -438,7 +454,7 @@ def run_checked(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(s3_server):
     nginx = debian_tool("nginx", "nginx")
     debian_tool("openssl", "openssl")
     debian_tool("pg_dump", "postgresql-client")
@@ -474,6 +490,10 @@ def stack():
         drop_abandoned_databases()
         fresh_database(STACK_DB)
         fresh_database(SCRATCH_DB)
+
+        # Both hosts' pictures: one bucket, public/ readable by anyone (the README's policy).
+        bucket = s3_server.new_bucket()
+        cleanup.callback(s3_server.remove_bucket, bucket)
 
         http_port = https_port = free_port()
         while https_port == http_port:
@@ -549,6 +569,7 @@ def stack():
                     f"CACHE_KEY_PREFIX={prefix}",
                     f"DATA_DIR={data_dir}",
                     f"MEDIA_ROOT={data_dir / 'media'}",
+                    *(f"{name}={value}" for name, value in s3_server.environment(bucket).items()),
                     f"MAX_UPLOAD_MB={MAX_UPLOAD_MB}",
                     "RATELIMIT_IP_META_KEY=HTTP_X_REAL_IP",
                     "PRIVATE_MEDIA_X_ACCEL=1",
@@ -588,18 +609,20 @@ def stack():
         output = collect.communicate(timeout=120)[0]
         assert collect.returncode == 0, output.decode()
 
-        # Host B: the same release and secrets, a DATA_DIR of its own (its static files
-        # copied as a deploy would), the shared MEDIA_ROOT, half the workers.
+        # Host B: the same release, secrets and bucket, a DATA_DIR and MEDIA_ROOT of its own
+        # (its static files copied as a deploy would), half the workers.
         data_b = root / "data-b"
-        data_b.mkdir()
+        (data_b / "media").mkdir(parents=True)
         shutil.copytree(data_dir / "static", data_b / "static")
         env_b = root / "stack-b.env"
         env_b.write_text(
             env_file.read_text()
             .replace(f"DATA_DIR={data_dir}\n", f"DATA_DIR={data_b}\n")
+            .replace(f"MEDIA_ROOT={data_dir / 'media'}\n", f"MEDIA_ROOT={data_b / 'media'}\n")
             .replace(f"GUNICORN_BIND=unix:{socket_path}\n", f"GUNICORN_BIND=unix:{socket_b}\n")
             .replace(f"WORKERS={WORKERS}\n", f"WORKERS={WORKERS_B}\n")
         )
+        assert f"MEDIA_ROOT={data_b / 'media'}\n" in env_b.read_text(), "no folder is shared"
         hosts = []
         for name, host_env, host_socket in (("a", env_file, socket_path), ("b", env_b, socket_b)):
             host_log = root / ("gunicorn.log" if name == "a" else f"gunicorn-{name}.log")
@@ -657,6 +680,8 @@ def stack():
             acme_root=root / "acme",
             redis_socket=redis_socket,
             redis_url=redis_url,
+            s3=s3_server,
+            bucket=bucket,
             hosts=hosts,
         )
 
@@ -775,7 +800,9 @@ def test_an_upload_just_over_the_limit_stops_at_nginx(stack):
     assert stack.gunicorn_saw(marker)
 
 
-def test_static_files_and_public_pictures_come_from_nginx_with_cache_headers(stack):
+def test_static_files_come_from_nginx_and_public_pictures_from_the_bucket_with_cache_headers(
+    stack,
+):
     static_root = Path(stack.env["HOME"]) / "data" / "static"
     manifest = json.loads((static_root / "staticfiles.json").read_text())["paths"]
     hashed = manifest["css/site.css"]
@@ -790,17 +817,18 @@ def test_static_files_and_public_pictures_come_from_nginx_with_cache_headers(sta
     assert compressed.header("Content-Encoding") == "gzip"
     assert stack.request("/static/css/site.css").header("Cache-Control") == "public, max-age=3600"
 
-    media_root = Path(stack.env["HOME"]) / "data" / "media"
+    # Public pictures are read from the bucket's own URL, as the pages name them, with the
+    # lifetime the app set on each object; no host has them on its disk, so nginx's /media/
+    # (which production keeps) answers 404 by itself.
     markers = [marker]
     for name in stack.data["public_files"]:
+        served = requests.get(stack.bucket_url(f"public/{name}"), timeout=10)
+        assert served.status_code == 200, name
+        assert served.content == stack.object(f"public/{name}")
+        assert served.headers["Content-Type"] == "image/jpeg"
+        assert served.headers["Cache-Control"] == PUBLIC_FILE_CACHE_CONTROL
         markers.append(f"media-{secrets.token_hex(4)}")
-        response = stack.request(f"/media/{name}?probe={markers[-1]}")
-        assert response.status == 200, name
-        assert response.body == (media_root / "public" / name).read_bytes()
-        assert response.header("Content-Type") == "image/jpeg"
-        assert response.header("Cache-Control") == PUBLIC_FILE_CACHE_CONTROL
-        assert response.header("Content-Security-Policy") == "default-src 'none'; sandbox"
-        assert response.header("X-Content-Type-Options") == "nosniff"
+        assert stack.request(f"/media/{name}?probe={markers[-1]}").status == 404
     stack.assert_gunicorn_never_saw(*markers)
 
 
@@ -822,10 +850,12 @@ def test_an_unapproved_picture_reaches_only_moderators(stack):
     assert anonymous.status == 302
     assert "/admin/login/" in anonymous.header("Location")
 
+    assert requests.get(stack.bucket_url(f"private/{name}"), timeout=10).status_code == 403
+
+    # The app reads the object with its credentials and sends it (nginx has none).
     response = stack.request(f"/moderation/file/{uuid}/master", cookies=stack.login())
     assert response.status == 200
-    private = Path(stack.env["HOME"]) / "data" / "media" / "private" / name
-    assert response.body == private.read_bytes()
+    assert response.body == stack.object(f"private/{name}")
     assert response.header("Content-Type") == "image/jpeg"
     assert response.header("X-Accel-Redirect") is None
     assert response.header("Content-Security-Policy") == "default-src 'none'; sandbox"
@@ -833,14 +863,14 @@ def test_an_unapproved_picture_reaches_only_moderators(stack):
     assert set(response.all("Cache-Control")) == {"private, no-store"}
 
 
-def test_the_api_delivers_a_public_picture_through_nginx(stack):
+def test_the_api_delivers_a_public_picture_from_the_bucket_through_nginx(stack):
     response = stack.request(f"/v1/donation/{stack.data['public'][0]}", host=API)
     assert response.status == 200
     assert response.header("Content-Type") == "image/jpeg"
     assert response.header("X-Accel-Redirect") is None
     assert len(response.all("Cache-Control")) == 1  # the app's, not also the /media/ one
-    files = Path(stack.env["HOME"]) / "data" / "media" / "public"
-    assert any(response.body == (files / name).read_bytes() for name in stack.data["public_files"])
+    files = stack.data["public_files"]
+    assert any(response.body == stack.object(f"public/{name}") for name in files)
 
 
 def worker_pids(master: int) -> set[int]:
@@ -1007,6 +1037,7 @@ def test_a_backup_taken_while_votes_arrive_restores_consistently(stack):
     assert sum(row[1] + row[2] for row in tallies) > 0
     for pair, num_yes, num_no, yes_votes, no_votes in tallies:
         assert (num_yes, num_no) == (yes_votes, no_votes), f"pair {pair}"
+    # backup.sh saves MEDIA_ROOT (the bucket is backed up by the store's own tools).
     media_root = Path(stack.env["HOME"]) / "data" / "media"
     assert media_files(restored_media) == media_files(media_root)
 
@@ -1287,9 +1318,17 @@ def test_a_photo_donated_through_one_host_is_moderated_through_the_other_and_ser
                            headers={"Content-Type": content_type}, address="127.0.0.71")  # fmt: skip
     assert donated.status == 200, donated.body
     uuid = donated.json()["uuid"]
+    # A wrote its three renditions to private/ of the bucket...
+    stored = [key for key in stack.s3.keys(stack.bucket) if uuid in key]
+    assert len(stored) == 3 and all(key.startswith("private/") for key in stored), stored
+    (master,) = [key for key in stored if key.startswith(f"private/{uuid[:2]}/{uuid}.")]
+    private = stack.object(master)
+    assert requests.get(stack.bucket_url(master), timeout=10).status_code == 403
     cookies = sign_in(stack, form_from=host_b, post_to=host_b)
     pending = stack.direct(host_b, f"/moderation/file/{uuid}/master", cookies=cookies)
-    assert pending.status == 200 and pending.header("X-Accel-Redirect")  # B sees A's file
+    assert pending.status == 200, pending.body[:500]  # ...and B reads it from there
+    assert pending.header("X-Accel-Redirect") is None and pending.body == private
+    assert pending.header("Cache-Control") == "private, no-store"
     queue = stack.direct(host_b, "/admin/donations/image/queue/", cookies=cookies)
     assert uuid.encode() in queue.body
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', queue.body)[1].decode()
@@ -1307,9 +1346,18 @@ def test_a_photo_donated_through_one_host_is_moderated_through_the_other_and_ser
     assert decided.status == 302
     page = stack.request(f"/image/{uuid}?fresh=1")
     assert page.status == 200
-    display = re.search(rb'<img src="(/media/[^"]+)"', page.body)[1].decode()
-    picture = stack.request(display)
-    assert picture.status == 200 and picture.header("Content-Type") == "image/jpeg"
+    # The page names the picture at the bucket's public URL, and lets browsers load it there.
+    display = re.search(rf'<img src="([^"]+/{uuid}-[^"]+)"'.encode(), page.body)[1].decode()
+    assert display.startswith(stack.bucket_url("public/")), display
+    csp = page.header("Content-Security-Policy")
+    assert stack.s3.endpoint in re.search(r"img-src ([^;]+)", csp)[1].split(), csp
+    picture = requests.get(display, timeout=10)
+    assert picture.status_code == 200 and picture.headers["Content-Type"] == "image/jpeg"
+    assert picture.content == stack.object(display.removeprefix(stack.bucket_url("")))
+    # Nothing of it is on either host's disk, and host B has no picture at all there.
+    for host in (host_a, host_b):
+        assert not list(stack.media_root(host).rglob(f"*{uuid}*")), host.name
+    assert not [path for path in stack.media_root(host_b).rglob("*") if path.is_file()]
 
 
 def test_the_vote_limit_is_exact_across_both_hosts(stack):
