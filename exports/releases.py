@@ -68,19 +68,27 @@ JOIN labels_label l ON l.id = used.label_id
 LEFT JOIN labels_label parent ON parent.id = l.parent_id
 """
 
-# The accepted outline of each released pair, at the revision accepted now, with what the
-# exports write of it; the same join the live exports read (Export.outline_join). A revision
-# without measured shapes draws nothing in any export and is not frozen.
+# The accepted outlines of each released pair, at the revision accepted now, with what the
+# exports write of them: the live pair `p` joined as every live export joins its outlines
+# (Export.outline_join). A revision without measured shapes draws nothing in any export
+# and is not frozen.
 OUTLINES_SQL = """
 INSERT INTO exports_releaseoutline (entry_id, annotation_id, revision, export_original,
                                     export_coco, coverage)
-SELECT e.id, a.id, r.number, r.export_original, r.export_coco, r.coverage
+SELECT e.id, r.annotation_id, r.number, r.export_original, r.export_coco, r.coverage
 FROM exports_releaseentry e
 JOIN validation_imagelabel p ON p.image_id = e.image_id AND p.label_id = e.label_id
-JOIN annotations_annotation a ON a.pair_id = p.id AND a.status = 'accepted'
-JOIN annotations_annotationrevision r ON r.annotation_id = a.id AND r.number = a.revision
-WHERE e.release_id = %s AND cardinality(r.export_coco) > 0
 """
+
+
+def outlines_sql(live: Export, release_id: int) -> Sql:
+    """INSERT … SELECT of the accepted outlines of the release's pairs, as `live` reads them."""
+    return compose(
+        OUTLINES_SQL,
+        live.outline_join("p"),
+        Sql(" WHERE e.release_id = %s AND cardinality(r.export_coco) > 0", [release_id]),
+    )
+
 
 # Frozen outlines keyed by their outline in two releases; one whose revision or shapes
 # differ is "changed". Revoked pictures are left out when the changes are listed.
@@ -253,7 +261,8 @@ def cut_release(
         release.images, release.pairs = cursor.fetchone()
         if not release.images:
             raise ReleaseError("the query matches no public image; a release needs one")
-        cursor.execute(OUTLINES_SQL, [release.pk])
+        sql = outlines_sql(export, release.pk)
+        cursor.execute(sql.text, sql.params)
         release.outlines = cursor.rowcount
         # The folders the tar used at this moment, from the same snapshot.
         folders = folder_names(Snapshot(connection.connection, taken))
