@@ -44,7 +44,17 @@ class CutReleaseForm(forms.ModelForm):
 
 @admin.register(Release)
 class ReleaseAdmin(admin.ModelAdmin):
-    list_display = ["slug", "created", "images", "pairs", "added", "removed", "changed", "query"]
+    list_display = [
+        "slug",
+        "created",
+        "images",
+        "pairs",
+        "outlines",
+        "added",
+        "removed",
+        "changed",
+        "query",
+    ]
     search_fields = ["slug", "notes"]
     readonly_fields = [
         "slug",
@@ -57,12 +67,16 @@ class ReleaseAdmin(admin.ModelAdmin):
         "notes",
         "images",
         "pairs",
+        "outlines",
         "master_bytes",
         "missing_files",
         "previous",
         "added",
         "removed",
         "changed",
+        "outlines_added",
+        "outlines_removed",
+        "outlines_changed",
         "quality",
     ]
 

@@ -39,21 +39,22 @@ KINDS = ("yolo", "voc", "labelme")
 
 def outlined_images(export: Export) -> Sql:
     """Per picture with accepted outlines, in image order: (uuid, format, publication,
-    width, height, split, label ids, COCO tails, original tails), one entry per shape."""
-    if export.release_id is not None:  # a release freezes pairs, not outlines
-        return Sql("SELECT NULL WHERE FALSE")
-    order = "ORDER BY a.id, s.n"
+    width, height, split, label ids, COCO tails, original tails), one entry per shape.
+    A release's are the outlines it froze (Export.outline_join)."""
+    order = "ORDER BY r.annotation_id, s.n"
     return compose(
         "SELECT img.uuid, img.format, img.publication, img.width, img.height, ",
         export.split_of() if export.split else "NULL",
         f""", array_agg(p.label_id {order}), array_agg(s.coco {order}),
             array_agg(s.original {order})
         FROM donations_image img
-        JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+        JOIN """,
+        export.pairs,
+        " p ON p.image_id = img.id AND ",
         export.positive(),
+        "\n        ",
+        export.outline_join("p"),
         """
-        JOIN annotations_annotation a ON a.pair_id = p.id AND a.status = 'accepted'
-        JOIN annotations_annotationrevision r ON r.annotation_id = a.id AND r.number = a.revision
         CROSS JOIN LATERAL unnest(r.export_coco, r.export_original)
             WITH ORDINALITY AS s(coco, original, n)
         WHERE """,
@@ -63,25 +64,34 @@ def outlined_images(export: Export) -> Sql:
 
 
 def class_names(snap, export: Export) -> dict[int, str]:
-    """The outlined labels in label order, each with its name (a part as dog/eye)."""
+    """The outlined labels in label order, each with its name (a part as dog/eye; a
+    release's as it was when it was cut)."""
     sql = compose(
-        "SELECT DISTINCT p.label_id FROM donations_image img JOIN validation_imagelabel p "
-        "ON p.image_id = img.id AND ",
+        "SELECT DISTINCT p.label_id FROM donations_image img JOIN ",
+        export.pairs,
+        " p ON p.image_id = img.id AND ",
         export.positive(),
-        " JOIN annotations_annotation a ON a.pair_id = p.id AND a.status = 'accepted' WHERE ",
+        " ",
+        export.outline_join("p", geometry=False),
+        " WHERE ",
         export.matching(),
     )
-    ids = sorted(label_id for (label_id,) in snap.rows(sql)) if export.release_id is None else []
+    ids = sorted(label_id for (label_id,) in snap.rows(sql))
     if not ids:
         return {}
-    rows = snap.rows(
-        Sql(
+    if export.release_id is None:
+        names_sql = Sql(
             "SELECT l.id, COALESCE(parent.name || '/', '') || l.name FROM labels_label l "
             "LEFT JOIN labels_label parent ON parent.id = l.parent_id WHERE l.id = ANY(%s)",
             [ids],
         )
-    )
-    names = dict(rows)
+    else:
+        names_sql = Sql(
+            "SELECT label_id, label || CASE sublabel WHEN '' THEN '' ELSE '/' || sublabel END "
+            "FROM exports_releaselabel WHERE release_id = %s AND label_id = ANY(%s)",
+            [export.release_id, ids],
+        )
+    names = dict(snap.rows(names_sql))
     return {label_id: names[label_id] for label_id in ids}
 
 
@@ -180,7 +190,7 @@ def render_detection(export: Export, kind: str) -> Iterator[bytes]:
         names = class_names(snap, export)
         classes = {name: index for index, name in enumerate(names.values())}
         splits: dict[str, list[str]] = {}
-        images = missing = 0
+        images = missing = objects = 0
 
         def member(path: str, content: bytes) -> Iterator[bytes]:
             yield from archive.member(f"{folder}/{path}", len(content), iter([content]))
@@ -208,6 +218,7 @@ def render_detection(export: Export, kind: str) -> Iterator[bytes]:
                 yield from archive.member(f"{folder}/{image_path}", handle.size, chunks)
             hashes.write(f"{digest.hexdigest()}  {image_path}\n".encode())
             images += 1
+            objects += len(shapes)
             image_name = image_path.rsplit("/", 1)[-1]
             if kind == "yolo":
                 content = _yolo_lines(shapes, classes, shown_width, shown_height)
@@ -226,12 +237,20 @@ def render_detection(export: Export, kind: str) -> Iterator[bytes]:
             yield from member("labels.txt", _lines(list(classes)))
         else:
             yield from member("labels.txt", _lines(list(classes)))
+        release_line = (
+            f"# release: {export.release_slug} (its outlines as accepted when it was cut, "
+            "minus the pictures revoked since)\n"
+            if export.release_id is not None
+            else ""
+        )
         head = (
             f"# ImageMonkey detection export, format={kind}\n"
-            f"# query: {json.dumps(str(export.query))}\n"
+            + release_line
+            + f"# query: {json.dumps(str(export.query))}\n"
             f"# size: {export.size} ({rendition} rendition)\n"
             f"# snapshot: {snap.taken.isoformat()}\n"
-            f"# images: {images}\n# images whose file is missing: {missing}\n"
+            f"# images: {images}\n# shapes (one per box or polygon): {objects}\n"
+            f"# images whose file is missing: {missing}\n"
             "# check every file, in this folder, with: grep -v '^#' MANIFEST | sha256sum -c\n"
         ).encode()
         size = hashes.tell()

@@ -145,11 +145,39 @@ class Export:
         checked again (an EXISTS per image that would drive the plan).
         """
         if self.release_id is not None:
-            return Sql(RELEASED_IMAGES, [Image.Status.PUBLIC, self.release_id])
-        condition = self.query.condition(passing=self.passing())
+            condition = Sql(RELEASED_IMAGES, [Image.Status.PUBLIC, self.release_id])
+        else:
+            condition = self.query.condition(passing=self.passing())
         if self.annotations_only and not outlined:
-            return compose(condition, " AND EXISTS (SELECT 1 ", OUTLINED, self.positive("ap"), ")")
+            return compose(
+                condition,
+                " AND EXISTS (SELECT 1 FROM ",
+                self.pairs,
+                " ap ",
+                self.outline_join("ap", geometry=False),
+                " WHERE ap.image_id = img.id AND ",
+                self.positive("ap"),
+                ")",
+            )
         return condition
+
+    def outline_join(self, pair: str = "p", geometry: bool = True) -> str:
+        """SQL text joining the accepted outlines of the pair aliased `pair` (a row of
+        `pairs`): one row per outline, `r`, with its annotation_id, export_original,
+        export_coco and coverage. Live, the revision the crowd accepted; a release's, the
+        revision it froze when it was cut (exports_releaseoutline), whatever happened since.
+
+        Without `geometry` a live join stops at the accepted outline (enough to know one
+        exists) and binds `a` instead of `r`; a release's binds `r` either way.
+        """
+        if self.release_id is not None:
+            return f"JOIN exports_releaseoutline r ON r.entry_id = {pair}.id"
+        accepted = (
+            f"JOIN annotations_annotation a ON a.pair_id = {pair}.id AND a.status = 'accepted'"
+        )
+        if not geometry:
+            return accepted
+        return f"{accepted} JOIN annotations_annotationrevision r ON r.annotation_id = a.id AND r.number = a.revision"
 
     def split_of(self) -> Sql:
         """SQL for the split ("train", "val" or "test") of the image aliased `img`.
@@ -213,18 +241,25 @@ class Export:
             self.matching(),
         )
 
+    def outline_rows(self) -> Sql:
+        """(label_id, shapes) of every accepted outline of the export's positive pairs
+        (a release's: those it froze): what its quality report counts of outlines."""
+        return compose(
+            "SELECT p.label_id, cardinality(r.export_coco) FROM donations_image img JOIN ",
+            self.pairs,
+            " p ON p.image_id = img.id AND ",
+            self.positive(),
+            " ",
+            self.outline_join("p"),
+            " WHERE ",
+            self.matching(outlined=True),
+        )
+
     def passing(self, alias: str = "p") -> Sql:
         """The pair filter: positives, and verified negatives when they are asked for."""
         if not self.negatives:
             return self.positive(alias)
         return compose("((", self.positive(alias), ") OR (", self.negative(alias), "))")
-
-
-# An accepted outline of a pair of the picture `img` (a pair aliased `ap`), for
-# annotations_only: the condition on `ap` follows.
-OUTLINED = """FROM validation_imagelabel ap
-    JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
-    WHERE ap.image_id = img.id AND """
 
 
 # A released image is served while it is public and has not been revoked.
@@ -543,7 +578,7 @@ def measure_quality(export: Export) -> dict:
     (quality.of_export measures the same inside an export's snapshot)."""
     about = {"query": str(export.query), "snapshot": timezone.now().isoformat()}
     with bounded() as db, db.cursor() as cursor:
-        return quality.measure(export.pair_rows(), cursor, about)
+        return quality.measure(export.pair_rows(), cursor, about, export.outline_rows())
 
 
 def validation_counts(min_probability: float, min_count: int) -> list[dict]:

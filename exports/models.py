@@ -8,9 +8,10 @@ download leaves out and `/v1/revocations.jsonl` lists for copies already made.
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -64,6 +65,11 @@ class Release(models.Model):
     added = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
+    # Accepted outlines frozen with the pairs, and against the previous release's.
+    outlines = models.PositiveIntegerField(default=0)
+    outlines_added = models.PositiveIntegerField(default=0)
+    outlines_removed = models.PositiveIntegerField(default=0)
+    outlines_changed = models.PositiveIntegerField(default=0)
     quality = models.JSONField(
         default=dict, blank=True, help_text="The quality report (exports.quality), made at the cut."
     )
@@ -117,6 +123,48 @@ class ReleaseEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release_id}: {self.image_uuid} {self.label_id}"
+
+
+class ReleaseOutline(models.Model):
+    """An accepted outline of a released pair, at the revision accepted when the release
+    was cut, with what the exports write of its shapes (annotations.geometry).
+
+    Columns are named as the revision table's (annotation_id, export_original,
+    export_coco, coverage), so the export's SQL reads either table the same way
+    (Export.outline_join). Not foreign keys to the outline: a release outlives any
+    change, a later revision, a rejection or the outline's deletion.
+    """
+
+    entry = models.ForeignKey(
+        ReleaseEntry, on_delete=models.CASCADE, related_name="outlines", db_index=False
+    )
+    annotation_id = models.IntegerField()
+    revision = models.PositiveIntegerField(help_text="The revision accepted at the cut.")
+    export_original = ArrayField(models.TextField())
+    export_coco = ArrayField(models.TextField())
+    coverage = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            # The entry's index: (entry, annotation) is looked up from the entry too.
+            models.UniqueConstraint(
+                fields=["entry", "annotation_id"],
+                name="one_frozen_revision_per_outline",
+                violation_error_message="A release freezes one revision of each outline.",
+            ),
+            models.CheckConstraint(
+                condition=Q(revision__gte=1), name="release_outline_revision_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(export_coco__len__gte=1)
+                & Q(export_coco__len=F("export_original__len")),
+                name="release_outline_shapes_measured",
+                violation_error_message="A frozen outline has each of its shapes in both forms.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"outline {self.annotation_id} r{self.revision} of {self.entry_id}"
 
 
 class ReleaseLabel(models.Model):

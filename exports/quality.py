@@ -162,6 +162,15 @@ def _estimate(right: int, total: int) -> dict:
     }
 
 
+def release_outlines(release_id: int) -> Sql:
+    """The outlines a release's report counts: every frozen one, (label_id, shapes)."""
+    return Sql(
+        "SELECT e.label_id, cardinality(o.export_coco) FROM exports_releaseoutline o "
+        "JOIN exports_releaseentry e ON e.id = o.entry_id WHERE e.release_id = %s",
+        [release_id],
+    )
+
+
 def release_pairs(release_id: int) -> Sql:
     """The pairs a release's report measures: every frozen row with a label."""
     return Sql(
@@ -187,11 +196,19 @@ class _Measuring:
         return {row[0]: row[1:] for row in self.fetch(sql, params)}
 
 
-def measure(pairs: Sql, cursor, about: dict) -> dict:
+def measure(pairs: Sql, cursor, about: dict, outlines: Sql) -> dict:
     """The report of the pairs `pairs` selects (image_id, label_id, status), from them and
-    the gold on the cursor's snapshot. `about` says what was measured: {"release": slug}
+    the gold on the cursor's snapshot, with the accepted outlines `outlines` selects
+    (label_id, shapes) counted per label. `about` says what was measured: {"release": slug}
     or {"query": text}, and "snapshot", the time of the snapshot (ISO 8601)."""
     run = _Measuring(cursor, pairs)
+    counted = compose(
+        "SELECT label_id, count(*), COALESCE(sum(shapes), 0) FROM (",
+        outlines,
+        ") AS outlines(label_id, shapes) GROUP BY label_id",
+    )
+    cursor.execute(counted.text, counted.params)
+    outlined = {label_id: (count, shapes) for label_id, count, shapes in cursor.fetchall()}
     statuses = [PairStatus.VALIDATED, PairStatus.REJECTED, PairStatus.OPEN]
     settled = run.by_label(SETTLED_SQL, statuses)
     gold = run.by_label(
@@ -248,6 +265,8 @@ def measure(pairs: Sql, cursor, about: dict) -> dict:
                     "right": right,
                     "accuracy": round(right / answered, 4) if answered else None,
                 },
+                "outlines": outlined.get(label_id, (0, 0))[0],
+                "outline_shapes": outlined.get(label_id, (0, 0))[1],
                 "pairs_by_voters": voters.get(label_id, empty)["voters"],
                 "pairs_by_networks": voters.get(label_id, empty)["networks"],
             }
@@ -319,6 +338,23 @@ def as_markdown(report: dict) -> str:
                 f"| {name.replace('|', chr(92) + '|')} | {share(row['validated_revote'])} | "
                 f"{share(row['rejected_revote'])} |"
             )
+    if any("outlines" in row for row in report["labels"]):  # reports since releases froze them
+        lines += [
+            "",
+            "## Accepted outlines",
+            "",
+            "Outlines the crowd accepted of the label's positive pairs, and their shapes (the "
+            "boxes and polygons of the detection formats).",
+            "",
+            "| label | outlines | shapes |",
+            "|---|---:|---:|",
+        ]
+        for row in report["labels"]:
+            name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
+            lines.append(
+                f"| {name.replace('|', chr(92) + '|')} | {row['outlines']} | "
+                f"{row['outline_shapes']} |"
+            )
     lines += [
         "",
         "## Independent voters per pair",
@@ -374,7 +410,7 @@ def of_export(export, snap) -> dict:
         return json.loads(text) or {}
     about = {"query": str(export.query), "snapshot": snap.taken.isoformat()}
     with snap.raw.cursor() as cursor:
-        return measure(export.pair_rows(), cursor, about)
+        return measure(export.pair_rows(), cursor, about, export.outline_rows())
 
 
 def stored(release_id: int) -> Sql:

@@ -45,6 +45,12 @@ def release_json(release: Release) -> dict:
             "removed": release.removed,
             "changed": release.changed,
         },
+        "outlines": release.outlines,
+        "outline_changes_since_previous": {
+            "added": release.outlines_added,
+            "removed": release.outlines_removed,
+            "changed": release.outlines_changed,
+        },
         "labels": [
             {"label": label.label, "sublabel": label.sublabel, "pairs": label.pairs}
             for label in release.labels.all()
@@ -78,8 +84,8 @@ def named(slug: str) -> Release | None:
 @public_read
 @limit("export", "EXPORT_RATE", methods=("GET", "HEAD"), by_address_only=True)
 def release_changes(request: HttpRequest, slug: str) -> HttpResponse:
-    """The pairs added, removed or changed since `since` (default: the previous release;
-    for the first release, every pair is added)."""
+    """The pairs, then the outlines, added, removed or changed since `since` (default: the
+    previous release; for the first release, everything is added)."""
     new = named(slug)
     if new is None:
         return json_error(f"there is no release {slug!r}; see /v1/releases", 404)
@@ -99,9 +105,10 @@ def release_changes(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
-def _lines(sql):
+def _lines(queries):
     with snapshot() as snap:
-        yield from snap.copy_lines(sql)
+        for sql in queries:
+            yield from snap.copy_lines(sql)
 
 
 @public_read

@@ -68,6 +68,53 @@ JOIN labels_label l ON l.id = used.label_id
 LEFT JOIN labels_label parent ON parent.id = l.parent_id
 """
 
+# The accepted outlines of each released pair, at the revision accepted now, with what the
+# exports write of them: the live pair `p` joined as every live export joins its outlines
+# (Export.outline_join). A revision without measured shapes draws nothing in any export
+# and is not frozen.
+OUTLINES_SQL = """
+INSERT INTO exports_releaseoutline (entry_id, annotation_id, revision, export_original,
+                                    export_coco, coverage)
+SELECT e.id, r.annotation_id, r.number, r.export_original, r.export_coco, r.coverage
+FROM exports_releaseentry e
+JOIN validation_imagelabel p ON p.image_id = e.image_id AND p.label_id = e.label_id
+"""
+
+
+def outlines_sql(live: Export, release_id: int) -> Sql:
+    """INSERT … SELECT of the accepted outlines of the release's pairs, as `live` reads them."""
+    return compose(
+        OUTLINES_SQL,
+        live.outline_join("p"),
+        Sql(" WHERE e.release_id = %s AND cardinality(r.export_coco) > 0", [release_id]),
+    )
+
+
+# Frozen outlines keyed by their outline in two releases; one whose revision or shapes
+# differ is "changed". Revoked pictures are left out when the changes are listed.
+OUTLINE_DIFFERENCE = """
+WITH old AS (
+    SELECT e.image_uuid, e.label_id, o.annotation_id, o.revision, o.export_coco
+    FROM exports_releaseoutline o JOIN exports_releaseentry e ON e.id = o.entry_id
+    WHERE e.release_id = %s
+), new AS (
+    SELECT e.image_uuid, e.label_id, o.annotation_id, o.revision, o.export_coco
+    FROM exports_releaseoutline o JOIN exports_releaseentry e ON e.id = o.entry_id
+    WHERE e.release_id = %s
+), joined AS (
+    SELECT COALESCE(new.image_uuid, old.image_uuid) AS uuid,
+           COALESCE(new.label_id, old.label_id) AS label_id,
+           COALESCE(new.annotation_id, old.annotation_id) AS annotation_id,
+           CASE WHEN old.annotation_id IS NULL THEN 'added'
+                WHEN new.annotation_id IS NULL THEN 'removed'
+                ELSE 'changed' END AS change,
+           old, new
+    FROM old FULL JOIN new ON new.annotation_id = old.annotation_id
+    WHERE old.annotation_id IS NULL OR new.annotation_id IS NULL
+       OR (old.revision, old.export_coco) IS DISTINCT FROM (new.revision, new.export_coco)
+)
+"""
+
 # Pairs keyed by (image, label) in two releases; a pair whose counts or status differ
 # is "changed". Revoked pictures are left out on both sides, as from every download.
 DIFFERENCE = """
@@ -89,7 +136,7 @@ joined AS (
 COUNT_CHANGES = "SELECT change, count(*) FROM joined GROUP BY change"
 CHANGE_LINES = """
 SELECT json_build_object(
-    'change', joined.change, 'uuid', joined.uuid, 'label', names.label, 'sublabel', names.sublabel,
+    'kind', 'pair', 'change', joined.change, 'uuid', joined.uuid, 'label', names.label, 'sublabel', names.sublabel,
     'before', CASE WHEN joined.change = 'added' THEN NULL ELSE json_build_object(
         'num_yes', (joined.old).num_yes, 'num_no', (joined.old).num_no,
         'probability', (joined.old).probability, 'confidence', (joined.old).confidence,
@@ -107,6 +154,23 @@ WHERE NOT EXISTS (SELECT 1 FROM exports_revocation r WHERE r.image_uuid = joined
 ORDER BY joined.uuid, joined.label_id"""
 
 
+OUTLINE_CHANGE_LINES = """
+SELECT json_build_object(
+    'kind', 'outline', 'change', joined.change, 'uuid', joined.uuid,
+    'label', names.label, 'sublabel', names.sublabel, 'outline', joined.annotation_id,
+    'before', CASE WHEN joined.change = 'added' THEN NULL ELSE json_build_object(
+        'revision', (joined.old).revision, 'shapes', cardinality((joined.old).export_coco)) END,
+    'after', CASE WHEN joined.change = 'removed' THEN NULL ELSE json_build_object(
+        'revision', (joined.new).revision, 'shapes', cardinality((joined.new).export_coco)) END
+)::text
+FROM joined
+LEFT JOIN exports_releaselabel names
+    ON names.label_id = joined.label_id
+   AND names.release_id = CASE WHEN joined.change = 'removed' THEN %s ELSE %s END
+WHERE NOT EXISTS (SELECT 1 FROM exports_revocation r WHERE r.image_uuid = joined.uuid)
+ORDER BY joined.uuid, joined.label_id, joined.annotation_id"""
+
+
 def difference_counts(old_id: int, new_id: int, *, cursor) -> dict[str, int]:
     """Pairs added, removed and changed, as the release was cut (revocations come later)."""
     sql = compose(Sql(DIFFERENCE, [old_id, new_id]), COUNT_CHANGES)
@@ -114,11 +178,25 @@ def difference_counts(old_id: int, new_id: int, *, cursor) -> dict[str, int]:
     return {"added": 0, "removed": 0, "changed": 0, **dict(cursor.fetchall())}
 
 
-def changes_sql(old: Release | None, new: Release) -> Sql:
-    """One JSON object per line for each pair added, removed or changed from `old` to `new`
-    (from nothing when `old` is None: every pair is added)."""
+def outline_difference_counts(old_id: int, new_id: int, *, cursor) -> dict[str, int]:
+    """Outlines added, removed and changed, as the release was cut."""
+    sql = compose(Sql(OUTLINE_DIFFERENCE, [old_id, new_id]), COUNT_CHANGES)
+    cursor.execute(sql.text, sql.params)
+    return {"added": 0, "removed": 0, "changed": 0, **dict(cursor.fetchall())}
+
+
+def changes_sql(old: Release | None, new: Release) -> list[Sql]:
+    """The changes from `old` to `new` (from nothing when `old` is None: everything is
+    added), one JSON object per line: each pair added, removed or changed, then each
+    outline added, removed or changed (a new revision, or other shapes)."""
     old_id = old.pk if old is not None else None  # release_id = NULL matches no row
-    return compose(Sql(DIFFERENCE, [old_id, new.pk]), Sql(CHANGE_LINES, [old_id, new.pk]))
+    return [
+        compose(Sql(DIFFERENCE, [old_id, new.pk]), Sql(CHANGE_LINES, [old_id, new.pk])),
+        compose(
+            Sql(OUTLINE_DIFFERENCE, [old_id, new.pk]),
+            Sql(OUTLINE_CHANGE_LINES, [old_id, new.pk]),
+        ),
+    ]
 
 
 @transaction.atomic
@@ -183,6 +261,9 @@ def cut_release(
         release.images, release.pairs = cursor.fetchone()
         if not release.images:
             raise ReleaseError("the query matches no public image; a release needs one")
+        sql = outlines_sql(export, release.pk)
+        cursor.execute(sql.text, sql.params)
+        release.outlines = cursor.rowcount
         # The folders the tar used at this moment, from the same snapshot.
         folders = folder_names(Snapshot(connection.connection, taken))
         labels = list(release.labels.all())
@@ -190,10 +271,18 @@ def cut_release(
             label.folder = folders[label.label_id]
         ReleaseLabel.objects.bulk_update(labels, ["folder"])
         about = {"release": release.slug, "snapshot": taken.isoformat()}
-        release.quality = quality.measure(quality.release_pairs(release.pk), cursor, about)
+        release.quality = quality.measure(
+            quality.release_pairs(release.pk), cursor, about, quality.release_outlines(release.pk)
+        )
         if previous is not None:
             counts = difference_counts(previous.pk, release.pk, cursor=cursor)
             release.added, release.removed, release.changed = (
+                counts["added"],
+                counts["removed"],
+                counts["changed"],
+            )
+            counts = outline_difference_counts(previous.pk, release.pk, cursor=cursor)
+            release.outlines_added, release.outlines_removed, release.outlines_changed = (
                 counts["added"],
                 counts["removed"],
                 counts["changed"],

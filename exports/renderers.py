@@ -126,26 +126,27 @@ def outline_objects(export: Export) -> Sql:
     """SQL text of image `img`'s accepted outlines, as the original's export wrote them:
     `{"label":…,"sublabel":…,"type":"rect",…}` per shape, comma-separated (needs cellmap).
 
-    Outlines are of the image's positive pairs, at the revision the crowd accepted; their
-    JSON was measured when the revision was drawn (annotations.geometry). A release
-    freezes pairs, not outlines: its exports carry none.
+    Outlines are of the image's positive pairs, at the revision the crowd accepted (for a
+    release, the one accepted when it was cut: Export.outline_join); their JSON was
+    measured when the revision was drawn (annotations.geometry).
     """
-    if export.release_id is not None:
-        return Sql("''")
     # Most pictures have no accepted outline: a semi-join says so for them, cheaper than
     # starting the aggregate over the joins and shapes below (0.3 s of 2.3 s of
     # PostgreSQL's CPU for the JSON of 1M pairs without outlines).
     return compose(
-        """CASE WHEN EXISTS (SELECT 1 FROM validation_imagelabel ap
-            JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
-            WHERE ap.image_id = img.id AND """,
+        "CASE WHEN EXISTS (SELECT 1 FROM ",
+        export.pairs,
+        " ap ",
+        export.outline_join("ap", geometry=False),
+        " WHERE ap.image_id = img.id AND ",
         export.positive("ap"),
         """) THEN COALESCE((SELECT string_agg(((SELECT m FROM cellmap) ->> ap.label_id::text)
-                || ',' || s.shape, ',' ORDER BY a.id, s.n)
-            FROM validation_imagelabel ap
-            JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
-            JOIN annotations_annotationrevision r
-                ON r.annotation_id = a.id AND r.number = a.revision
+                || ',' || s.shape, ',' ORDER BY r.annotation_id, s.n)
+            FROM """,
+        export.pairs,
+        " ap ",
+        export.outline_join("ap"),
+        """
             CROSS JOIN LATERAL unnest(r.export_original) WITH ORDINALITY AS s(shape, n)
             WHERE ap.image_id = img.id AND """,
         export.positive("ap"),
@@ -157,22 +158,21 @@ def coco_annotations(export: Export) -> Sql:
     """COCO annotation entries, one per shape of each accepted outline of a positive pair:
     bbox, segmentation (one polygon) and area as measured when it was drawn. Ids are
     the outline's id × 128 + the shape's place in it (at most 100 shapes)."""
-    if export.release_id is not None:
-        return Sql("SELECT '' WHERE FALSE")
     return compose(
-        """SELECT ',{"id":' || (a.id * 128 + s.n) || ',"image_id":' || img.id
+        """SELECT ',{"id":' || (r.annotation_id * 128 + s.n) || ',"image_id":' || img.id
                 || ',"category_id":' || p.label_id || ',"iscrowd":0,' || s.shape
             FROM donations_image img
-            JOIN validation_imagelabel p ON p.image_id = img.id AND """,
+            JOIN """,
+        export.pairs,
+        " p ON p.image_id = img.id AND ",
         export.positive(),
+        "\n            ",
+        export.outline_join("p"),
         """
-            JOIN annotations_annotation a ON a.pair_id = p.id AND a.status = 'accepted'
-            JOIN annotations_annotationrevision r
-                ON r.annotation_id = a.id AND r.number = a.revision
             CROSS JOIN LATERAL unnest(r.export_coco) WITH ORDINALITY AS s(shape, n)
             WHERE """,
         export.matching(outlined=True),
-        " ORDER BY img.id, a.id, s.n",
+        " ORDER BY img.id, r.annotation_id, s.n",
     )
 
 

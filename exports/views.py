@@ -216,7 +216,9 @@ class ExportForm(forms.Form):
         }
         if data["release"] is not None:
             prefix = request.build_absolute_uri(IMAGE_PATH)
-            return release_export(data["release"], prefix, **packaging)
+            # A detection dataset holds only pictures with a frozen outline.
+            outlined = data["format"] in DETECTION_KINDS
+            return release_export(data["release"], prefix, annotations_only=outlined, **packaging)
         dataset = Export(
             query=data["query"],
             min_probability=data["min_probability"] or 0.0,

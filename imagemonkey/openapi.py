@@ -177,6 +177,12 @@ QUALITY = {
                     },
                     "pairs_by_voters": BUCKETED,
                     "pairs_by_networks": BUCKETED,
+                    "outlines": {
+                        **COUNT,
+                        "description": "Accepted outlines of the label's positive pairs "
+                        "(a release's: frozen at the cut; absent from reports made before).",
+                    },
+                    "outline_shapes": COUNT,
                 },
             },
         },
@@ -215,6 +221,8 @@ RELEASE = {
         "estimated_tar_bytes",
         "previous",
         "changes_since_previous",
+        "outlines",
+        "outline_changes_since_previous",
         "labels",
         "quality",
     ],
@@ -239,6 +247,15 @@ RELEASE = {
         },
         "previous": {"type": "string", "nullable": True},
         "changes_since_previous": {
+            "type": "object",
+            "required": ["added", "removed", "changed"],
+            "properties": {"added": COUNT, "removed": COUNT, "changed": COUNT},
+        },
+        "outlines": {
+            **COUNT,
+            "description": "Accepted outlines frozen with the pairs when the release was cut.",
+        },
+        "outline_changes_since_previous": {
             "type": "object",
             "required": ["added", "removed", "changed"],
             "properties": {"added": COUNT, "removed": COUNT, "changed": COUNT},
@@ -1066,12 +1083,14 @@ def build() -> dict:
             },
             "/v1/releases/{id}/changes": {
                 "get": {
-                    "summary": "The image–label pairs added, removed or changed since another release",
+                    "summary": "The image–label pairs and outlines added, removed or changed since another release",
                     "description": (
-                        "JSON lines: {change: added|removed|changed, uuid, label, sublabel, "
-                        "before, after}; before and after hold num_yes, num_no, probability, "
-                        "confidence and status (null on the side where the pair is absent). "
-                        "Revoked pictures are left out."
+                        "JSON lines: {kind: pair, change: added|removed|changed, uuid, label, "
+                        "sublabel, before, after}; before and after hold num_yes, num_no, "
+                        "probability, confidence and status (null on the side where the pair "
+                        "is absent). Then {kind: outline, change, uuid, label, sublabel, "
+                        "outline, before, after} per frozen outline, before and after holding "
+                        "its revision and number of shapes. Revoked pictures are left out."
                     ),
                     "parameters": [
                         {"name": "id", "in": "path", "required": True, "schema": RELEASE_ID},

@@ -1,13 +1,17 @@
 """A person finds the releases, reads what changed, downloads one and the revocation list."""
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from donations.models import ImageLabel
 from exports.query import LabelQuery
 from exports.releases import cut_release
-from tests.helpers import cast, make_image, make_label, make_pair, make_voter
+from tests.helpers import cast, make_image, make_label, make_pair, make_voter, real_public_image
+from tests.test_export_outlines import RECT, accepted
+from tests.test_release_outlines import MOVED, accept_again
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -83,3 +87,41 @@ def test_the_releases_page_fits_every_width_with_its_quality_open(page, releases
             )
             too_wide.append(f"{width}: {scroll} px {culprits}")
     assert not too_wide, too_wide
+
+
+@pytest.fixture
+def outlined_release():
+    """A release of a real picture whose dog outline was accepted; revised after the cut."""
+    image = real_public_image(size=(320, 240))
+    dog = make_pair("dog", image, status=ImageLabel.Status.VALIDATED, probability=1, confidence=1)
+    outline = accepted(dog, [RECT])
+    cut_release("2027-01", LabelQuery.parse("dog"), notes="Dogs, outlined.")
+    accept_again(outline, [MOVED])  # after the cut: the release keeps the first box
+    return image
+
+
+@pytest.mark.parametrize("width", [390, 1366])
+def test_the_release_page_offers_the_detection_formats_with_the_frozen_outlines(
+    page, outlined_release, screenshot_dir, tmp_path, width
+):
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto("/releases")
+    release = page.locator("#release-2027-01")
+    assert "Accepted outlines" in release.inner_text()
+    for title in ("YOLO detection (tar)", "Pascal VOC (tar)", "LabelMe JSON (tar)"):
+        assert release.get_by_role("link", name=title, exact=True).is_visible(), title
+    page.screenshot(path=str(screenshot_dir / f"release-outlines-{width}.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+    with page.expect_download() as download_info:
+        release.get_by_role("link", name="YOLO detection (tar)", exact=True).click()
+    download = download_info.value
+    assert download.suggested_filename == "imagemonkey-release-2027-01.yolo.tar"
+    with tarfile.open(download.path()) as tar:
+        tar.extractall(tmp_path, filter="data")
+    top = tmp_path / "imagemonkey-release-2027-01"
+    labels = (top / "labels" / f"{outlined_release.uuid}.txt").read_text()
+    # The rectangle 10, 20, 100 × 50 on 320 × 240, as it was accepted before the cut.
+    assert labels == "0 0.187500 0.187500 0.312500 0.208333\n"
+    assert (top / "images" / f"{outlined_release.uuid}.jpg").is_file()
+    assert "# release: 2027-01" in (top / "MANIFEST").read_text()

@@ -80,7 +80,8 @@ def test_the_quality_report_estimates_precision_from_the_revotes(settings):
         [[validated.pk, rejected.pk]],
     )
     with connection.cursor() as cursor:
-        report = quality.measure(pairs, cursor, {"query": "dog", "snapshot": "now"})
+        no_outlines = Sql("SELECT NULL::int, 0 WHERE FALSE")
+        report = quality.measure(pairs, cursor, {"query": "dog", "snapshot": "now"}, no_outlines)
     (dog,) = report["labels"]
     assert dog["validated_revote"]["revotes"] == 4
     assert dog["validated_revote"]["precision"] == 0.75
