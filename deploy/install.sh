@@ -369,6 +369,27 @@ load_secrets() {
 # hosts only (pg_hba.conf, the firewall), and replicas may stream from the primary.
 open_database_host() {
   say "PostgreSQL and Redis on $LISTEN for the app hosts (${APP_HOSTS[*]})"
+  # At boot both start once the network is up, which is not when a late address (DHCP,
+  # cloud-init) arrives: PostgreSQL would listen on localhost alone until restarted, and
+  # Redis would fail to start. So each waits (up to 90 s) for $LISTEN first.
+  local wait="ExecStartPre=/bin/sh -c 'i=0; until [ -n \"\$\$(ip -o address show to $LISTEN)\" ] || [ \$\$i -ge 90 ]; do i=\$\$((i + 1)); sleep 1; done'"
+  local unit dropin="# deploy/install.sh --role db: wait for --listen $LISTEN before starting.
+[Unit]
+Wants=network-online.target
+After=network-online.target
+[Service]
+TimeoutStartSec=300
+$wait"
+  for unit in postgresql@15-main redis-server; do
+    if [ "$DRY_RUN" = 1 ] || [ "$(cat "/etc/systemd/system/$unit.service.d/imagemonkey.conf" 2>/dev/null)" != "$dropin" ]; then
+      printf '  + write /etc/systemd/system/%s.service.d/imagemonkey.conf:\n      %s\n' "$unit" "${dropin//$'\n'/$'\n      '}"
+      if [ "$DRY_RUN" != 1 ]; then
+        install -d -m 755 "/etc/systemd/system/$unit.service.d"
+        printf '%s\n' "$dropin" >"/etc/systemd/system/$unit.service.d/imagemonkey.conf"
+      fi
+      run systemctl daemon-reload
+    fi
+  done
   local conf_dir=/etc/postgresql/15/main hba
   hba="$(
     printf '# BEGIN imagemonkey (deploy/install.sh --role db): app hosts and replicas\n'

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +138,8 @@ class Host:
             raise RuntimeError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
 
     # --- running it --------------------------------------------------------------------
-    def boot(self) -> None:
+    def boot(self, starting: Callable[[], None] | None = None) -> None:
+        """Boot, and wait until systemd is done; `starting` is called while it is at it."""
         console = self.log.open("a")
         network = f"--network-namespace-path=/run/netns/{self.netns}" if self.netns else None
         self.process = subprocess.Popen(
@@ -157,6 +159,9 @@ class Host:
             ).stdout.split()
             if children:
                 self.leader = int(children[0])
+                if starting:
+                    starting()
+                    starting = None
                 state = self.run("systemctl", "is-system-running", check=False).stdout.strip()
                 if state in ("running", "degraded"):
                     return
@@ -179,12 +184,12 @@ class Host:
             )
         return result
 
-    def reboot(self) -> None:
+    def reboot(self, starting: Callable[[], None] | None = None) -> None:
         """`systemctl reboot` inside: the container stops, and boots again."""
         self.run("systemctl", "reboot", check=False)
         assert self.process is not None
         self.process.wait(timeout=120)
-        self.boot()
+        self.boot(starting)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -211,8 +216,8 @@ class Link:
     """Two network namespaces joined by a veth pair: a private network of two hosts.
 
     `create` makes them (named after this process, so that runs side by side do not
-    meet), `address` gives one side an address, `destroy` removes both namespaces, and
-    the veth pair with them.
+    meet), `address` gives one side an address (`unaddress` takes it away), `destroy`
+    removes both namespaces, and the veth pair with them.
     """
 
     def __init__(self, left: str, right: str):
@@ -235,6 +240,9 @@ class Link:
 
     def address(self, namespace: str, cidr: str) -> None:
         ip("-n", namespace, "address", "add", cidr, "dev", self.devices[namespace])
+
+    def unaddress(self, namespace: str, cidr: str) -> None:
+        ip("-n", namespace, "address", "delete", cidr, "dev", self.devices[namespace])
 
     def destroy(self) -> None:
         for namespace in (self.left, self.right):

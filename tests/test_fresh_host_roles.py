@@ -36,6 +36,8 @@ DB_CONFIGURATION = [
     "/etc/redis/redis.conf",
     "/etc/redis/imagemonkey.conf",
     "/etc/redis/imagemonkey-network.conf",
+    "/etc/systemd/system/postgresql@15-main.service.d/imagemonkey.conf",
+    "/etc/systemd/system/redis-server.service.d/imagemonkey.conf",
     "/etc/iptables/rules.v4",
     ENV_FILE,
 ]
@@ -50,14 +52,22 @@ APP_CONFIGURATION = [
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory):
+def link():
+    link = Link("db", "app")
+    try:
+        link.create()
+        yield link
+    finally:
+        link.destroy()
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory, link):
     kept = os.environ.get("FRESH_HOST_DIR")  # keep the containers' files to look at them
     folder = Path(kept) / "roles" if kept else tmp_path_factory.mktemp("roles")
-    link = Link("db", "app")
     db = Host(folder / "db", "imdb", netns=link.left)
     app = Host(folder / "app", "imapp", netns=link.right)
     try:
-        link.create()
         link.address(link.left, f"{DB_ADDRESS}/24")
         link.address(link.right, f"{APP_ADDRESS}/24")
         link.address(link.right, f"{STRANGER}/24")
@@ -78,7 +88,6 @@ def hosts(tmp_path_factory):
     finally:
         app.stop()
         db.stop()
-        link.destroy()
         if not kept:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -194,14 +203,20 @@ def test_the_app_host_runs_no_database_and_no_redis(hosts):
     assert app.run("pgrep", "-x", "postgres", check=False).returncode != 0
 
 
+def donate(app: Host, noise: int, label: str) -> tuple[int, str]:
+    """A new picture sent to the app's API, as a donor would."""
+    app.run(
+        f"{APP}/.venv/bin/python", "-c",
+        f"from PIL import Image; Image.effect_noise((320, 240), {noise}).convert('RGB')"
+        ".save('/tmp/donated.jpg')",
+    )  # fmt: skip
+    return site(app, "/v1/donate", "-F", "image=@/tmp/donated.jpg", "-F", f"label={label}")
+
+
 def test_a_donation_through_the_app_lands_in_the_database_hosts_postgresql(hosts):
     db, app = hosts
     before = int(on_db(db, "SELECT count(*) FROM donations_image"))
-    app.run(
-        f"{APP}/.venv/bin/python", "-c",
-        "from PIL import Image; Image.effect_noise((320, 240), 70).convert('RGB').save('/tmp/d.jpg')",
-    )  # fmt: skip
-    status, body = site(app, "/v1/donate", "-F", "image=@/tmp/d.jpg", "-F", "label=dog")
+    status, body = donate(app, 70, "dog")
     assert status in (200, 201), body
     assert int(on_db(db, "SELECT count(*) FROM donations_image")) == before + 1
     # The app's cache and rate limits are in the db host's Redis.
@@ -288,3 +303,34 @@ def test_a_second_run_of_each_role_changes_nothing(hosts):
         "import json; from donations.models import Image; print(json.dumps(Image.objects.count()))",
     ).stdout.splitlines()[-1]  # fmt: skip
     assert int(count) == int(on_db(db, "SELECT count(*) FROM donations_image")) >= 1
+
+
+def test_the_database_host_serves_the_app_after_a_reboot_that_brings_its_address_late(hosts, link):
+    db, app = hosts
+    rules = db.run("iptables", "-S").stdout
+    count = on_db(db, "SELECT count(*) FROM donations_image")
+
+    def address_arrives_late():
+        # As DHCP on a real host: the address comes once PostgreSQL is being started, and
+        # it must not have started without it.
+        for _ in range(240):
+            state = db.run(
+                "systemctl", "show", "-P", "ActiveState,SubState", "postgresql@15-main",
+                check=False,
+            ).stdout.split()  # fmt: skip
+            if state[:1] in (["active"], ["failed"]) or state[1:] == ["start-pre"]:
+                break
+            time.sleep(0.5)
+        link.address(link.left, f"{DB_ADDRESS}/24")
+
+    link.unaddress(link.left, f"{DB_ADDRESS}/24")
+    db.reboot(starting=address_arrives_late)
+    assert db.run("iptables", "-S").stdout == rules
+    assert connect(app, APP_ADDRESS, 5432) == "connected"
+    assert connect(app, APP_ADDRESS, 6379) == "connected"
+    assert connect(app, STRANGER, 5432) == "dropped"
+    status, _ = site(app, "/")
+    assert status == 200
+    status, body = donate(app, 80, "cat")
+    assert status in (200, 201), body
+    assert int(on_db(db, "SELECT count(*) FROM donations_image")) == int(count) + 1
