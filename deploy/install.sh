@@ -371,8 +371,10 @@ open_database_host() {
   say "PostgreSQL and Redis on $LISTEN for the app hosts (${APP_HOSTS[*]})"
   # At boot both start once the network is up, which is not when a late address (DHCP,
   # cloud-init) arrives: PostgreSQL would listen on localhost alone until restarted, and
-  # Redis would fail to start. So each waits (up to 90 s) for $LISTEN first.
-  local wait="ExecStartPre=/bin/sh -c 'i=0; until [ -n \"\$\$(ip -o address show to $LISTEN)\" ] || [ \$\$i -ge 90 ]; do i=\$\$((i + 1)); sleep 1; done'"
+  # Redis would fail to start. So each waits (up to 90 s) for $LISTEN first. The wait runs
+  # outside the unit's sandbox ("+"): Debian's redis-server.service may execute redis-server
+  # alone, and reach no netlink socket.
+  local wait="ExecStartPre=+/bin/sh -c 'i=0; until [ -n \"\$\$(ip -o address show to $LISTEN)\" ] || [ \$\$i -ge 90 ]; do i=\$\$((i + 1)); sleep 1; done'"
   local unit dropin="# deploy/install.sh --role db: wait for --listen $LISTEN before starting.
 [Unit]
 Wants=network-online.target
