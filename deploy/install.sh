@@ -118,7 +118,7 @@ if [ -n "$API_DOMAIN" ] && [ -z "$DOMAIN" ]; then
 fi
 # is_address TEXT, is_network TEXT: an IPv4 or IPv6 address, or one with a /prefix. In bash,
 # because a fresh host may not have python3 before the packages are installed.
-groups() { # hex groups separated by single colons (or nothing): their number
+hex_groups() { # hex groups separated by single colons (or nothing): their number
   [ -z "$1" ] && echo 0 && return
   [[ "$1" =~ ^[0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4})*$ ]] || return 1
   local colons="${1//[^:]/}"
@@ -133,9 +133,9 @@ is_address() {
     return 0
   fi
   if [[ "$1" == *::* ]]; then
-    head="$(groups "${1%%::*}")" && tail="$(groups "${1#*::}")" && [ $((head + tail)) -le 7 ]
+    head="$(hex_groups "${1%%::*}")" && tail="$(hex_groups "${1#*::}")" && [ $((head + tail)) -le 7 ]
   else
-    [ "$(groups "$1")" = 8 ] 2>/dev/null
+    [ "$(hex_groups "$1")" = 8 ] 2>/dev/null
   fi
 }
 is_network() {
