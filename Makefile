@@ -52,10 +52,12 @@ test: test-setup lint
 	@$(PY) manage.py collectstatic --no-input -v 0
 	@CACHE_KEY_PREFIX=test .venv/bin/pytest --create-db -n 2 $(PYTEST_ARGS)
 
-# deploy/install.sh for real on a fresh Debian 12 host in a container (tests/fresh_host.py):
-# as root, about ten minutes; CI runs it after `make test`.
+# deploy/install.sh for real on fresh Debian 12 hosts in containers (tests/fresh_host.py):
+# one host, then a db host and an app host (--role db, --role app). As root; CI runs it
+# after `make test`.
 deploy-test: test-setup
-	@FRESH_HOST=1 .venv/bin/pytest -p no:xdist tests/test_fresh_host.py $(PYTEST_ARGS)
+	@FRESH_HOST=1 .venv/bin/pytest -p no:xdist tests/test_fresh_host.py \
+	  tests/test_fresh_host_roles.py $(PYTEST_ARGS)
 
 # Benchmarks and the crowd simulation: never part of `make test` (see bench/).
 bench: test-setup

@@ -65,7 +65,7 @@ PACKAGES=(postgresql redis-server nginx supervisor certbot iptables iptables-per
 
 DOMAIN="" API_DOMAIN="" EMAIL="" REPO="" REF="" MAX_UPLOAD_MB=20 HARDEN_SSH=0 FIREWALL=1
 TRUSTED_PROXIES=()
-ROLE=all LISTEN="" APP_HOSTS=() REPLICA_HOSTS=() GIVEN_DATABASE_URL="" GIVEN_REDIS_URL=""
+PRINT_PACKAGES=0 ROLE=all LISTEN="" APP_HOSTS=() REPLICA_HOSTS=() GIVEN_DATABASE_URL="" GIVEN_REDIS_URL=""
 REPLICA_URLS=()
 CLEANUP=()
 trap 'rm -rf "${CLEANUP[@]}"' EXIT
@@ -89,11 +89,24 @@ while [ $# -gt 0 ]; do
     --redis-url) GIVEN_REDIS_URL="${2:?--redis-url needs a URL}"; shift 2 ;;
     --replica-url) REPLICA_URLS+=("${2:?--replica-url needs a URL}"); shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
-    --print-packages) echo "${PACKAGES[*]}"; exit 0 ;;
+    --print-packages) PRINT_PACKAGES=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
 done
+
+case "$ROLE" in
+  all) ;;
+  app) PACKAGES=(nginx supervisor certbot iptables iptables-persistent python3 python3-venv git
+    curl ssl-cert ca-certificates openssl postgresql-client libseccomp2) ;;
+  db) PACKAGES=(postgresql redis-server iptables iptables-persistent python3 openssl
+    ca-certificates) ;;
+  *) die "--role takes all, app or db, not $ROLE" ;;
+esac
+if [ "$PRINT_PACKAGES" = 1 ]; then
+  echo "${PACKAGES[*]}"
+  exit 0
+fi
 
 # --- Checks -------------------------------------------------------------------------------
 [[ "$MAX_UPLOAD_MB" =~ ^[1-9][0-9]{0,3}$ ]] || die "--max-upload-mb takes a whole number of megabytes"
@@ -103,13 +116,39 @@ fi
 if [ -n "$API_DOMAIN" ] && [ -z "$DOMAIN" ]; then
   die "--api-domain needs --domain"
 fi
-is_network() { python3 -c 'import ipaddress, sys; ipaddress.ip_network(sys.argv[1], strict=False)' "$1" 2>/dev/null; }
+# is_address TEXT, is_network TEXT: an IPv4 or IPv6 address, or one with a /prefix. In bash,
+# because a fresh host may not have python3 before the packages are installed.
+hex_groups() { # hex groups separated by single colons (or nothing): their number
+  [ -z "$1" ] && echo 0 && return
+  [[ "$1" =~ ^[0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4})*$ ]] || return 1
+  local colons="${1//[^:]/}"
+  echo $((${#colons} + 1))
+}
+is_address() {
+  local part head tail
+  if [[ "$1" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]]; then
+    for part in "${BASH_REMATCH[@]:1}"; do
+      [ $((10#$part)) -le 255 ] || return 1
+    done
+    return 0
+  fi
+  if [[ "$1" == *::* ]]; then
+    head="$(hex_groups "${1%%::*}")" && tail="$(hex_groups "${1#*::}")" && [ $((head + tail)) -le 7 ]
+  else
+    [ "$(hex_groups "$1")" = 8 ] 2>/dev/null
+  fi
+}
+is_network() {
+  local address="${1%/*}" limit=32
+  [[ "$address" == *:* ]] && limit=128
+  is_address "$address" || return 1
+  [[ "$1" != */* ]] || { [[ "${1##*/}" =~ ^[0-9]{1,3}$ ]] && [ $((10#${1##*/})) -le "$limit" ]; }
+}
 case "$ROLE" in
   all) ;;
   db)
     [ -n "$LISTEN" ] || die "--role db needs --listen ADDRESS (the private address app hosts reach)"
-    python3 -c 'import ipaddress, sys; ipaddress.ip_address(sys.argv[1])' "$LISTEN" 2>/dev/null ||
-      die "--listen takes an IP address, not $LISTEN"
+    is_address "$LISTEN" || die "--listen takes an IP address, not $LISTEN"
     [ ${#APP_HOSTS[@]} -gt 0 ] || die "--role db needs at least one --app-host CIDR"
     for network in "${APP_HOSTS[@]}" "${REPLICA_HOSTS[@]}"; do
       is_network "$network" || die "not an address or network: $network"
@@ -124,13 +163,6 @@ case "$ROLE" in
       [[ "$url" =~ ^postgres(ql)?://[^[:space:],]+$ ]] || die "not a postgres:// URL: $url"
     done
     ;;
-  *) die "--role takes all, app or db, not $ROLE" ;;
-esac
-case "$ROLE" in
-  app) PACKAGES=(nginx supervisor certbot iptables iptables-persistent python3 python3-venv git
-    curl ssl-cert ca-certificates openssl postgresql-client libseccomp2) ;;
-  db) PACKAGES=(postgresql redis-server iptables iptables-persistent python3 openssl
-    ca-certificates) ;;
 esac
 if [ "$DRY_RUN" = 1 ]; then
   say "Dry run: every step is printed as for a fresh host; nothing is changed"
@@ -337,6 +369,29 @@ load_secrets() {
 # hosts only (pg_hba.conf, the firewall), and replicas may stream from the primary.
 open_database_host() {
   say "PostgreSQL and Redis on $LISTEN for the app hosts (${APP_HOSTS[*]})"
+  # At boot both start once the network is up, which is not when a late address (DHCP,
+  # cloud-init) arrives: PostgreSQL would listen on localhost alone until restarted, and
+  # Redis would fail to start. So each waits (up to 90 s) for $LISTEN first. The wait runs
+  # outside the unit's sandbox ("+"): Debian's redis-server.service may execute redis-server
+  # alone, and reach no netlink socket.
+  local wait="ExecStartPre=+/bin/sh -c 'i=0; until [ -n \"\$\$(ip -o address show to $LISTEN)\" ] || [ \$\$i -ge 90 ]; do i=\$\$((i + 1)); sleep 1; done'"
+  local unit dropin="# deploy/install.sh --role db: wait for --listen $LISTEN before starting.
+[Unit]
+Wants=network-online.target
+After=network-online.target
+[Service]
+TimeoutStartSec=300
+$wait"
+  for unit in postgresql@15-main redis-server; do
+    if [ "$DRY_RUN" = 1 ] || [ "$(cat "/etc/systemd/system/$unit.service.d/imagemonkey.conf" 2>/dev/null)" != "$dropin" ]; then
+      printf '  + write /etc/systemd/system/%s.service.d/imagemonkey.conf:\n      %s\n' "$unit" "${dropin//$'\n'/$'\n      '}"
+      if [ "$DRY_RUN" != 1 ]; then
+        install -d -m 755 "/etc/systemd/system/$unit.service.d"
+        printf '%s\n' "$dropin" >"/etc/systemd/system/$unit.service.d/imagemonkey.conf"
+      fi
+      run systemctl daemon-reload
+    fi
+  done
   local conf_dir=/etc/postgresql/15/main hba
   hba="$(
     printf '# BEGIN imagemonkey (deploy/install.sh --role db): app hosts and replicas\n'
@@ -353,17 +408,27 @@ wal_level = replica
 max_wal_senders = 10
 wal_keep_size = 1GB
 password_encryption = scram-sha-256"
+  # Restarted only when its settings change: a restart drops every app host's connections.
+  local restart=1
   if [ "$DRY_RUN" = 1 ]; then
     printf '  + write %s/conf.d/imagemonkey.conf:\n      %s\n' "$conf_dir" "${settings//$'\n'/$'\n      '}"
     printf '  + replace the imagemonkey block at the end of %s/pg_hba.conf:\n      %s\n' \
       "$conf_dir" "${hba//$'\n'/$'\n      '}"
   else
     # Debian's postgresql.conf reads conf.d/; PostgreSQL 15's pg_hba.conf includes nothing,
-    # so our lines are one marked block at its end, replaced on every run.
+    # so our lines are one marked block at its end, replaced when they differ.
+    restart=0
     install -d -o postgres -g postgres -m 755 "$conf_dir/conf.d"
-    printf '%s\n' "$settings" >"$conf_dir/conf.d/imagemonkey.conf"
-    sed -i '/^# BEGIN imagemonkey/,/^# END imagemonkey/d' "$conf_dir/pg_hba.conf"
-    printf '%s\n' "$hba" >>"$conf_dir/pg_hba.conf"
+    if [ "$(cat "$conf_dir/conf.d/imagemonkey.conf" 2>/dev/null)" != "$settings" ]; then
+      printf '%s\n' "$settings" >"$conf_dir/conf.d/imagemonkey.conf"
+      restart=1
+    fi
+    local others
+    others="$(sed '/^# BEGIN imagemonkey/,/^# END imagemonkey/d' "$conf_dir/pg_hba.conf")"
+    if [ "$(cat "$conf_dir/pg_hba.conf")" != "$others"$'\n'"$hba" ]; then
+      printf '%s\n%s\n' "$others" "$hba" >"$conf_dir/pg_hba.conf"
+      restart=1
+    fi
   fi
   if [ ${#REPLICA_HOSTS[@]} -gt 0 ]; then
     local sql="CREATE ROLE ${APP_USER}_replication REPLICATION LOGIN PASSWORD '<generated>'"
@@ -374,15 +439,31 @@ password_encryption = scram-sha-256"
     [ "$DRY_RUN" = 1 ] || printf '%s;\n' "${sql/<generated>/$REPLICATION_PASSWORD}" |
       runuser -u postgres -- psql -d postgres -q -v ON_ERROR_STOP=1
   fi
-  run systemctl restart postgresql
-  local redis_network=/etc/redis/imagemonkey-network.conf
-  printf '  + write %s: bind 127.0.0.1 -::1 %s\n' "$redis_network" "$LISTEN"
-  if [ "$DRY_RUN" != 1 ]; then
-    printf 'bind 127.0.0.1 -::1 %s\nprotected-mode yes\n' "$LISTEN" >"$redis_network"
-    grep -qx "include $redis_network" "$REDIS_CONF" ||
-      printf '\ninclude %s\n' "$redis_network" >>"$REDIS_CONF"
+  if [ "$restart" = 1 ]; then
+    run systemctl restart postgresql
+  else
+    note "PostgreSQL's settings unchanged: not restarted"
   fi
-  run systemctl restart redis-server
+  local redis_network=/etc/redis/imagemonkey-network.conf
+  local bind="bind 127.0.0.1 -::1 $LISTEN"$'\n'"protected-mode yes"
+  printf '  + write %s: bind 127.0.0.1 -::1 %s\n' "$redis_network" "$LISTEN"
+  restart=1
+  if [ "$DRY_RUN" != 1 ]; then
+    restart=0
+    if [ "$(cat "$redis_network" 2>/dev/null)" != "$bind" ]; then
+      printf '%s\n' "$bind" >"$redis_network"
+      restart=1
+    fi
+    if ! grep -qx "include $redis_network" "$REDIS_CONF"; then
+      printf '\ninclude %s\n' "$redis_network" >>"$REDIS_CONF"
+      restart=1
+    fi
+  fi
+  if [ "$restart" = 1 ]; then
+    run systemctl restart redis-server
+  else
+    note "Redis's addresses unchanged: not restarted"
+  fi
 }
 
 # The database host's environment file: what the app hosts are given, and the secrets.

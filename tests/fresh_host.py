@@ -8,6 +8,10 @@ its own network namespace (`--private-network`): nothing inside can reach the ne
 the firewall rules install.sh loads apply to that namespace only, never to this machine.
 
 Commands run inside through nsenter into the container's namespaces.
+
+Several hosts (install.sh --role db, --role app) get a `Link` instead: two network
+namespaces made with `ip netns` and joined by a veth pair with private addresses, so the
+hosts reach each other and still nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,9 +82,9 @@ def wheelhouse() -> Path:
     return wheels
 
 
-def install_packages() -> list[str]:
+def install_packages(role: str = "all") -> list[str]:
     out = subprocess.run(
-        ["bash", str(ROOT / "deploy/install.sh"), "--print-packages"],
+        ["bash", str(ROOT / "deploy/install.sh"), "--role", role, "--print-packages"],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     return out.split()
@@ -88,9 +93,10 @@ def install_packages() -> list[str]:
 class Host:
     """One booted container: `run` executes a command inside, as root."""
 
-    def __init__(self, folder: Path, name: str = "imhost"):
+    def __init__(self, folder: Path, name: str = "imhost", netns: str | None = None):
         self.folder = folder
         self.name = name
+        self.netns = netns  # a namespace of a Link; without one, a private network
         self.root = folder / "root"
         self.source = folder / "src"
         self.log = folder / "console.log"
@@ -99,7 +105,7 @@ class Host:
         self.leader = 0
 
     # --- making it ---------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self, role: str = "all") -> None:
         host_tool("systemd-nspawn", "systemd-container")
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
@@ -118,7 +124,7 @@ class Host:
             "sh", "-c",
             "apt-get update -q && apt-get install -y -q --no-install-recommends git"
             " && apt-get install -y -q --download-only --no-install-recommends "
-            + " ".join(install_packages()),
+            + " ".join(install_packages(role)),
         )  # fmt: skip
 
     def nspawn_once(self, *command: str) -> None:
@@ -132,11 +138,13 @@ class Host:
             raise RuntimeError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
 
     # --- running it --------------------------------------------------------------------
-    def boot(self) -> None:
+    def boot(self, starting: Callable[[], None] | None = None) -> None:
+        """Boot, and wait until systemd is done; `starting` is called while it is at it."""
         console = self.log.open("a")
+        network = f"--network-namespace-path=/run/netns/{self.netns}" if self.netns else None
         self.process = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
-             "--private-network", f"--machine={self.name}", "-D", str(self.root),
+             network or "--private-network", f"--machine={self.name}", "-D", str(self.root),
              f"--bind={self.apt_cache}:/var/cache/apt/archives",
              f"--bind-ro={self.wheels}:{WHEELS_INSIDE}", f"--bind-ro={self.source}:/src",
              "--console=pipe"],
@@ -151,6 +159,9 @@ class Host:
             ).stdout.split()
             if children:
                 self.leader = int(children[0])
+                if starting:
+                    starting()
+                    starting = None
                 state = self.run("systemctl", "is-system-running", check=False).stdout.strip()
                 if state in ("running", "degraded"):
                     return
@@ -173,12 +184,12 @@ class Host:
             )
         return result
 
-    def reboot(self) -> None:
+    def reboot(self, starting: Callable[[], None] | None = None) -> None:
         """`systemctl reboot` inside: the container stops, and boots again."""
         self.run("systemctl", "reboot", check=False)
         assert self.process is not None
         self.process.wait(timeout=120)
-        self.boot()
+        self.boot(starting)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -199,3 +210,44 @@ class Host:
         return subprocess.run(
             [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
         ).stdout.strip()
+
+
+class Link:
+    """Two network namespaces joined by a veth pair: a private network of two hosts.
+
+    `create` makes them (named after this process, so that runs side by side do not
+    meet), `address` gives one side an address (`unaddress` takes it away), `destroy`
+    removes both namespaces, and the veth pair with them.
+    """
+
+    def __init__(self, left: str, right: str):
+        tag = os.getpid()
+        self.left, self.right = f"im-{left}-{tag}", f"im-{right}-{tag}"
+        self.devices = {
+            self.left: f"im{left[:3]}{tag}"[:15],
+            self.right: f"im{right[:3]}{tag}"[:15],
+        }
+
+    def create(self) -> None:
+        self.destroy()
+        for namespace in (self.left, self.right):
+            ip("netns", "add", namespace)
+            ip("-n", namespace, "link", "set", "lo", "up")
+        ip("link", "add", self.devices[self.left], "netns", self.left,
+           "type", "veth", "peer", "name", self.devices[self.right], "netns", self.right)  # fmt: skip
+        for namespace, device in self.devices.items():
+            ip("-n", namespace, "link", "set", device, "up")
+
+    def address(self, namespace: str, cidr: str) -> None:
+        ip("-n", namespace, "address", "add", cidr, "dev", self.devices[namespace])
+
+    def unaddress(self, namespace: str, cidr: str) -> None:
+        ip("-n", namespace, "address", "delete", cidr, "dev", self.devices[namespace])
+
+    def destroy(self) -> None:
+        for namespace in (self.left, self.right):
+            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+
+
+def ip(*arguments: str) -> None:
+    subprocess.run(["ip", *arguments], check=True, capture_output=True)

@@ -487,6 +487,9 @@ def test_install_for_the_database_host_opens_postgresql_and_redis_to_the_app_hos
         "CREATE ROLE imagemonkey LOGIN PASSWORD '<generated>'",
         "createdb --owner imagemonkey --encoding UTF8 imagemonkey",
         "listen_addresses = 'localhost,10.0.0.5'",
+        "/etc/systemd/system/postgresql@15-main.service.d/imagemonkey.conf",
+        "/etc/systemd/system/redis-server.service.d/imagemonkey.conf",
+        "ip -o address show to 10.0.0.5",
         "wal_level = replica",
         "host imagemonkey imagemonkey 10.0.1.0/24 scram-sha-256",
         "host imagemonkey imagemonkey 10.0.2.7 scram-sha-256",
@@ -551,6 +554,13 @@ def test_install_for_an_app_host_uses_the_database_host_and_its_replicas():
             ["--role", "db", "--listen", "10.0.0.5", "--app-host", "10.0.0.0/24; x"],
             "not an address",
         ),
+        (["--role", "db", "--listen", "10.0.0.256", "--app-host", "10.0.1.0/24"], "--listen takes"),
+        (
+            ["--role", "db", "--listen", "10.0.0.5/24", "--app-host", "10.0.1.0/24"],
+            "--listen takes",
+        ),
+        (["--role", "db", "--listen", "10.0.0.5", "--app-host", "10.0.1.0/33"], "not an address"),
+        (["--role", "db", "--listen", "10.0.0.5", "--app-host", "fd00::1::2"], "not an address"),
         (["--role", "app", "--redis-url", "redis://x@h:6379/0"], "--role app needs --database-url"),
         (["--role", "app", "--database-url", "postgres://x@h/db"], "--role app needs --redis-url"),
     ],
@@ -559,6 +569,42 @@ def test_install_refuses_a_role_without_what_it_needs(args, reason):
     result = dry_run(*args)
     assert result.returncode != 0
     assert reason in result.stderr
+
+
+def test_install_checks_a_db_hosts_addresses_before_python3_is_installed(tmp_path):
+    # A fresh minimal Debian has no python3 until install.sh installs it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for folder in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for tool in Path(folder).iterdir():
+            if not tool.name.startswith("python") and not (bin_dir / tool.name).exists():
+                (bin_dir / tool.name).symlink_to(tool)
+    result = subprocess.run(
+        ["bash", str(DEPLOY / "install.sh"), "--dry-run", "--role", "db",
+         "--listen", "10.0.0.5", "--app-host", "10.0.1.0/24", "--app-host", "fd00:1::/64"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": str(bin_dir)},
+    )  # fmt: skip
+    assert "Dry run:" in result.stdout, result.stderr
+    assert "--listen takes" not in result.stderr and "not an address" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("role", "present", "absent"),
+    [
+        ("all", ["postgresql", "redis-server", "nginx"], []),
+        ("db", ["postgresql", "redis-server", "iptables-persistent"], ["nginx", "supervisor"]),
+        ("app", ["nginx", "postgresql-client", "libseccomp2"], ["postgresql", "redis-server"]),
+    ],
+)
+def test_print_packages_lists_what_the_role_installs(role, present, absent):
+    # Whichever comes first: the fresh-host tests fetch these ahead, for a host offline.
+    for args in (["--role", role, "--print-packages"], ["--print-packages", "--role", role]):
+        result = subprocess.run(
+            ["bash", str(DEPLOY / "install.sh"), *args], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        packages = result.stdout.split()
+        assert all(p in packages for p in present) and not any(p in packages for p in absent)
 
 
 def test_install_without_harden_ssh_leaves_root_login_alone():
