@@ -2,8 +2,8 @@
 
 `@anonymous_page_cache(params=…)` on a view keeps its HTML in Redis for
 `PAGE_CACHE_SECONDS` (keyed by path and query), for visitors who bring nothing of their
-own: a GET with no cookie but the CSRF cookie, no API token, no Authorization, and no
-query parameter the page does not know. Everyone else gets the page rendered for them, as
+own: a GET with no cookie but the CSRF cookie, no voter or API token, no Authorization,
+and no query parameter the page does not know. Everyone else gets the page rendered for them, as
 before — a browser that has just posted too, since it holds the read-your-writes cookie
 (people/replicas.py). That costs one Redis read per answer; the address-keyed mark that
 replicas also use is not asked (a second read): a client that keeps no cookie and sends no
@@ -16,6 +16,13 @@ its own visitor (masked afresh, as Django does, and setting that visitor's cooki
 they have none). Only a plain 200 is stored: never one that sets a cookie, that the view
 marked private, or a stream. Pages answer `Vary: Cookie` whether they came from the cache
 or not, so that no shared cache in front mixes signed-in and anonymous visitors.
+
+The pages that hold no form (browse, labels, statistics, home) are the same bytes for
+every such visitor, and say so to nginx: `X-Accel-Expires` with what is left of their
+lifetime, which nginx's micro-cache (deploy/nginx) heeds, for requests that bring no
+cookie and no token at all, and answers without reaching Python (bench/micro_cache.py
+measures both caches); a page is never older than `PAGE_CACHE_SECONDS` in either. A page
+with a form (a picture's) is not offered: its CSRF token is each visitor's.
 
 Each process also keeps the pages it served for up to `LOCAL_SECONDS` (2 s) in memory, so
 that the busiest pages do not wait on Redis at every visit (on a loaded machine, each
@@ -45,12 +52,18 @@ from django.middleware.csrf import get_token
 from django.utils.cache import patch_vary_headers
 from django.utils.crypto import salted_hmac
 
-from .identity import TOKEN_HEADER
+from .identity import API_TOKEN_HEADER, TOKEN_HEADER
 
-VERSION = 1  # part of every key: a release that changes a page's shape starts afresh
+VERSION = 2  # part of every key: a release that changes a page's shape starts afresh
 MAX_QUERY_LENGTH = 256
 STORED_HEADERS = ("Content-Type", "Content-Language")
 HIT_HEADER = "X-Page-Cache"
+# How many more seconds the answer may be kept by nginx's micro-cache (deploy/nginx), which
+# stores nothing else: set only on the pages that are the same bytes for every visitor (no
+# form, so no visitor's CSRF token), for what is left of the stored page's lifetime, so
+# that a page is never older than PAGE_CACHE_SECONDS in either cache. nginx does not pass
+# the header on to the client.
+SHARED_CACHE_HEADER = "X-Accel-Expires"
 LOCAL_SECONDS = 2.0  # how long a process keeps a page it got from Redis in memory
 LOCAL_MAX = 256  # pages kept in memory per process at most
 
@@ -101,8 +114,8 @@ def may_use_cache(request: HttpRequest, params: Iterable[str]) -> bool:
         return False
     if set(request.COOKIES) - {settings.CSRF_COOKIE_NAME}:
         return False  # a session, a message waiting, a recent write: theirs alone
-    if TOKEN_HEADER in request.META or "HTTP_AUTHORIZATION" in request.META:
-        return False
+    if {TOKEN_HEADER, API_TOKEN_HEADER, "HTTP_AUTHORIZATION"} & request.META.keys():
+        return False  # the same headers that make nginx's micro-cache step aside
     if len(request.META.get("QUERY_STRING", "")) > MAX_QUERY_LENGTH:
         return False
     return not set(request.GET) - set(params)  # other parameters would only fill the cache
@@ -136,6 +149,7 @@ def _stored(response: HttpResponse) -> dict:
     return {
         "body": base64.b64encode(zlib.compress(response.content, 1)).decode("ascii"),
         "headers": {name: response[name] for name in STORED_HEADERS if name in response},
+        "until": time.time() + settings.PAGE_CACHE_SECONDS,  # wall clock: shared by hosts
     }
 
 
@@ -146,11 +160,16 @@ def _response(stored: dict) -> HttpResponse:
     return response
 
 
-def _for_this_visitor(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """Put this visitor's own CSRF token where the placeholder is."""
+def _for_this_visitor(
+    request: HttpRequest, response: HttpResponse, stored: dict | None
+) -> HttpResponse:
+    """Put this visitor's own CSRF token where the placeholder is. A stored page without
+    one is the same for everyone: nginx may keep it for the rest of its lifetime."""
     placeholder = csrf_placeholder().encode()
     if placeholder in response.content:
         response.content = response.content.replace(placeholder, get_token(request).encode())
+    elif stored is not None and (left := int(stored["until"] - time.time())) > 0:
+        response[SHARED_CACHE_HEADER] = str(left)
     patch_vary_headers(response, ["Cookie"])
     return response
 
@@ -173,18 +192,19 @@ def anonymous_page_cache(
             if stored is not None:
                 response = _response(stored)
                 response[HIT_HEADER] = "hit"
-                return _for_this_visitor(request, response)
+                return _for_this_visitor(request, response, stored)
             request._rendering_for_cache = True
             try:
                 response = view(request, *args, **kwargs)
             finally:
                 request._rendering_for_cache = False
-            if may_store(response):
-                stored = _stored(response)
-                cache.set(key, stored, settings.PAGE_CACHE_SECONDS)
-                _keep(key, stored, time.monotonic())
-                response[HIT_HEADER] = "miss"
-            return _for_this_visitor(request, response)
+            if not may_store(response):
+                return _for_this_visitor(request, response, None)
+            stored = _stored(response)
+            cache.set(key, stored, settings.PAGE_CACHE_SECONDS)
+            _keep(key, stored, time.monotonic())
+            response[HIT_HEADER] = "miss"
+            return _for_this_visitor(request, response, stored)
 
         return wrapper
 
