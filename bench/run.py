@@ -258,7 +258,9 @@ FINDINGS: dict[str, str] = {
 **Why.** A hit here still runs Django's whole middleware chain and, for a page that left
 this process's memory, a round trip to Redis; on this machine, shared and loaded far
 beyond its two cores, the ratio moves with the load, which /ping alone does not feel
-(0.21–0.5 over the day's runs at load averages 10–20, the same code). A hit now costs
+(0.21–0.5 over the day's runs at load averages 10–20; 0.263 before the decompressed copy
+below, then 0.27 and 0.228, at load 13–16, when nginx's micro-cache measured 6.2, 8.1
+and 3.4). A hit now costs
 0.32 ms in one process against 0.19 ms for /ping (it was 0.62 ms: zlib and base64 of the
 stored page at every hit, now kept decompressed in memory). Without the cache a browse
 page costs about 42 ms to render (78 ms before its cards were built in Python).
@@ -275,9 +277,10 @@ first visits and miss; so are the deep cursors and each label page's first visit
 are 15–35 % of the browse requests (more when the machine is slow: fewer requests in each
 page's 10 s), and a miss renders in 40–80 ms in one process (a label's page the most), but
 waits behind every other process on two cores shared with the other work of the machine
-(load average 10–17 during these runs; the same code's browse p95 measured 142 ms at
-load 11 and 686 ms at load 16). Donations decode at nice 10 now, so they no longer take the
-cores from page renders at equal priority.
+(load average 13–16 during the three runs of this code on 2026-12-01, 17:30–17:50 UTC:
+browse p95 686, 451 and 300 ms, p50 56, 44 and 24 ms; before it, 464 ms at load 12–15).
+Donations decode at nice 10 now, so they no longer take the cores from page renders at
+equal priority.
 
 **What reaches it.** On the deployed site the session-less browse pages come from nginx
 (`nginx_mixed_browse_p95_ms` = {nginx_mixed_browse_p95_ms} ms in this run, the same load
