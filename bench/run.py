@@ -51,6 +51,7 @@ def _benchmarks() -> dict[str, Callable[[Context], dict]]:
         exporting,
         exporting_images,
         ingesting,
+        micro_cache,
         outline_export,
         outlining,
         selecting,
@@ -68,7 +69,9 @@ def _benchmarks() -> dict[str, Callable[[Context], dict]]:
         "ingest_vs_pillow": ingesting.ingest_vs_pillow,
         "vote_vs_hello": serving.vote_vs_hello,
         "browse_vs_hello": serving.browse_vs_hello,
+        "browse_vs_hello_nginx_cache": micro_cache.browse_vs_hello_nginx_cache,
         "mixed_load": serving.mixed_load,
+        "mixed_load_nginx": micro_cache.mixed_load_nginx,
         "scale_10m": at_scale.scale_figures,  # only where the scale has a huge dataset
     }
 
@@ -80,6 +83,8 @@ PRODUCED_BY = {
     "select_vs_original": "select_vs_original",
     "vote_vs_hello": "vote_vs_hello",
     "browse_vs_hello": "browse_vs_hello",
+    "browse_vs_hello_nginx_cache": "browse_vs_hello_nginx_cache",
+    "browse_vs_hello_nginx": "browse_vs_hello_nginx_cache",
     "export_vs_copy": "export_vs_copy",
     "export_rss_ratio": "export_vs_copy",
     "export_first_byte_ms": "export_vs_copy",
@@ -90,6 +95,7 @@ PRODUCED_BY = {
     "ingest_vs_pillow": "ingest_vs_pillow",
     "browse_queries": "browse_queries",
     "mixed_load": "mixed_load",
+    "mixed_load_nginx": "mixed_load_nginx",
     "select_flatness_10m": "scale_10m",
     "select_vs_original_10m": "scale_10m",
     "browse_queries_10m": "scale_10m",
@@ -136,6 +142,17 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
         "÷ requests/s of GET /ping, same gunicorn (4 workers), same wrk load (8 "
         "connections); median of per-round ratios. Without the cache: "
         "`browse_vs_hello_uncached`",
+    ),
+    "browse_vs_hello_nginx_cache": (
+        "info",
+        None,
+        "the same anonymous browse pages through nginx (Debian's, on loopback in front of "
+        "the same gunicorn) with deploy/nginx's micro-cache (what the app offers with "
+        "X-Accel-Expires, for the rest of its 10 s; bypassed and never stored for any "
+        "cookie, Authorization or voter/API token, nor for answers that set a cookie) ÷ the "
+        "same /ping/s straight to gunicorn; rounds of ping, nginx without its cache "
+        "(`browse_vs_hello_nginx`: Django's cache behind a plain proxy), nginx with it. "
+        "The mixed load through it: `nginx_mixed_*`",
     ),
     "mixed_browse_p95_ms": (
         "<=",
@@ -238,38 +255,37 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
 # shown in RESULTS.md for the metrics that miss.
 FINDINGS: dict[str, str] = {
     "browse_vs_hello": """\
-**Why.** The cached answer is cheap in itself (1.4–2.7 ms against 0.6–0.7 ms for /ping in
-one process with the test client), but it leans on a second process: a page first comes
-from Redis, and on this machine, shared and loaded far beyond its two cores, a round trip
-to Redis waited up to 6 ms for the Redis server to be scheduled (profiled at load average
-20). The ratio then moves with the load, which /ping alone does not feel: the same code
-measured 0.366 at load average 12 (the first run of the day, before the in-process copy
-of each page), 0.209 and 0.217 at load 20, and 0.262 at load 17 with the in-process copy
-(a process keeps each page it served for 2 s, so most hits never reach Redis). Without the
-cache a browse page costs 60–80 ms to render, 0.009–0.013 of /ping.
+**Why.** A hit here still runs Django's whole middleware chain and, for a page that left
+this process's memory, a round trip to Redis; on this machine, shared and loaded far
+beyond its two cores, the ratio moves with the load, which /ping alone does not feel
+(0.21–0.5 over the day's runs at load averages 10–20; 0.263 before the decompressed copy
+below, then 0.27 and 0.228, at load 13–16, when nginx's micro-cache measured 6.2, 8.1
+and 3.4). A hit now costs
+0.32 ms in one process against 0.19 ms for /ping (it was 0.62 ms: zlib and base64 of the
+stored page at every hit, now kept decompressed in memory). Without the cache a browse
+page costs about 42 ms to render (78 ms before its cards were built in Python).
 
-**What would reach it.** Answering hits without Python: nginx micro-caching of the same
-anonymous pages for their 10 s, for the pages without forms (browse, labels, statistics,
-home; a picture's page carries a form, whose CSRF token must be each visitor's), keyed and
-bypassed on the same cookies. And a machine that is not shared: the first run met the
-target.
+**What reaches it.** nginx's micro-cache in front (deploy/nginx), which answers these
+pages without Python: `browse_vs_hello_nginx_cache` = {browse_vs_hello_nginx_cache} in the
+same run ({browse_per_s_nginx_cache} pages/s, against {browse_per_s_nginx} through a
+plain nginx).
 """,
     "mixed_browse_p95_ms": """\
-**Why.** The anonymous page cache halved the browse p50 of the mixed load (72 → 31–36 ms,
-over four runs at load averages 12–21: p95 464–1,022 ms) but not its tail: p95 is set by the pages rendered afresh. In one process on the 1M-pair tables
-a /browse page costs 60–80 ms to render (15 ms of it in SQL, the rest the template's 48
-cards with their labels) and a picture's page 9–23 ms (5 ms of it the 978 names of the
-label datalist). The mixed load's picture pages pick among 200 pictures, so within a
-page's 10 s most of them are first visits and miss; so are the few deep cursors and the
-first visit of each label page. On two cores shared with other work (load average 12 at the
-time; the votes' own p50 went from 34 to 136 ms between two runs of the same code) those
-renders queue behind donations' decoding and each other.
+**Why.** p95 is set by the pages rendered afresh (the table by page below): the mixed
+load's picture pages pick among 200 pictures, so within a page's 10 s most of them are
+first visits and miss; so are the deep cursors and each label page's first visit. Misses
+are 15–35 % of the browse requests (more when the machine is slow: fewer requests in each
+page's 10 s), and a miss renders in 40–80 ms in one process (a label's page the most), but
+waits behind every other process on two cores shared with the other work of the machine
+(load average 13–16 during the three runs of this code on 2026-12-01, 17:30–17:50 UTC:
+browse p95 686, 451 and 300 ms, p50 56, 44 and 24 ms; before it, 464 ms at load 12–15).
+Donations decode at nice 10 now, so they no longer take the cores from page renders at
+equal priority.
 
-**What would reach it.** Fewer renders: a longer `PAGE_CACHE_SECONDS` (30 s for the browse
-pages), or a cached fragment per card and a cached label datalist, so that a miss assembles
-48 stored cards instead of rendering them. Cheaper renders: the cards built without the
-template engine's per-variable lookups. More hardware: the renders are CPU-bound and the
-app hosts scale out (two app hosts are proven by the stack test).
+**What reaches it.** On the deployed site the session-less browse pages come from nginx
+(`nginx_mixed_browse_p95_ms` = {nginx_mixed_browse_p95_ms} ms in this run, the same load
+through nginx's micro-cache); the picture pages still miss. Beyond that: a longer
+`PAGE_CACHE_SECONDS`, or a machine that is not shared.
 """,
     "export_vs_copy": """\
 **Why.** Measured by PostgreSQL's CPU time per export at 1M pairs (the backend's, from
@@ -391,6 +407,15 @@ NOTES = """\
 - **Ingestion** costs 10–20 % more than bare Pillow: the isolated decoder (the bytes and
   the three renditions cross a pipe), the pixel rebuild and hashing, the near-duplicate
   lookup, the fsynced files and the rows together.
+- **Pages under load** (issue 19). Django's page cache or nginx micro-caching: measured on
+  the same gunicorn, nginx's micro-cache answers the session-less browse pages at
+  {browse_vs_hello_nginx_cache}× /ping's rate, Django's cache {browse_vs_hello}× straight
+  and {browse_vs_hello_nginx}× behind a plain nginx. deploy/nginx renders the micro-cache,
+  fed only by what the app offers (X-Accel-Expires on the pages without a form), with
+  Django's cache behind it for the rest. In the mixed load, misses set the browse p95; the
+  cards of a browse page are built in Python (a fresh /browse renders in ~42 ms instead of
+  78), a hit keeps its page decompressed in memory (0.32 ms instead of 0.62), and the
+  decoding worker runs at nice 10.
 - **Noise.** The machine has 2 cores shared with other work; absolute times vary by 2× from
   run to run, ratios much less (each is a median of ratios measured side by side).
 """
@@ -609,6 +634,20 @@ def render_markdown(document: dict) -> str:
             f"{_percent(mixed.get('mixed_error_rate'))} (not 2xx/3xx, 429 excluded); "
             f"429 rate {_percent(mixed.get('mixed_429_rate'))}.",
         ]
+        if by_page := details.get("mixed_load", {}).get("browse_by_page"):
+            lines += [
+                "",
+                "Browse requests by page and by what the page cache did (X-Page-Cache: hit, "
+                "miss = rendered and stored, none = not cacheable):",
+                "",
+                "| Page, cache | Requests | p50 (ms) | p95 (ms) |",
+                "|---|---|---|---|",
+            ]
+            for name, figures in by_page.items():
+                lines.append(
+                    f"| {name} | {_format(figures['requests'])} | {_format(figures['p50_ms'])} "
+                    f"| {_format(figures['p95_ms'])} |"
+                )
     lines += ["", "## Supporting figures", "", "| Figure | Value |", "|---|---|"]
     for name, value in metrics.items():
         if name in TARGETS or name.startswith("mixed_"):

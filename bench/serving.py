@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 
 from .common import DATA, ROOT, Context, current_database_url, median, ratio, use_database
@@ -143,11 +143,19 @@ def _stop(process: subprocess.Popen) -> None:
 def _request(
     host: str, port: int, method: str, path: str, body: bytes | None = None, headers=None
 ) -> tuple[int, bytes]:
+    status, content, _ = _exchange(host, port, method, path, body, headers)
+    return status, content
+
+
+def _exchange(
+    host: str, port: int, method: str, path: str, body: bytes | None = None, headers=None
+) -> tuple[int, bytes, http.client.HTTPMessage | None]:
+    """One request on a new connection: status, body and the answer's headers."""
     connection = http.client.HTTPConnection(host, port, timeout=60)
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
-        return response.status, response.read()
+        return response.status, response.read(), response.headers
     finally:
         connection.close()
 
@@ -684,7 +692,9 @@ def _random_ids(model, count: int) -> list[int]:
     return [rng.randint(1, top) for _ in range(count)] if top else []
 
 
-def mixed_load(ctx: Context) -> dict:
+def mixed_load(ctx: Context, in_front=None, name: str = "mixed_load") -> dict:
+    """The mixed load straight to gunicorn, or through `in_front(port)`: a context manager
+    that yields the port of a proxy before gunicorn's (bench/micro_cache.py's nginx)."""
     scale = ctx.scale
     use_database(ctx.large)
     seconds = scale.mixed_seconds
@@ -696,6 +706,7 @@ def mixed_load(ctx: Context) -> dict:
     photos = _Feed(_donation_photos(max(4, int(seconds * 4))))
     image_uuids, labels = _browse_targets()
     records: list[tuple[str, int, float]] = []
+    browsed: list[tuple[str, str, float]] = []  # page kind, X-Page-Cache, seconds
     lock = threading.Lock()
     state = {"sent": 0}
     answered = dict.fromkeys(AT_LEAST, 0)
@@ -708,7 +719,10 @@ def mixed_load(ctx: Context) -> dict:
             short = any(answered[kind] < need for kind, need in AT_LEAST.items())
         return short and now < deadline + GRACE
 
-    with gunicorn(current_database_url(), ratelimit=True) as (host, port):
+    with (
+        gunicorn(current_database_url(), ratelimit=True) as (host, upstream),
+        in_front(upstream) if in_front else nullcontext(upstream) as port,
+    ):
         deadline = time.perf_counter() + seconds
 
         def browse_request(rng: random.Random, cursor: list) -> tuple:
@@ -754,15 +768,18 @@ def mixed_load(ctx: Context) -> dict:
                 method, path, headers, body = request
                 started = time.perf_counter()
                 try:
-                    status, content = _request(host, port, method, path, body, headers)
+                    status, content, answer = _exchange(host, port, method, path, body, headers)
                 except OSError:
-                    status, content = 0, b""
+                    status, content, answer = 0, b"", None
                 elapsed = time.perf_counter() - started
                 if kind == "browse" and path.startswith("/browse"):
                     found = NEXT_PAGE.search(content)
                     cursor[:] = [found[1].decode()] if found else []
+                cached = _cache_state(answer)
                 with lock:
                     records.append((kind, status, elapsed))
+                    if kind == "browse":
+                        browsed.append((_page_kind(path), cached, elapsed))
                     if 200 <= status < 400:
                         answered[kind] += 1
 
@@ -794,15 +811,53 @@ def mixed_load(ctx: Context) -> dict:
     statuses: dict[str, int] = {}
     for kind, status, _ in records:
         statuses[f"{kind} {status}"] = statuses.get(f"{kind} {status}", 0) + 1
-    ctx.details["mixed_load"] = {
+    ctx.details[name] = {
         "gunicorn_worker_class": _worker_class(),
         "seconds": round(duration, 1),
         "clients": scale.mixed_clients,
         "workers": WORKERS,
         "requests": total,
         "statuses": statuses,
+        "browse_by_page": _browse_breakdown(browsed),
     }
     return results
+
+
+CACHE_HEADER = "X-Page-Cache"  # people/pagecache.py: hit, miss (stored), absent (not cacheable)
+
+
+def _cache_state(answer) -> str:
+    """What answered: nginx's micro-cache (bench/micro_cache.py says so), else the page cache."""
+    if answer is None:
+        return "none"
+    if answer.get("X-Nginx-Cache") in ("HIT", "STALE", "UPDATING"):
+        return "nginx"
+    return answer.get(CACHE_HEADER) or "none"
+
+
+def _page_kind(path: str) -> str:
+    if path.startswith("/image/"):
+        return "image"
+    if "label=" in path:
+        return "label"
+    return "next" if "after=" in path else "first"
+
+
+def _browse_breakdown(browsed: list[tuple[str, str, float]]) -> dict:
+    """p50/p95 of the browse requests by kind of page and by what the page cache did."""
+    out: dict = {}
+    groups: dict[str, list[float]] = {}
+    for page, cached, seconds in browsed:
+        groups.setdefault(f"{page} {cached}", []).append(seconds)
+        groups.setdefault(f"cache {cached}", []).append(seconds)
+    for name, times in sorted(groups.items()):
+        times.sort()
+        out[name] = {
+            "requests": len(times),
+            "p50_ms": round(_percentile(times, 50) * 1000, 1),
+            "p95_ms": round(_percentile(times, 95) * 1000, 1),
+        }
+    return out
 
 
 def _percentile(values: list[float], percent: float) -> float:

@@ -184,6 +184,9 @@ VARIABLES: dict[str, Variable] = {
     ),
     "proxy_read_timeout": Variable("70", _count, "seconds nginx waits for gunicorn"),
     "log_dir": Variable("/var/log/nginx", _path, "nginx's log folder"),
+    "page_cache_dir": Variable(
+        "/var/lib/nginx/imagemonkey-pages", _path, "nginx's micro-cache of public pages"
+    ),
     "app_log_dir": Variable("/var/log/imagemonkey", _path, "gunicorn's log folder"),
     "acme_root": Variable("/var/www/letsencrypt", _path, "certbot's webroot"),
     "snippets_dir": Variable("/etc/nginx/snippets", _path, "where the headers snippet lives"),

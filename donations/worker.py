@@ -36,6 +36,10 @@ from . import sandbox
 from .imaging import Decoded, Limits, Rejected, Rendition, process, rejection
 
 MAX_REPLY_BYTES = 512 * 1024 * 1024
+# How much lower than its web process the worker runs (nice). On a small host the
+# decoding of a few uploads at once would otherwise take the cores from the page views
+# and votes of everyone else; niced, it gets what they leave, and all of it when idle.
+NICENESS = 10
 CODE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where donations/ is
 
 
@@ -81,6 +85,7 @@ def main(argv: list[str]) -> None:
     os.environ.clear()
     _lower_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
     _lower_limit(resource.RLIMIT_CORE, 0)  # a crash must not write the upload to disk
+    os.nice(NICENESS)  # before the sandbox, which allows no setpriority
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     warnings.simplefilter("ignore")  # hostile files would fill the logs with warnings
     warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -2,8 +2,8 @@
 
 `@anonymous_page_cache(params=…)` on a view keeps its HTML in Redis for
 `PAGE_CACHE_SECONDS` (keyed by path and query), for visitors who bring nothing of their
-own: a GET with no cookie but the CSRF cookie, no API token, no Authorization, and no
-query parameter the page does not know. Everyone else gets the page rendered for them, as
+own: a GET with no cookie but the CSRF cookie, no voter or API token, no Authorization,
+and no query parameter the page does not know. Everyone else gets the page rendered for them, as
 before — a browser that has just posted too, since it holds the read-your-writes cookie
 (people/replicas.py). That costs one Redis read per answer; the address-keyed mark that
 replicas also use is not asked (a second read): a client that keeps no cookie and sends no
@@ -17,8 +17,15 @@ they have none). Only a plain 200 is stored: never one that sets a cookie, that 
 marked private, or a stream. Pages answer `Vary: Cookie` whether they came from the cache
 or not, so that no shared cache in front mixes signed-in and anonymous visitors.
 
-Each process also keeps the pages it served for up to `LOCAL_SECONDS` (2 s) in memory, so
-that the busiest pages do not wait on Redis at every visit (on a loaded machine, each
+The pages that hold no form (browse, labels, statistics, home) are the same bytes for
+every such visitor, and say so to nginx: `X-Accel-Expires` with what is left of their
+lifetime, which nginx's micro-cache (deploy/nginx) heeds, for requests that bring no
+cookie and no token at all, and answers without reaching Python (bench/micro_cache.py
+measures both caches); a page is never older than `PAGE_CACHE_SECONDS` in either. A page
+with a form (a picture's) is not offered: its CSRF token is each visitor's.
+
+Each process also keeps the pages it served for up to `LOCAL_SECONDS` (2 s) in memory,
+decompressed, so that the busiest pages do not wait on Redis nor zlib at every visit (on a loaded machine, each
 round trip to Redis costs more than a whole /ping).
 
 Invalidation is the short lifetime: a vote or a moderation decision shows to other
@@ -45,35 +52,45 @@ from django.middleware.csrf import get_token
 from django.utils.cache import patch_vary_headers
 from django.utils.crypto import salted_hmac
 
-from .identity import TOKEN_HEADER
+from .identity import API_TOKEN_HEADER, TOKEN_HEADER
 
-VERSION = 1  # part of every key: a release that changes a page's shape starts afresh
+VERSION = 2  # part of every key: a release that changes a page's shape starts afresh
 MAX_QUERY_LENGTH = 256
 STORED_HEADERS = ("Content-Type", "Content-Language")
 HIT_HEADER = "X-Page-Cache"
+# How many more seconds the answer may be kept by nginx's micro-cache (deploy/nginx), which
+# stores nothing else: set only on the pages that are the same bytes for every visitor (no
+# form, so no visitor's CSRF token), for what is left of the stored page's lifetime, so
+# that a page is never older than PAGE_CACHE_SECONDS in either cache. nginx does not pass
+# the header on to the client.
+SHARED_CACHE_HEADER = "X-Accel-Expires"
 LOCAL_SECONDS = 2.0  # how long a process keeps a page it got from Redis in memory
 LOCAL_MAX = 256  # pages kept in memory per process at most
 
 _local_lock = threading.Lock()
-_local: dict[str, tuple[float, dict]] = {}
+_local: dict[str, tuple[float, dict, bytes]] = {}
 
 
-def _get(key: str) -> dict | None:
+def _get(key: str) -> tuple[dict, bytes] | None:
+    """The stored page and its body, from this process's memory or else from Redis."""
     now = time.monotonic()
     kept = _local.get(key)
     if kept is not None and kept[0] > now:
-        return kept[1]
+        return kept[1], kept[2]
     stored = cache.get(key)
-    if stored is not None:
-        _keep(key, stored, now)
-    return stored
+    if stored is None:
+        return None
+    body = _body(stored)
+    _keep(key, stored, body, now)
+    return stored, body
 
 
-def _keep(key: str, stored: dict, now: float) -> None:
+def _keep(key: str, stored: dict, body: bytes, now: float) -> None:
+    """Keep the page in memory, its body already decompressed: a hit only copies it."""
     with _local_lock:
         if len(_local) >= LOCAL_MAX:
             _local.clear()
-        _local[key] = (now + min(LOCAL_SECONDS, settings.PAGE_CACHE_SECONDS), stored)
+        _local[key] = (now + min(LOCAL_SECONDS, settings.PAGE_CACHE_SECONDS), stored, body)
 
 
 def clear_local() -> None:
@@ -101,8 +118,8 @@ def may_use_cache(request: HttpRequest, params: Iterable[str]) -> bool:
         return False
     if set(request.COOKIES) - {settings.CSRF_COOKIE_NAME}:
         return False  # a session, a message waiting, a recent write: theirs alone
-    if TOKEN_HEADER in request.META or "HTTP_AUTHORIZATION" in request.META:
-        return False
+    if {TOKEN_HEADER, API_TOKEN_HEADER, "HTTP_AUTHORIZATION"} & request.META.keys():
+        return False  # the same headers that make nginx's micro-cache step aside
     if len(request.META.get("QUERY_STRING", "")) > MAX_QUERY_LENGTH:
         return False
     return not set(request.GET) - set(params)  # other parameters would only fill the cache
@@ -136,21 +153,31 @@ def _stored(response: HttpResponse) -> dict:
     return {
         "body": base64.b64encode(zlib.compress(response.content, 1)).decode("ascii"),
         "headers": {name: response[name] for name in STORED_HEADERS if name in response},
+        "until": time.time() + settings.PAGE_CACHE_SECONDS,  # wall clock: shared by hosts
     }
 
 
-def _response(stored: dict) -> HttpResponse:
-    response = HttpResponse(zlib.decompress(base64.b64decode(stored["body"])))
+def _body(stored: dict) -> bytes:
+    return zlib.decompress(base64.b64decode(stored["body"]))
+
+
+def _response(stored: dict, body: bytes | None = None) -> HttpResponse:
+    response = HttpResponse(_body(stored) if body is None else body)
     for name, value in stored["headers"].items():
         response[name] = value
     return response
 
 
-def _for_this_visitor(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """Put this visitor's own CSRF token where the placeholder is."""
+def _for_this_visitor(
+    request: HttpRequest, response: HttpResponse, stored: dict | None
+) -> HttpResponse:
+    """Put this visitor's own CSRF token where the placeholder is. A stored page without
+    one is the same for everyone: nginx may keep it for the rest of its lifetime."""
     placeholder = csrf_placeholder().encode()
     if placeholder in response.content:
         response.content = response.content.replace(placeholder, get_token(request).encode())
+    elif stored is not None and (left := int(stored["until"] - time.time())) > 0:
+        response[SHARED_CACHE_HEADER] = str(left)
     patch_vary_headers(response, ["Cookie"])
     return response
 
@@ -169,22 +196,24 @@ def anonymous_page_cache(
                 patch_vary_headers(response, ["Cookie"])
                 return response
             key = page_key(request)
-            stored = _get(key)
-            if stored is not None:
-                response = _response(stored)
+            found = _get(key)
+            if found is not None:
+                stored, body = found
+                response = _response(stored, body)
                 response[HIT_HEADER] = "hit"
-                return _for_this_visitor(request, response)
+                return _for_this_visitor(request, response, stored)
             request._rendering_for_cache = True
             try:
                 response = view(request, *args, **kwargs)
             finally:
                 request._rendering_for_cache = False
-            if may_store(response):
-                stored = _stored(response)
-                cache.set(key, stored, settings.PAGE_CACHE_SECONDS)
-                _keep(key, stored, time.monotonic())
-                response[HIT_HEADER] = "miss"
-            return _for_this_visitor(request, response)
+            if not may_store(response):
+                return _for_this_visitor(request, response, None)
+            stored = _stored(response)
+            cache.set(key, stored, settings.PAGE_CACHE_SECONDS)
+            _keep(key, stored, response.content, time.monotonic())
+            response[HIT_HEADER] = "miss"
+            return _for_this_visitor(request, response, stored)
 
         return wrapper
 

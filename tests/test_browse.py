@@ -34,6 +34,31 @@ def test_browse_shows_newest_public_pictures_first(client):
     )
 
 
+def test_a_card_names_every_label_in_its_alt_text_and_shows_four_as_badges(client):
+    image = make_image()
+    dog = make_label("dog")
+    names = ["apple", "bird", "car", "dog/eye", "tree"]
+    make_pair("apple", image, status="validated")
+    make_pair("bird", image, status="rejected")
+    make_pair("car", image)
+    make_pair(make_label("eye", parent=dog), image)
+    make_pair("tree", image)
+    body = client.get("/browse").content.decode()
+    assert f'alt="Picture 1, labelled {", ".join(names)}"' in body
+    assert '<span class="badge ok">apple</span> <span class="badge bad">bird</span> ' in body
+    assert '<span class="badge">car</span> <span class="badge">dog/eye</span> </p>' in body
+    assert '<span class="badge">tree</span>' not in body
+    assert f'<a href="/image/{image.uuid}">' in body
+
+
+def test_a_card_escapes_what_a_label_name_holds(client):
+    image = make_image()
+    make_pair(make_label('"><script>alert(1)</script>'), image)
+    body = client.get("/browse").content.decode()
+    assert "<script>alert" not in body
+    assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
 def test_pages_follow_each_other_without_gaps_or_repeats(client):
     images = public_images(100)
     seen, url = [], "/browse"

@@ -473,6 +473,12 @@ class TestIsolation:
         [pid] = decoding.worker_pids()
         assert pid != os.getpid() and is_running(pid)
 
+    def test_the_worker_runs_at_a_lower_cpu_priority_than_the_web_process(self):
+        decoding.warm_up()
+        [pid] = decoding.worker_pids()
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(ours + worker.NICENESS, 19)
+
     def test_the_worker_answers_exactly_what_process_computes(self):
         data = corpus.png_with_html()
         assert decoding.decode(data) == imaging.process(data)

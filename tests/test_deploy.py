@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,7 @@ def local_nginx_variables(folder: Path, cert: Path, key: Path) -> dict[str, str]
         "log_dir": str(folder / "logs"),
         "snippets_dir": str(folder / "rendered" / "nginx"),
         "local_prefix": str(folder / "local"),
+        "page_cache_dir": str(folder / "local" / "page-cache"),
         # A master running as root hands the work to an unprivileged user.
         "local_user": "nobody nogroup" if is_root() else "",
     }
@@ -220,6 +222,178 @@ def test_several_app_hosts_share_the_load_and_only_repeatable_requests_are_retri
     # nginx sends a POST that reached a host to no other one: a vote is never stored twice.
     assert not re.search(r"^\s*proxy_next_upstream .*non_idempotent", config, re.MULTILINE)
     assert "non_idempotent" not in config
+
+
+# --- nginx's micro-cache of public pages -----------------------------------------------------
+
+
+class FakeApp:
+    """An app host that counts what reaches it and answers each path as the test says."""
+
+    ANSWERS = {
+        "/page": [("X-Accel-Expires", "10")],  # what people/pagecache.py offers nginx
+        "/sets-cookie": [("X-Accel-Expires", "10"), ("Set-Cookie", "csrftoken=abc; Path=/")],
+        "/public": [("Cache-Control", "public, max-age=3600")],  # no X-Accel-Expires
+    }
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        app = self
+        self.seen: list[tuple[str, str, dict]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                app.seen.append((self.command, self.path, dict(self.headers)))
+                body = f"answer {len(app.seen)}".encode()
+                self.send_response(200)
+                for name, value in app.ANSWERS.get(self.path, []):
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reached(self, path: str) -> int:
+        return sum(1 for _, seen, _ in self.seen if seen == path)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+@pytest.fixture
+def micro_cache(tmp_path):
+    """The rendered site in a real nginx, in front of a FakeApp; yields (get, app)."""
+    import http.client
+    import ssl
+    import time
+
+    nginx = debian_tool("nginx", "nginx")
+    app = FakeApp()
+    cert, key = self_signed_certificate(tmp_path / "tls", "example.org")
+    http_port, https_port = free_ports(2)
+    # The workers (nobody's, under root) write the cache: outside pytest's folders (0700),
+    # in a folder that nginx makes itself, as in production.
+    page_cache = Path(tempfile.mkdtemp(prefix="imagemonkey-page-cache-"))
+    page_cache.chmod(0o755)
+    render_config(
+        tmp_path / "rendered",
+        server_name="example.org",
+        app_servers=f"127.0.0.1:{app.port}",
+        http_listen=f"127.0.0.1:{http_port}",
+        https_listen=f"127.0.0.1:{https_port}",
+        **local_nginx_variables(tmp_path, cert, key) | {"page_cache_dir": f"{page_cache}/pages"},
+    )
+    command = [
+        nginx, "-p", str(tmp_path / "local"),
+        "-c", str(tmp_path / "rendered" / "nginx" / "local.conf"), "-g", "daemon off;",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True)
+    tls = ssl.create_default_context(cafile=str(cert))
+
+    class Connection(http.client.HTTPSConnection):
+        def connect(self):  # the site's name in SNI: the default server refuses others
+            plain = socket.create_connection((self.host, self.port), self.timeout)
+            self.sock = self._context.wrap_socket(plain, server_hostname="example.org")
+
+    def get(path: str, method: str = "GET", **headers: str) -> tuple[str, dict]:
+        connection = Connection("127.0.0.1", https_port, context=tls, timeout=10)
+        try:
+            body = b"" if method == "POST" else None
+            connection.request(method, path, body=body, headers={"Host": "example.org"} | headers)
+            response = connection.getresponse()
+            return response.read().decode(), dict(response.getheaders())
+        finally:
+            connection.close()
+
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()
+            try:
+                get("/warm-up")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not answer"
+                time.sleep(0.1)
+        yield get, app
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        app.server.shutdown()
+        shutil.rmtree(page_cache, ignore_errors=True)
+
+
+def test_nginx_answers_a_page_offered_by_the_app_from_its_cache(micro_cache):
+    get, app = micro_cache
+    first, headers = get("/page")
+    assert get("/page")[0] == first
+    assert get("/page?other=1")[0] != first  # the query is part of the key
+    assert app.reached("/page") == 1
+    assert "X-Accel-Expires" not in headers  # the app's word for nginx only
+
+
+def test_nginx_never_answers_from_its_cache_nor_stores_for_a_cookie_or_a_token(micro_cache):
+    get, app = micro_cache
+    cached = get("/page")[0]
+    for personal in (
+        {"Cookie": "sessionid=abc"},
+        {"Cookie": "csrftoken=abc"},
+        {"Authorization": "Bearer abc"},
+        {"X-Voter-Token": "abc"},
+        {"X-Api-Token": "abc"},
+    ):
+        own = get("/page", **personal)[0]
+        assert own != cached, personal  # from the app, with what the visitor sent
+        assert app.seen[-1][2].get(next(iter(personal))) == next(iter(personal.values()))
+        assert get("/page")[0] == cached, personal  # and theirs was not stored for others
+    assert app.reached("/page") == 6
+
+
+def test_nginx_never_stores_an_answer_that_sets_a_cookie(micro_cache):
+    get, app = micro_cache
+    first, headers = get("/sets-cookie")
+    assert headers.get("Set-Cookie", "").startswith("csrftoken=")
+    assert get("/sets-cookie")[0] != first
+    assert app.reached("/sets-cookie") == 2
+
+
+def test_nginx_stores_only_what_the_app_offers_and_only_for_get(micro_cache):
+    get, app = micro_cache
+    assert get("/public")[0] != get("/public")[0]  # Cache-Control alone is not an offer
+    assert get("/other")[0] != get("/other")[0]  # nor is silence
+    assert get("/page", method="POST")[0] != get("/page", method="POST")[0]
+    assert (app.reached("/public"), app.reached("/other"), app.reached("/page")) == (2, 2, 2)
+
+
+def test_the_bench_measures_the_micro_cache_deploy_renders(tmp_path):
+    from bench.micro_cache import CACHE_DIRECTIVES
+
+    render_config(tmp_path, server_name="example.org")
+    config = (tmp_path / "nginx" / "imagemonkey.conf").read_text()
+    pages = server_block(config, "location / {\n        proxy_cache")
+    for line in CACHE_DIRECTIVES.strip().splitlines():
+        assert line.strip() in pages, line
 
 
 @pytest.mark.parametrize("servers", ["10.0.0.11", "unix:relative.sock", "10.0.0.1:80; foo"])

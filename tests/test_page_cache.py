@@ -11,7 +11,7 @@ from django.db import transaction
 from django.middleware.csrf import _unmask_cipher_token
 from django.test import Client, override_settings
 
-from people.pagecache import HIT_HEADER, clear_local, csrf_placeholder
+from people.pagecache import HIT_HEADER, SHARED_CACHE_HEADER, clear_local, csrf_placeholder
 from tests.helpers import make_image, make_label, make_pair
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("page_cache_on")]
@@ -105,6 +105,41 @@ def test_a_cached_page_without_forms_sets_no_cookie(client):
     assert "Cookie" in hit["Vary"]
 
 
+def test_a_page_the_same_for_everyone_tells_nginx_to_keep_it_only_for_its_lifetime(client):
+    missed = client.get("/browse")
+    assert missed[HIT_HEADER] == "miss"
+    assert 29 <= int(missed[SHARED_CACHE_HEADER]) <= 30  # PAGE_CACHE_SECONDS, here 30
+    (stored,) = stored_pages().values()
+    stored["until"] -= 20  # the stored page is 20 s old
+    cache.set(next(iter(stored_pages())), stored)
+    clear_local()
+    hit = Client().get("/browse")
+    assert hit[HIT_HEADER] == "hit"
+    assert 9 <= int(hit[SHARED_CACHE_HEADER]) <= 10  # what is left of its 30 s, no more
+
+
+def test_a_page_with_a_form_is_never_offered_to_nginx(picture):
+    path = f"/image/{picture.uuid}"
+    missed, hit = Client().get(path), Client().get(path)
+    assert (missed[HIT_HEADER], hit[HIT_HEADER]) == ("miss", "hit")
+    assert SHARED_CACHE_HEADER not in missed and SHARED_CACHE_HEADER not in hit
+
+
+def test_no_personal_or_unstored_page_is_offered_to_nginx(client, picture, django_user_model):
+    assert SHARED_CACHE_HEADER in client.get("/browse")
+    user = django_user_model.objects.create_user("ada", password="a long passphrase 42")
+    signed_in = Client()
+    signed_in.force_login(user)
+    assert SHARED_CACHE_HEADER not in signed_in.get("/browse")
+    assert SHARED_CACHE_HEADER not in client.get("/", HTTP_X_VOTER_TOKEN="anything")
+    assert SHARED_CACHE_HEADER not in client.get("/browse?label=dog&junk=1")
+    missing = client.get("/image/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404 and SHARED_CACHE_HEADER not in missing
+    with override_settings(PAGE_CACHE_SECONDS=0):
+        assert SHARED_CACHE_HEADER not in client.get("/labels")
+    assert SHARED_CACHE_HEADER not in client.get("/ping")  # not a cached page at all
+
+
 def test_a_signed_in_visitor_gets_their_own_page_not_the_cached_one(
     client, picture, django_user_model
 ):
@@ -158,6 +193,8 @@ def test_query_parameters_the_page_does_not_read_bypass_the_cache(client):
     assert HIT_HEADER not in client.get("/browse?label=dog&junk=1")
     assert HIT_HEADER not in client.get(f"/browse?label={'x' * 300}")
     assert HIT_HEADER not in client.get("/", HTTP_X_VOTER_TOKEN="anything")
+    assert HIT_HEADER not in client.get("/", HTTP_X_API_TOKEN="anything")
+    assert HIT_HEADER not in client.get("/", HTTP_AUTHORIZATION="Bearer anything")
     assert len(stored_pages()) == 1
 
 
