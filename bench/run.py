@@ -161,7 +161,7 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
     ),
     "export_vs_copy": (
         ">=",
-        0.5,
+        0.9,
         "rows/s of the CSV and JSON exports (/v1/export view, all public pairs, a child "
         "process each) ÷ rows/s of `COPY (same rows, same order) TO STDOUT`; median of "
         "per-round ratios, the lower of CSV and JSON",
