@@ -3,6 +3,7 @@
 # The fixtures imported from tests.test_export are named again by the tests that use them.
 # ruff: noqa: F811
 
+import collections
 import hashlib
 import io
 import json
@@ -218,8 +219,12 @@ class TestWebDataset:
         )
         folder, members = extract(content, tmp_path)
         shards = [name for name in members if name.endswith(".tar")]
-        assert len(shards) > 3 and all(len(members[name]) <= 20_000 for name in shards)
-        assert {name.split("/")[0] for name in shards} <= {"train", "val", "test"}
+        assert all(len(members[name]) <= 20_000 for name in shards)
+        per_split = collections.Counter(name.split("/")[0] for name in shards)
+        assert set(per_split) <= {"train", "val", "test"}
+        # Eight samples in three splits: one split has at least three, more than a shard holds
+        # (the uuids are random, so which split that is varies).
+        assert max(per_split.values()) >= 2, per_split
         splits = {
             e["uuid"]: e["split"]
             for e in json.loads(download(client, query="dog", format="json", split="50/25/25"))
