@@ -219,9 +219,25 @@ class Export:
             return self.positive(alias)
         return compose("((", self.positive(alias), ") OR (", self.negative(alias), "))")
 
+    def outlined_image_ids(self) -> Sql:
+        """`SELECT DISTINCT image_id` of the pictures with an accepted outline of a positive
+        pair: the pictures annotations_only keeps (OUTLINED, read from the outlines' side).
+
+        Read from the accepted outlines (an index of their own) to their pairs, it costs as
+        many rows as there are outlines, where the EXISTS per matching picture costs a look
+        at every picture's pairs. Not a release's: its exports carry no outlines.
+        """
+        return compose(
+            "SELECT DISTINCT ap.image_id FROM annotations_annotation a "
+            "JOIN validation_imagelabel ap ON ap.id = a.pair_id "
+            "WHERE a.status = 'accepted' AND ",
+            self.positive("ap"),
+        )
+
 
 # An accepted outline of a pair of the picture `img` (a pair aliased `ap`), for
-# annotations_only: the condition on `ap` follows.
+# annotations_only: the condition on `ap` follows (Export.outlined_image_ids says the same
+# from the outlines' side).
 OUTLINED = """FROM validation_imagelabel ap
     JOIN annotations_annotation a ON a.pair_id = ap.id AND a.status = 'accepted'
     WHERE ap.image_id = img.id AND """
