@@ -16,9 +16,9 @@ run of the benchmark fills them once per dataset.
 
 The export is `/v1/export?format=coco&annotations_only=true&status=any` of the query
 matching every public picture, in a child process (bench.exporting.run_child); its
-baseline a COPY of the same annotation rows (`COPY_BASELINE`: the same joins and order as
-exports.renderers.coco_annotations, the shapes' text unrendered) in the same kind of
-child. Rounds run the two side by side; the headline is the median of per-round ratios
+baseline a COPY of the same annotation rows (`COPY_BASELINE`: the outlines of positive
+pairs on public pictures in exports.renderers.coco_annotations' order, the shapes' text
+unrendered) in the same kind of child. Rounds run the two side by side; the headline is the median of per-round ratios
 of COPY's time to the export's (the same rows each). The export also writes the images
 and categories sections, which the baseline does not: their cost is part of the ratio.
 Memory: the exporting child's peak RSS on the large dataset ÷ on the medium one.
@@ -53,9 +53,10 @@ WHERE (p.status = 'validated' OR p.num_yes > p.num_no) AND img.status = 'public'
 ORDER BY p.id
 """
 
-# The annotation rows of the COCO export, with the same joins, conditions and order as
-# exports.renderers.coco_annotations for annotations_only, status=any, no thresholds
-# (the query matching everything is every public picture).
+# The annotation rows of the COCO export, in the order of exports.renderers.coco_annotations
+# for annotations_only, status=any, no thresholds: the accepted outlines of positive pairs
+# on every public picture (the query matching everything; the export takes its pictures
+# from its images section instead).
 COPY_BASELINE = """
 COPY (
     SELECT a.id * 128 + s.n, img.id, p.label_id, s.shape

@@ -261,6 +261,21 @@ class Export:
             return self.positive(alias)
         return compose("((", self.positive(alias), ") OR (", self.negative(alias), "))")
 
+    def outlined_image_ids(self) -> Sql:
+        """`SELECT DISTINCT image_id` of the pictures with an accepted outline of a positive
+        pair: the pictures annotations_only keeps (OUTLINED, read from the outlines' side).
+
+        Read from the accepted outlines (an index of their own) to their pairs, it costs as
+        many rows as there are outlines, where the EXISTS per matching picture costs a look
+        at every picture's pairs. Live exports only: a release's reads the outlines it froze.
+        """
+        return compose(
+            "SELECT DISTINCT ap.image_id FROM annotations_annotation a "
+            "JOIN validation_imagelabel ap ON ap.id = a.pair_id "
+            "WHERE a.status = 'accepted' AND ",
+            self.positive("ap"),
+        )
+
 
 # A released image is served while it is public and has not been revoked.
 RELEASED_IMAGES = """img.status = %s AND EXISTS (

@@ -7,6 +7,7 @@ streams through the snapshot's COPY pipe (exports.export).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 from .export import Export, snapshot_for
@@ -154,25 +155,32 @@ def outline_objects(export: Export) -> Sql:
     )
 
 
-def coco_annotations(export: Export) -> Sql:
-    """COCO annotation entries, one per shape of each accepted outline of a positive pair:
-    bbox, segmentation (one polygon) and area as measured when it was drawn. Ids are
-    the outline's id × 128 + the shape's place in it (at most 100 shapes)."""
+def coco_annotations(export: Export, image_ids: bytes) -> Sql:
+    """COCO annotation entries, one per shape of each accepted outline of a positive pair
+    of the pictures `image_ids` (the file's images: bit n of the bytes set for picture n,
+    as _ImageEntries notes them): bbox, segmentation (one polygon) and area as measured
+    when it was drawn (for a release, as frozen when it was cut: Export.outline_join).
+    Ids are the outline's id × 128 + the shape's place in it (at most 100 shapes).
+
+    The pictures come from the images section rather than from the query again: that
+    would test each outline's picture against the query's terms, a look at its pairs per
+    term, for every outline of it."""
     return compose(
-        """SELECT ',{"id":' || (r.annotation_id * 128 + s.n) || ',"image_id":' || img.id
+        """SELECT ',{"id":' || (r.annotation_id * 128 + s.n) || ',"image_id":' || p.image_id
                 || ',"category_id":' || p.label_id || ',"iscrowd":0,' || s.shape
-            FROM donations_image img
-            JOIN """,
+            FROM """,
         export.pairs,
-        " p ON p.image_id = img.id AND ",
-        export.positive(),
-        "\n            ",
+        " p ",
         export.outline_join("p"),
         """
             CROSS JOIN LATERAL unnest(r.export_coco) WITH ORDINALITY AS s(shape, n)
             WHERE """,
-        export.matching(outlined=True),
-        " ORDER BY img.id, r.annotation_id, s.n",
+        export.positive(),
+        Sql(
+            " AND CASE WHEN p.image_id < %s THEN get_bit(%s, p.image_id) = 1 ELSE FALSE END",
+            [len(image_ids) * 8, image_ids],
+        ),
+        " ORDER BY p.image_id, r.annotation_id, s.n",
     )
 
 
@@ -219,8 +227,48 @@ def coco_images(export: Export) -> Sql:
     form with `pos_category_ids` for the categories verified present is what
     image-label COCO files (Detic's, for one) use. `annotations` stays for
     geometry, which an image-level label has none of. Each pair's votes are in
-    `imagemonkey_labels`, which COCO tools ignore.
+    `imagemonkey_labels`, which COCO tools ignore; it lists every passing pair of
+    the image, which is what render_coco reads the categories from.
     """
+    if export.annotations_only and export.release_id is None:
+        return _outlined_coco_images(export)
+    return compose(
+        _coco_image_entry(
+            export,
+            compose(
+                "string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE ",
+                export.positive(),
+                ")",
+            ),
+            compose(
+                "string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE ",
+                export.negative(),
+                ")",
+            ),
+            "string_agg(" + COCO_IMAGE_LABEL + ", ',' ORDER BY p.label_id)",
+        ),
+        """
+            FROM donations_image img
+            LEFT JOIN """,
+        export.pairs,
+        """ p ON p.image_id = img.id AND """,
+        export.passing(),
+        " WHERE ",
+        export.matching(),
+        " GROUP BY img.id ORDER BY img.id",
+    )
+
+
+# One pair of the image, in imagemonkey_labels.
+COCO_IMAGE_LABEL = """'{"category_id":' || p.label_id
+                    || ',"status":"' || p.status || '","num_yes":' || p.num_yes
+                    || ',"num_no":' || p.num_no || ',"probability":' || p.probability
+                    || ',"confidence":' || p.confidence || '}'"""
+
+
+def _coco_image_entry(export: Export, positives: Sql, negatives: Sql, labels: str) -> Sql:
+    """The SELECT list of a COCO image entry of `img`, given the SQL of its positives' and
+    verified negatives' label ids and of its imagemonkey_labels (each NULL for none)."""
     return compose(
         Sql(
             """SELECT ',{"id":' || img.id || ',"file_name":"' || img.uuid
@@ -231,26 +279,50 @@ def coco_images(export: Export) -> Sql:
             [export.image_url_prefix],
         ),
         _split_field(export, ',"split":"', '"'),
-        """ || ',"pos_category_ids":['
-                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
+        """ || ',"pos_category_ids":[' || COALESCE(""",
+        positives,
+        """, '') || '],"neg_category_ids":[' || COALESCE(""",
+        negatives,
+        """, '') || '],"imagemonkey_labels":[' || COALESCE(""",
+        labels,
+        ", '') || ']}'",
+    )
+
+
+def _outlined_coco_images(export: Export) -> Sql:
+    """coco_images for annotations_only: the same entries, read from the outlined pictures.
+
+    Joining every matching picture to all its pairs and keeping the outlined ones makes
+    the planner hash every pair and sort them on disk before the first entry leaves. Here
+    the outlined pictures come from the accepted outlines (Export.outlined_image_ids) in
+    id order, each looked up by its key, and each picture's pairs are read from the
+    (image, label) index in label order: a subquery with ORDER BY is not flattened, so the
+    aggregates take its rows in that order and need no sort of their own.
+    """
+    return compose(
+        _coco_image_entry(export, Sql("agg.positives"), Sql("agg.negatives"), "agg.labels"),
+        "\n            FROM (",
+        export.outlined_image_ids(),
+        """) outlined
+            JOIN donations_image img ON img.id = outlined.image_id
+            CROSS JOIN LATERAL (
+                SELECT string_agg(p.label_id::text, ',') FILTER (WHERE """,
         export.positive(),
-        """), '') || '],"neg_category_ids":['
-                || COALESCE(string_agg(p.label_id::text, ',' ORDER BY p.label_id) FILTER (WHERE """,
+        """) AS positives,
+                    string_agg(p.label_id::text, ',') FILTER (WHERE """,
         export.negative(),
-        """), '') || '],"imagemonkey_labels":['
-                || COALESCE(string_agg('{"category_id":' || p.label_id
-                    || ',"status":"' || p.status || '","num_yes":' || p.num_yes
-                    || ',"num_no":' || p.num_no || ',"probability":' || p.probability
-                    || ',"confidence":' || p.confidence || '}', ',' ORDER BY p.label_id), '')
-                || ']}'
-            FROM donations_image img
-            LEFT JOIN """,
-        export.pairs,
-        """ p ON p.image_id = img.id AND """,
+        """) AS negatives,
+                    string_agg(""",
+        COCO_IMAGE_LABEL,
+        """, ',') AS labels
+                FROM (SELECT * FROM validation_imagelabel p WHERE p.image_id = img.id AND """,
         export.passing(),
-        " WHERE ",
-        export.matching(),
-        " GROUP BY img.id ORDER BY img.id",
+        """ ORDER BY p.label_id) p
+            ) agg
+            WHERE """,
+        # The rows are outlined pictures already: matching need not check that again.
+        export.matching(outlined=True),
+        " ORDER BY img.id",
     )
 
 
@@ -266,39 +338,36 @@ def used_labels(export: Export) -> Sql:
     )
 
 
-def coco_categories(export: Export) -> Sql:
-    """The labels that occur in the export; a part's supercategory is its label,
-    a label's is the first of its is-a categories."""
+def coco_categories(export: Export, label_ids: list[int]) -> Sql:
+    """The categories `label_ids` (those that occur in the export); a part's supercategory
+    is its label, a label's is the first of its is-a categories."""
     if export.release_id is not None:
-        return released_categories(export)
-    return compose(
-        "WITH used AS MATERIALIZED (",
-        used_labels(export),
-        """)
-        SELECT ',{"id":' || l.id
+        return released_categories(export, label_ids)
+    return Sql(
+        """SELECT ',{"id":' || l.id
             || ',"name":' || to_json(COALESCE(parent.name || '/', '') || l.name)::text
             || ',"supercategory":' || to_json(COALESCE(parent.name, (
                 SELECT category.name FROM labels_label_categories link
                 JOIN labels_label category ON category.id = link.to_label_id
                 WHERE link.from_label_id = l.id ORDER BY category.name LIMIT 1), ''))::text
             || '}'
-        FROM used JOIN labels_label l ON l.id = used.label_id
+        FROM labels_label l
         LEFT JOIN labels_label parent ON parent.id = l.parent_id
+        WHERE l.id = ANY(%s)
         ORDER BY l.id""",
+        [label_ids],
     )
 
 
-def released_categories(export: Export) -> Sql:
+def released_categories(export: Export, label_ids: list[int]) -> Sql:
     """coco_categories for a release: its labels' names as they were when it was cut."""
-    return compose(
-        "WITH used AS MATERIALIZED (",
-        used_labels(export),
-        """)
-        SELECT ',{"id":' || l.label_id
+    return Sql(
+        """SELECT ',{"id":' || l.label_id
             || ',"name":' || to_json(l.label || CASE l.sublabel WHEN '' THEN '' ELSE '/' || l.sublabel END)::text
             || ',"supercategory":' || to_json(l.supercategory)::text || '}'
-        FROM used JOIN exports_releaselabel l ON l.label_id = used.label_id AND """,
-        Sql("l.release_id = %s ORDER BY l.label_id", [export.release_id]),
+        FROM exports_releaselabel l
+        WHERE l.release_id = %s AND l.label_id = ANY(%s) ORDER BY l.label_id""",
+        [export.release_id, label_ids],
     )
 
 
@@ -352,6 +421,55 @@ def render_csv(export: Export) -> Iterator[bytes]:
         yield from crlf(snap.copy_lines(pair_lines(export)))
 
 
+# The start of an image entry, `{"id":12,"file_name":"…`, and a pair in its
+# imagemonkey_labels, `{"category_id":7,"status":…`. Nothing else in an entry can look
+# like either: JSON strings escape their quotes.
+IMAGE_ID = re.compile(rb'\{"id":([0-9]+),"file_name":"')
+CATEGORY_ID = re.compile(rb'"category_id":([0-9]+),')
+# Longer than any match (22 bytes and a bigint's 19 digits).
+_SEAM = 64
+
+
+class _ImageEntries:
+    """The pictures and the categories of a COCO file, read off its image entries as they
+    stream by, for the sections that follow.
+
+    Each entry lists every passing pair of its picture in imagemonkey_labels, so the ids
+    there are the labels of the export's passing pairs: the categories, without a second
+    pass over the pictures and their pairs (which costs as much as the images section).
+    The pictures are kept as one bit per picture id (a million pictures: 125 kB), for
+    coco_annotations.
+    """
+
+    def __init__(self):
+        self.categories: set[bytes] = set()
+        self.images = bytearray()
+        self._tail = b""
+
+    def reading(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            # An entry's start or a pair split between two chunks is whole in the seam.
+            seam = self._tail + chunk[:_SEAM]
+            self._note(seam)
+            self._note(chunk)
+            self._tail = (self._tail + chunk[-_SEAM:])[-_SEAM:]  # chunks may be short
+            yield chunk
+
+    def _note(self, text: bytes) -> None:
+        self.categories.update(CATEGORY_ID.findall(text))
+        images = self.images
+        for found in IMAGE_ID.findall(text):
+            image_id = int(found)
+            byte = image_id >> 3
+            if byte >= len(images):
+                images.extend(bytes(byte + 1 - len(images)))
+            # get_bit's order: bit n is bit n % 8 (least significant first) of byte n / 8.
+            images[byte] |= 1 << (image_id & 7)
+
+    def category_ids(self) -> list[int]:
+        return sorted(int(value) for value in self.categories)
+
+
 COCO_LICENSE = {
     "id": 1,
     "name": "CC0 1.0",
@@ -384,9 +502,11 @@ def render_coco(export: Export) -> Iterator[bytes]:
             info["release"] = export.release_slug
         head = {"info": info, "licenses": [COCO_LICENSE]}
         yield json.dumps(head)[:-1].encode() + b', "images": [\n'
-        yield from _after_first(snap.copy_lines(coco_images(export)))
+        entries = _ImageEntries()
+        yield from entries.reading(_after_first(snap.copy_lines(coco_images(export))))
         yield b'], "categories": [\n'
-        yield from _after_first(snap.copy_lines(coco_categories(export)))
+        yield from _after_first(snap.copy_lines(coco_categories(export, entries.category_ids())))
         yield b'], "annotations": [\n'
-        yield from _after_first(snap.copy_lines(coco_annotations(export)))
+        annotations = coco_annotations(export, bytes(entries.images))
+        yield from _after_first(snap.copy_lines(annotations))
         yield b"]}\n"

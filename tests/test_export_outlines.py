@@ -289,3 +289,57 @@ def test_coco_with_annotations_only_keeps_the_outlined_pictures_and_the_same_ann
     assert [entry["id"] for entry in only["images"]] == [image.pk]
     assert len(only["annotations"]) == 4
     assert only["annotations"] == everything["annotations"]
+
+
+def coco_lines(body: bytes) -> dict[str, list[bytes]]:
+    """A COCO file's image, category and annotation entries, each as the bytes written."""
+    _, rest = body.split(b'"images": [\n', 1)
+    images, rest = rest.split(b'], "categories": [\n', 1)
+    categories, annotations = rest.split(b'], "annotations": [\n', 1)
+    assert annotations.endswith(b"]}\n")
+    parts = {"images": images, "categories": categories, "annotations": annotations[:-3]}
+    return {name: [line.removeprefix(b",") for line in part.splitlines()] for name, part in parts.items()}  # fmt: skip
+
+
+def entry_id(line: bytes) -> int:
+    return json.loads(line)["id"]
+
+
+def test_annotations_only_writes_the_outlined_pictures_entries_and_categories_as_the_full_file(
+    client, outlined
+):
+    image, plain, dog, _ = outlined
+    # On the outlined picture: a label nobody outlined, and a verified negative.
+    bird = make_pair("bird", image, status=ImageLabel.Status.VALIDATED, probability=1, confidence=1)
+    fox = make_pair("fox", image, status=ImageLabel.Status.REJECTED, probability=0, confidence=1)
+    # A label only the picture without outlines has.
+    horse = make_pair("horse", plain, status=ImageLabel.Status.VALIDATED, probability=1, confidence=1)  # fmt: skip
+    second = make_image(width=200, height=100)
+    accepted(make_pair("dog", second, status=ImageLabel.Status.VALIDATED, probability=1, confidence=1), [RECT])  # fmt: skip
+    params = {"query": "dog | horse", "format": "coco", "negatives": "true", "split": "80/10/10"}
+    full = coco_lines(get(client, **params))
+    only = coco_lines(get(client, **params, annotations_only="true"))
+
+    outlined_ids = {image.pk, second.pk}
+    assert [entry_id(line) for line in full["images"]] == sorted([image.pk, plain.pk, second.pk])
+    assert only["images"] == [line for line in full["images"] if entry_id(line) in outlined_ids]
+    assert only["categories"] == [
+        line for line in full["categories"] if entry_id(line) != horse.label_id
+    ]
+    assert {entry_id(line) for line in only["categories"]} >= {bird.label_id, fox.label_id}
+    assert only["annotations"] == full["annotations"]
+    assert dog.label_id in json.loads(only["images"][0])["pos_category_ids"]
+
+
+def test_an_image_entry_split_between_chunks_still_gives_its_picture_and_categories():
+    from exports.renderers import _ImageEntries
+
+    line = b',{"id":1234,"file_name":"a.jpg","imagemonkey_labels":[{"category_id":12345,"status":"open"},{"category_id":7,"x":1}]}\n'  # fmt: skip
+    for cut in range(1, len(line)):
+        for second in range(cut + 1, len(line) + 1):
+            entries = _ImageEntries()
+            chunks = [b'{"id":9,"file_name":"b.png"}\n', line[:cut], line[cut:second], line[second:]]  # fmt: skip
+            assert b"".join(entries.reading(iter(chunks))) == b"".join(chunks)
+            assert entries.category_ids() == [7, 12345], (cut, second)
+            bits = entries.images
+            assert [n for n in range(len(bits) * 8) if bits[n >> 3] >> (n & 7) & 1] == [9, 1234]
