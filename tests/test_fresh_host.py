@@ -190,6 +190,8 @@ for i in range(int(__import__('os').environ.get('VOTES', '150'))):
     voter = Voter.objects.create()
     pair = random.choice(pairs)
     voting.record_vote(pair, voter, 1, ticket=tickets.issue(voter, pair))
+    if i == 0:
+        open('/tmp/votes-started', 'w').close()
 """
 
 COUNTS = """
@@ -237,7 +239,9 @@ def test_a_backup_taken_while_votes_arrive_restores(host):
         ">/tmp/voters.log 2>&1 & echo $!",
         env={"SCRIPT": VOTES_ARRIVE},
     ).stdout.strip()  # fmt: skip
-    host.run("sleep", "2")
+    # The backup starts once the first vote is in (a fixed sleep was too short under load:
+    # the dump then held no vote at all).
+    host.run("sh", "-c", "until [ -e /tmp/votes-started ]; do sleep 0.2; done", timeout=300)
     host.run("runuser", "-u", "imagemonkey", "--", f"{APP}/deploy/backup.sh", timeout=600)
     still_voting = host.run("kill", "-0", voters, check=False).returncode == 0
     host.run("sh", "-c", f"while kill -0 {voters} 2>/dev/null; do sleep 0.5; done", timeout=600)
