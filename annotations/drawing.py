@@ -145,6 +145,12 @@ def revise(annotation: Annotation, editor: Voter, raw_shapes: object) -> Drawn:
         raise DrawingRefused(f"“{pair.label.full_name}” is not outlined (a scene or a category)")
     if pair.frozen:
         raise DrawingRefused("A moderator has closed this picture for now.", 409)
+    if pair.status != ImageLabel.Status.VALIDATED:
+        raise DrawingRefused(
+            f"The crowd no longer says there is a {pair.label.full_name} in this picture: "
+            "there is nothing to outline.",
+            409,
+        )
     clean = check_shapes(pair, raw_shapes)
     with transaction.atomic():
         locked = Annotation.objects.select_for_update().get(pk=annotation.pk)

@@ -61,6 +61,7 @@ JOIN validation_imagelabel p ON p.id = a.pair_id
 JOIN donations_image img ON img.id = p.image_id
 WHERE {pool} AND a.random_key {side} %(start)s
   AND img.status = %(public)s AND NOT p.frozen AND p.label_id IN ({annotatable})
+  AND p.status = %(validated)s
   AND (a.author_id IS NULL OR a.author_id <> %(voter)s)
   AND (img.donor_id IS NULL OR img.donor_id <> %(voter)s)
   AND NOT EXISTS (
@@ -90,6 +91,7 @@ def _window(template: str, voter: Voter, size: int, more: str, params: dict, **f
         "start": random.randint(0, 2**31 - 1),
         "size": size,
         "public": Image.Status.PUBLIC,
+        "validated": ImageLabel.Status.VALIDATED,
     }
     with connection.cursor() as cursor:
         cursor.execute(

@@ -374,3 +374,26 @@ def test_an_earlier_revision_reads_with_the_votes_it_had(client, token):
     url = f"/v1/annotation?annotation_id={annotation.uuid}"
     assert client.get(url + "&rev=1").json()["num_yes"] == 1
     assert client.get(url).json()["num_yes"] == 0
+
+
+def test_an_outline_of_a_pair_the_crowd_has_since_rejected_is_neither_edited_nor_checked(
+    client, token
+):
+    from annotations import selection
+    from tests.helpers import make_voter
+
+    pair = validated_pair()
+    outline(client, pair, [RECT], token)
+    ImageLabel.objects.filter(pk=pair.pk).update(status=ImageLabel.Status.REJECTED)
+    annotation = Annotation.objects.get()
+    response = send(
+        client, f"/v1/annotation/{annotation.uuid}", {"annotations": [ELLIPSE]}, "put",
+        HTTP_X_VOTER_TOKEN=token,
+    )  # fmt: skip
+    assert response.status_code == 409
+    assert "nothing to outline" in response.json()["error"]
+    assert AnnotationRevision.objects.count() == 1
+    checker = make_voter(trusted=True, gold_correct=20)
+    assert selection.outline_to_check(checker) is None
+    ImageLabel.objects.filter(pk=pair.pk).update(status=ImageLabel.Status.VALIDATED)
+    assert selection.outline_to_check(checker) == annotation

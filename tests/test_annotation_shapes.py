@@ -1,6 +1,7 @@
 """annotations.shapes: strict checking of outlines, and their area, box and IoU."""
 
 import math
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -292,3 +293,37 @@ def test_the_rows_a_shape_spans_are_cut_as_a_line_across_every_edge_would_cut_th
             assert sorted(found[k]) == sorted(
                 iv for poly in polygons for iv in cross_section(poly, y)
             )
+
+
+def comb(top: float, teeth: int = 60) -> dict:
+    """A polygon that does not cross itself, with `teeth` long teeth side by side: the
+    worst case for the sweep that looks for crossings (60 teeth, 242 points: about
+    25,000 edge pairs to compare)."""
+    points = [(10, top)]
+    for k in range(teeth):
+        y = top + 6 * k
+        points += [(3900, y), (3900, y + 3), (20, y + 3), (20, y + 6)]
+    points.append((10, top + 6 * teeth))
+    return {"type": "polygon", "points": [{"x": x, "y": y} for x, y in points], "angle": 0}
+
+
+def test_polygons_too_intricate_to_check_in_a_request_are_refused_with_the_reason():
+    clean_shapes([comb(10)], 4000, 3000)  # one is fine
+    with pytest.raises(ShapeError) as refused:
+        clean_shapes([comb(10 + 400 * k) for k in range(3)], 4000, 3000)
+    assert "too intricate to check" in str(refused.value)
+    assert "shape 1" in str(refused.value) or "shape 2" in str(refused.value)
+
+
+def test_a_long_jagged_outline_is_not_too_intricate():
+    chance = random.Random(7)
+    radii = [900 + chance.uniform(-90, 90) for _ in range(500)]  # around the centre: simple
+    points = [
+        {
+            "x": 2000 + radius * math.cos(2 * math.pi * k / 500),
+            "y": 1500 + radius * math.sin(2 * math.pi * k / 500),
+        }
+        for k, radius in enumerate(radii)
+    ]
+    (cleaned,) = clean_shapes([{"type": "polygon", "points": points}], 4000, 3000)
+    assert len(cleaned["points"]) == 500
