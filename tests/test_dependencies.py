@@ -87,9 +87,22 @@ def test_the_demo_lock_keeps_the_dev_locks_versions():
     }
 
 
+CLIENT_LOCK = ROOT / "requirements-client.lock"
+
+
+def test_the_original_client_is_locked_alone_with_its_hash():
+    # Installed --no-deps beside the dev lock: everything it needs must be in the dev lock.
+    assert {name: version for name, (version, _) in locked(CLIENT_LOCK).items()} == {
+        "pyimagemonkey": "0.1"
+    }
+    assert locked(CLIENT_LOCK)["pyimagemonkey"][1]
+    assert "requests" in locked(LOCKS["dev"])
+
+
 def test_the_lock_covers_every_installed_distribution():
-    # This suite runs in the virtualenv that `make test` installed from requirements-dev.lock.
-    entries = locked(LOCKS["dev"])
+    # This suite runs in the virtualenv that `make test` installed from requirements-dev.lock
+    # and requirements-client.lock.
+    entries = locked(LOCKS["dev"]) | locked(CLIENT_LOCK)
     installed = {
         normalize(dist.metadata["Name"]): dist.version for dist in metadata.distributions()
     }
@@ -106,7 +119,8 @@ def test_the_lock_covers_every_installed_distribution():
 
 def test_bootstrap_installs_only_hashed_files():
     bootstrap = (ROOT / "tools" / "bootstrap.sh").read_text()
-    assert re.search(r'pip install [^\n]*--require-hashes -r "\$lock"', bootstrap)
+    assert 'locks=("$lock")' in bootstrap and "flags=(--require-hashes)" in bootstrap
+    assert re.search(r'pip install [^\n]*"\$\{flags\[@\]\}" -r "\$each"', bootstrap)
     assert "lock=requirements.lock" in bootstrap and "lock=requirements-dev.lock" in bootstrap
     assert "pyproject.toml" not in re.sub(r"^#.*$", "", bootstrap, flags=re.MULTILINE)
     # The server installs and updates its packages through bootstrap.sh, from the lock.

@@ -143,7 +143,9 @@ def test_the_original_client_works_unchanged(live_server, tmp_path):
         assert picture.format == "JPEG" and picture.size == (400, 300)
 
 
-def test_the_original_client_reads_accepted_outlines_as_its_own_shapes(live_server):
+def outlined_dog(**counts):
+    """A 320 × 240 public picture whose validated dog pair has an accepted outline of a
+    turned rectangle, an ellipse and a triangle."""
     from tests.test_export_outlines import ELLIPSE, POLYGON, TURNED, accepted
 
     image = real_public_image(size=(320, 240))
@@ -151,11 +153,15 @@ def test_the_original_client_reads_accepted_outlines_as_its_own_shapes(live_serv
         image=image,
         label=Label.objects.top_level().named("dog").first() or make_label("dog"),
         status=ImageLabel.Status.VALIDATED,
-        num_yes=3,
-        probability=1,
         confidence=1,
+        **counts,
     )
     accepted(pair, [TURNED, ELLIPSE, POLYGON])
+    return image
+
+
+def test_the_original_client_reads_accepted_outlines_as_its_own_shapes(live_server):
+    image = outlined_dog(num_yes=3, probability=1)
     client = OriginalClient(live_server.url)
 
     ((uuid, width, height, annotations, _),) = client.export(["dog"], only_annotated=True)
@@ -175,19 +181,7 @@ def test_pypi_pyimagemonkey_itself_reads_our_export_over_http(live_server):
     import pyimagemonkey
     from pyimagemonkey.api import Polygon as ClientPolygon
 
-    from tests.test_export_outlines import ELLIPSE, POLYGON, TURNED, accepted
-
-    image = real_public_image(size=(320, 240))
-    pair = ImageLabel.objects.create(
-        image=image,
-        label=Label.objects.top_level().named("dog").first() or make_label("dog"),
-        status=ImageLabel.Status.VALIDATED,
-        num_yes=4,
-        num_no=1,
-        probability=0.8,
-        confidence=1,
-    )
-    accepted(pair, [TURNED, ELLIPSE, POLYGON])
+    image = outlined_dog(num_yes=4, num_no=1, probability=0.8)
     real_public_image("cat")
     api = pyimagemonkey.API(api_version=1)
     api._base_url = live_server.url + "/"  # the client's only setting: where the API is

@@ -7,14 +7,13 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from annotations import drawing, geometry
-from annotations import voting as outline_voting
-from annotations.models import Annotation, AnnotationVote
+from annotations.models import Annotation
 from donations.models import Image, ImageLabel
 from exports.models import Release, ReleaseOutline
 from exports.query import LabelQuery
 from exports.releases import cut_release
 from labels.models import Label
-from tests.helpers import make_pair, make_voter, network_of, real_public_image
+from tests.helpers import make_pair, real_public_image
 from tests.test_export import unpacked
 from tests.test_export_outlines import (
     ELLIPSE,
@@ -23,6 +22,7 @@ from tests.test_export_outlines import (
     RECT,
     accepted,
     boxes,
+    crowd_accepts,
     get,
     unpack,
 )
@@ -44,15 +44,8 @@ def accept_again(annotation: Annotation, shapes: list[dict]) -> Annotation:
         "author", "pair__image", "pair__label__parent"
     ).get(pk=annotation.pk)
     drawing.revise(annotation, annotation.author, shapes)
-    for _ in range(3):
-        voter = make_voter(trusted=True, gold_correct=20)
-        annotation.refresh_from_db()
-        ticket = outline_voting.check_ticket(voter, annotation)
-        outline_voting.record_vote(
-            annotation.uuid, voter, AnnotationVote.Answer.YES, network_of(voter), ticket=ticket
-        )
-    annotation.refresh_from_db()
-    assert (annotation.status, annotation.revision) == (Annotation.Status.ACCEPTED, 2)
+    annotation = crowd_accepts(annotation)
+    assert annotation.revision == 2
     return annotation
 
 
