@@ -140,6 +140,8 @@ def read_json(
         raise BadBody("the body is not valid JSON") from None
     except RecursionError:
         raise BadBody("the body is nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise BadBody("a number in the body has too many digits") from None
     _check_depth(body)
     if allow_list and isinstance(body, list):
         return body

@@ -249,3 +249,12 @@ def test_any_form_on_the_voting_pages_answers_below_500(pair, fields):
     below_500(client.post("/validate/tutorial", fields))
     below_500(client.post(f"/donate/{pair.image.uuid}/labels", fields))
     below_500(client.post(f"/image/{pair.image.uuid}/report", {"reason": "other", **fields}))
+
+
+@pytest.mark.parametrize("method, url", JSON_ENDPOINTS)
+def test_a_number_of_thousands_of_digits_is_refused_in_plain_words(client, pair, method, url):
+    response = getattr(client, method)(
+        endpoint_url(url, pair), '{"a": ' + "9" * 5000 + "}", content_type="application/json"
+    )
+    assert below_500(response) == 400
+    assert response.json()["error"] == "a number in the body has too many digits"
