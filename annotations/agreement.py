@@ -5,8 +5,8 @@ The rule, written once here (README "Outlines" says the same):
 - Whenever an outline is drawn or edited, its latest revision is compared with the latest
   revision of every other outline of the same pair by another author (the newest
   MAX_COMPARED of them), by shapes.matched_iou: shapes matched one to one, best first,
-  unmatched shapes counting 0 — as many of them as MAX_WORK allows, newest first. Every comparison is kept (Agreement); /statistics
-  reports them per label.
+  unmatched shapes counting 0 — as many of them as MAX_WORK allows, newest first. Every
+  comparison is kept (Agreement); /statistics reports them per label.
 - Two outlines agree when the matched IoU reaches AGREEMENT_IOU.
 - Agreeing *independent* outlines count as evidence for each other: each author is taken
   to have answered yes on the other's outline, an ordinary vote through

@@ -33,6 +33,10 @@ MAX_TOTAL_POINTS = 5000  # all polygons of one annotation together
 # 6,673), while a comb of 124 long teeth side by side (498 points) needs 107,758: ten such
 # polygons held a request for seconds. Over the budget, a 400 in well under 0.1 s.
 MAX_EDGE_COMPARISONS = 60_000
+MIN_AREA = 1.0  # a shape covers at least one square pixel of the picture
+OVERHANG = 0.02  # a shape may reach this share of the picture's side beyond its edge
+LIMIT = 1e7  # no coordinate or size is larger than this (no picture is that big)
+ELLIPSE_POINTS = 64  # an ellipse's outline as a polygon
 
 
 class TooIntricate(Exception):
@@ -40,14 +44,12 @@ class TooIntricate(Exception):
 
 
 class _Budget:
-    def __init__(self, comparisons: int):
+    """Edge comparisons left to the sweeps of one annotation's polygons."""
+
+    def __init__(self, comparisons: int = MAX_EDGE_COMPARISONS):
         self.left = comparisons
 
 
-MIN_AREA = 1.0  # a shape covers at least one square pixel of the picture
-OVERHANG = 0.02  # a shape may reach this share of the picture's side beyond its edge
-LIMIT = 1e7  # no coordinate or size is larger than this (no picture is that big)
-ELLIPSE_POINTS = 64  # an ellipse's outline as a polygon
 TYPES = ("rect", "ellipse", "polygon")
 
 Point = tuple[float, float]
@@ -81,7 +83,7 @@ def clean_shapes(shapes: object, width: int, height: int) -> list[dict]:
         raise ShapeError(None, "give at least one shape")
     if len(shapes) > MAX_SHAPES:
         raise ShapeError(None, f"at most {MAX_SHAPES} shapes per annotation")
-    budget = _Budget(MAX_EDGE_COMPARISONS)
+    budget = _Budget()
     cleaned = [
         clean_shape(index, shape, width, height, budget) for index, shape in enumerate(shapes)
     ]
@@ -128,7 +130,7 @@ def clean_shape(
         if len(points) < MIN_POINTS:
             raise ShapeError(index, f"a polygon needs at least {MIN_POINTS} distinct points")
         try:
-            crossing = self_intersection(points, budget or _Budget(MAX_EDGE_COMPARISONS))
+            crossing = self_intersection(points, budget)
         except TooIntricate:
             raise ShapeError(
                 index,
@@ -292,7 +294,7 @@ def self_intersection(
     edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
     order = sorted(range(n), key=lambda i: min(edges[i][0][0], edges[i][1][0]))
     active: list[int] = []
-    budget = budget or _Budget(MAX_EDGE_COMPARISONS)
+    budget = budget or _Budget()
     for i in order:
         a, b = edges[i]
         left = min(a[0], b[0])
@@ -474,9 +476,9 @@ def _overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> floa
 
 
 def _sections(polygons: list[list[Point]], top: float, step: float, rows: int) -> list[list]:
-    """Per row k (its centre at top + (k + ½)·step), the x intervals the polygons cover:
-    `_cross_section` of each polygon at each centre, but each edge visits only the rows
-    it spans, so the cost is the rows the shapes cross, not rows × points."""
+    """Per row k (its centre at top + (k + ½)·step), the x intervals the polygons cover
+    there (even–odd rule, each polygon on its own). Each edge visits only the rows it
+    spans, so the cost is the rows the shapes cross, not rows × points."""
     out: list[list] = [[] for _ in range(rows)]
     for points in polygons:
         crossings: dict[int, list[float]] = {}

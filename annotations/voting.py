@@ -261,7 +261,7 @@ def _settle_locked(annotation: Annotation, now) -> None:
         "updated": now,
     }
     flipped_from = None
-    if not annotation.is_gold and outcome.status != rules.OPEN and status != annotation.settled_as:
+    if outcome.status != rules.OPEN and status != annotation.settled_as:
         flipped_from, fields["settled_as"] = annotation.settled_as, status
     if (
         not annotation.is_gold

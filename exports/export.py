@@ -149,17 +149,21 @@ class Export:
         else:
             condition = self.query.condition(passing=self.passing())
         if self.annotations_only and not outlined:
-            return compose(
-                condition,
-                " AND EXISTS (SELECT 1 FROM ",
-                self.pairs,
-                " ap ",
-                self.outline_join("ap", geometry=False),
-                " WHERE ap.image_id = img.id AND ",
-                self.positive("ap"),
-                ")",
-            )
+            return compose(condition, " AND ", self.has_outline())
         return condition
+
+    def has_outline(self) -> Sql:
+        """Whether the picture `img` has an accepted outline of a positive pair (for a
+        release, one it froze): an EXISTS on pairs aliased `ap`."""
+        return compose(
+            "EXISTS (SELECT 1 FROM ",
+            self.pairs,
+            " ap ",
+            self.outline_join("ap", geometry=False),
+            " WHERE ap.image_id = img.id AND ",
+            self.positive("ap"),
+            ")",
+        )
 
     def outline_join(self, pair: str = "p", geometry: bool = True) -> str:
         """SQL text joining the accepted outlines of the pair aliased `pair` (a row of
@@ -263,7 +267,7 @@ class Export:
 
     def outlined_image_ids(self) -> Sql:
         """`SELECT DISTINCT image_id` of the pictures with an accepted outline of a positive
-        pair: the pictures annotations_only keeps (OUTLINED, read from the outlines' side).
+        pair: the pictures annotations_only keeps (has_outline, read from the outlines' side).
 
         Read from the accepted outlines (an index of their own) to their pairs, it costs as
         many rows as there are outlines, where the EXISTS per matching picture costs a look
