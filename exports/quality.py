@@ -288,6 +288,12 @@ def share(estimate: dict) -> str:
     )
 
 
+def _label_cell(row: dict) -> str:
+    """The row's label (a part as dog/eye) as a Markdown table cell."""
+    name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
+    return name.replace("|", "\\|")
+
+
 def as_markdown(report: dict) -> str:
     if "release" in report:
         title = f"# Quality of ImageMonkey release {report['release']}"
@@ -307,8 +313,7 @@ def as_markdown(report: dict) -> str:
         "|---|---:|---:|---:|---:|---|---|---|",
     ]
     for row in report["labels"]:
-        name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
-        name = name.replace("|", "\\|")
+        name = _label_cell(row)
         votes = row["gold_votes"]
         accuracy = (
             f"{votes['accuracy']:.0%} ({votes['right']} of {votes['answered']})"
@@ -333,9 +338,8 @@ def as_markdown(report: dict) -> str:
             "|---|---|---|",
         ]
         for row in report["labels"]:
-            name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
             lines.append(
-                f"| {name.replace('|', chr(92) + '|')} | {share(row['validated_revote'])} | "
+                f"| {_label_cell(row)} | {share(row['validated_revote'])} | "
                 f"{share(row['rejected_revote'])} |"
             )
     if any("outlines" in row for row in report["labels"]):  # reports since releases froze them
@@ -350,11 +354,7 @@ def as_markdown(report: dict) -> str:
             "|---|---:|---:|",
         ]
         for row in report["labels"]:
-            name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
-            lines.append(
-                f"| {name.replace('|', chr(92) + '|')} | {row['outlines']} | "
-                f"{row['outline_shapes']} |"
-            )
+            lines.append(f"| {_label_cell(row)} | {row['outlines']} | {row['outline_shapes']} |")
     lines += [
         "",
         "## Independent voters per pair",
@@ -370,10 +370,9 @@ def as_markdown(report: dict) -> str:
         "|---|" + "---:|" * (2 * len(BUCKETS)),
     ]
     for row in report["labels"]:
-        name = f"{row['label']}/{row['sublabel']}" if row["sublabel"] else row["label"]
         cells = [str(row["pairs_by_voters"][b]) for b in BUCKETS]
         cells += [str(row["pairs_by_networks"][b]) for b in BUCKETS]
-        lines.append(f"| {name.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label_cell(row)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## Calibration of confidence",

@@ -171,18 +171,20 @@ WHERE NOT EXISTS (SELECT 1 FROM exports_revocation r WHERE r.image_uuid = joined
 ORDER BY joined.uuid, joined.label_id, joined.annotation_id"""
 
 
-def difference_counts(old_id: int, new_id: int, *, cursor) -> dict[str, int]:
-    """Pairs added, removed and changed, as the release was cut (revocations come later)."""
-    sql = compose(Sql(DIFFERENCE, [old_id, new_id]), COUNT_CHANGES)
+def _change_counts(difference: str, old_id: int, new_id: int, cursor) -> dict[str, int]:
+    sql = compose(Sql(difference, [old_id, new_id]), COUNT_CHANGES)
     cursor.execute(sql.text, sql.params)
     return {"added": 0, "removed": 0, "changed": 0, **dict(cursor.fetchall())}
+
+
+def difference_counts(old_id: int, new_id: int, *, cursor) -> dict[str, int]:
+    """Pairs added, removed and changed, as the release was cut (revocations come later)."""
+    return _change_counts(DIFFERENCE, old_id, new_id, cursor)
 
 
 def outline_difference_counts(old_id: int, new_id: int, *, cursor) -> dict[str, int]:
     """Outlines added, removed and changed, as the release was cut."""
-    sql = compose(Sql(OUTLINE_DIFFERENCE, [old_id, new_id]), COUNT_CHANGES)
-    cursor.execute(sql.text, sql.params)
-    return {"added": 0, "removed": 0, "changed": 0, **dict(cursor.fetchall())}
+    return _change_counts(OUTLINE_DIFFERENCE, old_id, new_id, cursor)
 
 
 def changes_sql(old: Release | None, new: Release) -> list[Sql]:
