@@ -111,6 +111,12 @@ class Annotation(models.Model):
             models.Index(
                 fields=["random_key"], condition=Q(is_gold=True), name="annotation_gold_random"
             ),
+            # …and settled ordinary ones, served as often as gold so as to hide it.
+            models.Index(
+                fields=["random_key"],
+                condition=~Q(status=AnnotationStatus.OPEN) & Q(is_gold=False),
+                name="annotation_settled_random",
+            ),
             models.Index(fields=["pair", "status"], name="annotation_pair_status"),
         ]
 

@@ -53,7 +53,14 @@ ORDER BY t.random_key
 LIMIT %(size)s
 """
 
-_POOLS = {"open": "a.status = 'open' AND NOT a.is_gold", "gold": "a.is_gold"}
+_POOLS = {
+    "open": "a.status = 'open' AND NOT a.is_gold",
+    "gold": "a.is_gold",
+    # Settled ordinary outlines, served as often as gold: a gold outline the crowd has
+    # settled is in the export, and without these beside it, a served outline found in
+    # the export would be gold. Votes on them count for nothing (only open outlines count).
+    "settled": "a.status <> 'open' AND NOT a.is_gold",
+}
 _CHECK_WINDOW = """
 SELECT a.id, a.num_yes, a.num_no, a.confidence, a.random_key
 FROM annotations_annotation a
@@ -166,23 +173,36 @@ def _load(ids: list[int]) -> Annotation | None:
 
 
 def outline_to_check(voter: Voter, label: Label | None = None) -> Annotation | None:
-    """The outline this voter should check next (gold now and then, as for pairs), or None."""
-    task = None
-    if pair_selection.wants_gold(voter):
-        task = _load([row[0] for row in _outlines(voter, "gold", 1 + SPARE, label)])
+    """The outline this voter should check next (gold now and then, as for pairs, and as
+    often a settled ordinary outline beside it), or None."""
+    known = random.sample(["gold", "settled"], 2)  # either first, at even odds (see _POOLS)
+
+    def settled_one() -> Annotation | None:
+        for pool in known:
+            if task := _load([row[0] for row in _outlines(voter, pool, 1 + SPARE, label)]):
+                return task
+        return None
+
+    task = settled_one() if pair_selection.wants_gold(voter) else None
     if task is None:
         rows = sorted(_outlines(voter, "open", WINDOW, label), key=_priority)
         task = _load([row[0] for row in rows[: 1 + SPARE]])
     if task is None and pair_selection.in_training(voter):
-        task = _load([row[0] for row in _outlines(voter, "gold", 1 + SPARE, label)])
+        task = settled_one()
     return task
 
 
 def outlines_to_check(voter: Voter, size: int, label: Label | None = None) -> list[Annotation]:
     """Up to `size` outlines to check at once (the grid), open ones with gold among them for
-    voters in training, in random order."""
+    voters in training (and as many settled ordinary ones), in random order."""
     gold_share = min(size, 2) if pair_selection.in_training(voter) else 0
-    rows = [row[0] for row in _outlines(voter, "gold", gold_share, label)] if gold_share else []
+    rows = []
+    if gold_share:  # as many settled ordinary outlines beside the gold (see _POOLS)
+        rows = [
+            row[0]
+            for pool in ("gold", "settled")
+            for row in _outlines(voter, pool, gold_share, label)
+        ]
     opened = sorted(_outlines(voter, "open", max(size * 2, WINDOW), label), key=_priority)
     ids = list(dict.fromkeys([*rows, *(row[0] for row in opened)]))[:size]
     found = Annotation.objects.select_related("pair__image", "pair__label__parent").in_bulk(ids)

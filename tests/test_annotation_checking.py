@@ -415,3 +415,26 @@ def test_an_outlines_outcome_is_what_the_rules_say_of_its_votes(ballots):
         assert annotation.confidence == pytest.approx(expected.confidence)
         assert annotation.status == outline_voting.STATUS_OF[expected.status]
         transaction.set_rollback(True)
+
+
+def test_settled_ordinary_outlines_are_served_beside_settled_gold_so_the_export_tells_nothing(
+    monkeypatch,
+):
+    from annotations import selection
+    from validation import selection as pair_selection
+
+    ordinary, gold = outlined(), outlined("cat")
+    outline_voting.make_gold(gold, True)
+    for annotation in (ordinary, gold):
+        for _ in range(3):
+            check(annotation, trusted(), YES)
+        annotation.refresh_from_db()
+        assert annotation.status == Annotation.Status.ACCEPTED  # both in the export now
+    monkeypatch.setattr(pair_selection, "wants_gold", lambda voter: True)
+    served = {selection.outline_to_check(make_voter()).pk for _ in range(40)}
+    assert served == {ordinary.pk, gold.pk}
+    check(ordinary, trusted(), NO)  # a vote on a settled outline counts for nothing
+    ordinary.refresh_from_db()
+    assert (ordinary.status, ordinary.num_no) == (Annotation.Status.ACCEPTED, 0)
+    grid = selection.outlines_to_check(make_voter(), 12)
+    assert {a.pk for a in grid} == {ordinary.pk, gold.pk}, "a trainee's grid holds both"
