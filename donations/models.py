@@ -597,7 +597,7 @@ class ImageLabel(models.Model):
     Status = PairStatus
 
     # No single-column indexes: one_pair_per_image_and_label leads with image and
-    # pair_label_status with label; every vote updates this row, and each index costs.
+    # pair_label_status_image with label; every vote updates this row, and each index costs.
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="pairs", db_index=False)
     label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="pairs", db_index=False)
     num_yes = models.PositiveIntegerField(default=0)
@@ -666,9 +666,18 @@ class ImageLabel(models.Model):
                 condition=Q(probability__gte=0) & Q(probability__lte=1),
                 name="probability_in_range",
             ),
+            # Both are shares: a threshold of 0 then passes every pair, and the query
+            # language leaves it out (exports.export.Export.positive).
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1),
+                name="confidence_in_range",
+            ),
         ]
         indexes = [
-            models.Index(fields=["label", "status"], name="pair_label_status"),
+            # With the picture last, a label's pictures (of one status) are read from the
+            # index alone: what each label term of an export's query looks up. A pair's
+            # picture never changes, so votes cost no more than with label and status.
+            models.Index(fields=["label", "status", "image"], name="pair_label_status_image"),
             models.Index(
                 fields=["random_key"], condition=Q(servable=True), name="pair_servable_random"
             ),

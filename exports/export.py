@@ -48,7 +48,7 @@ from . import quality
 from .bounds import TooSlow as TooSlow
 from .bounds import bounded
 from .bounds import estimated_cost as estimated_cost
-from .query import LabelQuery, Sql, compose
+from .query import LabelQuery, Sql, compose, thresholds
 
 COPY_CHUNK_BYTES = 256 * 1024
 COPY_QUEUE_CHUNKS = 8  # at most ~2 MB in flight between PostgreSQL and the client
@@ -203,10 +203,7 @@ class Export:
 
     def positive(self, alias: str = "p") -> Sql:
         """A condition over the pair table (aliased `alias`) for the export's positives."""
-        sql = Sql(
-            f"{alias}.probability >= %s AND {alias}.confidence >= %s",
-            [self.min_probability, self.min_confidence],
-        )
+        sql = thresholds(alias, self.min_probability, self.min_confidence)
         if self.status != PairFilter.ANY:
             sql = Sql(f"{alias}.status = %s AND ", [self.status]) + sql
         return self._scoped(alias, sql)

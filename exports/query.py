@@ -433,8 +433,18 @@ def compose(*pieces: str | Sql) -> Sql:
     return result
 
 
-# A pair counts when it passes both thresholds; `p` is the pair table's alias.
-PASSING = "p.probability >= %s AND p.confidence >= %s"
+def thresholds(alias: str, min_probability: float, min_confidence: float) -> Sql:
+    """A condition over the pair table (aliased `alias`): past both thresholds.
+
+    A threshold of 0 is left out: both columns are shares, held in [0, 1] by the
+    table's constraints, so it passes every pair, and without it a label term is
+    answered from the (label, status, image) index alone."""
+    parts, params = [], []
+    for column, minimum in (("probability", min_probability), ("confidence", min_confidence)):
+        if minimum > 0:
+            parts.append(f"{alias}.{column} >= %s")
+            params.append(minimum)
+    return Sql(" AND ".join(parts) or "TRUE", params)
 
 
 @dataclass(frozen=True)
@@ -479,7 +489,7 @@ class LabelQuery:
         without it, a pair passes when it is past both thresholds.
         """
         if passing is None:
-            passing = Sql(PASSING, [min_probability, min_confidence])
+            passing = thresholds("p", min_probability, min_confidence)
         compiler = _Compiler(self.label_ids, passing, self.collection_ids)
         return Sql("img.status = %s AND ", [Image.Status.PUBLIC]) + compiler.compile(self.tree)
 

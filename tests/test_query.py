@@ -311,3 +311,22 @@ def test_a_part_may_be_written_as_the_pages_show_it():
     )
     with pytest.raises(QueryError, match="the part's name"):
         LabelQuery.parse("dog/")
+
+
+@pytest.mark.django_db
+def test_a_threshold_of_zero_is_left_out_and_any_other_is_kept():
+    make_label("dog")
+    assert "probability" not in LabelQuery.parse("dog").condition().text
+    sql = LabelQuery.parse("dog").condition(min_probability=0.5, min_confidence=0.25)
+    assert "p.probability >= %s AND p.confidence >= %s" in sql.text
+    assert sql.params[-2:] == [0.5, 0.25]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["probability", "confidence"])
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan")])
+def test_a_pair_share_outside_zero_to_one_is_refused_by_the_database(field, value):
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_pair("dog", **{field: value})
