@@ -59,6 +59,8 @@ from labels.models import Label, normalize_name
 MAX_LENGTH = 2000
 MAX_DEPTH = 32  # nested parentheses and ~ together
 MAX_TERMS = 50  # terms beyond this make a query that can tie up a worker
+# Labels named more than once that are looked up once per picture (each doubles the SQL).
+MAX_SHARED_TERMS = 3
 
 NOT_IN_NAMES = frozenset("&|~()'\"=./")
 QUOTES = "'\""
@@ -491,7 +493,7 @@ class LabelQuery:
         if passing is None:
             passing = thresholds("p", min_probability, min_confidence)
         compiler = _Compiler(self.label_ids, passing, self.collection_ids)
-        return Sql("img.status = %s AND ", [Image.Status.PUBLIC]) + compiler.compile(self.tree)
+        return Sql("img.status = %s AND ", [Image.Status.PUBLIC]) + compiler.condition(self.tree)
 
     def image_ids_sql(self, **filters) -> Sql:
         """`SELECT img.id …` for the matching public images (tests and previews use it)."""
@@ -548,6 +550,24 @@ def resolve_collections(tree: Node) -> dict[Collection, int]:
     return found
 
 
+def _deduplicated(node: Node) -> Node:
+    """`node` with repeated operands of each & and | dropped (`a | b | a` is `a | b`)."""
+    if isinstance(node, Not):
+        return Not(_deduplicated(node.operand))
+    if isinstance(node, And | Or):
+        operands = tuple(dict.fromkeys(_deduplicated(operand) for operand in node.operands))
+        return operands[0] if len(operands) == 1 else type(node)(operands)
+    return node
+
+
+def _label_counts(label_ids: dict[Term, int], tree: Node) -> list[tuple[int, int]]:
+    """How many times the query names each label, in the order it first names them."""
+    counts: dict[int, int] = {}
+    for term in terms_of(tree):
+        counts[label_ids[term]] = counts.get(label_ids[term], 0) + 1
+    return list(counts.items())
+
+
 class _Compiler:
     def __init__(
         self, label_ids: dict[Term, int], passing: Sql, collection_ids: dict | None = None
@@ -569,9 +589,58 @@ class _Compiler:
             ")",
         )
 
-    def compile(self, node: Node) -> Sql:
+    def condition(self, tree: Node) -> Sql:
+        """The SQL condition of `tree`, with each label it names more than once looked up
+        once per picture (the first MAX_SHARED_TERMS such labels).
+
+        `x | ~x` would otherwise run the same subquery twice for every picture without
+        an x. Each shared label is expanded on (Shannon): the condition becomes
+        CASE WHEN <x> THEN <the query with x true> ELSE <with x false> END, each branch
+        simplified with x known. When a branch is a constant the CASE is written as
+        AND or OR (so `x & (y | ~x)` stays `x AND …`, which PostgreSQL may run as a
+        join). Every label the query names is still looked up: the compiler never
+        decides on its own that a query matches every picture or none.
+        """
+        tree = _deduplicated(tree)
+        shared = [label for label, count in _label_counts(self.label_ids, tree) if count > 1]
+        compiled = self._expanded(tree, shared[:MAX_SHARED_TERMS], {})
+        if isinstance(compiled, Sql):
+            return compiled
+        # The query holds (`x | ~x`) or fails (`x & ~x`) whatever a picture has: it is
+        # run as written, its label looked up once per picture.
+        constant = "TRUE" if compiled else "FALSE"
+        return compose(
+            "CASE WHEN ", self.has_pair([shared[0]]), f" THEN {constant} ELSE {constant} END"
+        )
+
+    def _expanded(self, tree: Node, shared: list[int], known: dict[int, bool]) -> Sql | bool:
+        if not shared:
+            return self.compile(tree, known)
+        label, rest = shared[0], shared[1:]
+        test = self.has_pair([label])
+        then = self._expanded(tree, rest, {**known, label: True})
+        otherwise = self._expanded(tree, rest, {**known, label: False})
+        if isinstance(then, bool) and isinstance(otherwise, bool) and then == otherwise:
+            return then  # decided whatever this label: it need not be looked up here
+        if otherwise is False:
+            return test if then is True else compose("(", test, " AND ", then, ")")
+        if then is False:
+            if otherwise is True:
+                return compose("NOT ", test)
+            return compose("(NOT ", test, " AND ", otherwise, ")")
+        if then is True:
+            return compose("(", test, " OR ", otherwise, ")")
+        if otherwise is True:
+            return compose("(NOT ", test, " OR ", then, ")")
+        return compose("CASE WHEN ", test, " THEN ", then, " ELSE ", otherwise, " END")
+
+    def compile(self, node: Node, known: dict[int, bool] | None = None) -> Sql | bool:
+        """The SQL of `node`, or True or False when the labels `known` to be there (True)
+        or not (False) decide it."""
+        known = known or {}
         if isinstance(node, Term):
-            return self.has_pair([self.label_ids[node]])
+            label = self.label_ids[node]
+            return known[label] if label in known else self.has_pair([label])
         if isinstance(node, Collection):
             return Sql(
                 "EXISTS (SELECT 1 FROM donations_imagecollection_images c "
@@ -581,17 +650,37 @@ class _Compiler:
         if isinstance(node, Attribute):
             return attribute_sql(node)
         if isinstance(node, Not):
-            return "NOT " + self.compile(node.operand)
+            operand = self.compile(node.operand, known)
+            return (not operand) if isinstance(operand, bool) else "NOT " + operand
+        # A constant operand decides an AND (False) or an OR (True), or drops out.
+        decides = isinstance(node, Or)
         if isinstance(node, And):
-            return self.joined(" AND ", [self.compile(operand) for operand in node.operands])
+            operands = [self.compile(operand, known) for operand in node.operands]
+            if decides in operands:
+                return decides
+            pieces = [piece for piece in operands if not isinstance(piece, bool)]
+            return self._joined_or_constant(" AND ", pieces, not decides)
         # `a | b | c` over plain labels is one EXISTS with label_id = ANY(…),
         # which keeps long pyimagemonkey-style label lists to a single subquery.
-        plain = [self.label_ids[o] for o in node.operands if isinstance(o, Term)]
-        # (attributes compile one by one, below, with the other operands)
-        pieces = [self.compile(o) for o in node.operands if not isinstance(o, Term)]
+        plain = []
+        pieces = []
+        for operand in node.operands:
+            if isinstance(operand, Term) and self.label_ids[operand] not in known:
+                plain.append(self.label_ids[operand])
+                continue
+            # (attributes compile one by one, with the other operands)
+            piece = self.compile(operand, known)
+            if piece is True:
+                return True
+            if piece is not False:
+                pieces.append(piece)
         if plain:
             pieces.insert(0, self.has_pair(sorted(set(plain))))
-        return self.joined(" OR ", pieces)
+        return self._joined_or_constant(" OR ", pieces, False)
+
+    def _joined_or_constant(self, separator: str, pieces: list[Sql], empty: bool) -> Sql | bool:
+        """`pieces` joined by `separator`, or `empty` when no piece is left."""
+        return self.joined(separator, pieces) if pieces else empty
 
     @staticmethod
     def joined(separator: str, pieces: list[Sql]) -> Sql:

@@ -313,6 +313,87 @@ def test_a_part_may_be_written_as_the_pages_show_it():
         LabelQuery.parse("dog/")
 
 
+# Queries over three labels, each named as often as the draw likes: what the compiler's
+# sharing of repeated labels (exports.query._Compiler.condition) must get right.
+THREE_LABELS = st.recursive(
+    st.sampled_from([dog, cat, grass]),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=2, max_size=3).map(lambda operands: And(tuple(operands))),
+        st.lists(inner, min_size=2, max_size=3).map(lambda operands: Or(tuple(operands))),
+        inner.map(Not),
+    ),
+    max_leaves=10,
+)
+
+
+def holds(node, names: set[str]) -> bool:
+    """Whether a picture with the labels `names` matches `node`, by the query's meaning."""
+    if isinstance(node, Term):
+        return node.name in names
+    if isinstance(node, Not):
+        return not holds(node.operand, names)
+    values = [holds(operand, names) for operand in node.operands]
+    return all(values) if isinstance(node, And) else any(values)
+
+
+@pytest.fixture
+def every_combination(db):
+    """One public picture per subset of {dog, cat, grass}, and a pending one with all three."""
+    pictures = {}
+    for mask in range(8):
+        names = frozenset(n for bit, n in enumerate(["dog", "cat", "grass"]) if mask >> bit & 1)
+        image = make_image()
+        for name in names:
+            make_pair(name, image=image)
+        pictures[names] = image.uuid
+    hidden = make_image(status=Image.Status.PENDING)
+    for name in ("dog", "cat", "grass"):
+        make_pair(name, image=hidden)
+    return pictures
+
+
+@pytest.mark.django_db
+@given(THREE_LABELS)
+@hsettings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_a_query_naming_labels_more_than_once_matches_what_it_means(every_combination, tree):
+    expected = {uuid for names, uuid in every_combination.items() if holds(tree, names)}
+    assert matching(str(tree)) == expected
+
+
+def subqueries(text: str) -> int:
+    return LabelQuery.parse(text).condition().text.count("FROM validation_imagelabel p")
+
+
+@pytest.mark.django_db
+class TestRepeatedLabels:
+    @pytest.fixture(autouse=True)
+    def labels(self, every_combination):
+        self.pictures = every_combination
+
+    def test_a_label_and_its_negation_are_looked_up_once_and_match_every_public_picture(self):
+        assert subqueries("dog | ~dog") == 1
+        assert matching("dog | ~dog") == set(self.pictures.values())
+
+    def test_a_label_and_its_negation_together_are_looked_up_once_and_match_nothing(self):
+        assert subqueries("dog & ~dog") == 1
+        assert matching("dog & ~dog") == set()
+
+    def test_a_label_shared_by_two_alternatives_is_looked_up_once(self):
+        assert subqueries("(dog & cat) | (dog & grass)") == 3
+        assert matching("(dog & cat) | (dog & grass)") == {
+            uuid for names, uuid in self.pictures.items() if "dog" in names and names - {"dog"}
+        }
+
+    def test_a_label_named_twice_in_one_list_is_one_lookup_with_the_others(self):
+        assert subqueries("dog | cat | dog") == 1
+
+    def test_a_query_naming_each_label_once_compiles_as_before(self):
+        sql = LabelQuery.parse("dog & ~cat").condition().text
+        assert "CASE" not in sql and sql.count("EXISTS") == 2
+
+
 @pytest.mark.django_db
 def test_a_threshold_of_zero_is_left_out_and_any_other_is_kept():
     make_label("dog")
