@@ -334,6 +334,9 @@ def snapshot(database: str | None = None, in_key_order: bool = False) -> Iterato
             cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_TIMEOUT}'")
             if in_key_order:
                 cursor.execute("SET LOCAL enable_sort = off")
+            # One process per export: the renderers' aggregates take rows in the order of
+            # their ordered subqueries, which a parallel plan's partial aggregates would not.
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true)",
                 [f"{int(settings.EXPORT_STREAM_TIMEOUT_S)}s"],

@@ -92,7 +92,16 @@ def _split_field(export: Export, before: str, after: str) -> Sql:
 
 
 def image_objects(export: Export, row_prefix: str) -> Sql:
-    """One JSON object per matching image with its passing pairs, as in the /v1/export shape."""
+    """One JSON object per matching image with its passing pairs, as in the /v1/export shape.
+
+    The pairs are rendered in a subquery ordered by image and label, and the aggregate
+    joins them in that order: a subquery with ORDER BY is not flattened, and an aggregate
+    without one of its own takes its rows as they come. `string_agg(… ORDER BY label)`
+    would sort each picture's pairs on its own (0.25 s of 1.9 s at 1M pairs, PostgreSQL
+    15), where the subquery's sort runs once over pictures already in id order.
+    The image's columns are in the sort too, so the outer GROUP BY reads the rows in
+    its own order and does not sort them again.
+    """
     return compose(
         label_cells(export),
         JSON_CELL_MAP,
@@ -104,23 +113,32 @@ def image_objects(export: Export, row_prefix: str) -> Sql:
         _split_field(export, ',"split":"', '"'),
         """ || ',"annotations":[' || """,
         outline_objects(export),
-        """ || '],"validations":['
-                || COALESCE(string_agg(""",
+        """ || '],"validations":[' || COALESCE(string_agg(img.validation, ','), '') || ']}'
+        FROM (
+            SELECT """,
+        IMAGE_COLUMNS,
+        ", ",
         CELL,
         """ || ',"num_yes":' || p.num_yes
                 || ',"num_no":' || p.num_no || ',"probability":' || p.probability
-                || ',"confidence":' || p.confidence || ',"status":"' || p.status || '"}',
-                ',' ORDER BY p.label_id), '')
-            || ']}'
-        FROM donations_image img
-        LEFT JOIN """,
+                || ',"confidence":' || p.confidence || ',"status":"' || p.status || '"}'
+                AS validation
+            FROM donations_image img
+            LEFT JOIN """,
         export.pairs,
         """ p ON p.image_id = img.id AND """,
         export.passing(),
         " WHERE ",
         export.matching(),
-        " GROUP BY img.id ORDER BY img.id",
+        f"""
+            ORDER BY {IMAGE_COLUMNS}, p.label_id
+        ) img
+        GROUP BY {IMAGE_COLUMNS} ORDER BY img.id""",
     )
+
+
+# The columns of `img` an image object renders (the split reads uuid and similar_to_id).
+IMAGE_COLUMNS = "img.id, img.uuid, img.width, img.height, img.similar_to_id"
 
 
 def outline_objects(export: Export) -> Sql:
@@ -194,7 +212,10 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
         FROM (""",
         # Each image's cells (uuid, URL, size; its split) are rendered once, not once per
         # pair. The subquery is ordered (which also keeps the planner from flattening it),
-        # so images and pairs are still merge-joined in index order without a sort.
+        # so images and pairs are still merge-joined in index order without a sort; and
+        # grouped by the image's key, which tells the planner each image comes once, so the
+        # merge join need not keep the images in a Materialize to read one again (0.08 s
+        # of 1.5 s at 1M pairs).
         Sql(
             """SELECT img.id, img.uuid || ',' || %s || img.uuid || '",' || img.width || ','
                 || img.height || ',' AS head, """,
@@ -204,7 +225,7 @@ def pair_lines(export: Export, ordered: bool = True) -> Sql:
         """ AS tail
             FROM donations_image img WHERE """,
         export.matching(),
-        " ORDER BY img.id) img" if ordered else " OFFSET 0) img",
+        " GROUP BY img.id ORDER BY img.id) img" if ordered else " OFFSET 0) img",
         " JOIN ",
         export.pairs,
         """ p ON p.image_id = img.id AND """,
