@@ -137,6 +137,17 @@ class Export:
         """The table rows read their pairs from: the live pairs, or the release's."""
         return "validation_imagelabel" if self.release_id is None else "exports_releaseentry"
 
+    @property
+    def reads_every_pair(self) -> bool:
+        """Whether the export holds most pictures, so that rendering every passing pair
+        in one ordered pass costs less than finding the matching pictures' pairs
+        (exports.renderers.image_objects): a release's download, and a query that matches
+        the pictures without any of the labels it names (`~cat`, `x | ~x`), which each
+        label leaves the most of."""
+        if self.release_id is not None:
+            return True
+        return not self.annotations_only and self.query.matches_unlabelled
+
     def matching(self, outlined: bool = False) -> Sql:
         """A condition over `img` for the public images this export contains.
 

@@ -477,6 +477,12 @@ class LabelQuery:
         """The labels the query asks for: those it names outside any ~ (`dog & ~cat`: dog)."""
         return sorted({self.label_ids[term] for term in _asked_for(self.tree)})
 
+    @property
+    def matches_unlabelled(self) -> bool:
+        """Whether a picture with none of the labels the query names matches it (`~cat`,
+        `dog | ~cat`), in no collection and past every attribute's bound."""
+        return _holds_unlabelled(self.tree)
+
     def condition(
         self,
         *,
@@ -548,6 +554,17 @@ def resolve_collections(tree: Node) -> dict[Collection, int]:
             )
         found[collection] = row.pk
     return found
+
+
+def _holds_unlabelled(node: Node) -> bool:
+    if isinstance(node, Term | Collection):
+        return False
+    if isinstance(node, Attribute):
+        return True
+    if isinstance(node, Not):
+        return not _holds_unlabelled(node.operand)
+    values = [_holds_unlabelled(operand) for operand in node.operands]
+    return all(values) if isinstance(node, And) else any(values)
 
 
 def _deduplicated(node: Node) -> Node:

@@ -123,3 +123,52 @@ def test_a_releases_csv_and_json_are_these_bytes(client, fixed):
     Label.objects.filter(name="dog").update(name="hound")  # a release keeps its names
     assert download(client, release="2027-03", format="csv", status="any") == CSV
     assert download(client, release="2027-03", format="json", status="any") == JSON
+
+
+# The JSON of `dog`: the two pictures with a dog, each with all its pairs.
+DOG_JSON = b"".join(JSON.splitlines(keepends=True)[:2]) + b"]\n"
+
+
+def rendered_json(export, every_pair: bool) -> bytes:
+    """The JSON of `export`, its validations rendered the way `every_pair` says."""
+    from exports.export import snapshot_for
+    from exports.renderers import image_objects
+
+    with snapshot_for(export) as snap:
+        body = b"".join(snap.copy_lines(image_objects(export, ",", every_pair=every_pair)))
+    return b"[" + body[1:] + b"]\n"
+
+
+@pytest.mark.parametrize("every_pair", [True, False], ids=["every pair", "matching pictures"])
+@pytest.mark.parametrize("query, expected", [("dog | ~dog", JSON), ("dog", DOG_JSON)])
+def test_both_ways_of_rendering_the_json_give_the_same_bytes(fixed, every_pair, query, expected):
+    from exports.export import Export
+
+    export = Export(
+        LabelQuery.parse(query), status="any", image_url_prefix="http://testserver/v1/donation/"
+    )
+    assert rendered_json(export, every_pair) == expected
+
+
+@pytest.mark.parametrize("every_pair", [True, False], ids=["every pair", "matching pictures"])
+def test_both_ways_of_rendering_a_releases_json_give_the_same_bytes(fixed, every_pair):
+    from exports.releases import release_export
+
+    release = cut_release("2027-03", LabelQuery.parse("dog | ~dog"), status="any")
+    export = release_export(
+        release, image_url_prefix="http://testserver/v1/donation/", status="any"
+    )
+    assert rendered_json(export, every_pair) == JSON
+
+
+def test_a_query_of_negations_reads_every_pair_and_one_of_labels_the_matching_ones(fixed):
+    from exports.export import Export
+
+    def every_pair(text: str) -> bool:
+        return Export(LabelQuery.parse(text)).reads_every_pair
+
+    assert (
+        every_pair("dog | ~dog") and every_pair("~dog") and every_pair("~(dog & '=sum(1,2) \"x\"')")
+    )
+    assert not every_pair("dog") and not every_pair("dog & ~'=sum(1,2) \"x\"'")
+    assert not Export(LabelQuery.parse("~dog"), annotations_only=True).reads_every_pair
