@@ -288,23 +288,18 @@ through nginx's micro-cache); the picture pages still miss. Beyond that: a longe
 `PAGE_CACHE_SECONDS`, or a machine that is not shared.
 """,
     "export_vs_copy": """\
-**Why.** Measured by PostgreSQL's CPU time per export at 1M pairs (the backend's, from
-/proc, which a loaded machine disturbs far less than wall time): the COPY baseline takes
-1.2 s; the CSV export's SQL 1.5–1.7 s, of which 0.44 s is the query itself. `<top> | ~<top>`
-is an `EXISTS … OR NOT EXISTS …` per picture (two hashed subplans over the top label's
-125k pairs at 1M, index probes at 10M) that the baseline, which filters nothing but the
-status, does not pay; without it the CSV's SQL costs what the COPY's does. The JSON's adds
-the per-picture sort that `string_agg(… ORDER BY label)` does on PostgreSQL 15 (0.21 s) and
-the per-picture outline subquery, which a semi-join now skips for pictures without an
-accepted outline (2.3 s → 2.0 s of PostgreSQL's CPU in all). The Python side is not the limit: py-spy
-shows the COPY thread waiting on PostgreSQL and the response generator waiting on it (the
-client's CPU is 0.25 s for 960k CSV rows). Each picture's CSV cells are now rendered once
-rather than per pair (0.1 s of PostgreSQL's CPU at 1M).
+**Why.** The baseline filters nothing but the picture's status; the export also evaluates
+its query, `<top> | ~<top>`, for every picture, and renders each row's text in SQL. What
+closed the gap from 0.72 (PostgreSQL 15, 1M pairs, `EXPLAIN ANALYZE` and interleaved runs):
+the label named twice is looked up once per picture (one hashed subplan instead of two),
+from the (label, status, image) index alone (thresholds of 0 are left out; 0.15 → 0.05 s);
+the CSV's per-picture subquery is grouped by its key, so the merge join keeps no
+Materialize (0.08 s); and the JSON of a query of negations renders every pair in one
+ordered pass with no sort, where `string_agg(… ORDER BY label)` sorted each picture's pairs
+(0.25 s). The Python side is not the limit: the COPY thread waits on PostgreSQL.
 
-**What would reach it:** a cheaper query condition (one membership test per picture and
-named label, shared by a term and its negation), the validations' order without a sort
-per picture (PostgreSQL 16 sorts aggregate input once), and a quieter machine: at load 15
-on two cores the wall-time ratio moves by ±0.1 between runs of the same code.
+**What would gain more:** rendering fewer text pieces per row (each `||` copies the row so
+far), and a quieter machine: at load 15 on two cores the ratio moves by ±0.1 between runs.
 """,
     "image_export_vs_copy": """\
 **Why.** The baseline only reads: COPY of the rows and each picture's bytes from the page

@@ -53,6 +53,9 @@ from .query import LabelQuery, Sql, compose, thresholds
 COPY_CHUNK_BYTES = 256 * 1024
 COPY_QUEUE_CHUNKS = 8  # at most ~2 MB in flight between PostgreSQL and the client
 CURSOR_BATCH_ROWS = 2000
+# The memory of each sort or hash of an export's query (PostgreSQL's work_mem; hashes may
+# take twice that): an export is one stream, and exports are few (EXPORT_RATE).
+EXPORT_WORK_MEM = "64MB"
 # A client that stops reading must not hold a snapshot (and vacuum) forever.
 IDLE_TIMEOUT = "10min"
 
@@ -348,6 +351,9 @@ def snapshot(database: str | None = None, in_key_order: bool = False) -> Iterato
             # One process per export: the renderers' aggregates take rows in the order of
             # their ordered subqueries, which a parallel plan's partial aggregates would not.
             cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            # Room for a query's label lookups to be hashed once (a label on 1.3M pairs
+            # needs about 40 MB) rather than probed for every picture.
+            cursor.execute(f"SET LOCAL work_mem = '{EXPORT_WORK_MEM}'")
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true)",
                 [f"{int(settings.EXPORT_STREAM_TIMEOUT_S)}s"],

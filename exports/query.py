@@ -38,7 +38,8 @@ The grammar::
            | 'quoted' | "quoted"
 
 A whole query compiles to one SQL condition over the image table, made of
-EXISTS / NOT EXISTS subqueries. Label names are resolved to ids first (one
+EXISTS / NOT EXISTS subqueries; a label named more than once is looked up once
+per picture (_Compiler.condition). Label names are resolved to ids first (one
 query); every value reaches the database as a parameter, never as SQL text.
 """
 
