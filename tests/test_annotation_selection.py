@@ -185,10 +185,16 @@ def test_outlines_to_check_prefer_the_fewest_votes_and_skip_what_was_answered():
     assert {selection.outline_to_check(other) for _ in range(20)} <= {first, second}
 
 
-def test_settled_outlines_are_not_served_to_check():
+def test_a_settled_outline_is_served_to_check_only_where_gold_would_be(monkeypatch):
     annotation = drawing.draw(task(), make_voter(), [RECT]).annotation
     Annotation.objects.filter(pk=annotation.pk).update(status=Annotation.Status.ACCEPTED)
-    assert selection.outline_to_check(make_voter(trusted=True, gold_correct=20)) is None
+    checker = make_voter(trusted=True, gold_correct=20)
+    # Settled outlines stand beside gold (annotations.selection._POOLS), never among the
+    # open ones: with no gold due, there is nothing to check.
+    monkeypatch.setattr(selection.pair_selection, "wants_gold", lambda voter: False)
+    assert all(selection.outline_to_check(checker) is None for _ in range(20))
+    monkeypatch.setattr(selection.pair_selection, "wants_gold", lambda voter: True)
+    assert selection.outline_to_check(checker) == annotation
 
 
 def test_the_grid_of_outlines_to_check_has_gold_for_voters_in_training():
