@@ -666,8 +666,8 @@ class ImageLabel(models.Model):
                 condition=Q(probability__gte=0) & Q(probability__lte=1),
                 name="probability_in_range",
             ),
-            # Both are shares: a threshold of 0 then passes every pair, and the query
-            # language leaves it out (exports.export.Export.positive).
+            # Both are shares: a threshold of 0 then passes every pair, and exports
+            # leave it out (exports.query.thresholds).
             models.CheckConstraint(
                 condition=Q(confidence__gte=0) & Q(confidence__lte=1),
                 name="confidence_in_range",

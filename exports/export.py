@@ -53,9 +53,12 @@ from .query import LabelQuery, Sql, compose, thresholds
 COPY_CHUNK_BYTES = 256 * 1024
 COPY_QUEUE_CHUNKS = 8  # at most ~2 MB in flight between PostgreSQL and the client
 CURSOR_BATCH_ROWS = 2000
-# The memory of each sort or hash of an export's query (PostgreSQL's work_mem; hashes may
-# take twice that): an export is one stream, and exports are few (EXPORT_RATE).
-EXPORT_WORK_MEM = "64MB"
+# The memory an export's query may give its sorts and hashes, shared out among the
+# lookups its condition writes (PostgreSQL's work_mem each; a hash may take twice that):
+# an export is one stream, and exports are few (EXPORT_RATE). 64 MB lets a label on
+# 1.3M pictures be hashed once rather than probed for every picture.
+EXPORT_MEMORY_MB = 256
+EXPORT_WORK_MEM_MB = (4, 64)  # at least PostgreSQL's default, at most this
 # A client that stops reading must not hold a snapshot (and vacuum) forever.
 IDLE_TIMEOUT = "10min"
 
@@ -151,6 +154,14 @@ class Export:
             return True
         return not self.annotations_only and self.query.matches_unlabelled
 
+    @property
+    def work_mem_mb(self) -> int:
+        """PostgreSQL's work_mem for this export's snapshot: EXPORT_MEMORY_MB shared out
+        among the subqueries its condition writes, each of which may become a hash."""
+        lowest, highest = EXPORT_WORK_MEM_MB
+        lookups = max(1, self.matching().text.count("SELECT"))
+        return max(lowest, min(highest, EXPORT_MEMORY_MB // lookups))
+
     def matching(self, outlined: bool = False) -> Sql:
         """A condition over `img` for the public images this export contains.
 
@@ -235,14 +246,15 @@ class Export:
         """A condition over the pair table for the verified negatives (FALSE without them)."""
         if not self.negatives:
             return Sql("FALSE")
-        return self._scoped(
-            alias,
-            Sql(
-                f"{alias}.status = %s AND 1 - {alias}.probability >= %s "
-                f"AND 1 - {alias}.confidence >= %s",
-                [PairFilter.REJECTED, self.min_probability, self.min_confidence],
-            ),
-        )
+        sql = Sql(f"{alias}.status = %s", [PairFilter.REJECTED])
+        # As in thresholds(): both shares are at most 1, so a minimum of 0 passes every pair.
+        for column, minimum in (
+            ("probability", self.min_probability),
+            ("confidence", self.min_confidence),
+        ):
+            if minimum > 0:
+                sql = sql + Sql(f" AND 1 - {alias}.{column} >= %s", [minimum])
+        return self._scoped(alias, sql)
 
     def pair_rows(self) -> Sql:
         """(image_id, label_id, status) of every passing pair of the export's images:
@@ -321,7 +333,9 @@ APPLICATION_NAME = "imagemonkey-export"
 
 
 @contextmanager
-def snapshot(database: str | None = None, in_key_order: bool = False) -> Iterator[Snapshot]:
+def snapshot(
+    database: str | None = None, in_key_order: bool = False, work_mem_mb: int | None = None
+) -> Iterator[Snapshot]:
     """A READ ONLY REPEATABLE READ transaction on a connection of its own.
 
     Not the request's connection: Django runs that one in autocommit and may
@@ -351,9 +365,8 @@ def snapshot(database: str | None = None, in_key_order: bool = False) -> Iterato
             # One process per export: the renderers' aggregates take rows in the order of
             # their ordered subqueries, which a parallel plan's partial aggregates would not.
             cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-            # Room for a query's label lookups to be hashed once (a label on 1.3M pairs
-            # needs about 40 MB) rather than probed for every picture.
-            cursor.execute(f"SET LOCAL work_mem = '{EXPORT_WORK_MEM}'")
+            if work_mem_mb is not None:
+                cursor.execute(f"SET LOCAL work_mem = '{int(work_mem_mb)}MB'")
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true)",
                 [f"{int(settings.EXPORT_STREAM_TIMEOUT_S)}s"],
@@ -371,7 +384,9 @@ def snapshot(database: str | None = None, in_key_order: bool = False) -> Iterato
 
 def snapshot_for(export: Export):
     """The snapshot an export's download reads: in key order for a release's rows."""
-    return snapshot(export.database, in_key_order=export.release_id is not None)
+    return snapshot(
+        export.database, in_key_order=export.release_id is not None, work_mem_mb=export.work_mem_mb
+    )
 
 
 class Snapshot:

@@ -578,6 +578,10 @@ def _deduplicated(node: Node) -> Node:
     return node
 
 
+def _subqueries(sql: Sql) -> int:
+    return sql.text.count("SELECT")
+
+
 def _label_counts(label_ids: dict[Term, int], tree: Node) -> list[tuple[int, int]]:
     """How many times the query names each label, in the order it first names them."""
     counts: dict[int, int] = {}
@@ -608,28 +612,38 @@ class _Compiler:
         )
 
     def condition(self, tree: Node) -> Sql:
-        """The SQL condition of `tree`, with each label it names more than once looked up
-        once per picture (the first MAX_SHARED_TERMS such labels).
+        """The SQL condition of `tree`, with a label it names more than once looked up
+        once per picture where that writes fewer subqueries.
 
         `x | ~x` would otherwise run the same subquery twice for every picture without
         an x. Each shared label is expanded on (Shannon): the condition becomes
         CASE WHEN <x> THEN <the query with x true> ELSE <with x false> END, each branch
-        simplified with x known. When a branch is a constant the CASE is written as
-        AND or OR (so `x & (y | ~x)` stays `x AND …`, which PostgreSQL may run as a
-        join). Every label the query names is still looked up: the compiler never
-        decides on its own that a query matches every picture or none.
+        simplified with x known (a label a branch no longer needs is not looked up in
+        it). When a branch is a constant the CASE is written as AND or OR (so
+        `x & (y | ~x)` stays `x AND …`, which PostgreSQL may run as a join). The rest of
+        the query is written once per branch, so the expansion is kept only when it
+        writes fewer subqueries than the query as written: it never adds lookups, and
+        each subquery may become a hash of its own (Export.work_mem_mb). A query that
+        holds, or fails, whatever a picture has is not decided here: it still looks its
+        first shared label up, once.
         """
         tree = _deduplicated(tree)
+        written = self.compile(tree)
         shared = [label for label, count in _label_counts(self.label_ids, tree) if count > 1]
-        compiled = self._expanded(tree, shared[:MAX_SHARED_TERMS], {})
-        if isinstance(compiled, Sql):
-            return compiled
-        # The query holds (`x | ~x`) or fails (`x & ~x`) whatever a picture has: it is
-        # run as written, its label looked up once per picture.
-        constant = "TRUE" if compiled else "FALSE"
-        return compose(
-            "CASE WHEN ", self.has_pair([shared[0]]), f" THEN {constant} ELSE {constant} END"
-        )
+        for many in range(min(len(shared), MAX_SHARED_TERMS), 0, -1):
+            compiled = self._expanded(tree, shared[:many], {})
+            if not isinstance(compiled, Sql):
+                # The query holds (`x | ~x`) or fails (`x & ~x`) whatever a picture has:
+                # it is run as written, its label looked up once per picture.
+                constant = "TRUE" if compiled else "FALSE"
+                return compose(
+                    "CASE WHEN ",
+                    self.has_pair([shared[0]]),
+                    f" THEN {constant} ELSE {constant} END",
+                )
+            if _subqueries(compiled) < _subqueries(written):
+                return compiled
+        return written
 
     def _expanded(self, tree: Node, shared: list[int], known: dict[int, bool]) -> Sql | bool:
         if not shared:

@@ -1157,3 +1157,18 @@ class TestCostBounds:
 def test_a_split_of_unusual_digits_is_refused_with_a_reason(client, data):
     response = client.get("/v1/export/count", {"query": "dog", "split": "²/49/49"})
     assert response.status_code == 400 and "split" in response.json()["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_exports_hashes_share_a_fixed_memory_among_the_lookups_its_query_writes():
+    from exports.query import LabelQuery, Sql
+
+    names = [f"label {n}" for n in range(40)]
+    for name in names:
+        make_label(name)
+    one = export_module.Export(LabelQuery.parse("'label 0'"))
+    many = export_module.Export(LabelQuery.parse(" & ".join(f"'{name}'" for name in names)))
+    assert one.work_mem_mb == 64  # 256 MB for one lookup, at most 64 MB
+    assert many.work_mem_mb == 6  # 256 MB among forty
+    with export_module.snapshot_for(many) as snap:
+        assert snap.one(Sql("SHOW work_mem")) == ("6MB",)

@@ -5,6 +5,8 @@ same rows must come out as the same bytes. The dataset is fixed down to its uuid
 vote counts and thresholds, with the names that need quoting, defusing or escaping.
 """
 
+import itertools
+import random
 import uuid
 
 import pytest
@@ -172,3 +174,60 @@ def test_a_query_of_negations_reads_every_pair_and_one_of_labels_the_matching_on
     )
     assert not every_pair("dog") and not every_pair("dog & ~'=sum(1,2) \"x\"'")
     assert not Export(LabelQuery.parse("~dog"), annotations_only=True).reads_every_pair
+
+
+@pytest.fixture
+def thirty_pictures():
+    """Thirty pictures with random pairs of six labels: every status, vote and share."""
+    rng = random.Random(3)
+    labels = [make_label(f"l{n}") for n in range(6)]
+    for image in [make_image() for _ in range(30)]:
+        for label in rng.sample(labels, rng.randint(0, 5)):
+            make_pair(
+                label,
+                image=image,
+                num_yes=rng.randint(0, 5),
+                num_no=rng.randint(0, 5),
+                probability=rng.choice([0.0, 0.25, 0.5, 1.0]),
+                confidence=rng.choice([0.0, 0.1, 0.5, 0.9, 1.0]),
+                status=rng.choice(["open", "validated", "rejected"]),
+            )
+
+
+def test_both_ways_of_rendering_the_json_agree_for_every_filter_and_split(thirty_pictures):
+    from exports.export import Export
+
+    differ = []
+    for text, status, negatives, threshold, split in itertools.product(
+        ["l0", "~l0", "l0 | ~l1", "l0 | ~l0", "l1 & ~l2"],
+        ["validated", "any", "rejected", "open"],
+        [False, True],
+        [0.0, 0.5],
+        [None, (80, 10, 10)],
+    ):
+        export = Export(
+            LabelQuery.parse(text),
+            status=status,
+            negatives=negatives,
+            min_probability=threshold,
+            min_confidence=threshold,
+            split=split,
+        )
+        if rendered_json(export, True) != rendered_json(export, False):
+            differ.append((text, status, negatives, threshold, split))
+    assert differ == []
+
+
+def test_both_ways_of_rendering_a_releases_json_agree_for_every_filter(thirty_pictures):
+    from exports.releases import release_export
+
+    release = cut_release(
+        "2027-09", LabelQuery.parse("l0 | ~l0"), status="any", min_probability=0.25
+    )
+    for status, negatives, split in itertools.product(
+        ["validated", "any", "rejected"], [False, True], [None, (80, 10, 10)]
+    ):
+        export = release_export(
+            release, image_url_prefix="/x/", status=status, negatives=negatives, split=split
+        )
+        assert rendered_json(export, True) == rendered_json(export, False)
