@@ -159,7 +159,7 @@ class Export:
         """PostgreSQL's work_mem for this export's snapshot: EXPORT_MEMORY_MB shared out
         among the subqueries its condition writes, each of which may become a hash."""
         lowest, highest = EXPORT_WORK_MEM_MB
-        lookups = max(1, self.matching().text.count("SELECT"))
+        lookups = max(1, self.matching().subqueries)
         return max(lowest, min(highest, EXPORT_MEMORY_MB // lookups))
 
     def matching(self, outlined: bool = False) -> Sql:

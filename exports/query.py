@@ -427,6 +427,11 @@ class Sql:
     def __radd__(self, other: str) -> Sql:
         return Sql(other + self.text, self.params)
 
+    @property
+    def subqueries(self) -> int:
+        """How many SELECTs the text holds (values are parameters, never text)."""
+        return self.text.count("SELECT")
+
 
 def compose(*pieces: str | Sql) -> Sql:
     """Join SQL text and Sql pieces in order, keeping their parameters in order."""
@@ -578,10 +583,6 @@ def _deduplicated(node: Node) -> Node:
     return node
 
 
-def _subqueries(sql: Sql) -> int:
-    return sql.text.count("SELECT")
-
-
 def _label_counts(label_ids: dict[Term, int], tree: Node) -> list[tuple[int, int]]:
     """How many times the query names each label, in the order it first names them."""
     counts: dict[int, int] = {}
@@ -641,7 +642,7 @@ class _Compiler:
                     self.has_pair([shared[0]]),
                     f" THEN {constant} ELSE {constant} END",
                 )
-            if _subqueries(compiled) < _subqueries(written):
+            if compiled.subqueries < written.subqueries:
                 return compiled
         return written
 
