@@ -74,14 +74,29 @@ LIVE_NAMES = """SELECT l.id,
     FROM labels_label l LEFT JOIN labels_label parent ON parent.id = l.parent_id"""
 RELEASED_NAMES = """SELECT label_id AS id, label, sublabel
     FROM exports_releaselabel WHERE release_id = %s"""
-# Rows look their label's cell up in one jsonb object (label id → cell) built once
-# per query, rather than joining `cells`: a join makes the planner hash the pairs and
-# sort every row (on disk, at a million pairs) before the first one leaves, while the
-# lookup keeps the pairs in the order the (image_id, label_id) index reads them.
-JSON_CELL_MAP = ", cellmap AS MATERIALIZED (SELECT jsonb_object_agg(id, json) AS m FROM cells)\n"
-CSV_CELL_MAP = ", cellmap AS MATERIALIZED (SELECT jsonb_object_agg(id, csv) AS m FROM cells)\n"
-# The cell of the label of pair `p`, from `cellmap`.
-CELL = "((SELECT m FROM cellmap) ->> p.label_id::text)"
+# Rows look their label's cell up in one jsonb array built once per query, the cell of
+# label n at position n (null where no label has that id), rather than joining `cells`:
+# a join makes the planner hash the pairs and sort every row (on disk, at a million
+# pairs) before the first one leaves, while the lookup keeps the pairs in the order the
+# (image_id, label_id) index reads them. An array's element is found by its position, an
+# object's key by a search over text (0.2 s of 1.6 s for the CSV of 1M pairs). The array
+# is as long as the largest label id, a few thousand in a curated taxonomy.
+_CELL_MAP = """, cellmap AS MATERIALIZED (
+    SELECT jsonb_agg(cells.{column} ORDER BY n) AS m
+    FROM generate_series(0, (SELECT max(id) FROM cells)) AS n
+    LEFT JOIN cells ON cells.id = n
+)
+"""
+JSON_CELL_MAP = _CELL_MAP.format(column="json")
+CSV_CELL_MAP = _CELL_MAP.format(column="csv")
+
+
+def cell_of(pair: str) -> str:
+    """The cell of the label of the pair aliased `pair`, from `cellmap`."""
+    return f"((SELECT m FROM cellmap) ->> {pair}.label_id::int)"  # noqa: S608 - an alias of ours
+
+
+CELL = cell_of("p")
 
 
 def _split_field(export: Export, before: str, after: str) -> Sql:
@@ -201,8 +216,9 @@ def outline_objects(export: Export) -> Sql:
     return compose(
         "CASE WHEN ",
         export.has_outline(),
-        """ THEN COALESCE((SELECT string_agg(((SELECT m FROM cellmap) ->> ap.label_id::text)
-                || ',' || s.shape, ',' ORDER BY r.annotation_id, s.n)
+        " THEN COALESCE((SELECT string_agg(",
+        cell_of("ap"),
+        """ || ',' || s.shape, ',' ORDER BY r.annotation_id, s.n)
             FROM """,
         export.pairs,
         " ap ",
