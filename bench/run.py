@@ -237,10 +237,10 @@ TARGETS: dict[str, tuple[str, float | None, str]] = {
         "each, the cost guard lifted); the worse of the two",
     ),
     "export_vs_copy_10m": (
-        "info",
-        None,
-        "rows/s of the CSV and JSON exports at 10M ÷ COPY's of the same rows (one round); "
-        "the lower of the two",
+        ">=",
+        0.9,
+        "rows/s of the CSV and JSON exports at 10M ÷ COPY's of the same rows; median of "
+        "per-round ratios (`export_repeats` rounds), the lower of the two",
     ),
     "browse_queries": (
         "const",
@@ -294,12 +294,20 @@ closed the gap from 0.72 (PostgreSQL 15, 1M pairs, `EXPLAIN ANALYZE` and interle
 the label named twice is looked up once per picture (one hashed subplan instead of two),
 from the (label, status, image) index alone (thresholds of 0 are left out; 0.15 → 0.05 s);
 the CSV's per-picture subquery is grouped by its key, so the merge join keeps no
-Materialize (0.08 s); and the JSON of a query of negations renders every pair in one
+Materialize (0.08 s); the JSON of a query of negations renders every pair in one
 ordered pass with no sort, where `string_agg(… ORDER BY label)` sorted each picture's pairs
-(0.25 s). The Python side is not the limit: the COPY thread waits on PostgreSQL.
+(0.25 s); and each row finds its label's cell by position in a jsonb array rather than by
+key in an object (0.2 s). The Python side is not the limit: the COPY thread waits on
+PostgreSQL.
 
 **What would gain more:** rendering fewer text pieces per row (each `||` copies the row so
 far), and a quieter machine: at load 15 on two cores the ratio moves by ±0.1 between runs.
+""",
+    "export_vs_copy_10m": """\
+**Why.** As at 1M (`export_vs_copy`), plus the query's label: at 10M the top label is on
+1.26M pictures, hashed once (an export gives its hashes up to 64 MB of `work_mem`) and probed
+for each of the 3.1M pictures, about 1.5 s of the export's 14.5 s that COPY does not pay.
+One round moves by ±0.1 on this shared machine; the figure is the median of three.
 """,
     "image_export_vs_copy": """\
 **Why.** The baseline only reads: COPY of the rows and each picture's bytes from the page
