@@ -46,14 +46,8 @@ def tar_images(export: Export) -> Sql:
         """), '{}'),
             COALESCE(array_agg(p.label_id ORDER BY p.label_id) FILTER (WHERE """,
         export.negative(),
-        """), '{}')
-        FROM donations_image img
-        LEFT JOIN """,
-        export.pairs,
-        """ p ON p.image_id = img.id AND """,
-        export.passing(),
-        " WHERE ",
-        export.matching(),
+        """), '{}') """,
+        export.pictures_and_pairs("LEFT JOIN"),
         " GROUP BY img.id ORDER BY img.id",
     )
 

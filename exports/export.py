@@ -256,17 +256,23 @@ class Export:
                 sql = sql + Sql(f" AND 1 - {alias}.{column} >= %s", [minimum])
         return self._scoped(alias, sql)
 
-    def pair_rows(self) -> Sql:
-        """(image_id, label_id, status) of every passing pair of the export's images:
-        what its quality report measures."""
+    def pictures_and_pairs(self, join: str = "JOIN") -> Sql:
+        """`FROM` the matching pictures (`img`) and their passing pairs (`p`, live or the
+        release's), up to the end of WHERE; `join` is "LEFT JOIN" to keep the matching
+        pictures that have none."""
         return compose(
-            "SELECT p.image_id, p.label_id, p.status FROM donations_image img JOIN ",
+            f"FROM donations_image img {join} ",
             self.pairs,
             " p ON p.image_id = img.id AND ",
             self.passing(),
             " WHERE ",
             self.matching(),
         )
+
+    def pair_rows(self) -> Sql:
+        """(image_id, label_id, status) of every passing pair of the export's images:
+        what its quality report measures."""
+        return compose("SELECT p.image_id, p.label_id, p.status ", self.pictures_and_pairs())
 
     def outline_rows(self) -> Sql:
         """(label_id, shapes) of every accepted outline of the export's positive pairs
@@ -556,13 +562,8 @@ def summarize(export: Export, format_name: str) -> Summary:
         export.positive(),
         "), count(*) FILTER (WHERE ",
         export.negative(),
-        """) FROM donations_image img
-        JOIN """,
-        export.pairs,
-        """ p ON p.image_id = img.id AND """,
-        export.passing(),
-        " WHERE ",
-        export.matching(),
+        ") ",
+        export.pictures_and_pairs(),
         " GROUP BY p.label_id",
     )
     with bounded() as db, db.cursor() as cursor:

@@ -187,14 +187,8 @@ def _validations_of_matching(export: Export) -> Sql:
         IMAGE_COLUMNS,
         ", ",
         VALIDATION,
-        """ AS validation
-            FROM donations_image img
-            LEFT JOIN """,
-        export.pairs,
-        """ p ON p.image_id = img.id AND """,
-        export.passing(),
-        " WHERE ",
-        export.matching(),
+        " AS validation ",
+        export.pictures_and_pairs("LEFT JOIN"),
         f"""
             ORDER BY {IMAGE_COLUMNS}, p.label_id
         ) img
@@ -326,14 +320,8 @@ def coco_images(export: Export) -> Sql:
             ),
             "string_agg(" + COCO_IMAGE_LABEL + ", ',' ORDER BY p.label_id)",
         ),
-        """
-            FROM donations_image img
-            LEFT JOIN """,
-        export.pairs,
-        """ p ON p.image_id = img.id AND """,
-        export.passing(),
-        " WHERE ",
-        export.matching(),
+        " ",
+        export.pictures_and_pairs("LEFT JOIN"),
         " GROUP BY img.id ORDER BY img.id",
     )
 
@@ -407,14 +395,7 @@ def _outlined_coco_images(export: Export) -> Sql:
 
 def used_labels(export: Export) -> Sql:
     """`SELECT DISTINCT label_id` of the export's passing pairs (live, or the release's)."""
-    return compose(
-        "SELECT DISTINCT p.label_id FROM donations_image img JOIN ",
-        export.pairs,
-        " p ON p.image_id = img.id AND ",
-        export.passing(),
-        " WHERE ",
-        export.matching(),
-    )
+    return compose("SELECT DISTINCT p.label_id ", export.pictures_and_pairs())
 
 
 def coco_categories(export: Export, label_ids: list[int]) -> Sql:
@@ -461,13 +442,9 @@ def tagged_pairs(export: Export) -> Sql:
         CELL,
         """, 2) || ',"provider":"donation","probability":' || p.probability
             || ',"num_yes":' || p.num_yes || ',"num_no":' || p.num_no || ',"annotations":[]}'
-        FROM donations_image img
-        JOIN """,
-        export.pairs,
-        """ p ON p.image_id = img.id AND """,
-        export.passing(),
-        Sql(" AND p.label_id = ANY(%s) WHERE ", [export.query.requested_label_ids]),
-        export.matching(),
+        """,
+        export.pictures_and_pairs(),
+        Sql(" AND p.label_id = ANY(%s)", [export.query.requested_label_ids]),
         " ORDER BY p.image_id, p.label_id",
     )
 
