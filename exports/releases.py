@@ -134,7 +134,20 @@ joined AS (
 )
 """
 COUNT_CHANGES = "SELECT change, count(*) FROM joined GROUP BY change"
-CHANGE_LINES = """
+
+# The end of both change listings: the label's name as of the release the row comes from
+# (the old one for a removal), and no picture revoked since.
+_CHANGES_FROM = """
+FROM joined
+LEFT JOIN exports_releaselabel names
+    ON names.label_id = joined.label_id
+   AND names.release_id = CASE WHEN joined.change = 'removed' THEN %s ELSE %s END
+WHERE NOT EXISTS (SELECT 1 FROM exports_revocation r WHERE r.image_uuid = joined.uuid)
+"""
+
+
+CHANGE_LINES = (
+    """
 SELECT json_build_object(
     'kind', 'pair', 'change', joined.change, 'uuid', joined.uuid, 'label', names.label, 'sublabel', names.sublabel,
     'before', CASE WHEN joined.change = 'added' THEN NULL ELSE json_build_object(
@@ -145,16 +158,14 @@ SELECT json_build_object(
         'num_yes', (joined.new).num_yes, 'num_no', (joined.new).num_no,
         'probability', (joined.new).probability, 'confidence', (joined.new).confidence,
         'status', (joined.new).status) END
-)::text
-FROM joined
-LEFT JOIN exports_releaselabel names
-    ON names.label_id = joined.label_id
-   AND names.release_id = CASE WHEN joined.change = 'removed' THEN %s ELSE %s END
-WHERE NOT EXISTS (SELECT 1 FROM exports_revocation r WHERE r.image_uuid = joined.uuid)
-ORDER BY joined.uuid, joined.label_id"""
+)::text"""
+    + _CHANGES_FROM
+    + "ORDER BY joined.uuid, joined.label_id"
+)
 
 
-OUTLINE_CHANGE_LINES = """
+OUTLINE_CHANGE_LINES = (
+    """
 SELECT json_build_object(
     'kind', 'outline', 'change', joined.change, 'uuid', joined.uuid,
     'label', names.label, 'sublabel', names.sublabel, 'outline', joined.annotation_id,
@@ -162,13 +173,10 @@ SELECT json_build_object(
         'revision', (joined.old).revision, 'shapes', cardinality((joined.old).export_coco)) END,
     'after', CASE WHEN joined.change = 'removed' THEN NULL ELSE json_build_object(
         'revision', (joined.new).revision, 'shapes', cardinality((joined.new).export_coco)) END
-)::text
-FROM joined
-LEFT JOIN exports_releaselabel names
-    ON names.label_id = joined.label_id
-   AND names.release_id = CASE WHEN joined.change = 'removed' THEN %s ELSE %s END
-WHERE NOT EXISTS (SELECT 1 FROM exports_revocation r WHERE r.image_uuid = joined.uuid)
-ORDER BY joined.uuid, joined.label_id, joined.annotation_id"""
+)::text"""
+    + _CHANGES_FROM
+    + "ORDER BY joined.uuid, joined.label_id, joined.annotation_id"
+)
 
 
 def _change_counts(difference: str, old_id: int, new_id: int, cursor) -> dict[str, int]:
